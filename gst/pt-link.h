@@ -1,0 +1,223 @@
+/* peertree — signalling-agnostic WebRTC links between tree nodes
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A #PtLink wraps one webrtcbin that talks to exactly one remote peer:
+ *
+ *  - a *sender* link (parent side, one per child) offers send-only streams;
+ *  - a *receiver* link (child side, one per node) answers its parent's offer.
+ *
+ * The link knows nothing about signalling: it hands out its local SDP and ICE
+ * candidates through #PtLinkCallbacks and takes the remote ones through
+ * pt_link_set_remote_description() and pt_link_add_remote_candidate().
+ *
+ * Threading: every callback but @pad_added runs on the #GMainContext given to
+ * pt_link_new() (in the order the events happened), never after
+ * pt_link_close() has returned. @pad_added runs synchronously in a streaming
+ * thread, since the pad must be linked before the first buffer is pushed.
+ * pt_link_close() must be called from a thread that is not one of the link's
+ * streaming threads (typically the owner's main context).
+ *
+ * Relaying: a receiver link's RTP src pad is fed into a #GstElement "tee"
+ * created with pt_link_make_fanout(); each child's sender link then takes its
+ * own branch of that tee with pt_link_add_relay_stream():
+ *
+ *   upstream webrtcbin src_N ─► tee (allow-not-linked) ─┬─► queue (leaky, 50 ms) ─► child A webrtcbin sink_N
+ *                                                       ├─► queue (leaky, 50 ms) ─► child B webrtcbin sink_N
+ *                                                       └─► (local output, optional)
+ *
+ * The RTP caps, payload type and SSRC pass unchanged, so the children's
+ * PLI/FIR become upstream GstForceKeyUnit events that cross the tee back to
+ * the upstream webrtcbin, which turns them into PLI/FIR towards the parent.
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+/**
+ * PtLinkRole:
+ * @PT_LINK_ROLE_SENDER: parent side of a tree edge; always the offerer.
+ * @PT_LINK_ROLE_RECEIVER: child side of a tree edge; always the answerer.
+ */
+typedef enum {
+  PT_LINK_ROLE_SENDER,
+  PT_LINK_ROLE_RECEIVER,
+} PtLinkRole;
+
+/**
+ * PtLinkState:
+ * Connection state of a link, derived from webrtcbin's ICE connection state.
+ */
+typedef enum {
+  PT_LINK_STATE_NEW,
+  PT_LINK_STATE_CONNECTING,
+  PT_LINK_STATE_CONNECTED,
+  PT_LINK_STATE_DISCONNECTED,
+  PT_LINK_STATE_FAILED,
+  PT_LINK_STATE_CLOSED,
+} PtLinkState;
+
+const gchar *pt_link_state_to_string (PtLinkState state);
+
+/**
+ * PtLinkConfig:
+ * @latency_ms: webrtcbin `latency` (jitterbuffer bound for lost packets).
+ * @local_addresses: (nullable): %NULL-terminated list of IP addresses ICE may
+ *   use; %NULL or empty means every interface.
+ * @stun_server: (nullable): `stun://host:port`.
+ * @turn_server: (nullable): `turn(s)://user:password@host:port`.
+ *
+ * Settings shared by every webrtcbin of one element. pt_link_new() copies it.
+ */
+typedef struct {
+  guint latency_ms;
+  gchar **local_addresses;
+  gchar *stun_server;
+  gchar *turn_server;
+} PtLinkConfig;
+
+#define PT_LINK_DEFAULT_LATENCY_MS 20
+
+void pt_link_config_init (PtLinkConfig *config);
+void pt_link_config_clear (PtLinkConfig *config);
+void pt_link_config_copy (PtLinkConfig *dest, const PtLinkConfig *src);
+/* Parses a comma-separated list ("127.0.0.1, 10.0.0.2"); empty → NULL. */
+gchar **pt_link_parse_address_list (const gchar *list);
+
+typedef struct _PtLink PtLink;
+
+/**
+ * PtLinkCallbacks:
+ * @local_description: send this SDP (type "offer" or "answer") to the peer.
+ * @local_candidate: send this ICE candidate to the peer.
+ * @state_changed: the connection state changed.
+ * @error: negotiation failed; the link is useless and should be closed.
+ * @pad_added: (receiver) a new RTP src pad appeared on the webrtcbin; called
+ *   synchronously from a streaming thread. Link it before returning.
+ *
+ * Any member may be %NULL.
+ */
+typedef struct {
+  void (*local_description) (PtLink *link, const gchar *type, const gchar *sdp,
+      gpointer user_data);
+  void (*local_candidate) (PtLink *link, guint mline_index, const gchar *candidate,
+      gpointer user_data);
+  void (*state_changed) (PtLink *link, PtLinkState state, gpointer user_data);
+  void (*error) (PtLink *link, const GError *error, gpointer user_data);
+  void (*pad_added) (PtLink *link, GstPad *pad, gpointer user_data);
+} PtLinkCallbacks;
+
+/**
+ * pt_link_make_webrtcbin:
+ *
+ * Creates a webrtcbin set up for peertree: bundle-policy max-bundle, latency,
+ * STUN/TURN, ICE limited to @config's local addresses (UDP only, keepalive
+ * connchecks on) and its internal clocksync elements set to sync=FALSE so
+ * that forwarding never waits for the pipeline clock.
+ *
+ * Returns: (transfer floating): the webrtcbin, or %NULL with @error set
+ *   (missing plugin, bad address…).
+ */
+GstElement *pt_link_make_webrtcbin (const gchar *name, const PtLinkConfig *config,
+    GError **error);
+
+/**
+ * pt_link_new:
+ * @role: sender (offers) or receiver (answers)
+ * @peer_id: the remote peer's id, for logs and for the owner's bookkeeping
+ * @bin: the bin the webrtcbin is added to (the link keeps a ref)
+ * @context: (nullable): where callbacks run; %NULL = thread-default context
+ *   of the caller
+ *
+ * Creates the webrtcbin and adds it to @bin (still in NULL state). For a
+ * sender, add streams with pt_link_add_send_stream() or
+ * pt_link_add_relay_stream(), then call pt_link_start(): the offer follows
+ * as soon as every stream has codec preferences.
+ * For a receiver, call pt_link_start() then pt_link_set_remote_description()
+ * with the parent's offer; the answer is produced automatically.
+ *
+ * Returns: (transfer full): a new link, or %NULL with @error set.
+ */
+PtLink *pt_link_new (PtLinkRole role, const gchar *peer_id, GstBin *bin,
+    const PtLinkConfig *config, const PtLinkCallbacks *callbacks, gpointer user_data,
+    GDestroyNotify user_data_free, GMainContext *context, GError **error);
+
+PtLink *pt_link_ref (PtLink *link);
+void pt_link_unref (PtLink *link);
+
+/**
+ * pt_link_add_send_stream:
+ * @rtp_caps: fixed `application/x-rtp` caps with media, encoding-name,
+ *   payload, clock-rate and ssrc (plus any rtcp-fb-* / extmap-* fields)
+ *
+ * Sender only, before pt_link_start(). Requests the next `sink_%u` pad by
+ * explicit name and makes its transceiver SENDONLY with @rtp_caps as codec
+ * preferences, so the offer can be made before media flows.
+ *
+ * Returns: (transfer full): the webrtcbin sink pad to link RTP into.
+ */
+GstPad *pt_link_add_send_stream (PtLink *link, GstCaps *rtp_caps, GError **error);
+
+/**
+ * pt_link_add_relay_stream:
+ * @tee: a fan-out made by pt_link_make_fanout() whose sink pad has caps
+ *
+ * Sender only. Adds a send stream with the tee's RTP caps, a short
+ * leaky queue (added to the link's bin) and links tee → queue → webrtcbin.
+ * The branch is unlinked and removed by pt_link_close().
+ */
+gboolean pt_link_add_relay_stream (PtLink *link, GstElement *tee, GError **error);
+
+/**
+ * pt_link_make_fanout:
+ * @bin: bin to add the tee to
+ * @upstream: (nullable): a receiver's RTP src pad to link into the tee
+ *
+ * Creates a `tee allow-not-linked=TRUE` in @bin, synced to its state, and
+ * links @upstream to it. May be called from the pad_added callback.
+ *
+ * Returns: (transfer none): the tee, owned by @bin.
+ */
+GstElement *pt_link_make_fanout (GstBin *bin, const gchar *name, GstPad *upstream,
+    GError **error);
+
+/* Brings the webrtcbin (and relay queues) to the bin's state. */
+gboolean pt_link_start (PtLink *link);
+
+/* type is "offer" or "answer". Errors are reported through the error callback. */
+void pt_link_set_remote_description (PtLink *link, const gchar *type, const gchar *sdp);
+/* Candidates that arrive before the remote description are queued. */
+void pt_link_add_remote_candidate (PtLink *link, guint mline_index, const gchar *candidate);
+
+/* Number of media the remote offer sends us (receiver; 0 before the offer). */
+guint pt_link_get_n_remote_streams (PtLink *link);
+
+PtLinkRole pt_link_get_role (PtLink *link);
+const gchar *pt_link_get_peer_id (PtLink *link);
+PtLinkState pt_link_get_state (PtLink *link);
+/* (transfer none) */
+GstElement *pt_link_get_webrtcbin (PtLink *link);
+
+/**
+ * pt_link_get_stats:
+ *
+ * Blocks until webrtcbin answers `get-stats`. Do not call from
+ * a streaming thread or a link callback of the same link.
+ *
+ * Returns: (transfer full) (nullable): webrtcbin's stats structure.
+ */
+GstStructure *pt_link_get_stats (PtLink *link);
+
+/**
+ * pt_link_close:
+ *
+ * Disconnects every signal handler, blocks and unlinks relay branches,
+ * sets the webrtcbin to NULL and removes it from the bin. No callback runs
+ * after this returns. Idempotent. Not from a streaming thread.
+ */
+void pt_link_close (PtLink *link);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PtLink, pt_link_unref)
+
+G_END_DECLS

@@ -1,0 +1,1394 @@
+/* libpeertree — client of peertree-server
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "peertree-client.h"
+
+#include <libsoup/soup.h>
+#include <string.h>
+
+/**
+ * SECTION:peertree-client
+ * @title: PeerTreeClient
+ * @short_description: signalling client of peertree-server
+ *
+ * A #PeerTreeClient holds one WebSocket connection to a peertree-server,
+ * speaks its JSON protocol (docs/protocol.md) and turns the server's events
+ * into GObject signals.
+ *
+ * The client belongs to the thread-default #GMainContext of the thread that
+ * created it: every signal is emitted and every async callback is invoked
+ * there, and its methods must be called from that thread.
+ *
+ * When the connection drops after it was established, the client emits
+ * #PeerTreeClient::disconnected, reconnects with exponential backoff (100 ms
+ * doubling to 5 s, with jitter) under the same clientId and secret, and emits
+ * #PeerTreeClient::reconnected. Tree memberships do not survive a
+ * reconnection in protocol version 1: the server has re-parented the peer's
+ * children and the application joins again.
+ */
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct _PeerTreeClient {
+  GObject parent_instance;
+
+  char *uri;
+  char *client_id;
+  char *secret;
+  guint connect_timeout;  /* ms */
+  guint request_timeout;  /* ms */
+  gboolean auto_reconnect;
+
+  GMainContext *context;
+  SoupSession *session;
+  SoupWebsocketConnection *ws;
+  gboolean ready;         /* hello acknowledged */
+  gboolean was_ready;     /* ready at least once: reconnect on loss */
+  gboolean closed_by_user;
+
+  GTask *connect_task;        /* the attempt in progress (user's or a reconnect) */
+  GCancellable *attempt_cancellable;
+  GSource *attempt_timeout;
+  gulong user_cancel_id;
+
+  GSource *reconnect_source;
+  guint backoff;
+
+  gint64 next_id;
+  GHashTable *pending;    /* gint64* id -> Pending* */
+};
+
+typedef struct {
+  PeerTreeClient *self;   /* unowned: pending requests are failed before finalize */
+  gint64 id;
+  char *type;
+  GTask *task;
+  GSource *timeout;
+  gulong cancel_id;
+} Pending;
+
+enum {
+  PROP_0,
+  PROP_URI,
+  PROP_CLIENT_ID,
+  PROP_SECRET,
+  PROP_CONNECT_TIMEOUT,
+  PROP_REQUEST_TIMEOUT,
+  PROP_AUTO_RECONNECT,
+  PROP_CONNECTED,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum {
+  SIG_TREE_JOINED,
+  SIG_UPSTREAM_CHANGED,
+  SIG_DOWNSTREAM_ADDED,
+  SIG_DOWNSTREAM_REMOVED,
+  SIG_REMOTE_SDP,
+  SIG_REMOTE_ICE,
+  SIG_TREE_CLOSED,
+  SIG_EVENT,
+  SIG_ERROR,
+  SIG_DISCONNECTED,
+  SIG_RECONNECTED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (PeerTreeClient, peer_tree_client, G_TYPE_OBJECT)
+
+G_DEFINE_QUARK (peer-tree-error-quark, peer_tree_error)
+
+static const struct {
+  const char *code;
+  PeerTreeError error;
+} error_codes[] = {
+  { "bad-json", PEER_TREE_ERROR_BAD_REQUEST },
+  { "bad-request", PEER_TREE_ERROR_BAD_REQUEST },
+  { "unknown-type", PEER_TREE_ERROR_BAD_REQUEST },
+  { "hello-required", PEER_TREE_ERROR_BAD_REQUEST },
+  { "already-hello", PEER_TREE_ERROR_BAD_REQUEST },
+  { "unsupported-version", PEER_TREE_ERROR_BAD_REQUEST },
+  { "duplicate-client-id", PEER_TREE_ERROR_DUPLICATE_CLIENT_ID },
+  { "invalid-id", PEER_TREE_ERROR_INVALID_ID },
+  { "tree-not-found", PEER_TREE_ERROR_TREE_NOT_FOUND },
+  { "tree-exists", PEER_TREE_ERROR_TREE_EXISTS },
+  { "not-member", PEER_TREE_ERROR_NOT_MEMBER },
+  { "is-root", PEER_TREE_ERROR_IS_ROOT },
+  { "relay-refused", PEER_TREE_ERROR_RELAY_REFUSED },
+  { "limit", PEER_TREE_ERROR_LIMIT },
+  { "timeout", PEER_TREE_ERROR_TIMEOUT },
+  { "client-not-found", PEER_TREE_ERROR_NOT_FOUND },
+  { "not-found", PEER_TREE_ERROR_NOT_FOUND },
+};
+
+PeerTreeError
+peer_tree_error_from_code (const char *code)
+{
+  for (gsize i = 0; code && i < G_N_ELEMENTS (error_codes); i++)
+    if (strcmp (error_codes[i].code, code) == 0)
+      return error_codes[i].error;
+  return PEER_TREE_ERROR_FAILED;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+
+static void
+pending_free (Pending *p)
+{
+  if (p->timeout) {
+    g_source_destroy (p->timeout);
+    g_source_unref (p->timeout);
+  }
+  if (p->cancel_id)
+    g_cancellable_disconnect (g_task_get_cancellable (p->task), p->cancel_id);
+  g_clear_object (&p->task);
+  g_free (p->type);
+  g_free (p);
+}
+
+/* Removes @p from the table and completes its task with @error. */
+static void
+pending_fail (Pending *p, GError *error /* transfer full */)
+{
+  g_autoptr (GTask) task = g_object_ref (p->task);
+  g_hash_table_steal (p->self->pending, &p->id);
+  pending_free (p);
+  g_task_return_error (task, error);
+}
+
+static gboolean
+pending_timed_out (gpointer user_data)
+{
+  Pending *p = user_data;
+  g_source_unref (p->timeout);
+  p->timeout = NULL;
+  pending_fail (p, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_TIMEOUT,
+      "no reply to \"%s\" from %s within %u ms", p->type, p->self->uri, p->self->request_timeout));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+pending_cancelled_idle (gpointer user_data)
+{
+  PeerTreeClient *self = user_data;
+  /* Collect first: failing a request runs user callbacks. */
+  g_autoptr (GPtrArray) done = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer v;
+  g_hash_table_iter_init (&it, self->pending);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    if (g_cancellable_is_cancelled (g_task_get_cancellable (((Pending *) v)->task)))
+      g_ptr_array_add (done, v);
+  for (guint i = 0; i < done->len; i++)
+    pending_fail (done->pdata[i], g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+        "request cancelled"));
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+pending_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  Pending *p = user_data;
+  /* May run in any thread: finish in the client's context. */
+  g_main_context_invoke (p->self->context, pending_cancelled_idle, g_object_ref (p->self));
+}
+
+static void
+fail_all_pending (PeerTreeClient *self, const char *why)
+{
+  g_autoptr (GList) all = g_hash_table_get_values (self->pending);
+  for (GList *l = all; l; l = l->next)
+    pending_fail (l->data, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED, "%s", why));
+}
+
+static void
+send_object (PeerTreeClient *self, JsonObject *obj)
+{
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+  g_autofree char *text = json_to_string (node, FALSE);
+  soup_websocket_connection_send_text (self->ws, text);
+}
+
+/* Sends a request on the current connection, ready or not (hello uses it). */
+static void
+request_raw (PeerTreeClient *self, const char *type, JsonObject *params, GTask *task)
+{
+  g_autoptr (JsonObject) msg = params ? json_object_ref (params) : json_object_new ();
+  if (!self->ws || soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
+        "not connected to %s", self->uri);
+    return;
+  }
+  Pending *p = g_new0 (Pending, 1);
+  p->self = self;
+  p->id = ++self->next_id;
+  p->type = g_strdup (type);
+  p->task = g_object_ref (task);
+  json_object_set_string_member (msg, "type", type);
+  json_object_set_int_member (msg, "id", p->id);
+  if (self->request_timeout) {
+    p->timeout = g_timeout_source_new (self->request_timeout);
+    g_source_set_callback (p->timeout, pending_timed_out, p, NULL);
+    g_source_attach (p->timeout, self->context);
+  }
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  g_hash_table_insert (self->pending, &p->id, p);
+  if (cancellable)
+    p->cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (pending_cancelled), p, NULL);
+  send_object (self, msg);
+}
+
+/**
+ * peer_tree_client_request_async:
+ * @self: a #PeerTreeClient
+ * @type: the request type, e.g. `"join"`
+ * @params: (nullable): the request's fields (besides `type` and `id`, which
+ *   the client sets); the client adds to it, so pass an object you own
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the reply
+ * @user_data: data for @callback
+ *
+ * Sends any request of the protocol and waits for its reply, at most
+ * #PeerTreeClient:request-timeout milliseconds. The typed methods
+ * (peer_tree_client_join_async() and others) are built on this one.
+ */
+void
+peer_tree_client_request_async (PeerTreeClient *self, const char *type, JsonObject *params,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (PEER_TREE_IS_CLIENT (self));
+  g_return_if_fail (type != NULL);
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_request_async);
+  if (!self->ready) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
+        "not connected to %s", self->uri);
+    return;
+  }
+  request_raw (self, type, params, task);
+}
+
+/**
+ * peer_tree_client_request_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the reply's `result` object, or %NULL with
+ *   @error set: a #PEER_TREE_ERROR carrying the server's message for an error
+ *   reply, %PEER_TREE_ERROR_TIMEOUT, %PEER_TREE_ERROR_CLOSED or
+ *   %G_IO_ERROR_CANCELLED.
+ */
+JsonObject *
+peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+handle_reply (PeerTreeClient *self, JsonObject *msg)
+{
+  JsonNode *id_node = json_object_get_member (msg, "id");
+  if (!id_node || !JSON_NODE_HOLDS_VALUE (id_node) ||
+      json_node_get_value_type (id_node) != G_TYPE_INT64) {
+    /* An error about a message the server could not read an id from. */
+    JsonObject *err = json_object_get_object_member (msg, "error");
+    g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_BAD_REQUEST,
+        "server rejected a message: %s",
+        err && json_object_has_member (err, "message") ?
+            json_object_get_string_member_with_default (err, "message", "?") : "?");
+    g_signal_emit (self, signals[SIG_ERROR], 0, error);
+    return;
+  }
+  gint64 id = json_node_get_int (id_node);
+  Pending *p = g_hash_table_lookup (self->pending, &id);
+  if (!p)
+    return; /* timed out or cancelled already */
+  g_autoptr (GTask) task = g_object_ref (p->task);
+  g_hash_table_steal (self->pending, &id);
+  pending_free (p);
+
+  if (json_object_get_boolean_member_with_default (msg, "ok", FALSE)) {
+    JsonNode *res = json_object_get_member (msg, "result");
+    JsonObject *obj = res && JSON_NODE_HOLDS_OBJECT (res) ?
+        json_object_ref (json_node_get_object (res)) : json_object_new ();
+    g_task_return_pointer (task, obj, (GDestroyNotify) json_object_unref);
+  } else {
+    JsonNode *err_node = json_object_get_member (msg, "error");
+    JsonObject *err = err_node && JSON_NODE_HOLDS_OBJECT (err_node) ?
+        json_node_get_object (err_node) : NULL;
+    const char *code = err ? json_object_get_string_member_with_default (err, "code", "") : "";
+    const char *message = err ?
+        json_object_get_string_member_with_default (err, "message", "request failed") :
+        "request failed";
+    g_task_return_new_error (task, PEER_TREE_ERROR, peer_tree_error_from_code (code), "%s",
+        message);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+
+static const char *
+str_member (JsonObject *obj, const char *name)
+{
+  JsonNode *n = json_object_get_member (obj, name);
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (n);
+}
+
+static gboolean
+uint_member (JsonObject *obj, const char *name, guint *out)
+{
+  JsonNode *n = json_object_get_member (obj, name);
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
+    return FALSE;
+  gint64 v = json_node_get_int (n);
+  if (v < 0 || v > G_MAXUINT)
+    return FALSE;
+  *out = (guint) v;
+  return TRUE;
+}
+
+static void
+handle_signal_event (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *from = str_member (ev, "from");
+  JsonNode *data_node = json_object_get_member (ev, "data");
+  if (!from || !data_node || !JSON_NODE_HOLDS_OBJECT (data_node))
+    return;
+  JsonObject *data = json_node_get_object (data_node);
+  JsonNode *sdp = json_object_get_member (data, "sdp");
+  JsonNode *ice = json_object_get_member (data, "ice");
+  if (sdp && JSON_NODE_HOLDS_OBJECT (sdp)) {
+    const char *type = str_member (json_node_get_object (sdp), "type");
+    const char *text = str_member (json_node_get_object (sdp), "sdp");
+    if (type && text)
+      g_signal_emit (self, signals[SIG_REMOTE_SDP], 0, tree_id, from, type, text);
+  } else if (ice && JSON_NODE_HOLDS_OBJECT (ice)) {
+    guint mline;
+    const char *cand = str_member (json_node_get_object (ice), "candidate");
+    if (cand && uint_member (json_node_get_object (ice), "mline", &mline))
+      g_signal_emit (self, signals[SIG_REMOTE_ICE], 0, tree_id, from, mline, cand);
+  }
+}
+
+static void
+handle_event (PeerTreeClient *self, JsonObject *ev)
+{
+  const char *name = str_member (ev, "event");
+  const char *tree_id = str_member (ev, "treeId");
+  if (!name)
+    return;
+  g_signal_emit (self, signals[SIG_EVENT], g_quark_try_string (name), name, ev);
+  if (!tree_id)
+    return;
+
+  if (strcmp (name, "signal") == 0) {
+    handle_signal_event (self, tree_id, ev);
+  } else if (strcmp (name, "upstream") == 0) {
+    const char *parent = str_member (ev, "parent");
+    guint depth;
+    if (parent && uint_member (ev, "depth", &depth))
+      g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  } else if (strcmp (name, "downstream-added") == 0 || strcmp (name, "downstream-removed") == 0) {
+    const char *child = str_member (ev, "child");
+    if (child)
+      g_signal_emit (self, signals[name[11] == 'a' ? SIG_DOWNSTREAM_ADDED : SIG_DOWNSTREAM_REMOVED],
+          0, tree_id, child);
+  } else if (strcmp (name, "tree-closed") == 0) {
+    const char *reason = str_member (ev, "reason");
+    g_signal_emit (self, signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection                                                               */
+
+static void schedule_reconnect (PeerTreeClient *self);
+static void start_attempt (PeerTreeClient *self, GTask *task);
+
+static void
+on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PeerTreeClient *self)
+{
+  if (type != SOUP_WEBSOCKET_DATA_TEXT)
+    return;
+  gsize len;
+  const char *text = g_bytes_get_data (message, &len);
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, text, len, NULL))
+    return;
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+  JsonObject *msg = json_node_get_object (root);
+  const char *mtype = str_member (msg, "type");
+  g_object_ref (self);
+  if (g_strcmp0 (mtype, "reply") == 0)
+    handle_reply (self, msg);
+  else if (g_strcmp0 (mtype, "event") == 0)
+    handle_event (self, msg);
+  g_object_unref (self);
+}
+
+static void
+drop_ws (PeerTreeClient *self)
+{
+  if (!self->ws)
+    return;
+  g_signal_handlers_disconnect_by_data (self->ws, self);
+  if (soup_websocket_connection_get_state (self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (self->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  g_clear_object (&self->ws);
+}
+
+static void
+on_ws_closed (SoupWebsocketConnection *ws, PeerTreeClient *self)
+{
+  gushort code = soup_websocket_connection_get_close_code (ws);
+  const char *reason = soup_websocket_connection_get_close_data (ws);
+  g_autofree char *why = g_strdup_printf ("connection to %s closed (code %u%s%s)", self->uri,
+      code, reason && *reason ? ": " : "", reason ? reason : "");
+  gboolean was_ready = self->ready;
+
+  g_object_ref (self);
+  drop_ws (self);
+  self->ready = FALSE;
+  fail_all_pending (self, why);
+  if (was_ready) {
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
+    g_signal_emit (self, signals[SIG_DISCONNECTED], 0);
+  }
+  if (!self->closed_by_user && self->auto_reconnect && self->was_ready)
+    schedule_reconnect (self);
+  g_object_unref (self);
+}
+
+static void
+attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable */)
+{
+  g_autoptr (GTask) task = g_steal_pointer (&self->connect_task);
+  if (self->attempt_timeout) {
+    g_source_destroy (self->attempt_timeout);
+    g_clear_pointer (&self->attempt_timeout, g_source_unref);
+  }
+  if (self->user_cancel_id) {
+    g_cancellable_disconnect (g_task_get_cancellable (task), self->user_cancel_id);
+    self->user_cancel_id = 0;
+  }
+  g_clear_object (&self->attempt_cancellable);
+  if (!task) {
+    g_clear_error (&error);
+    return;
+  }
+  if (error) {
+    drop_ws (self);
+    g_task_return_error (task, error);
+  } else {
+    g_task_return_boolean (task, TRUE);
+  }
+}
+
+static void
+on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = g_task_propagate_pointer (G_TASK (res), &error);
+  (void) user_data;
+  if (!self->connect_task) { /* attempt abandoned (timeout, cancel, close) */
+    g_clear_error (&error);
+    return;
+  }
+  if (!result) {
+    attempt_finish (self, error);
+    return;
+  }
+  const char *id = str_member (result, "clientId");
+  if (!id) {
+    attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "%s answered hello without a clientId", self->uri));
+    return;
+  }
+  if (g_strcmp0 (id, self->client_id) != 0) {
+    g_free (self->client_id);
+    self->client_id = g_strdup (id);
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CLIENT_ID]);
+  }
+  gboolean reconnect = self->was_ready;
+  self->ready = self->was_ready = TRUE;
+  self->backoff = 0;
+  attempt_finish (self, NULL);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
+  if (reconnect)
+    g_signal_emit (self, signals[SIG_RECONNECTED], 0);
+}
+
+static void
+on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = user_data;
+  GError *error = NULL;
+  SoupWebsocketConnection *ws = soup_session_websocket_connect_finish (SOUP_SESSION (source),
+      res, &error);
+  if (!self->connect_task || !ws) {
+    if (ws) {
+      soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+      g_object_unref (ws);
+    }
+    if (self->connect_task)
+      attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
+          "cannot connect to peertree server %s: %s", self->uri, error->message));
+    g_clear_error (&error);
+    g_object_unref (self);
+    return;
+  }
+  self->ws = ws;
+  soup_websocket_connection_set_max_incoming_payload_size (ws, 16 << 20);
+  soup_websocket_connection_set_keepalive_interval (ws, 5);
+  g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), self);
+  g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), self);
+
+  g_autoptr (JsonObject) hello = json_object_new ();
+  json_object_set_int_member (hello, "version", PEER_TREE_PROTOCOL_VERSION);
+  if (self->client_id)
+    json_object_set_string_member (hello, "clientId", self->client_id);
+  json_object_set_string_member (hello, "secret", self->secret);
+  g_autoptr (GTask) task = g_task_new (self, NULL, on_hello_reply, NULL);
+  request_raw (self, "hello", hello, task);
+  g_object_unref (self);
+}
+
+static gboolean
+attempt_timed_out (gpointer user_data)
+{
+  PeerTreeClient *self = user_data;
+  g_clear_pointer (&self->attempt_timeout, g_source_unref);
+  g_cancellable_cancel (self->attempt_cancellable);
+  attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_TIMEOUT,
+      "peertree server %s did not answer within %u ms", self->uri, self->connect_timeout));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+attempt_cancelled_idle (gpointer user_data)
+{
+  PeerTreeClient *self = user_data;
+  if (self->connect_task && g_task_get_cancellable (self->connect_task) &&
+      g_cancellable_is_cancelled (g_task_get_cancellable (self->connect_task))) {
+    g_cancellable_cancel (self->attempt_cancellable);
+    attempt_finish (self, g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED, "connect cancelled"));
+  }
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+attempt_cancelled (GCancellable *cancellable, PeerTreeClient *self)
+{
+  g_main_context_invoke (self->context, attempt_cancelled_idle, g_object_ref (self));
+}
+
+static void
+start_attempt (PeerTreeClient *self, GTask *task)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GUri) parsed = g_uri_parse (self->uri, SOUP_HTTP_URI_FLAGS, &error);
+  const char *scheme = parsed ? g_uri_get_scheme (parsed) : NULL;
+  if (!parsed || (g_ascii_strcasecmp (scheme, "ws") != 0 && g_ascii_strcasecmp (scheme, "wss") != 0)) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "\"%s\" is not a ws:// or wss:// URL", self->uri);
+    return;
+  }
+  self->connect_task = g_object_ref (task);
+  self->attempt_cancellable = g_cancellable_new ();
+  if (g_task_get_cancellable (task))
+    self->user_cancel_id = g_cancellable_connect (g_task_get_cancellable (task),
+        G_CALLBACK (attempt_cancelled), self, NULL);
+  if (self->connect_timeout) {
+    self->attempt_timeout = g_timeout_source_new (self->connect_timeout);
+    g_source_set_callback (self->attempt_timeout, attempt_timed_out, self, NULL);
+    g_source_attach (self->attempt_timeout, self->context);
+  }
+  g_autoptr (SoupMessage) msg = soup_message_new_from_uri (SOUP_METHOD_GET, parsed);
+  soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
+      self->attempt_cancellable, on_ws_connected, g_object_ref (self));
+}
+
+/**
+ * peer_tree_client_connect_async:
+ * @self: a #PeerTreeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when connected (hello acknowledged) or failed
+ * @user_data: data for @callback
+ *
+ * Opens the WebSocket, says hello and waits for the server to accept the
+ * clientId, at most #PeerTreeClient:connect-timeout milliseconds.
+ */
+void
+peer_tree_client_connect_async (PeerTreeClient *self, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (PEER_TREE_IS_CLIENT (self));
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_connect_async);
+  if (self->ready || self->connect_task || self->reconnect_source) {
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING,
+        "already connected or connecting");
+    return;
+  }
+  self->closed_by_user = FALSE;
+  start_attempt (self, task);
+}
+
+/**
+ * peer_tree_client_connect_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE once connected; %FALSE with @error set (server unreachable,
+ *   %PEER_TREE_ERROR_TIMEOUT, %PEER_TREE_ERROR_DUPLICATE_CLIENT_ID, …).
+ */
+gboolean
+peer_tree_client_connect_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+on_reconnect_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autoptr (GError) error = NULL;
+  (void) user_data;
+  if (!g_task_propagate_boolean (G_TASK (res), &error) && !self->closed_by_user) {
+    g_debug ("reconnect to %s failed: %s", self->uri, error->message);
+    schedule_reconnect (self);
+  }
+}
+
+static gboolean
+reconnect_now (gpointer user_data)
+{
+  PeerTreeClient *self = user_data;
+  g_clear_pointer (&self->reconnect_source, g_source_unref);
+  g_autoptr (GTask) task = g_task_new (self, NULL, on_reconnect_done, NULL);
+  start_attempt (self, task);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reconnect (PeerTreeClient *self)
+{
+  if (self->reconnect_source || self->connect_task)
+    return;
+  self->backoff = self->backoff ? MIN (self->backoff * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+  guint delay = self->backoff * (3 + g_random_int_range (0, 3)) / 4; /* ±25% */
+  g_debug ("reconnecting to %s in %u ms", self->uri, delay);
+  self->reconnect_source = g_timeout_source_new (delay);
+  g_source_set_callback (self->reconnect_source, reconnect_now, self, NULL);
+  g_source_attach (self->reconnect_source, self->context);
+}
+
+/**
+ * peer_tree_client_close:
+ * @self: a #PeerTreeClient
+ *
+ * Closes the connection (the server removes the client from its trees, as on
+ * a leave) and stops reconnecting. Pending requests fail with
+ * %PEER_TREE_ERROR_CLOSED. The client may connect again later.
+ */
+void
+peer_tree_client_close (PeerTreeClient *self)
+{
+  g_return_if_fail (PEER_TREE_IS_CLIENT (self));
+  self->closed_by_user = TRUE;
+  if (self->reconnect_source) {
+    g_source_destroy (self->reconnect_source);
+    g_clear_pointer (&self->reconnect_source, g_source_unref);
+  }
+  if (self->attempt_cancellable)
+    g_cancellable_cancel (self->attempt_cancellable);
+  if (self->connect_task)
+    attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
+        "client closed"));
+  gboolean was_ready = self->ready;
+  self->ready = FALSE;
+  drop_ws (self);
+  fail_all_pending (self, "client closed");
+  if (was_ready)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tree operations                                                          */
+
+typedef struct {
+  char *tree_id;
+  char *parent;
+  guint depth;
+} Placement;
+
+static void
+placement_free (Placement *p)
+{
+  g_free (p->tree_id);
+  g_free (p->parent);
+  g_free (p);
+}
+
+static void
+on_create_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  const char *tree_id = result ? str_member (result, "treeId") : NULL;
+  if (!result) {
+    g_task_return_error (task, error);
+    return;
+  }
+  if (!tree_id) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "server answered create without a tree id");
+    return;
+  }
+  g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, 0u);
+  g_task_return_pointer (task, g_strdup (tree_id), g_free);
+}
+
+/**
+ * peer_tree_client_create_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: (nullable): the id wanted, or %NULL to let the server choose
+ * @k: children per viewer, 0 for the server's default (at most the server's)
+ * @k1: children of the source, 0 for the server's default (at most the server's)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Creates a tree whose source (root) is this client. On success
+ * #PeerTreeClient::tree-joined is emitted with depth 0.
+ */
+void
+peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_create_async);
+  if (tree_id && *tree_id)
+    json_object_set_string_member (params, "treeId", tree_id);
+  if (k)
+    json_object_set_int_member (params, "k", k);
+  if (k1)
+    json_object_set_int_member (params, "k1", k1);
+  peer_tree_client_request_async (self, "create", params, cancellable, on_create_reply, task);
+}
+
+/**
+ * peer_tree_client_create_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the id of the created tree, or %NULL with @error
+ *   set (e.g. %PEER_TREE_ERROR_TREE_EXISTS).
+ */
+char *
+peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+on_placement_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  if (!result) {
+    g_task_return_error (task, error);
+    return;
+  }
+  const char *tree_id = str_member (result, "treeId");
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (!tree_id || !parent || !uint_member (result, "depth", &depth)) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "server sent an incomplete placement");
+    return;
+  }
+  Placement *p = g_new0 (Placement, 1);
+  p->tree_id = g_strdup (tree_id);
+  p->parent = g_strdup (parent);
+  p->depth = depth;
+  if (g_task_get_source_tag (task) == peer_tree_client_join_async)
+    g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, depth);
+  g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  g_task_return_pointer (task, p, (GDestroyNotify) placement_free);
+}
+
+static void
+placement_request (PeerTreeClient *self, const char *type, gpointer tag, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, tag);
+  json_object_set_string_member (params, "treeId", tree_id);
+  peer_tree_client_request_async (self, type, params, cancellable, on_placement_reply, task);
+}
+
+static gboolean
+placement_finish (PeerTreeClient *self, GAsyncResult *result, char **parent_id, guint *depth,
+    GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  Placement *p = g_task_propagate_pointer (G_TASK (result), error);
+  if (!p)
+    return FALSE;
+  if (parent_id)
+    *parent_id = g_steal_pointer (&p->parent);
+  if (depth)
+    *depth = p->depth;
+  placement_free (p);
+  return TRUE;
+}
+
+/**
+ * peer_tree_client_join_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree to join
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Joins a tree as a viewer. The server places the client breadth-first; on
+ * success #PeerTreeClient::tree-joined and #PeerTreeClient::upstream-changed
+ * are emitted, and the new parent will send an SDP offer. Joining a tree the
+ * client is already in moves it (with its own subtree) to a new place.
+ */
+void
+peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  placement_request (self, "join", peer_tree_client_join_async, tree_id, cancellable, callback,
+      user_data);
+}
+
+/**
+ * peer_tree_client_join_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @parent_id: (out) (optional) (transfer full): the assigned parent
+ * @depth: (out) (optional): the depth in the tree (the source is at 0)
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when joined; %FALSE with @error set (e.g.
+ *   %PEER_TREE_ERROR_TREE_NOT_FOUND).
+ */
+gboolean
+peer_tree_client_join_finish (PeerTreeClient *self, GAsyncResult *result, char **parent_id,
+    guint *depth, GError **error)
+{
+  return placement_finish (self, result, parent_id, depth, error);
+}
+
+/**
+ * peer_tree_client_reconnect_upstream_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a viewer in
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Asks for a different parent (the current one is avoided when any other
+ * slot is free). The client keeps its own subtree.
+ * #PeerTreeClient::upstream-changed is emitted on success.
+ */
+void
+peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  placement_request (self, "reconnect-upstream", peer_tree_client_reconnect_upstream_async,
+      tree_id, cancellable, callback, user_data);
+}
+
+/**
+ * peer_tree_client_reconnect_upstream_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @parent_id: (out) (optional) (transfer full): the new parent
+ * @depth: (out) (optional): the new depth
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+peer_tree_client_reconnect_upstream_finish (PeerTreeClient *self, GAsyncResult *result,
+    char **parent_id, guint *depth, GError **error)
+{
+  return placement_finish (self, result, parent_id, depth, error);
+}
+
+static void
+on_leave_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
+      &error);
+  if (result)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * peer_tree_client_leave_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree to leave
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Leaves a tree. A viewer's children are re-parented by the server; when the
+ * source leaves, the tree is closed and every member gets
+ * #PeerTreeClient::tree-closed.
+ */
+void
+peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_leave_async);
+  json_object_set_string_member (params, "treeId", tree_id);
+  peer_tree_client_request_async (self, "leave", params, cancellable, on_leave_reply, task);
+}
+
+/**
+ * peer_tree_client_leave_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+peer_tree_client_leave_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+on_signal_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
+      &error);
+  (void) user_data;
+  if (!result)
+    g_debug ("signal not delivered: %s", error->message);
+}
+
+static void
+send_signal (PeerTreeClient *self, const char *tree_id, const char *peer_id, const char *kind,
+    JsonObject *payload)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  JsonObject *data = json_object_new ();
+  json_object_set_string_member (params, "treeId", tree_id);
+  json_object_set_string_member (params, "to", peer_id);
+  json_object_set_object_member (data, kind, payload);
+  json_object_set_object_member (params, "data", data);
+  peer_tree_client_request_async (self, "signal", params, NULL, on_signal_reply, NULL);
+}
+
+/**
+ * peer_tree_client_send_sdp:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree the link belongs to
+ * @peer_id: the parent or child to send to
+ * @type: `"offer"` or `"answer"`
+ * @sdp: the session description text
+ *
+ * Relays an SDP to @peer_id through the server, which delivers it only
+ * between a child and its assigned parent. The receiver gets
+ * #PeerTreeClient::remote-sdp. A refused or undeliverable SDP is logged at
+ * debug level (the peer has left; the tree events say what to do).
+ */
+void
+peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    const char *type, const char *sdp)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_string_member (o, "type", type);
+  json_object_set_string_member (o, "sdp", sdp);
+  send_signal (self, tree_id, peer_id, "sdp", o);
+}
+
+/**
+ * peer_tree_client_send_ice:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree the link belongs to
+ * @peer_id: the parent or child to send to
+ * @mline_index: the m-line the candidate belongs to
+ * @candidate: the candidate line (`candidate:…`)
+ *
+ * Relays an ICE candidate, as peer_tree_client_send_sdp() does an SDP. The
+ * receiver gets #PeerTreeClient::remote-ice.
+ */
+void
+peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    guint mline_index, const char *candidate)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_int_member (o, "mline", mline_index);
+  json_object_set_string_member (o, "candidate", candidate);
+  send_signal (self, tree_id, peer_id, "ice", o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GObject                                                                  */
+
+/**
+ * peer_tree_client_new:
+ * @uri: the server, `ws://HOST:PORT` or `wss://HOST:PORT`
+ * @client_id: (nullable): the clientId to ask for, or %NULL to let the
+ *   server assign one
+ *
+ * Returns: (transfer full): a new, unconnected client bound to the
+ *   thread-default main context.
+ */
+PeerTreeClient *
+peer_tree_client_new (const char *uri, const char *client_id)
+{
+  return g_object_new (PEER_TREE_TYPE_CLIENT, "uri", uri, "client-id", client_id, NULL);
+}
+
+/**
+ * peer_tree_client_get_uri:
+ * @self: a #PeerTreeClient
+ *
+ * Returns: the server URL.
+ */
+const char *
+peer_tree_client_get_uri (PeerTreeClient *self)
+{
+  return self->uri;
+}
+
+/**
+ * peer_tree_client_get_client_id:
+ * @self: a #PeerTreeClient
+ *
+ * Returns: (nullable): the clientId (assigned by the server if none was
+ *   asked for), %NULL before the first connection.
+ */
+const char *
+peer_tree_client_get_client_id (PeerTreeClient *self)
+{
+  return self->client_id;
+}
+
+/**
+ * peer_tree_client_is_connected:
+ * @self: a #PeerTreeClient
+ *
+ * Returns: %TRUE while connected and registered with the server.
+ */
+gboolean
+peer_tree_client_is_connected (PeerTreeClient *self)
+{
+  return self->ready;
+}
+
+static void
+peer_tree_client_init (PeerTreeClient *self)
+{
+  self->context = g_main_context_ref_thread_default ();
+  self->session = soup_session_new ();
+  self->pending = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->secret = g_uuid_string_random ();
+}
+
+static void
+peer_tree_client_dispose (GObject *object)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (object);
+  if (self->session)
+    peer_tree_client_close (self);
+  g_clear_object (&self->session);
+  G_OBJECT_CLASS (peer_tree_client_parent_class)->dispose (object);
+}
+
+static void
+peer_tree_client_finalize (GObject *object)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (object);
+  g_hash_table_unref (self->pending);
+  g_main_context_unref (self->context);
+  g_free (self->uri);
+  g_free (self->client_id);
+  g_free (self->secret);
+  G_OBJECT_CLASS (peer_tree_client_parent_class)->finalize (object);
+}
+
+static void
+peer_tree_client_set_property (GObject *object, guint prop_id, const GValue *value,
+    GParamSpec *pspec)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (object);
+  switch (prop_id) {
+    case PROP_URI:
+      g_free (self->uri);
+      self->uri = g_value_dup_string (value);
+      break;
+    case PROP_CLIENT_ID:
+      g_free (self->client_id);
+      self->client_id = g_value_dup_string (value);
+      break;
+    case PROP_SECRET:
+      if (g_value_get_string (value)) {
+        g_free (self->secret);
+        self->secret = g_value_dup_string (value);
+      }
+      break;
+    case PROP_CONNECT_TIMEOUT:
+      self->connect_timeout = g_value_get_uint (value);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      self->request_timeout = g_value_get_uint (value);
+      break;
+    case PROP_AUTO_RECONNECT:
+      self->auto_reconnect = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+peer_tree_client_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (object);
+  switch (prop_id) {
+    case PROP_URI: g_value_set_string (value, self->uri); break;
+    case PROP_CLIENT_ID: g_value_set_string (value, self->client_id); break;
+    case PROP_SECRET: g_value_set_string (value, self->secret); break;
+    case PROP_CONNECT_TIMEOUT: g_value_set_uint (value, self->connect_timeout); break;
+    case PROP_REQUEST_TIMEOUT: g_value_set_uint (value, self->request_timeout); break;
+    case PROP_AUTO_RECONNECT: g_value_set_boolean (value, self->auto_reconnect); break;
+    case PROP_CONNECTED: g_value_set_boolean (value, self->ready); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+peer_tree_client_class_init (PeerTreeClientClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  object_class->dispose = peer_tree_client_dispose;
+  object_class->finalize = peer_tree_client_finalize;
+  object_class->set_property = peer_tree_client_set_property;
+  object_class->get_property = peer_tree_client_get_property;
+
+  /**
+   * PeerTreeClient:uri:
+   *
+   * The server's URL, `ws://HOST:PORT` or `wss://HOST:PORT`.
+   */
+  props[PROP_URI] = g_param_spec_string ("uri", "URI",
+      "URL of peertree-server (ws://HOST:PORT or wss://HOST:PORT)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:client-id:
+   *
+   * The identity on the server; %NULL until assigned when none is asked for.
+   */
+  props[PROP_CLIENT_ID] = g_param_spec_string ("client-id", "Client ID",
+      "Identity to register with the server (NULL: the server assigns one)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:secret:
+   *
+   * Secret registered with the clientId; a server started with takeover
+   * allowed lets a later connection that presents it take the clientId over.
+   * Random unless set.
+   */
+  props[PROP_SECRET] = g_param_spec_string ("secret", "Secret",
+      "Secret registered with the clientId, used to take it over after a reconnection "
+      "(random by default)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:connect-timeout:
+   *
+   * Milliseconds a connection attempt may take, hello included (0: none).
+   */
+  props[PROP_CONNECT_TIMEOUT] = g_param_spec_uint ("connect-timeout", "Connect timeout",
+      "Milliseconds a connection attempt (WebSocket + hello) may take; 0 = no limit",
+      0, G_MAXUINT, 5000, G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:request-timeout:
+   *
+   * Milliseconds to wait for the reply to a request (0: none).
+   */
+  props[PROP_REQUEST_TIMEOUT] = g_param_spec_uint ("request-timeout", "Request timeout",
+      "Milliseconds to wait for a reply before failing a request; 0 = no limit",
+      0, G_MAXUINT, 10000, G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:auto-reconnect:
+   *
+   * Whether a lost connection is re-established with backoff.
+   */
+  props[PROP_AUTO_RECONNECT] = g_param_spec_boolean ("auto-reconnect", "Auto reconnect",
+      "Reconnect with exponential backoff (100 ms to 5 s) when an established connection drops",
+      TRUE, G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:connected:
+   *
+   * Whether the client is connected and registered.
+   */
+  props[PROP_CONNECTED] = g_param_spec_boolean ("connected", "Connected",
+      "Whether the client is connected and registered with the server", FALSE,
+      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /**
+   * PeerTreeClient::tree-joined:
+   * @self: the client
+   * @tree_id: the tree
+   * @depth: the client's depth (0 for the source)
+   *
+   * The client created (depth 0) or joined a tree.
+   */
+  signals[SIG_TREE_JOINED] = g_signal_new ("tree-joined", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_UINT);
+  /**
+   * PeerTreeClient::upstream-changed:
+   * @self: the client
+   * @tree_id: the tree
+   * @parent_id: the new parent, which will send an SDP offer
+   * @depth: the client's new depth
+   *
+   * The client got a parent: after a join, a reconnect-upstream, or because
+   * the server re-parented it when its parent left.
+   */
+  signals[SIG_UPSTREAM_CHANGED] = g_signal_new ("upstream-changed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_UINT);
+  /**
+   * PeerTreeClient::downstream-added:
+   * @self: the client
+   * @tree_id: the tree
+   * @child_id: the new child, to which this client sends an SDP offer
+   *
+   * The server gave this client a child.
+   */
+  signals[SIG_DOWNSTREAM_ADDED] = g_signal_new ("downstream-added", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::downstream-removed:
+   * @self: the client
+   * @tree_id: the tree
+   * @child_id: the child that left, disconnected or moved
+   *
+   * A child is no longer this client's.
+   */
+  signals[SIG_DOWNSTREAM_REMOVED] = g_signal_new ("downstream-removed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::remote-sdp:
+   * @self: the client
+   * @tree_id: the tree
+   * @peer_id: the parent or child that sent it
+   * @type: `"offer"` or `"answer"`
+   * @sdp: the session description
+   *
+   * An SDP arrived from a neighbour in a tree.
+   */
+  signals[SIG_REMOTE_SDP] = g_signal_new ("remote-sdp", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::remote-ice:
+   * @self: the client
+   * @tree_id: the tree
+   * @peer_id: the parent or child that sent it
+   * @mline_index: the m-line index
+   * @candidate: the candidate
+   *
+   * An ICE candidate arrived from a neighbour in a tree.
+   */
+  signals[SIG_REMOTE_ICE] = g_signal_new ("remote-ice", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_UINT, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::tree-closed:
+   * @self: the client
+   * @tree_id: the tree
+   * @reason: why, e.g. `source-left` or `source-disconnected`
+   *
+   * A tree this client was in no longer exists.
+   */
+  signals[SIG_TREE_CLOSED] = g_signal_new ("tree-closed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::event:
+   * @self: the client
+   * @name: the event name
+   * @event: the whole event object
+   *
+   * Every event the server sends, with the event name as detail (connect to
+   * `event::tree-closed` for one kind). Emitted before the typed signals.
+   */
+  signals[SIG_EVENT] = g_signal_new ("event", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING,
+      JSON_TYPE_OBJECT);
+  /**
+   * PeerTreeClient::error:
+   * @self: the client
+   * @error: what went wrong
+   *
+   * An error not tied to a request.
+   */
+  signals[SIG_ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+  /**
+   * PeerTreeClient::disconnected:
+   * @self: the client
+   *
+   * The established connection was lost (not emitted for
+   * peer_tree_client_close()). Reconnection follows when
+   * #PeerTreeClient:auto-reconnect is set.
+   */
+  signals[SIG_DISCONNECTED] = g_signal_new ("disconnected", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /**
+   * PeerTreeClient::reconnected:
+   * @self: the client
+   *
+   * The client is connected again after #PeerTreeClient::disconnected.
+   */
+  signals[SIG_RECONNECTED] = g_signal_new ("reconnected", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}

@@ -1,0 +1,116 @@
+/* libpeertree — client of peertree-server
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/**
+ * PEER_TREE_PROTOCOL_VERSION:
+ *
+ * The signalling protocol version this library speaks (see docs/protocol.md).
+ */
+#define PEER_TREE_PROTOCOL_VERSION 1
+
+/**
+ * PEER_TREE_ERROR:
+ *
+ * Error domain of libpeertree. Errors in this domain are from the
+ * #PeerTreeError enumeration; most of them carry a server error code.
+ */
+#define PEER_TREE_ERROR (peer_tree_error_quark ())
+GQuark peer_tree_error_quark (void);
+
+/**
+ * PeerTreeError:
+ * @PEER_TREE_ERROR_FAILED: any other error (the message says what).
+ * @PEER_TREE_ERROR_BAD_REQUEST: the server refused a malformed request
+ *   (codes `bad-json`, `bad-request`, `unknown-type`, `hello-required`,
+ *   `already-hello`, `unsupported-version`).
+ * @PEER_TREE_ERROR_DUPLICATE_CLIENT_ID: another connection holds this clientId.
+ * @PEER_TREE_ERROR_INVALID_ID: a clientId or tree id is not well formed.
+ * @PEER_TREE_ERROR_TREE_NOT_FOUND: no tree with this id.
+ * @PEER_TREE_ERROR_TREE_EXISTS: a tree with this id exists already.
+ * @PEER_TREE_ERROR_NOT_MEMBER: the client is not a member of that tree.
+ * @PEER_TREE_ERROR_IS_ROOT: the operation makes no sense for the tree's source.
+ * @PEER_TREE_ERROR_RELAY_REFUSED: signalling to a peer that is neither the
+ *   client's parent nor one of its children.
+ * @PEER_TREE_ERROR_LIMIT: a per-client or server limit was reached.
+ * @PEER_TREE_ERROR_TIMEOUT: no reply in time.
+ * @PEER_TREE_ERROR_CLOSED: the connection to the server is closed.
+ * @PEER_TREE_ERROR_NOT_FOUND: the target (client, service, method…) does not exist.
+ *
+ * Error codes of #PEER_TREE_ERROR.
+ */
+typedef enum {
+  PEER_TREE_ERROR_FAILED,
+  PEER_TREE_ERROR_BAD_REQUEST,
+  PEER_TREE_ERROR_DUPLICATE_CLIENT_ID,
+  PEER_TREE_ERROR_INVALID_ID,
+  PEER_TREE_ERROR_TREE_NOT_FOUND,
+  PEER_TREE_ERROR_TREE_EXISTS,
+  PEER_TREE_ERROR_NOT_MEMBER,
+  PEER_TREE_ERROR_IS_ROOT,
+  PEER_TREE_ERROR_RELAY_REFUSED,
+  PEER_TREE_ERROR_LIMIT,
+  PEER_TREE_ERROR_TIMEOUT,
+  PEER_TREE_ERROR_CLOSED,
+  PEER_TREE_ERROR_NOT_FOUND,
+} PeerTreeError;
+
+/**
+ * peer_tree_error_from_code:
+ * @code: a server error code such as `tree-not-found`
+ *
+ * Returns: the #PeerTreeError for a protocol error code string.
+ */
+PeerTreeError peer_tree_error_from_code (const char *code);
+
+#define PEER_TREE_TYPE_CLIENT (peer_tree_client_get_type ())
+G_DECLARE_FINAL_TYPE (PeerTreeClient, peer_tree_client, PEER_TREE, CLIENT, GObject)
+
+PeerTreeClient *peer_tree_client_new (const char *uri, const char *client_id);
+
+const char *peer_tree_client_get_uri (PeerTreeClient *self);
+const char *peer_tree_client_get_client_id (PeerTreeClient *self);
+gboolean peer_tree_client_is_connected (PeerTreeClient *self);
+
+void peer_tree_client_connect_async (PeerTreeClient *self, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_connect_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+void peer_tree_client_close (PeerTreeClient *self);
+
+void peer_tree_client_request_async (PeerTreeClient *self, const char *type, JsonObject *params,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+JsonObject *peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+void peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+char *peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GError **error);
+
+void peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_join_finish (PeerTreeClient *self, GAsyncResult *result,
+    char **parent_id, guint *depth, GError **error);
+
+void peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_reconnect_upstream_finish (PeerTreeClient *self, GAsyncResult *result,
+    char **parent_id, guint *depth, GError **error);
+
+void peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_leave_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+void peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    const char *type, const char *sdp);
+void peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    guint mline_index, const char *candidate);
+
+G_END_DECLS

@@ -1,0 +1,6 @@
+/* libpeertree — umbrella header.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "peertree-client.h"

@@ -1,0 +1,1171 @@
+/* peertree-server — signalling server: WebSocket + JSON, k-tree placement.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Everything runs on one GMainContext (the thread-default one at listen time).
+ * Clients are indexed by clientId in a hash table, so routing a message to a
+ * peer is O(1) whatever the number of connected clients.
+ *
+ * Connection life cycle:
+ *   accepted ──hello──▶ registered ──(close | dead | flood)──▶ gone
+ * A connection that is "gone" has already been removed from every index and
+ * every tree (its peers told); only the SoupWebsocketConnection close
+ * handshake may still be running. No message of a gone connection is read.
+ */
+#include "pt-server.h"
+#include "pt-tree.h"
+
+#include <libsoup/soup.h>
+#include <string.h>
+
+#define PROTOCOL_VERSION 1
+#define ID_MAX_LEN 64
+#define SECRET_MAX_LEN 256
+#define HELLO_TIMEOUT_US (10 * G_USEC_PER_SEC)
+
+/* WebSocket close codes used by the server. */
+#define CLOSE_POLICY 1008      /* flood, hello timeout */
+#define CLOSE_UNSUPPORTED 1003 /* binary frame where none is expected */
+#define CLOSE_TRY_LATER 1013   /* server full */
+#define CLOSE_GOING_AWAY 1001  /* server shutting down */
+#define CLOSE_TAKEN_OVER 4001  /* another connection took this clientId */
+#define CLOSE_DEAD 4002        /* keepalive timeout */
+
+struct _PtServer {
+  GObject parent_instance;
+
+  /* configuration */
+  char *host;
+  guint port;
+  guint k, k1;
+  guint max_message_size;
+  guint keepalive_interval; /* s */
+  guint dead_timeout;       /* s */
+  guint rate, burst;        /* messages per second, bucket size */
+  guint max_clients;
+  guint max_trees_per_client;
+  gboolean allow_takeover;
+
+  /* state */
+  SoupServer *soup;
+  guint bound_port;
+  GMainContext *context;
+  GSource *sweep;
+  JsonParser *parser;   /* reused for every message */
+  GHashTable *conns;    /* PtConn* -> PtConn* (owning) */
+  GHashTable *clients;  /* clientId -> PtConn* (registered only) */
+  GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
+};
+
+typedef struct {
+  char *id;
+  PtTree *tree;
+} TreeEntry;
+
+typedef struct {
+  PtServer *server;
+  SoupWebsocketConnection *ws;
+  char *client_id;               /* NULL before hello */
+  guint8 secret_hash[32];
+  gboolean has_secret;
+  GHashTable *trees;             /* tree id (owned by entry) -> TreeEntry* */
+  gint64 connected_at, last_seen;
+  double tokens;
+  gint64 tokens_at;
+  gboolean gone;
+} PtConn;
+
+enum {
+  PROP_0,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_K,
+  PROP_K1,
+  PROP_MAX_MESSAGE_SIZE,
+  PROP_KEEPALIVE_INTERVAL,
+  PROP_DEAD_TIMEOUT,
+  PROP_RATE,
+  PROP_BURST,
+  PROP_MAX_CLIENTS,
+  PROP_MAX_TREES_PER_CLIENT,
+  PROP_ALLOW_TAKEOVER,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (PtServer, pt_server, G_TYPE_OBJECT)
+
+/* ------------------------------------------------------------------------ */
+/* JSON helpers                                                             */
+
+typedef struct {
+  const char *code;
+  char *message;
+} Fault;
+
+static void
+fault_clear (Fault *f)
+{
+  g_clear_pointer (&f->message, g_free);
+  f->code = NULL;
+}
+
+G_GNUC_PRINTF (3, 4) static gboolean
+fault_set (Fault *f, const char *code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_free (f->message);
+  f->code = code;
+  f->message = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return FALSE;
+}
+
+static gboolean
+valid_id (const char *s)
+{
+  gsize n = strlen (s);
+  if (n == 0 || n > ID_MAX_LEN)
+    return FALSE;
+  for (gsize i = 0; i < n; i++) {
+    char c = s[i];
+    if (!(g_ascii_isalnum (c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@'))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Reads an optional string member; FALSE (with @f set) if present but not a string. */
+static gboolean
+get_string (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+  *out = NULL;
+  if (!node || JSON_NODE_HOLDS_NULL (node)) {
+    if (required)
+      return fault_set (f, "bad-request", "missing field \"%s\"", name);
+    return TRUE;
+  }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return fault_set (f, "bad-request", "field \"%s\" must be a string", name);
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+static gboolean
+get_id (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
+{
+  if (!get_string (obj, name, required, out, f))
+    return FALSE;
+  if (*out && !valid_id (*out))
+    return fault_set (f, "invalid-id",
+        "field \"%s\" must be 1 to %d characters of A-Z a-z 0-9 - _ . : @", name, ID_MAX_LEN);
+  return TRUE;
+}
+
+static gboolean
+get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max, gint64 *out, Fault *f)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+  *out = 0;
+  if (!node || JSON_NODE_HOLDS_NULL (node)) {
+    if (required)
+      return fault_set (f, "bad-request", "missing field \"%s\"", name);
+    return TRUE;
+  }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    return fault_set (f, "bad-request", "field \"%s\" must be an integer", name);
+  gint64 v = json_node_get_int (node);
+  if (v < 0 || v > max)
+    return fault_set (f, "bad-request", "field \"%s\" must be between 0 and %" G_GINT64_FORMAT,
+        name, max);
+  *out = v;
+  return TRUE;
+}
+
+static char *
+random_id (const char *prefix)
+{
+  return g_strdup_printf ("%s%08x%08x", prefix, g_random_int (), g_random_int ());
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                  */
+
+static void
+conn_send_object (PtConn *c, JsonObject *obj)
+{
+  if (c->gone || soup_websocket_connection_get_state (c->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+    return;
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+  g_autofree char *text = json_to_string (node, FALSE);
+  soup_websocket_connection_send_text (c->ws, text);
+}
+
+static void
+conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
+{
+  g_autoptr (JsonObject) obj = json_object_new ();
+  json_object_set_string_member (obj, "type", "reply");
+  json_object_set_int_member (obj, "id", id);
+  json_object_set_boolean_member (obj, "ok", TRUE);
+  json_object_set_object_member (obj, "result", result ? result : json_object_new ());
+  conn_send_object (c, obj);
+}
+
+static void
+conn_reply_error (PtConn *c, gint64 id, const Fault *f)
+{
+  g_autoptr (JsonObject) obj = json_object_new ();
+  g_autoptr (JsonObject) err = json_object_new ();
+  json_object_set_string_member (obj, "type", "reply");
+  if (id >= 0)
+    json_object_set_int_member (obj, "id", id);
+  else
+    json_object_set_null_member (obj, "id");
+  json_object_set_boolean_member (obj, "ok", FALSE);
+  json_object_set_string_member (err, "code", f->code);
+  json_object_set_string_member (err, "message", f->message);
+  json_object_set_object_member (obj, "error", g_steal_pointer (&err));
+  conn_send_object (c, obj);
+}
+
+/* A new event object {"type":"event","event":NAME,"treeId":TREE}. */
+static JsonObject *
+event_new (const char *name, const char *tree_id)
+{
+  JsonObject *obj = json_object_new ();
+  json_object_set_string_member (obj, "type", "event");
+  json_object_set_string_member (obj, "event", name);
+  if (tree_id)
+    json_object_set_string_member (obj, "treeId", tree_id);
+  return obj;
+}
+
+static void
+send_event_to (PtServer *self, const char *client_id, JsonObject *event /* transfer full */)
+{
+  PtConn *c = g_hash_table_lookup (self->clients, client_id);
+  if (c)
+    conn_send_object (c, event);
+  json_object_unref (event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tree notifications                                                       */
+
+static void
+notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char *child,
+    gboolean added, const char *reason)
+{
+  JsonObject *ev = event_new (added ? "downstream-added" : "downstream-removed", t->id);
+  json_object_set_string_member (ev, "child", child);
+  if (reason)
+    json_object_set_string_member (ev, "reason", reason);
+  send_event_to (self, parent, ev);
+}
+
+static void
+notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
+{
+  JsonObject *ev = event_new ("upstream", t->id);
+  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
+  json_object_set_string_member (ev, "reason", reason);
+  send_event_to (self, peer, ev);
+}
+
+static void
+conn_forget_tree (PtServer *self, const char *member, TreeEntry *t)
+{
+  PtConn *c = g_hash_table_lookup (self->clients, member);
+  if (c)
+    g_hash_table_remove (c->trees, t->id);
+}
+
+static void
+close_member (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  (void) parent;
+  (void) depth;
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  const char *reason = args[2];
+  conn_forget_tree (self, peer, t);
+  JsonObject *ev = event_new ("tree-closed", t->id);
+  json_object_set_string_member (ev, "reason", reason);
+  send_event_to (self, peer, ev);
+}
+
+/* Closes a tree: every member (the root included) is told and forgets it. */
+static void
+tree_close (PtServer *self, TreeEntry *t, const char *reason)
+{
+  gpointer args[3] = { self, t, (gpointer) reason };
+  g_debug ("closing tree %s (%s)", t->id, reason);
+  pt_tree_foreach (t->tree, close_member, args);
+  g_hash_table_remove (self->trees, t->id);
+}
+
+/* Removes a non-root @peer from @t, telling its parent and re-parenting its
+ * children (each keeps its subtree). */
+static void
+tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
+{
+  g_autofree char *parent = g_strdup (pt_tree_get_parent (t->tree, peer));
+  g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  conn_forget_tree (self, peer, t);
+  if (!pt_tree_remove (t->tree, peer, moves))
+    return;
+  notify_downstream (self, t, parent, peer, FALSE, reason);
+  for (guint i = 0; i < moves->len; i++) {
+    PtMove *m = &g_array_index (moves, PtMove, i);
+    notify_upstream (self, t, m->peer, "parent-left");
+    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+
+static JsonObject *
+placement_result (TreeEntry *t, const char *peer)
+{
+  JsonObject *res = json_object_new ();
+  json_object_set_string_member (res, "treeId", t->id);
+  json_object_set_string_member (res, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (res, "depth", pt_tree_get_depth (t->tree, peer));
+  return res;
+}
+
+static void
+hash_secret (const char *secret, guint8 out[32])
+{
+  gsize len = 32;
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (sum, (const guchar *) secret, strlen (secret));
+  g_checksum_get_digest (sum, out, &len);
+}
+
+static gboolean
+secret_equal (const guint8 *a, const guint8 *b)
+{
+  guint8 diff = 0; /* constant time */
+  for (int i = 0; i < 32; i++)
+    diff |= a[i] ^ b[i];
+  return diff == 0;
+}
+
+static void conn_gone (PtConn *c, gushort code, const char *reason);
+
+static gboolean
+handle_hello (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *client_id, *secret;
+  gint64 version;
+
+  if (c->client_id)
+    return fault_set (f, "already-hello", "hello was already received on this connection");
+  if (!get_uint (msg, "version", TRUE, G_MAXINT, &version, f) ||
+      !get_id (msg, "clientId", FALSE, &client_id, f) ||
+      !get_string (msg, "secret", FALSE, &secret, f))
+    return FALSE;
+  if (version != PROTOCOL_VERSION)
+    return fault_set (f, "unsupported-version", "protocol version %" G_GINT64_FORMAT
+        " is not supported; this server speaks version %d", version, PROTOCOL_VERSION);
+  if (secret && (strlen (secret) == 0 || strlen (secret) > SECRET_MAX_LEN))
+    return fault_set (f, "bad-request", "secret must be 1 to %d bytes", SECRET_MAX_LEN);
+
+  guint8 hash[32];
+  if (secret)
+    hash_secret (secret, hash);
+
+  g_autofree char *assigned = NULL;
+  if (client_id) {
+    PtConn *old = g_hash_table_lookup (self->clients, client_id);
+    if (old) {
+      if (!self->allow_takeover || !secret || !old->has_secret ||
+          !secret_equal (hash, old->secret_hash))
+        return fault_set (f, "duplicate-client-id",
+            "clientId \"%s\" is already connected", client_id);
+      g_debug ("client %s taken over by a new connection", client_id);
+      conn_gone (old, CLOSE_TAKEN_OVER, "clientId taken over by a new connection");
+    }
+  } else {
+    do {
+      g_free (assigned);
+      assigned = random_id ("c-");
+    } while (g_hash_table_contains (self->clients, assigned));
+    client_id = assigned;
+  }
+
+  c->client_id = g_strdup (client_id);
+  if (secret) {
+    memcpy (c->secret_hash, hash, 32);
+    c->has_secret = TRUE;
+  }
+  g_hash_table_insert (self->clients, c->client_id, c);
+
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "clientId", c->client_id);
+  json_object_set_int_member (*result, "version", PROTOCOL_VERSION);
+  json_object_set_int_member (*result, "k", self->k);
+  json_object_set_int_member (*result, "k1", self->k1);
+  json_object_set_int_member (*result, "maxMessageSize", self->max_message_size);
+  return TRUE;
+}
+
+static gboolean
+handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *tree_id;
+  gint64 k, k1;
+
+  if (!get_id (msg, "treeId", FALSE, &tree_id, f) ||
+      !get_uint (msg, "k", FALSE, self->k, &k, f) ||
+      !get_uint (msg, "k1", FALSE, self->k1, &k1, f))
+    return FALSE;
+  if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+    return fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+  if (tree_id && g_hash_table_contains (self->trees, tree_id))
+    return fault_set (f, "tree-exists", "tree \"%s\" already exists", tree_id);
+
+  TreeEntry *t = g_new0 (TreeEntry, 1);
+  if (tree_id)
+    t->id = g_strdup (tree_id);
+  else
+    do {
+      g_free (t->id);
+      t->id = random_id ("t-");
+    } while (g_hash_table_contains (self->trees, t->id));
+  t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
+  g_hash_table_insert (self->trees, t->id, t);
+  g_hash_table_insert (c->trees, t->id, t);
+
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", t->id);
+  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  return TRUE;
+}
+
+static TreeEntry *
+lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
+{
+  const char *tree_id;
+  if (!get_id (msg, "treeId", TRUE, &tree_id, f))
+    return NULL;
+  TreeEntry *t = g_hash_table_lookup (c->server->trees, tree_id);
+  if (!t) {
+    fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
+    return NULL;
+  }
+  if (must_be_member && !pt_tree_contains (t->tree, c->client_id)) {
+    fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
+    return NULL;
+  }
+  return t;
+}
+
+/* After @peer moved away from @old_parent (NULL if new), tells both parents. */
+static void
+announce_move (PtServer *self, TreeEntry *t, const char *peer, const char *old_parent,
+    const char *reason)
+{
+  const char *parent = pt_tree_get_parent (t->tree, peer);
+  if (old_parent && g_strcmp0 (old_parent, parent) == 0)
+    return;
+  if (old_parent)
+    notify_downstream (self, t, old_parent, peer, FALSE, reason);
+  notify_downstream (self, t, parent, peer, TRUE, NULL);
+}
+
+static gboolean
+handle_join (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  TreeEntry *t = lookup_tree (c, msg, FALSE, f);
+  if (!t)
+    return FALSE;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    return fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
+  gboolean member = pt_tree_contains (t->tree, c->client_id);
+  if (!member && g_hash_table_size (c->trees) >= self->max_trees_per_client)
+    return fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+
+  /* A re-join moves the peer with its subtree; its parents are told by
+   * dispatch() after the reply. */
+  pt_tree_join (t->tree, c->client_id);
+  g_hash_table_insert (c->trees, t->id, t);
+  *result = placement_result (t, c->client_id);
+  return TRUE;
+}
+
+static gboolean
+handle_leave (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t)
+    return FALSE;
+  *result = json_object_new ();
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    tree_close (self, t, "source-left");
+  else
+    tree_remove_member (self, t, c->client_id, "left");
+  return TRUE;
+}
+
+static gboolean
+handle_reconnect (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t)
+    return FALSE;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    return fault_set (f, "is-root", "the source of tree \"%s\" has no upstream", t->id);
+  pt_tree_reconnect (t->tree, c->client_id);
+  *result = placement_result (t, c->client_id);
+  return TRUE;
+}
+
+/* data is {"sdp":{"type":"offer"|"answer","sdp":STRING}} or
+ * {"ice":{"mline":UINT,"candidate":STRING}} */
+static gboolean
+valid_signal_data (JsonObject *data, Fault *f)
+{
+  JsonNode *sdp = json_object_get_member (data, "sdp");
+  JsonNode *ice = json_object_get_member (data, "ice");
+  const char *s;
+  gint64 v;
+  if ((sdp != NULL) == (ice != NULL) || json_object_get_size (data) != 1)
+    return fault_set (f, "bad-request", "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
+  if (sdp) {
+    if (!JSON_NODE_HOLDS_OBJECT (sdp))
+      return fault_set (f, "bad-request", "\"data.sdp\" must be an object");
+    JsonObject *o = json_node_get_object (sdp);
+    const char *type;
+    if (!get_string (o, "type", TRUE, &type, f) || !get_string (o, "sdp", TRUE, &s, f))
+      return FALSE;
+    if (strcmp (type, "offer") != 0 && strcmp (type, "answer") != 0)
+      return fault_set (f, "bad-request", "\"data.sdp.type\" must be \"offer\" or \"answer\"");
+  } else {
+    if (!JSON_NODE_HOLDS_OBJECT (ice))
+      return fault_set (f, "bad-request", "\"data.ice\" must be an object");
+    JsonObject *o = json_node_get_object (ice);
+    if (!get_uint (o, "mline", TRUE, 1024, &v, f) || !get_string (o, "candidate", TRUE, &s, f))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+handle_signal (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *to;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !get_id (msg, "to", TRUE, &to, f))
+    return FALSE;
+  JsonNode *data = json_object_get_member (msg, "data");
+  if (!data || !JSON_NODE_HOLDS_OBJECT (data))
+    return fault_set (f, "bad-request", "field \"data\" must be an object");
+  if (!valid_signal_data (json_node_get_object (data), f))
+    return FALSE;
+  /* Only between a child and its assigned parent. */
+  if (g_strcmp0 (pt_tree_get_parent (t->tree, to), c->client_id) != 0 &&
+      g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), to) != 0)
+    return fault_set (f, "relay-refused",
+        "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
+  PtConn *target = g_hash_table_lookup (self->clients, to);
+  if (!target)
+    return fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
+
+  JsonObject *ev = event_new ("signal", t->id);
+  json_object_set_string_member (ev, "from", c->client_id);
+  json_object_set_member (ev, "data", json_node_ref (data));
+  conn_send_object (target, ev);
+  json_object_unref (ev);
+  *result = NULL;
+  return TRUE;
+}
+
+typedef gboolean (*Handler) (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f);
+
+static const struct {
+  const char *type;
+  Handler handler;
+} handlers[] = {
+  { "hello", handle_hello },
+  { "create", handle_create },
+  { "join", handle_join },
+  { "leave", handle_leave },
+  { "reconnect-upstream", handle_reconnect },
+  { "signal", handle_signal },
+};
+
+static void
+dispatch (PtConn *c, const char *text, gsize len)
+{
+  PtServer *self = c->server;
+  g_autoptr (GError) error = NULL;
+  Fault f = { 0 };
+  gint64 id = -1;
+  const char *type;
+  JsonObject *result = NULL;
+  g_autofree char *old_parent = NULL;
+  TreeEntry *moved = NULL;
+
+  if (!json_parser_load_from_data (self->parser, text, len, &error)) {
+    fault_set (&f, "bad-json", "message is not valid JSON: %s", error->message);
+    goto fail;
+  }
+  JsonNode *root = json_parser_get_root (self->parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
+    fault_set (&f, "bad-request", "message must be a JSON object");
+    goto fail;
+  }
+  JsonObject *msg = json_node_get_object (root);
+  if (!get_uint (msg, "id", TRUE, (G_GINT64_CONSTANT (1) << 53), &id, &f)) {
+    id = -1;
+    goto fail;
+  }
+  if (!get_string (msg, "type", TRUE, &type, &f))
+    goto fail;
+
+  Handler handler = NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (handlers); i++)
+    if (strcmp (handlers[i].type, type) == 0)
+      handler = handlers[i].handler;
+  if (!handler) {
+    fault_set (&f, "unknown-type", "unknown message type \"%.64s\"", type);
+    goto fail;
+  }
+  if (!c->client_id && handler != handle_hello) {
+    fault_set (&f, "hello-required", "the first message must be a hello");
+    goto fail;
+  }
+
+  /* Tree moves tell the other peers after the requester's reply, so the
+   * requester always learns its new parent before that parent offers. */
+  if (handler == handle_join || handler == handle_reconnect) {
+    const char *tree_id = NULL;
+    Fault ignore = { 0 };
+    if (get_id (msg, "treeId", TRUE, &tree_id, &ignore)) {
+      moved = g_hash_table_lookup (self->trees, tree_id);
+      if (moved)
+        old_parent = g_strdup (pt_tree_get_parent (moved->tree, c->client_id));
+    }
+    fault_clear (&ignore);
+  }
+  if (!handler (c, msg, &result, &f))
+    goto fail;
+  conn_reply_ok (c, id, result);
+  if (moved)
+    announce_move (self, moved, c->client_id, old_parent,
+        handler == handle_join ? "rejoined" : "reconnected");
+  return;
+
+fail:
+  g_debug ("client %s: %s: %s", c->client_id ? c->client_id : "(no hello)", f.code, f.message);
+  conn_reply_error (c, id, &f);
+  fault_clear (&f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+
+static gboolean
+conn_take_token (PtConn *c)
+{
+  PtServer *self = c->server;
+  gint64 now = g_get_monotonic_time ();
+  c->tokens += (double) (now - c->tokens_at) * self->rate / G_USEC_PER_SEC;
+  if (c->tokens > self->burst)
+    c->tokens = self->burst;
+  c->tokens_at = now;
+  if (c->tokens < 1.0)
+    return FALSE;
+  c->tokens -= 1.0;
+  return TRUE;
+}
+
+static void
+on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PtConn *c)
+{
+  (void) ws;
+  if (c->gone)
+    return;
+  c->last_seen = g_get_monotonic_time ();
+  if (!conn_take_token (c)) {
+    conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
+    return;
+  }
+  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+    conn_gone (c, CLOSE_UNSUPPORTED, "binary frames are not part of this protocol");
+    return;
+  }
+  gsize len;
+  const char *text = g_bytes_get_data (message, &len);
+  dispatch (c, text, len);
+}
+
+static void
+on_ws_pong (SoupWebsocketConnection *ws, GBytes *message, PtConn *c)
+{
+  (void) ws;
+  (void) message;
+  c->last_seen = g_get_monotonic_time ();
+}
+
+static void
+remove_from_tree (gpointer key, gpointer value, gpointer user_data)
+{
+  (void) key;
+  PtConn *c = user_data;
+  TreeEntry *t = value;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    tree_close (c->server, t, "source-disconnected");
+  else
+    tree_remove_member (c->server, t, c->client_id, "disconnected");
+}
+
+/* Removes @c from every index and tree (telling its peers), then closes its
+ * socket with @code if still open. Idempotent. */
+static void
+conn_gone (PtConn *c, gushort code, const char *reason)
+{
+  PtServer *self = c->server;
+  if (c->gone)
+    return;
+  c->gone = TRUE;
+  if (c->client_id) {
+    /* tree_close / tree_remove_member remove entries from c->trees: iterate a copy. */
+    g_autoptr (GHashTable) trees = g_hash_table_new (g_str_hash, g_str_equal);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init (&it, c->trees);
+    while (g_hash_table_iter_next (&it, &k, &v))
+      g_hash_table_insert (trees, k, v);
+    /* c->gone makes every send to c a no-op; c stays in clients until the
+     * trees are repaired so that lookups of it stay consistent. */
+    g_hash_table_foreach (trees, remove_from_tree, c);
+    g_hash_table_remove_all (c->trees);
+    if (g_hash_table_lookup (self->clients, c->client_id) == c)
+      g_hash_table_remove (self->clients, c->client_id);
+  }
+  if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (c->ws, code, reason);
+  else if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_CLOSED)
+    g_hash_table_remove (self->conns, c);
+}
+
+static void
+conn_free (PtConn *c)
+{
+  g_signal_handlers_disconnect_by_data (c->ws, c);
+  g_object_unref (c->ws);
+  g_hash_table_unref (c->trees);
+  g_free (c->client_id);
+  g_free (c);
+}
+
+static void
+on_ws_closed (SoupWebsocketConnection *ws, PtConn *c)
+{
+  (void) ws;
+  PtServer *self = c->server;
+  g_debug ("client %s closed (code %u)", c->client_id ? c->client_id : "(no hello)",
+      soup_websocket_connection_get_close_code (ws));
+  conn_gone (c, 0, NULL);
+  g_hash_table_remove (self->conns, c);
+}
+
+static void
+on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
+    SoupWebsocketConnection *ws, gpointer user_data)
+{
+  (void) soup;
+  (void) msg;
+  (void) path;
+  PtServer *self = user_data;
+
+  if (g_hash_table_size (self->conns) >= self->max_clients) {
+    soup_websocket_connection_close (ws, CLOSE_TRY_LATER, "server full");
+    return;
+  }
+  PtConn *c = g_new0 (PtConn, 1);
+  c->server = self;
+  c->ws = g_object_ref (ws);
+  c->trees = g_hash_table_new (g_str_hash, g_str_equal);
+  c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
+  c->tokens = self->burst;
+  soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_message_size);
+  soup_websocket_connection_set_keepalive_interval (ws, self->keepalive_interval);
+  g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), c);
+  g_signal_connect (ws, "pong", G_CALLBACK (on_ws_pong), c);
+  g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), c);
+  g_hash_table_add (self->conns, c);
+}
+
+/* Once a second: reap connections that stopped answering keepalive pings and
+ * connections that never said hello. */
+static gboolean
+sweep (gpointer user_data)
+{
+  PtServer *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init (&it, self->conns);
+  while (g_hash_table_iter_next (&it, &k, NULL)) {
+    PtConn *c = k;
+    if (c->gone)
+      continue;
+    if (now - c->last_seen > (gint64) self->dead_timeout * G_USEC_PER_SEC ||
+        (!c->client_id && now - c->connected_at > HELLO_TIMEOUT_US))
+      g_ptr_array_add (doomed, c);
+  }
+  for (guint i = 0; i < doomed->len; i++) {
+    PtConn *c = doomed->pdata[i];
+    g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
+    conn_gone (c, c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
+        c->client_id ? "keepalive timeout" : "no hello in time");
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Status                                                                   */
+
+static void
+status_member (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  gpointer *args = user_data;
+  JsonArray *members = args[0];
+  TreeEntry *t = args[1];
+  JsonObject *m = json_object_new ();
+  json_object_set_string_member (m, "id", peer);
+  json_object_set_string_member (m, "parent", parent);
+  json_object_set_int_member (m, "depth", depth);
+  JsonArray *children = json_array_new ();
+  g_autofree const char **ids = pt_tree_get_children (t->tree, peer);
+  for (guint i = 0; ids[i]; i++)
+    json_array_add_string_element (children, ids[i]);
+  json_object_set_array_member (m, "children", children);
+  json_array_add_object_element (members, m);
+}
+
+JsonNode *
+pt_server_build_status (PtServer *self)
+{
+  g_return_val_if_fail (PT_IS_SERVER (self), NULL);
+  JsonObject *root = json_object_new ();
+  JsonArray *trees = json_array_new ();
+  g_autoptr (GList) ids = g_hash_table_get_keys (self->trees);
+  ids = g_list_sort (ids, (GCompareFunc) strcmp);
+  for (GList *l = ids; l; l = l->next) {
+    TreeEntry *t = g_hash_table_lookup (self->trees, l->data);
+    JsonObject *o = json_object_new ();
+    JsonArray *members = json_array_new ();
+    gpointer args[2] = { members, t };
+    json_object_set_string_member (o, "id", t->id);
+    json_object_set_int_member (o, "k", pt_tree_get_k (t->tree));
+    json_object_set_int_member (o, "k1", pt_tree_get_k1 (t->tree));
+    json_object_set_string_member (o, "root", pt_tree_get_root (t->tree));
+    json_object_set_int_member (o, "size", pt_tree_size (t->tree));
+    pt_tree_foreach (t->tree, status_member, args);
+    json_object_set_array_member (o, "members", members);
+    json_array_add_object_element (trees, o);
+  }
+  json_object_set_int_member (root, "clients", g_hash_table_size (self->clients));
+  json_object_set_array_member (root, "trees", trees);
+  return json_node_init_object (json_node_alloc (), root);
+}
+
+static void
+on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+    gpointer user_data)
+{
+  (void) soup;
+  (void) path;
+  (void) query;
+  PtServer *self = user_data;
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET &&
+      soup_server_message_get_method (msg) != SOUP_METHOD_HEAD) {
+    soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+    return;
+  }
+  g_autoptr (JsonNode) node = pt_server_build_status (self);
+  gsize len;
+  char *text = json_to_string (node, TRUE);
+  len = strlen (text);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, text, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GObject                                                                  */
+
+static void
+tree_entry_free (TreeEntry *t)
+{
+  pt_tree_free (t->tree);
+  g_free (t->id);
+  g_free (t);
+}
+
+static void
+pt_server_init (PtServer *self)
+{
+  self->parser = json_parser_new_immutable ();
+  self->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) conn_free, NULL);
+  self->clients = g_hash_table_new (g_str_hash, g_str_equal);
+  self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+      (GDestroyNotify) tree_entry_free);
+}
+
+PtServer *
+pt_server_new (void)
+{
+  return g_object_new (PT_TYPE_SERVER, NULL);
+}
+
+gboolean
+pt_server_listen (PtServer *self, GError **error)
+{
+  g_return_val_if_fail (PT_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (self->soup == NULL, FALSE);
+
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
+  if (!inet) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "\"%s\" is not an IP address", self->host);
+    return FALSE;
+  }
+  g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (inet, self->port);
+  self->soup = soup_server_new ("server-header", "peertree-server", NULL);
+  soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
+  soup_server_add_websocket_handler (self->soup, NULL, NULL, NULL, on_websocket, self, NULL);
+  if (!soup_server_listen (self->soup, addr, 0, error)) {
+    g_clear_object (&self->soup);
+    return FALSE;
+  }
+  GSList *listeners = soup_server_get_listeners (self->soup);
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (listeners->data, error);
+  g_slist_free (listeners);
+  if (!local)
+    return FALSE;
+  self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+
+  self->context = g_main_context_ref_thread_default ();
+  self->sweep = g_timeout_source_new_seconds (1);
+  g_source_set_callback (self->sweep, sweep, self, NULL);
+  g_source_attach (self->sweep, self->context);
+  return TRUE;
+}
+
+guint
+pt_server_get_port (PtServer *self)
+{
+  return self->bound_port;
+}
+
+char *
+pt_server_get_url (PtServer *self)
+{
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
+  if (inet && g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("ws://[%s]:%u", self->host, self->bound_port);
+  return g_strdup_printf ("ws://%s:%u", self->host, self->bound_port);
+}
+
+guint
+pt_server_get_n_clients (PtServer *self)
+{
+  return g_hash_table_size (self->clients);
+}
+
+void
+pt_server_stop (PtServer *self)
+{
+  g_return_if_fail (PT_IS_SERVER (self));
+  if (self->sweep) {
+    g_source_destroy (self->sweep);
+    g_clear_pointer (&self->sweep, g_source_unref);
+  }
+  /* Trees are closed without telling anyone: the sockets are closing too. */
+  g_hash_table_remove_all (self->trees);
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init (&it, self->conns);
+  while (g_hash_table_iter_next (&it, &k, NULL)) {
+    PtConn *c = k;
+    g_hash_table_remove_all (c->trees);
+    c->gone = TRUE;
+    g_signal_handlers_disconnect_by_data (c->ws, c);
+    if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close (c->ws, CLOSE_GOING_AWAY, "server shutting down");
+  }
+  g_hash_table_remove_all (self->clients);
+  g_hash_table_remove_all (self->conns);
+  if (self->soup) {
+    soup_server_disconnect (self->soup);
+    g_clear_object (&self->soup);
+  }
+  g_clear_pointer (&self->context, g_main_context_unref);
+}
+
+static void
+pt_server_finalize (GObject *object)
+{
+  PtServer *self = PT_SERVER (object);
+  pt_server_stop (self);
+  g_hash_table_unref (self->trees);
+  g_hash_table_unref (self->clients);
+  g_hash_table_unref (self->conns);
+  g_object_unref (self->parser);
+  g_free (self->host);
+  G_OBJECT_CLASS (pt_server_parent_class)->finalize (object);
+}
+
+static guint *
+uint_field (PtServer *self, guint prop_id)
+{
+  switch (prop_id) {
+    case PROP_PORT: return &self->port;
+    case PROP_K: return &self->k;
+    case PROP_K1: return &self->k1;
+    case PROP_MAX_MESSAGE_SIZE: return &self->max_message_size;
+    case PROP_KEEPALIVE_INTERVAL: return &self->keepalive_interval;
+    case PROP_DEAD_TIMEOUT: return &self->dead_timeout;
+    case PROP_RATE: return &self->rate;
+    case PROP_BURST: return &self->burst;
+    case PROP_MAX_CLIENTS: return &self->max_clients;
+    case PROP_MAX_TREES_PER_CLIENT: return &self->max_trees_per_client;
+    default: return NULL;
+  }
+}
+
+static void
+pt_server_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  PtServer *self = PT_SERVER (object);
+  guint *field = uint_field (self, prop_id);
+  if (field)
+    *field = g_value_get_uint (value);
+  else if (prop_id == PROP_HOST) {
+    g_free (self->host);
+    self->host = g_value_dup_string (value);
+  } else if (prop_id == PROP_ALLOW_TAKEOVER)
+    self->allow_takeover = g_value_get_boolean (value);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static void
+pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  PtServer *self = PT_SERVER (object);
+  guint *field = uint_field (self, prop_id);
+  if (prop_id == PROP_PORT && self->bound_port)
+    g_value_set_uint (value, self->bound_port);
+  else if (field)
+    g_value_set_uint (value, *field);
+  else if (prop_id == PROP_HOST)
+    g_value_set_string (value, self->host);
+  else if (prop_id == PROP_ALLOW_TAKEOVER)
+    g_value_set_boolean (value, self->allow_takeover);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static GParamSpec *
+uint_prop (const char *name, const char *blurb, guint min, guint max, guint def)
+{
+  return g_param_spec_uint (name, name, blurb, min, max, def,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+}
+
+static void
+pt_server_class_init (PtServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  object_class->finalize = pt_server_finalize;
+  object_class->set_property = pt_server_set_property;
+  object_class->get_property = pt_server_get_property;
+
+  props[PROP_HOST] = g_param_spec_string ("host", "Host",
+      "IP address to listen on (127.0.0.1, ::1, 0.0.0.0, ::)", "127.0.0.1",
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_PORT] = uint_prop ("port", "TCP port to listen on; 0 picks a free one (read back "
+      "the bound port after listening)", 0, 65535, 8645);
+  props[PROP_K] = uint_prop ("k", "Maximum children of a viewer in a tree, and the highest k a "
+      "client may request", 1, 64, 4);
+  props[PROP_K1] = uint_prop ("k1", "Maximum children of a tree's source, and the highest k1 a "
+      "client may request", 1, 256, 10);
+  props[PROP_MAX_MESSAGE_SIZE] = uint_prop ("max-message-size", "Largest accepted WebSocket "
+      "message in bytes; a larger one closes the connection (code 1009)", 1024, 16 << 20, 64 * 1024);
+  props[PROP_KEEPALIVE_INTERVAL] = uint_prop ("keepalive-interval", "Seconds between WebSocket "
+      "pings to each client (0 = no pings)", 0, 3600, 2);
+  props[PROP_DEAD_TIMEOUT] = uint_prop ("dead-timeout", "Seconds of silence (no message, no pong) "
+      "after which a client is considered dead and removed", 1, 86400, 6);
+  props[PROP_RATE] = uint_prop ("rate", "Messages per second a client may send on average; "
+      "beyond its burst the connection is closed (code 1008)", 1, G_MAXINT, 1000);
+  props[PROP_BURST] = uint_prop ("burst", "Messages a client may send at once above its rate",
+      1, G_MAXINT, 2000);
+  props[PROP_MAX_CLIENTS] = uint_prop ("max-clients", "Most simultaneous connections; further "
+      "ones are closed with code 1013", 1, G_MAXINT, 100000);
+  props[PROP_MAX_TREES_PER_CLIENT] = uint_prop ("max-trees-per-client", "Most trees one client "
+      "may create or join", 1, 4096, 16);
+  props[PROP_ALLOW_TAKEOVER] = g_param_spec_boolean ("allow-takeover", "Allow takeover",
+      "Let a new connection take over a connected clientId when it presents the secret the "
+      "first connection registered with", FALSE,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+}
+
+gboolean
+pt_server_load_config (PtServer *self, const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
+    return FALSE;
+  g_auto (GStrv) keys = g_key_file_get_keys (kf, "server", NULL, NULL);
+  for (guint i = 0; keys && keys[i]; i++) {
+    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (self), keys[i]);
+    if (!pspec) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+          "%s: unknown key \"%s\" in [server]", path, keys[i]);
+      return FALSE;
+    }
+    g_autoptr (GError) local = NULL;
+    if (pspec->value_type == G_TYPE_STRING) {
+      g_autofree char *v = g_key_file_get_string (kf, "server", keys[i], &local);
+      if (v)
+        g_object_set (self, keys[i], v, NULL);
+    } else if (pspec->value_type == G_TYPE_BOOLEAN) {
+      gboolean v = g_key_file_get_boolean (kf, "server", keys[i], &local);
+      if (!local)
+        g_object_set (self, keys[i], v, NULL);
+    } else {
+      GParamSpecUInt *u = G_PARAM_SPEC_UINT (pspec);
+      guint64 v = g_key_file_get_uint64 (kf, "server", keys[i], &local);
+      if (!local && (v < u->minimum || v > u->maximum))
+        g_set_error (&local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+            "must be between %u and %u", u->minimum, u->maximum);
+      if (!local)
+        g_object_set (self, keys[i], (guint) v, NULL);
+    }
+    if (local) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: key \"%s\": %s", path, keys[i], local->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}

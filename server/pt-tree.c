@@ -1,0 +1,286 @@
+/* peertree — k-ary tree placement, pure data structure, no I/O.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "pt-tree.h"
+
+G_DEFINE_QUARK (pt-tree-error-quark, pt_tree_error)
+
+typedef struct _PtNode PtNode;
+struct _PtNode {
+  char *id;
+  PtNode *parent;
+  GPtrArray *children; /* PtNode*, insertion order, not owning */
+};
+
+struct _PtTree {
+  guint k, k1;
+  PtNode *root;
+  GHashTable *nodes; /* id (owned by node) -> PtNode* (owned) */
+};
+
+static void
+node_free (PtNode *node)
+{
+  g_ptr_array_unref (node->children);
+  g_free (node->id);
+  g_free (node);
+}
+
+static PtNode *
+node_new (const char *id)
+{
+  PtNode *node = g_new0 (PtNode, 1);
+  node->id = g_strdup (id);
+  node->children = g_ptr_array_new ();
+  return node;
+}
+
+PtTree *
+pt_tree_new (const char *root_id, guint k, guint k1)
+{
+  g_return_val_if_fail (root_id != NULL, NULL);
+  g_return_val_if_fail (k >= 1 && k1 >= 1, NULL);
+
+  PtTree *tree = g_new0 (PtTree, 1);
+  tree->k = k;
+  tree->k1 = k1;
+  tree->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) node_free);
+  tree->root = node_new (root_id);
+  g_hash_table_insert (tree->nodes, tree->root->id, tree->root);
+  return tree;
+}
+
+void
+pt_tree_free (PtTree *tree)
+{
+  if (!tree)
+    return;
+  g_hash_table_unref (tree->nodes);
+  g_free (tree);
+}
+
+guint pt_tree_get_k (const PtTree *tree) { return tree->k; }
+guint pt_tree_get_k1 (const PtTree *tree) { return tree->k1; }
+const char *pt_tree_get_root (const PtTree *tree) { return tree->root->id; }
+guint pt_tree_size (const PtTree *tree) { return g_hash_table_size (tree->nodes); }
+
+static PtNode *
+lookup (const PtTree *tree, const char *peer)
+{
+  return peer ? g_hash_table_lookup (tree->nodes, peer) : NULL;
+}
+
+gboolean
+pt_tree_contains (const PtTree *tree, const char *peer)
+{
+  return lookup (tree, peer) != NULL;
+}
+
+const char *
+pt_tree_get_parent (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node && node->parent ? node->parent->id : NULL;
+}
+
+guint
+pt_tree_get_depth (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node)
+    return G_MAXUINT;
+  guint depth = 0;
+  for (; node->parent; node = node->parent)
+    depth++;
+  return depth;
+}
+
+guint
+pt_tree_get_n_children (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node ? node->children->len : 0;
+}
+
+const char **
+pt_tree_get_children (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  guint n = node ? node->children->len : 0;
+  const char **out = g_new0 (const char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    out[i] = ((PtNode *) node->children->pdata[i])->id;
+  return out;
+}
+
+static guint
+capacity (const PtTree *tree, const PtNode *node)
+{
+  return node == tree->root ? tree->k1 : tree->k;
+}
+
+/* Breadth-first search for the first node with a free slot, skipping @avoid
+ * (its children are still searched). The node being placed is detached, so
+ * its own subtree is unreachable from the root and can never be chosen. */
+static PtNode *
+find_slot (const PtTree *tree, const PtNode *avoid)
+{
+  g_autoptr (GPtrArray) queue = g_ptr_array_new ();
+  g_ptr_array_add (queue, tree->root);
+  for (guint head = 0; head < queue->len; head++) {
+    PtNode *node = queue->pdata[head];
+    if (node != avoid && node->children->len < capacity (tree, node))
+      return node;
+    for (guint i = 0; i < node->children->len; i++)
+      g_ptr_array_add (queue, node->children->pdata[i]);
+  }
+  return NULL;
+}
+
+static void
+detach (PtNode *node)
+{
+  if (node->parent) {
+    gboolean found = g_ptr_array_remove (node->parent->children, node);
+    g_assert (found);
+    node->parent = NULL;
+  }
+}
+
+static void
+attach (PtNode *parent, PtNode *node)
+{
+  g_assert (node->parent == NULL);
+  node->parent = parent;
+  g_ptr_array_add (parent->children, node);
+}
+
+/* Detaches @node and attaches it at the first free slot, avoiding @avoid if
+ * any other slot exists. */
+static PtNode *
+place (PtTree *tree, PtNode *node, PtNode *avoid)
+{
+  detach (node);
+  PtNode *parent = find_slot (tree, avoid);
+  if (!parent && avoid)
+    parent = find_slot (tree, NULL);
+  /* A finite tree always has a leaf, and k, k1 >= 1. */
+  g_assert (parent != NULL);
+  attach (parent, node);
+  return parent;
+}
+
+const char *
+pt_tree_join (PtTree *tree, const char *peer)
+{
+  g_return_val_if_fail (peer != NULL, NULL);
+  PtNode *node = lookup (tree, peer);
+  if (node == tree->root)
+    return NULL;
+  if (!node) {
+    node = node_new (peer);
+    g_hash_table_insert (tree->nodes, node->id, node);
+  }
+  return place (tree, node, NULL)->id;
+}
+
+const char *
+pt_tree_reconnect (PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node || node == tree->root)
+    return NULL;
+  return place (tree, node, node->parent)->id;
+}
+
+gboolean
+pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node || node == tree->root)
+    return FALSE;
+
+  detach (node);
+  /* Detach every orphan first so none of them can be placed under another. */
+  g_autoptr (GPtrArray) orphans = g_ptr_array_copy (node->children, NULL, NULL);
+  for (guint i = 0; i < orphans->len; i++)
+    ((PtNode *) orphans->pdata[i])->parent = NULL;
+  g_ptr_array_set_size (node->children, 0);
+  g_hash_table_remove (tree->nodes, peer);
+
+  for (guint i = 0; i < orphans->len; i++) {
+    PtNode *orphan = orphans->pdata[i];
+    PtNode *parent = place (tree, orphan, NULL);
+    if (moves) {
+      PtMove move = { orphan->id, parent->id };
+      g_array_append_val (moves, move);
+    }
+  }
+  return TRUE;
+}
+
+void
+pt_tree_foreach (const PtTree *tree, PtTreeFunc func, gpointer user_data)
+{
+  g_autoptr (GPtrArray) queue = g_ptr_array_new ();
+  g_autoptr (GArray) depths = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint zero = 0;
+  g_ptr_array_add (queue, tree->root);
+  g_array_append_val (depths, zero);
+  for (guint head = 0; head < queue->len; head++) {
+    PtNode *node = queue->pdata[head];
+    guint depth = g_array_index (depths, guint, head);
+    func (node->id, node->parent ? node->parent->id : NULL, depth, user_data);
+    for (guint i = 0; i < node->children->len; i++) {
+      guint d = depth + 1;
+      g_ptr_array_add (queue, node->children->pdata[i]);
+      g_array_append_val (depths, d);
+    }
+  }
+}
+
+gboolean
+pt_tree_check (const PtTree *tree, GError **error)
+{
+  if (tree->root->parent) {
+    g_set_error (error, PT_TREE_ERROR, 0, "root %s has a parent", tree->root->id);
+    return FALSE;
+  }
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
+  g_autoptr (GPtrArray) queue = g_ptr_array_new ();
+  g_ptr_array_add (queue, tree->root);
+  g_hash_table_add (seen, tree->root);
+  for (guint head = 0; head < queue->len; head++) {
+    PtNode *node = queue->pdata[head];
+    if (lookup (tree, node->id) != node) {
+      g_set_error (error, PT_TREE_ERROR, 0, "%s reachable but not indexed", node->id);
+      return FALSE;
+    }
+    if (node->children->len > capacity (tree, node)) {
+      g_set_error (error, PT_TREE_ERROR, 0, "%s has %u children, limit %u",
+          node->id, node->children->len, capacity (tree, node));
+      return FALSE;
+    }
+    for (guint i = 0; i < node->children->len; i++) {
+      PtNode *child = node->children->pdata[i];
+      if (child->parent != node) {
+        g_set_error (error, PT_TREE_ERROR, 0, "%s listed under %s but its parent is %s",
+            child->id, node->id, child->parent ? child->parent->id : "(none)");
+        return FALSE;
+      }
+      if (!g_hash_table_add (seen, child)) {
+        /* Reached twice: either listed twice or a cycle. */
+        g_set_error (error, PT_TREE_ERROR, 0, "%s reached twice (cycle or duplicate)",
+            child->id);
+        return FALSE;
+      }
+      g_ptr_array_add (queue, child);
+    }
+  }
+  if (queue->len != g_hash_table_size (tree->nodes)) {
+    g_set_error (error, PT_TREE_ERROR, 0,
+        "%u peers indexed but %u reachable from the root", g_hash_table_size (tree->nodes), queue->len);
+    return FALSE;
+  }
+  return TRUE;
+}

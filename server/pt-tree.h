@@ -1,0 +1,70 @@
+/* peertree — k-ary tree placement, pure data structure, no I/O.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * A tree has one root (the source) which takes up to k1 children; every other
+ * peer takes up to k. A peer is placed under the root while the root has a
+ * free slot, otherwise under the first peer in breadth-first order (children
+ * in insertion order) with fewer than k children — exactly peer-tree's rule.
+ *
+ * Unlike peer-tree, moving a peer (re-join, reconnect, re-parenting of an
+ * orphan) always detaches it first, so its own subtree can never be chosen:
+ * no peer is ever its own ancestor, and no ghost entry survives a move.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _PtTree PtTree;
+
+#define PT_TREE_ERROR (pt_tree_error_quark ())
+GQuark pt_tree_error_quark (void);
+
+/* One re-parenting decided by the tree: @peer now hangs under @parent. */
+typedef struct {
+  const char *peer;   /* owned by the tree */
+  const char *parent; /* owned by the tree */
+} PtMove;
+
+PtTree *pt_tree_new (const char *root_id, guint k, guint k1);
+void pt_tree_free (PtTree *tree);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PtTree, pt_tree_free)
+
+guint pt_tree_get_k (const PtTree *tree);
+guint pt_tree_get_k1 (const PtTree *tree);
+const char *pt_tree_get_root (const PtTree *tree);
+guint pt_tree_size (const PtTree *tree);
+gboolean pt_tree_contains (const PtTree *tree, const char *peer);
+/* NULL for the root or an unknown peer. */
+const char *pt_tree_get_parent (const PtTree *tree, const char *peer);
+/* 0 for the root; G_MAXUINT for an unknown peer. O(depth). */
+guint pt_tree_get_depth (const PtTree *tree, const char *peer);
+guint pt_tree_get_n_children (const PtTree *tree, const char *peer);
+/* Child ids in insertion order (NULL-terminated, owned by the tree's
+ * peers: valid until the next mutation). Free the array with g_free. */
+const char **pt_tree_get_children (const PtTree *tree, const char *peer);
+
+/* Adds @peer (new) or moves it (already a member; its subtree moves with it).
+ * Returns the parent id (owned by the tree), or NULL if @peer is the root. */
+const char *pt_tree_join (PtTree *tree, const char *peer);
+
+/* Moves @peer (and its subtree) to a new parent, avoiding its current parent
+ * unless that is the only free slot. NULL if @peer is the root or unknown. */
+const char *pt_tree_reconnect (PtTree *tree, const char *peer);
+
+/* Removes a non-root @peer. Each orphaned child keeps its own subtree and is
+ * re-placed; one PtMove per orphan is appended to @moves (if not NULL).
+ * Returns FALSE if @peer is unknown or is the root (use pt_tree_free). */
+gboolean pt_tree_remove (PtTree *tree, const char *peer, GArray *moves);
+
+/* Visits peers in breadth-first order. */
+typedef void (*PtTreeFunc) (const char *peer, const char *parent, guint depth, gpointer user_data);
+void pt_tree_foreach (const PtTree *tree, PtTreeFunc func, gpointer user_data);
+
+/* Checks every invariant: acyclic, every peer reachable from the root,
+ * parent/child links agree, child counts within k and k1, nobody listed twice,
+ * index size equals reachable size. Sets @error on the first violation. */
+gboolean pt_tree_check (const PtTree *tree, GError **error);
+
+G_END_DECLS

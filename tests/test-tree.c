@@ -1,0 +1,156 @@
+/* Unit tests of the pure tree placement algorithm (server/pt-tree.c). */
+#include <gst/check/gstcheck.h>
+#include "pt-tree.h"
+
+static void
+assert_valid (PtTree *tree)
+{
+  g_autoptr (GError) error = NULL;
+  gboolean ok = pt_tree_check (tree, &error);
+  fail_unless (ok, "tree invariant broken: %s", error ? error->message : "?");
+}
+
+GST_START_TEST (test_breadth_first_placement)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 4);
+  /* Root takes k1=4, then each of those takes k=2 in insertion order. */
+  const char *expected[] = { "src", "src", "src", "src", "p0", "p0", "p1", "p1", "p2", "p2",
+      "p3", "p3", "p4", "p4", "p5" };
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+    g_autofree char *id = g_strdup_printf ("p%u", i);
+    const char *parent = pt_tree_join (tree, id);
+    fail_unless_equals_string (parent, expected[i]);
+    assert_valid (tree);
+  }
+  fail_unless_equals_int (pt_tree_get_depth (tree, "p0"), 1);
+  fail_unless_equals_int (pt_tree_get_depth (tree, "p4"), 2);
+  fail_unless_equals_int (pt_tree_get_depth (tree, "p14"), 3);
+  fail_unless (pt_tree_join (tree, "src") == NULL);
+  fail_unless_equals_int (pt_tree_size (tree), 16);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_rejoin_excludes_own_subtree)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 1, 1);
+  /* A chain src - a - b - c. Re-joining a must not put it under b or c. */
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  fail_unless_equals_string (pt_tree_join (tree, "c"), "b");
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  assert_valid (tree);
+  fail_unless_equals_string (pt_tree_get_parent (tree, "b"), "a");
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "src"), 1);
+  /* Re-joining b: src is full (k1=1), a has a free slot once b is detached. */
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  assert_valid (tree);
+  /* No ghost entries: counts unchanged. */
+  fail_unless_equals_int (pt_tree_size (tree), 4);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "a"), 1);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_reconnect_avoids_old_parent)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 2);
+  pt_tree_join (tree, "a");
+  pt_tree_join (tree, "b");
+  pt_tree_join (tree, "c"); /* under a */
+  fail_unless_equals_string (pt_tree_get_parent (tree, "c"), "a");
+  fail_unless_equals_string (pt_tree_reconnect (tree, "c"), "b");
+  assert_valid (tree);
+  /* Only slot is the old parent: taken again rather than failing. */
+  g_autoptr (PtTree) small = pt_tree_new ("src", 1, 1);
+  pt_tree_join (small, "a");
+  fail_unless_equals_string (pt_tree_reconnect (small, "a"), "src");
+  fail_unless (pt_tree_reconnect (small, "src") == NULL);
+  fail_unless (pt_tree_reconnect (small, "nobody") == NULL);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_remove_reparents_orphans_with_subtrees)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 1);
+  pt_tree_join (tree, "a");        /* src */
+  pt_tree_join (tree, "b");        /* a */
+  pt_tree_join (tree, "c");        /* a */
+  pt_tree_join (tree, "d");        /* b */
+  pt_tree_join (tree, "e");        /* b */
+  pt_tree_join (tree, "f");        /* c */
+  g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  fail_unless (pt_tree_remove (tree, "a", moves));
+  assert_valid (tree);
+  fail_unless_equals_int (moves->len, 2);
+  /* b takes the root's free slot; c (detached, so not a candidate itself)
+   * goes to the first node in BFS order with room: src and b are full, d is not. */
+  PtMove *m0 = &g_array_index (moves, PtMove, 0);
+  PtMove *m1 = &g_array_index (moves, PtMove, 1);
+  fail_unless_equals_string (m0->peer, "b");
+  fail_unless_equals_string (m0->parent, "src");
+  fail_unless_equals_string (m1->peer, "c");
+  fail_unless_equals_string (m1->parent, "d");
+  /* Subtrees kept. */
+  fail_unless_equals_string (pt_tree_get_parent (tree, "f"), "c");
+  fail_unless_equals_string (pt_tree_get_parent (tree, "d"), "b");
+  fail_unless (!pt_tree_contains (tree, "a"));
+  fail_unless (!pt_tree_remove (tree, "src", NULL));
+  fail_unless (!pt_tree_remove (tree, "a", NULL));
+}
+GST_END_TEST;
+
+/* At least 10 000 random join / leave / reconnect / disconnect operations,
+ * checking every invariant after each step. */
+GST_START_TEST (test_randomized_operations)
+{
+  GRand *rand = g_rand_new_with_seed (0x9e3779b9);
+  for (guint round = 0; round < 4; round++) {
+    guint k = g_rand_int_range (rand, 1, 5), k1 = g_rand_int_range (rand, 1, 11);
+    g_autoptr (PtTree) tree = pt_tree_new ("root", k, k1);
+    g_autoptr (GPtrArray) live = g_ptr_array_new_with_free_func (g_free);
+    guint next = 0;
+    for (guint step = 0; step < 3000; step++) {
+      guint op = g_rand_int_range (rand, 0, 10);
+      if (op < 4 || live->len == 0) {
+        char *id = g_strdup_printf ("p%u", next++);
+        const char *parent = pt_tree_join (tree, id);
+        fail_unless (parent != NULL);
+        fail_if (g_strcmp0 (parent, id) == 0);
+        g_ptr_array_add (live, id);
+      } else {
+        guint i = g_rand_int_range (rand, 0, live->len);
+        const char *id = live->pdata[i];
+        if (op < 6) { /* leave or disconnect: same tree effect */
+          g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+          guint orphans = pt_tree_get_n_children (tree, id);
+          fail_unless (pt_tree_remove (tree, id, moves));
+          fail_unless_equals_int (moves->len, orphans);
+          g_ptr_array_remove_index_fast (live, i);
+        } else if (op < 8) {
+          fail_unless (pt_tree_reconnect (tree, id) != NULL);
+        } else {
+          fail_unless (pt_tree_join (tree, id) != NULL); /* re-join */
+        }
+      }
+      assert_valid (tree);
+      fail_unless_equals_int (pt_tree_size (tree), live->len + 1);
+    }
+  }
+  g_rand_free (rand);
+}
+GST_END_TEST;
+
+static Suite *
+tree_suite (void)
+{
+  Suite *s = suite_create ("tree");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_breadth_first_placement);
+  tcase_add_test (tc, test_rejoin_excludes_own_subtree);
+  tcase_add_test (tc, test_reconnect_avoids_old_parent);
+  tcase_add_test (tc, test_remove_reparents_orphans_with_subtrees);
+  tcase_add_test (tc, test_randomized_operations);
+  return s;
+}
+
+GST_CHECK_MAIN (tree);
