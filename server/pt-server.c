@@ -607,6 +607,34 @@ static const struct {
   { "signal", handle_signal },
 };
 
+/* JsonParser recurses once per nesting level: refuse deep documents before
+ * parsing so that a 64 KiB message of brackets cannot exhaust the stack.
+ * Brackets inside strings do not count. */
+#define MAX_JSON_DEPTH 32
+static gboolean
+json_depth_ok (const char *text, gsize len)
+{
+  int depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_string) {
+      if (ch == '\\')
+        i++;
+      else if (ch == '"')
+        in_string = FALSE;
+    } else if (ch == '"') {
+      in_string = TRUE;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > MAX_JSON_DEPTH)
+        return FALSE;
+    } else if (ch == '}' || ch == ']') {
+      depth--;
+    }
+  }
+  return TRUE;
+}
+
 static void
 dispatch (PtConn *c, const char *text, gsize len)
 {
@@ -619,6 +647,10 @@ dispatch (PtConn *c, const char *text, gsize len)
   g_autofree char *old_parent = NULL;
   TreeEntry *moved = NULL;
 
+  if (!json_depth_ok (text, len)) {
+    fault_set (&f, "bad-json", "message nests deeper than %d levels", MAX_JSON_DEPTH);
+    goto fail;
+  }
   if (!json_parser_load_from_data (self->parser, text, len, &error)) {
     fault_set (&f, "bad-json", "message is not valid JSON: %s", error->message);
     goto fail;

@@ -57,6 +57,7 @@ struct _Viewer {
   /* delay source payloader → this viewer's webrtcbin src pad */
   gint64 delay_sum, delay_max;
   gint delay_n;
+  GArray *delays;               /* gint64 µs, for the median */
 };
 
 static struct {
@@ -75,6 +76,7 @@ static struct {
   gint relay_packets;           /* atomic */
   gint64 relay_delay_sum, relay_delay_max;
   gint relay_delay_n;
+  GArray *relay_delays;
 
   Viewer v1, v2;
 } T;
@@ -166,14 +168,25 @@ rtp_seqnum (GstBuffer * buf, guint32 * ssrc)
   return seq;
 }
 
+static gboolean
+stamp_one (GstBuffer ** buf, guint idx, gpointer user_data)
+{
+  (void) idx;
+  T.sent_at[rtp_seqnum (*buf, NULL)] = *(gint64 *) user_data;
+  return TRUE;
+}
+
 static GstPadProbeReturn
 source_rtp_probe (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
-  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  gint64 now = g_get_monotonic_time ();
 
   (void) pad;
   (void) user_data;
-  T.sent_at[rtp_seqnum (buf, NULL)] = g_get_monotonic_time ();
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    gst_buffer_list_foreach (GST_PAD_PROBE_INFO_BUFFER_LIST (info), stamp_one, &now);
+  else
+    T.sent_at[rtp_seqnum (GST_PAD_PROBE_INFO_BUFFER (info), NULL)] = now;
   return GST_PAD_PROBE_OK;
 }
 
@@ -193,7 +206,8 @@ keyframe_probe (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 }
 
 static void
-account_delay (GstBuffer * buf, gint64 * sum, gint64 * max, gint * n, guint32 * ssrc)
+account_delay (GstBuffer * buf, gint64 * sum, gint64 * max, gint * n, GArray * all,
+    guint32 * ssrc)
 {
   gint64 now = g_get_monotonic_time ();
   gint64 sent = T.sent_at[rtp_seqnum (buf, ssrc)];
@@ -203,6 +217,10 @@ account_delay (GstBuffer * buf, gint64 * sum, gint64 * max, gint * n, guint32 * 
     *sum += now - sent;
     *max = MAX (*max, now - sent);
     (*n)++;
+    {
+      gint64 d = now - sent;
+      g_array_append_val (all, d);
+    }
     g_mutex_unlock (&T.lock);
   }
 }
@@ -216,7 +234,7 @@ relay_rtp_probe (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   (void) user_data;
   g_atomic_int_inc (&T.relay_packets);
   account_delay (GST_PAD_PROBE_INFO_BUFFER (info), &T.relay_delay_sum,
-      &T.relay_delay_max, &T.relay_delay_n, &ssrc);
+      &T.relay_delay_max, &T.relay_delay_n, T.relay_delays, &ssrc);
   if (ssrc != SSRC)
     fail ("relay received SSRC %08x instead of %08x", ssrc, SSRC);
   return GST_PAD_PROBE_OK;
@@ -230,7 +248,7 @@ viewer_rtp_probe (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 
   (void) pad;
   account_delay (GST_PAD_PROBE_INFO_BUFFER (info), &v->delay_sum, &v->delay_max,
-      &v->delay_n, &ssrc);
+      &v->delay_n, v->delays, &ssrc);
   if (ssrc != SSRC)
     fail ("%s received SSRC %08x instead of %08x", v->name, ssrc, SSRC);
   return GST_PAD_PROBE_OK;
@@ -268,8 +286,10 @@ on_viewer_pad_added (PtLink * link, GstPad * pad, gpointer user_data)
   g_autoptr (GstPad) sinkpad = NULL;
 
   (void) link;
-  printf ("[%8.1f ms] %s: pad %s caps %" GST_PTR_FORMAT "\n",
-      MS (g_get_monotonic_time ()), v->name, GST_PAD_NAME (pad), caps);
+  g_autofree gchar *caps_str = caps ? gst_caps_to_string (caps) : NULL;
+
+  printf ("[%8.1f ms] %s: pad %s caps %s\n",
+      MS (g_get_monotonic_time ()), v->name, GST_PAD_NAME (pad), caps_str);
 
   depay = gst_element_factory_make ("rtpvp8depay", NULL);
   dec = gst_element_factory_make ("vp8dec", NULL);
@@ -374,8 +394,10 @@ on_relay_pad_added (PtLink * link, GstPad * pad, gpointer user_data)
 
   (void) link;
   (void) user_data;
-  printf ("[%8.1f ms] relay: pad %s caps %" GST_PTR_FORMAT "\n",
-      MS (g_get_monotonic_time ()), GST_PAD_NAME (pad), caps);
+  g_autofree gchar *caps_str = caps ? gst_caps_to_string (caps) : NULL;
+
+  printf ("[%8.1f ms] relay: pad %s caps %s\n",
+      MS (g_get_monotonic_time ()), GST_PAD_NAME (pad), caps_str);
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, relay_rtp_probe, NULL, NULL);
   tee = pt_link_make_fanout (GST_BIN (T.relay), "fanout0", pad, &error);
   if (tee == NULL) {
@@ -448,10 +470,13 @@ on_bus (GstBus * bus, GstMessage * msg, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The relay may only hold webrtcbins (whose internals are RTP plumbing),
+ * tees and queues; and nothing anywhere in it may decode video or audio. */
 static gboolean
 bin_has_decoder (GstBin * bin)
 {
   g_autoptr (GstIterator) it = gst_bin_iterate_recurse (bin);
+  g_autoptr (GstIterator) top = gst_bin_iterate_elements (bin);
   GValue item = G_VALUE_INIT;
   gboolean found = FALSE;
 
@@ -461,8 +486,21 @@ bin_has_decoder (GstBin * bin)
     const gchar *klass = f ? gst_element_factory_get_metadata (f,
         GST_ELEMENT_METADATA_KLASS) : NULL;
 
-    if (klass && (strstr (klass, "Decoder") || strstr (klass, "Depayloader"))) {
+    if (klass && strstr (klass, "Decoder") && (strstr (klass, "Video")
+            || strstr (klass, "Audio"))) {
       printf ("relay contains %s (%s)\n", GST_ELEMENT_NAME (e), klass);
+      found = TRUE;
+    }
+    g_value_reset (&item);
+  }
+  while (gst_iterator_next (top, &item) == GST_ITERATOR_OK) {
+    GstElement *e = g_value_get_object (&item);
+    GstElementFactory *f = gst_element_get_factory (e);
+    const gchar *fname = f ? GST_OBJECT_NAME (f) : "?";
+
+    if (g_strcmp0 (fname, "webrtcbin") && g_strcmp0 (fname, "tee")
+        && g_strcmp0 (fname, "queue")) {
+      printf ("relay contains %s (%s)\n", GST_ELEMENT_NAME (e), fname);
       found = TRUE;
     }
     g_value_reset (&item);
@@ -489,15 +527,32 @@ have_plugins (void)
   return TRUE;
 }
 
+static gint
+cmp_i64 (gconstpointer a, gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static double
+median_ms (GArray * a)
+{
+  if (a->len == 0)
+    return -1.0;
+  g_array_sort (a, cmp_i64);
+  return g_array_index (a, gint64, a->len / 2) / 1000.0;
+}
+
 static void
 print_viewer (Viewer * v)
 {
   printf ("%s: %d frames, %dx%d, connected %.1f ms / first frame %.1f ms after joining; "
-      "source→%s RTP delay avg %.2f ms max %.2f ms (%d pkts)\n",
+      "source→%s RTP delay median %.2f ms avg %.2f ms max %.2f ms (%d pkts)\n",
       v->name, g_atomic_int_get (&v->frames), v->width, v->height,
       v->connected_time ? (v->connected_time - v->join_time) / 1000.0 : -1.0,
       v->first_frame ? (v->first_frame - v->join_time) / 1000.0 : -1.0, v->name,
-      v->delay_n ? v->delay_sum / 1000.0 / v->delay_n : -1.0, v->delay_max / 1000.0,
+      median_ms (v->delays), v->delay_n ? v->delay_sum / 1000.0 / v->delay_n : -1.0, v->delay_max / 1000.0,
       v->delay_n);
 }
 
@@ -522,6 +577,9 @@ main (int argc, char **argv)
   pt_link_config_init (&T.config);
   T.config.latency_ms = 20;
   T.config.local_addresses = g_strdupv (addrs);
+  T.relay_delays = g_array_new (FALSE, FALSE, sizeof (gint64));
+  T.v1.delays = g_array_new (FALSE, FALSE, sizeof (gint64));
+  T.v2.delays = g_array_new (FALSE, FALSE, sizeof (gint64));
   T.v1.name = "viewer1";
   T.v2.name = "viewer2";
   T.up.name = "source→relay";
@@ -548,7 +606,8 @@ main (int argc, char **argv)
   encsrc = gst_element_get_static_pad (enc, "src");
   gst_pad_add_probe (encsrc, GST_PAD_PROBE_TYPE_BUFFER, keyframe_probe, NULL, NULL);
   paysrc = gst_element_get_static_pad (pay, "src");
-  gst_pad_add_probe (paysrc, GST_PAD_PROBE_TYPE_BUFFER, source_rtp_probe, NULL, NULL);
+  gst_pad_add_probe (paysrc, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+      source_rtp_probe, NULL, NULL);
 
   T.up.tx = pt_link_new (PT_LINK_ROLE_SENDER, "relay", GST_BIN (T.source), &T.config,
       &edge_callbacks, &T.up, NULL, NULL, &error);
@@ -583,8 +642,8 @@ main (int argc, char **argv)
   printf ("\n---- results ----\n");
   print_viewer (&T.v1);
   print_viewer (&T.v2);
-  printf ("relay: %d RTP packets in, source→relay delay avg %.2f ms max %.2f ms\n",
-      g_atomic_int_get (&T.relay_packets),
+  printf ("relay: %d RTP packets in, source→relay delay median %.2f ms avg %.2f ms "
+      "max %.2f ms\n", g_atomic_int_get (&T.relay_packets), median_ms (T.relay_delays),
       T.relay_delay_n ? T.relay_delay_sum / 1000.0 / T.relay_delay_n : -1.0,
       T.relay_delay_max / 1000.0);
   printf ("source: %d keyframes\n", g_atomic_int_get (&T.keyframes));
@@ -620,6 +679,9 @@ main (int argc, char **argv)
   while (g_main_context_iteration (NULL, FALSE));
   pt_link_config_clear (&T.config);
   g_main_loop_unref (T.loop);
+  g_array_unref (T.relay_delays);
+  g_array_unref (T.v1.delays);
+  g_array_unref (T.v2.delays);
 
   printf ("%s\n", T.failed ? "FAILED" : "PASSED");
   return T.failed ? 1 : 0;
