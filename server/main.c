@@ -64,6 +64,11 @@ main (int argc, char **argv)
   if (allow_takeover)
     g_object_set (server, "allow-takeover", TRUE, NULL);
 
+  /* Handlers first: whoever reads the URL line below may signal at once. */
+  g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGINT, on_signal, loop);
+  g_unix_signal_add (SIGTERM, on_signal, loop);
+
   if (!pt_server_listen (server, &error)) {
     fprintf (stderr, "peertree-server: cannot listen: %s\n", error->message);
     return 1;
@@ -74,9 +79,6 @@ main (int argc, char **argv)
   printf ("peertree-server listening on %s (k=%u, k1=%u)\n", url, vk, vk1);
   fflush (stdout);
 
-  g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
-  g_unix_signal_add (SIGINT, on_signal, loop);
-  g_unix_signal_add (SIGTERM, on_signal, loop);
   g_main_loop_run (loop);
   pt_server_stop (server);
   printf ("peertree-server stopped\n");

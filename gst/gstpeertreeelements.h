@@ -1,0 +1,61 @@
+/* peertree GStreamer elements — plugin-private declarations
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_PEER_TREE_SINK (gst_peer_tree_sink_get_type ())
+G_DECLARE_FINAL_TYPE (GstPeerTreeSink, gst_peer_tree_sink, GST, PEER_TREE_SINK, GstBin)
+
+#define GST_TYPE_PEER_TREE_SRC (gst_peer_tree_src_get_type ())
+G_DECLARE_FINAL_TYPE (GstPeerTreeSrc, gst_peer_tree_src, GST, PEER_TREE_SRC, GstBin)
+
+/**
+ * GstPeerTreeVideoCodec:
+ * Codec peertreesink encodes raw video to.
+ */
+typedef enum {
+  GST_PEER_TREE_VIDEO_CODEC_VP8,
+  GST_PEER_TREE_VIDEO_CODEC_H264,
+} GstPeerTreeVideoCodec;
+
+#define GST_TYPE_PEER_TREE_VIDEO_CODEC (gst_peer_tree_video_codec_get_type ())
+GType gst_peer_tree_video_codec_get_type (void);
+
+GST_ELEMENT_REGISTER_DECLARE (peertreesink);
+GST_ELEMENT_REGISTER_DECLARE (peertreesrc);
+
+/* Element message names (structure names of GST_MESSAGE_ELEMENT). */
+#define PT_MESSAGE_TREE_JOINED "peertree-tree-joined"          /* tree-id, depth */
+#define PT_MESSAGE_CHILD_ADDED "peertree-child-added"          /* tree-id, child-id */
+#define PT_MESSAGE_CHILD_REMOVED "peertree-child-removed"      /* tree-id, child-id, reason */
+#define PT_MESSAGE_UPSTREAM_CHANGED "peertree-upstream-changed"/* tree-id, parent-id, depth */
+#define PT_MESSAGE_TREE_CLOSED "peertree-tree-closed"          /* tree-id, reason */
+
+/* ---- helpers shared by both elements (pt-common.c) ---- */
+
+/* Posts an element message built from a NULL-terminated field list. */
+void pt_post_element_message (GstElement *element, const gchar *name,
+    const gchar *first_field, ...) G_GNUC_NULL_TERMINATED;
+
+/* Turns a PeerTreeClient GError into GST_ELEMENT_ERROR with a message a user
+ * understands (server unreachable, tree not found, refused…). */
+void pt_post_client_error (GstElement *element, const GError *error,
+    const gchar *what, const gchar *server, const gchar *tree_id);
+
+/* Best-ranked element of @type whose @direction template accepts @caps, or
+ * NULL. (transfer floating) */
+GstElement *pt_make_element_for_caps (GstElementFactoryListType type,
+    GstPadDirection direction, const GstCaps *caps);
+
+/* First of @names (NULL-terminated) that is not installed, or NULL. */
+const gchar *pt_find_missing_element (const gchar *const *names);
+
+/* Caps fit for webrtcbin codec-preferences: RTP caps minus the payloader's
+ * private fields (seqnum-offset, timestamp-offset…). (transfer full) */
+GstCaps *pt_sanitize_rtp_caps (const GstCaps *caps);
+
+G_END_DECLS

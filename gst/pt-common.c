@@ -1,0 +1,111 @@
+/* peertree GStreamer elements — helpers shared by both elements
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gstpeertreeelements.h"
+#include "peertree/peertree-client.h"
+
+void
+pt_post_element_message (GstElement * element, const gchar * name,
+    const gchar * first_field, ...)
+{
+  GstStructure *s;
+  va_list ap;
+
+  va_start (ap, first_field);
+  s = gst_structure_new_valist (name, first_field, ap);
+  va_end (ap);
+  gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element), s));
+}
+
+void
+pt_post_client_error (GstElement * element, const GError * error, const gchar * what,
+    const gchar * server, const gchar * tree_id)
+{
+  const gchar *detail = error ? error->message : "unknown error";
+
+  if (error && error->domain == PEER_TREE_ERROR) {
+    switch (error->code) {
+      case PEER_TREE_ERROR_TREE_NOT_FOUND:
+        GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
+            ("Tree \"%s\" does not exist on the peertree server %s.",
+                tree_id ? tree_id : "", server), ("%s: %s", what, detail));
+        return;
+      case PEER_TREE_ERROR_TREE_EXISTS:
+        GST_ELEMENT_ERROR (element, RESOURCE, BUSY,
+            ("A tree named \"%s\" exists already on %s; choose another tree-id "
+                "or leave it empty.", tree_id ? tree_id : "", server),
+            ("%s: %s", what, detail));
+        return;
+      case PEER_TREE_ERROR_DUPLICATE_CLIENT_ID:
+        GST_ELEMENT_ERROR (element, RESOURCE, BUSY,
+            ("Another client with the same client-id is connected to %s.", server),
+            ("%s: %s", what, detail));
+        return;
+      case PEER_TREE_ERROR_INVALID_ID:
+        GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS,
+            ("The server %s refused the tree-id or client-id as malformed.", server),
+            ("%s: %s", what, detail));
+        return;
+      case PEER_TREE_ERROR_LIMIT:
+        GST_ELEMENT_ERROR (element, RESOURCE, NO_SPACE_LEFT,
+            ("The peertree server %s refused the request: a limit was reached.",
+                server), ("%s: %s", what, detail));
+        return;
+      case PEER_TREE_ERROR_TIMEOUT:
+      case PEER_TREE_ERROR_CLOSED:
+        GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE,
+            ("Lost the connection to the peertree server %s.", server),
+            ("%s: %s", what, detail));
+        return;
+      default:
+        GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
+            ("The peertree server %s refused the request (%s).", server, detail),
+            ("%s", what));
+        return;
+    }
+  }
+  /* GIO / libsoup errors: connection refused, unresolvable host, TLS… */
+  GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE,
+      ("Could not reach the peertree server %s: %s", server, detail), ("%s", what));
+}
+
+GstElement *
+pt_make_element_for_caps (GstElementFactoryListType type, GstPadDirection direction,
+    const GstCaps * caps)
+{
+  GList *all, *fit;
+  GstElement *ret = NULL;
+
+  all = gst_element_factory_list_get_elements (type, GST_RANK_MARGINAL);
+  fit = gst_element_factory_list_filter (all, caps, direction, FALSE);
+  fit = g_list_sort (fit, gst_plugin_feature_rank_compare_func);
+  for (GList * l = fit; l && ret == NULL; l = l->next)
+    ret = gst_element_factory_create (GST_ELEMENT_FACTORY (l->data), NULL);
+  gst_plugin_feature_list_free (fit);
+  gst_plugin_feature_list_free (all);
+  return ret;
+}
+
+const gchar *
+pt_find_missing_element (const gchar * const *names)
+{
+  for (guint i = 0; names[i]; i++) {
+    GstElementFactory *f = gst_element_factory_find (names[i]);
+
+    if (f == NULL)
+      return names[i];
+    gst_object_unref (f);
+  }
+  return NULL;
+}
+
+GstCaps *
+pt_sanitize_rtp_caps (const GstCaps * caps)
+{
+  GstCaps *ret = gst_caps_copy (caps);
+
+  for (guint i = 0; i < gst_caps_get_size (ret); i++)
+    gst_structure_remove_fields (gst_caps_get_structure (ret, i),
+        "seqnum-offset", "timestamp-offset", "seqnum-base", "clock-base", NULL);
+  return ret;
+}
