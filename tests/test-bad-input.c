@@ -243,6 +243,65 @@ GST_START_TEST (test_abrupt_disconnect)
 }
 GST_END_TEST;
 
+/* A client that completes the WebSocket handshake by hand, says hello and
+ * joins, then goes silent: it never answers the server's pings (as when a
+ * host dies or a cable is pulled). The server must reap it and re-parent its
+ * child. */
+static void
+send_frame (GOutputStream *out, const char *text)
+{
+  gsize len = strlen (text);
+  fail_unless (len < 126);
+  /* FIN + text opcode; masked with a zero key, so the payload is unchanged. */
+  guint8 header[6] = { 0x81, 0x80 | (guint8) len, 0, 0, 0, 0 };
+  fail_unless (g_output_stream_write_all (out, header, sizeof header, NULL, NULL, NULL));
+  fail_unless (g_output_stream_write_all (out, text, len, NULL, NULL, NULL));
+}
+
+GST_START_TEST (test_silent_peer_reaped)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "keepalive-interval", 1, "dead-timeout", 2, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PeerTreeClient) src = pt_test_client_new (server, "src");
+  g_autofree char *t = pt_test_create (src, "t", 1, 1, &error);
+
+  g_autoptr (GSocketClient) sc = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (sc, "127.0.0.1",
+      pt_server_get_port (server), NULL, &error);
+  fail_unless (conn != NULL);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  fail_unless (g_output_stream_write_all (out, upgrade, strlen (upgrade), NULL, NULL, NULL));
+  send_frame (out, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"clientId\":\"mute\"}");
+  send_frame (out, "{\"type\":\"join\",\"id\":2,\"treeId\":\"t\"}");
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 2);
+
+  g_autoptr (PeerTreeClient) leaf = pt_test_client_new (server, "leaf");
+  char *parent = NULL;
+  fail_unless (pt_test_join (leaf, "t", &parent, NULL, &error));
+  fail_unless_equals_string (parent, "mute");
+  g_free (parent);
+
+  /* Nothing more is read from or written to the socket: within dead-timeout
+   * plus the sweep period the server gives up on it. */
+  gint64 start = g_get_monotonic_time ();
+  fail_unless_equals_int (pt_server_get_n_clients (server), 3);
+  WAIT_UNTIL_MS (pt_server_get_n_clients (server) == 2, 5000);
+  gint64 elapsed = g_get_monotonic_time () - start;
+  fail_unless (elapsed >= G_USEC_PER_SEC, "reaped too early: %" G_GINT64_FORMAT " us", elapsed);
+  g_autoptr (JsonNode) status = pt_test_get_status (server);
+  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
+  JsonArray *members = json_object_get_array_member (json_array_get_object_element (trees, 0),
+      "members");
+  fail_unless_equals_int (json_array_get_length (members), 2);
+  fail_unless_equals_string (json_object_get_string_member (
+      json_array_get_object_element (members, 1), "parent"), "src");
+}
+GST_END_TEST;
+
 static Suite *
 bad_input_suite (void)
 {
@@ -253,6 +312,7 @@ bad_input_suite (void)
   tcase_add_test (tc, test_oversize_closes_cleanly);
   tcase_add_test (tc, test_flood_and_binary_close);
   tcase_add_test (tc, test_abrupt_disconnect);
+  tcase_add_test (tc, test_silent_peer_reaped);
   return s;
 }
 
