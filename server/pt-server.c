@@ -11,8 +11,7 @@
  * every tree (its peers told); only the SoupWebsocketConnection close
  * handshake may still be running. No message of a gone connection is read.
  */
-#include "pt-server.h"
-#include "pt-tree.h"
+#include "pt-server-private.h"
 
 #include <libsoup/soup.h>
 #include <string.h>
@@ -21,58 +20,6 @@
 #define ID_MAX_LEN 64
 #define SECRET_MAX_LEN 256
 #define HELLO_TIMEOUT_US (10 * G_USEC_PER_SEC)
-
-/* WebSocket close codes used by the server. */
-#define CLOSE_POLICY 1008      /* flood, hello timeout */
-#define CLOSE_UNSUPPORTED 1003 /* binary frame where none is expected */
-#define CLOSE_TRY_LATER 1013   /* server full */
-#define CLOSE_GOING_AWAY 1001  /* server shutting down */
-#define CLOSE_TAKEN_OVER 4001  /* another connection took this clientId */
-#define CLOSE_DEAD 4002        /* keepalive timeout */
-
-struct _PtServer {
-  GObject parent_instance;
-
-  /* configuration */
-  char *host;
-  guint port;
-  guint k, k1;
-  guint max_message_size;
-  guint keepalive_interval; /* s */
-  guint dead_timeout;       /* s */
-  guint rate, burst;        /* messages per second, bucket size */
-  guint max_clients;
-  guint max_trees_per_client;
-  gboolean allow_takeover;
-
-  /* state */
-  SoupServer *soup;
-  guint bound_port;
-  GMainContext *context;
-  GSource *sweep;
-  JsonParser *parser;   /* reused for every message */
-  GHashTable *conns;    /* PtConn* -> PtConn* (owning) */
-  GHashTable *clients;  /* clientId -> PtConn* (registered only) */
-  GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
-};
-
-typedef struct {
-  char *id;
-  PtTree *tree;
-} TreeEntry;
-
-typedef struct {
-  PtServer *server;
-  SoupWebsocketConnection *ws;
-  char *client_id;               /* NULL before hello */
-  guint8 secret_hash[32];
-  gboolean has_secret;
-  GHashTable *trees;             /* tree id (owned by entry) -> TreeEntry* */
-  gint64 connected_at, last_seen;
-  double tokens;
-  gint64 tokens_at;
-  gboolean gone;
-} PtConn;
 
 enum {
   PROP_0,
@@ -97,20 +44,15 @@ G_DEFINE_FINAL_TYPE (PtServer, pt_server, G_TYPE_OBJECT)
 /* ------------------------------------------------------------------------ */
 /* JSON helpers                                                             */
 
-typedef struct {
-  const char *code;
-  char *message;
-} Fault;
-
-static void
-fault_clear (Fault *f)
+void
+pt_fault_clear (Fault *f)
 {
   g_clear_pointer (&f->message, g_free);
   f->code = NULL;
 }
 
-G_GNUC_PRINTF (3, 4) static gboolean
-fault_set (Fault *f, const char *code, const char *fmt, ...)
+gboolean
+pt_fault_set (Fault *f, const char *code, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -121,8 +63,8 @@ fault_set (Fault *f, const char *code, const char *fmt, ...)
   return FALSE;
 }
 
-static gboolean
-valid_id (const char *s)
+gboolean
+pt_valid_id (const char *s)
 {
   gsize n = strlen (s);
   if (n == 0 || n > ID_MAX_LEN)
@@ -136,55 +78,55 @@ valid_id (const char *s)
 }
 
 /* Reads an optional string member; FALSE (with @f set) if present but not a string. */
-static gboolean
-get_string (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
+gboolean
+pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
 {
   JsonNode *node = json_object_get_member (obj, name);
   *out = NULL;
   if (!node || JSON_NODE_HOLDS_NULL (node)) {
     if (required)
-      return fault_set (f, "bad-request", "missing field \"%s\"", name);
+      return pt_fault_set (f, "bad-request", "missing field \"%s\"", name);
     return TRUE;
   }
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return fault_set (f, "bad-request", "field \"%s\" must be a string", name);
+    return pt_fault_set (f, "bad-request", "field \"%s\" must be a string", name);
   *out = json_node_get_string (node);
   return TRUE;
 }
 
-static gboolean
-get_id (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
+gboolean
+pt_get_id (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
 {
-  if (!get_string (obj, name, required, out, f))
+  if (!pt_get_string (obj, name, required, out, f))
     return FALSE;
-  if (*out && !valid_id (*out))
-    return fault_set (f, "invalid-id",
+  if (*out && !pt_valid_id (*out))
+    return pt_fault_set (f, "invalid-id",
         "field \"%s\" must be 1 to %d characters of A-Z a-z 0-9 - _ . : @", name, ID_MAX_LEN);
   return TRUE;
 }
 
-static gboolean
-get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max, gint64 *out, Fault *f)
+gboolean
+pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max, gint64 *out, Fault *f)
 {
   JsonNode *node = json_object_get_member (obj, name);
   *out = 0;
   if (!node || JSON_NODE_HOLDS_NULL (node)) {
     if (required)
-      return fault_set (f, "bad-request", "missing field \"%s\"", name);
+      return pt_fault_set (f, "bad-request", "missing field \"%s\"", name);
     return TRUE;
   }
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
-    return fault_set (f, "bad-request", "field \"%s\" must be an integer", name);
+    return pt_fault_set (f, "bad-request", "field \"%s\" must be an integer", name);
   gint64 v = json_node_get_int (node);
   if (v < 0 || v > max)
-    return fault_set (f, "bad-request", "field \"%s\" must be between 0 and %" G_GINT64_FORMAT,
+    return pt_fault_set (f, "bad-request", "field \"%s\" must be between 0 and %" G_GINT64_FORMAT,
         name, max);
   *out = v;
   return TRUE;
 }
 
-static char *
-random_id (const char *prefix)
+char *
+pt_random_id (const char *prefix)
 {
   return g_strdup_printf ("%s%08x%08x", prefix, g_random_int (), g_random_int ());
 }
@@ -192,8 +134,8 @@ random_id (const char *prefix)
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                  */
 
-static void
-conn_send_object (PtConn *c, JsonObject *obj)
+void
+pt_conn_send (PtConn *c, JsonObject *obj)
 {
   if (c->gone || soup_websocket_connection_get_state (c->ws) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
@@ -202,19 +144,19 @@ conn_send_object (PtConn *c, JsonObject *obj)
   soup_websocket_connection_send_text (c->ws, text);
 }
 
-static void
-conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
+void
+pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
   json_object_set_string_member (obj, "type", "reply");
   json_object_set_int_member (obj, "id", id);
   json_object_set_boolean_member (obj, "ok", TRUE);
   json_object_set_object_member (obj, "result", result ? result : json_object_new ());
-  conn_send_object (c, obj);
+  pt_conn_send (c, obj);
 }
 
-static void
-conn_reply_error (PtConn *c, gint64 id, const Fault *f)
+void
+pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
   g_autoptr (JsonObject) err = json_object_new ();
@@ -227,12 +169,12 @@ conn_reply_error (PtConn *c, gint64 id, const Fault *f)
   json_object_set_string_member (err, "code", f->code);
   json_object_set_string_member (err, "message", f->message);
   json_object_set_object_member (obj, "error", g_steal_pointer (&err));
-  conn_send_object (c, obj);
+  pt_conn_send (c, obj);
 }
 
 /* A new event object {"type":"event","event":NAME,"treeId":TREE}. */
-static JsonObject *
-event_new (const char *name, const char *tree_id)
+JsonObject *
+pt_event_new (const char *name, const char *tree_id)
 {
   JsonObject *obj = json_object_new ();
   json_object_set_string_member (obj, "type", "event");
@@ -242,12 +184,12 @@ event_new (const char *name, const char *tree_id)
   return obj;
 }
 
-static void
-send_event_to (PtServer *self, const char *client_id, JsonObject *event /* transfer full */)
+void
+pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event /* transfer full */)
 {
   PtConn *c = g_hash_table_lookup (self->clients, client_id);
   if (c)
-    conn_send_object (c, event);
+    pt_conn_send (c, event);
   json_object_unref (event);
 }
 
@@ -258,21 +200,21 @@ static void
 notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char *child,
     gboolean added, const char *reason)
 {
-  JsonObject *ev = event_new (added ? "downstream-added" : "downstream-removed", t->id);
+  JsonObject *ev = pt_event_new (added ? "downstream-added" : "downstream-removed", t->id);
   json_object_set_string_member (ev, "child", child);
   if (reason)
     json_object_set_string_member (ev, "reason", reason);
-  send_event_to (self, parent, ev);
+  pt_send_event_to (self, parent, ev);
 }
 
 static void
 notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
 {
-  JsonObject *ev = event_new ("upstream", t->id);
+  JsonObject *ev = pt_event_new ("upstream", t->id);
   json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
   json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
   json_object_set_string_member (ev, "reason", reason);
-  send_event_to (self, peer, ev);
+  pt_send_event_to (self, peer, ev);
 }
 
 static void
@@ -293,9 +235,9 @@ close_member (const char *peer, const char *parent, guint depth, gpointer user_d
   TreeEntry *t = args[1];
   const char *reason = args[2];
   conn_forget_tree (self, peer, t);
-  JsonObject *ev = event_new ("tree-closed", t->id);
+  JsonObject *ev = pt_event_new ("tree-closed", t->id);
   json_object_set_string_member (ev, "reason", reason);
-  send_event_to (self, peer, ev);
+  pt_send_event_to (self, peer, ev);
 }
 
 /* Closes a tree: every member (the root included) is told and forgets it. */
@@ -357,7 +299,6 @@ secret_equal (const guint8 *a, const guint8 *b)
   return diff == 0;
 }
 
-static void conn_gone (PtConn *c, gushort code, const char *reason);
 
 static gboolean
 handle_hello (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
@@ -367,16 +308,16 @@ handle_hello (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   gint64 version;
 
   if (c->client_id)
-    return fault_set (f, "already-hello", "hello was already received on this connection");
-  if (!get_uint (msg, "version", TRUE, G_MAXINT, &version, f) ||
-      !get_id (msg, "clientId", FALSE, &client_id, f) ||
-      !get_string (msg, "secret", FALSE, &secret, f))
+    return pt_fault_set (f, "already-hello", "hello was already received on this connection");
+  if (!pt_get_uint (msg, "version", TRUE, G_MAXINT, &version, f) ||
+      !pt_get_id (msg, "clientId", FALSE, &client_id, f) ||
+      !pt_get_string (msg, "secret", FALSE, &secret, f))
     return FALSE;
   if (version != PROTOCOL_VERSION)
-    return fault_set (f, "unsupported-version", "protocol version %" G_GINT64_FORMAT
+    return pt_fault_set (f, "unsupported-version", "protocol version %" G_GINT64_FORMAT
         " is not supported; this server speaks version %d", version, PROTOCOL_VERSION);
   if (secret && (strlen (secret) == 0 || strlen (secret) > SECRET_MAX_LEN))
-    return fault_set (f, "bad-request", "secret must be 1 to %d bytes", SECRET_MAX_LEN);
+    return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", SECRET_MAX_LEN);
 
   guint8 hash[32];
   if (secret)
@@ -388,15 +329,15 @@ handle_hello (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     if (old) {
       if (!self->allow_takeover || !secret || !old->has_secret ||
           !secret_equal (hash, old->secret_hash))
-        return fault_set (f, "duplicate-client-id",
+        return pt_fault_set (f, "duplicate-client-id",
             "clientId \"%s\" is already connected", client_id);
       g_debug ("client %s taken over by a new connection", client_id);
-      conn_gone (old, CLOSE_TAKEN_OVER, "clientId taken over by a new connection");
+      pt_conn_gone (old, CLOSE_TAKEN_OVER, "clientId taken over by a new connection");
     }
   } else {
     do {
       g_free (assigned);
-      assigned = random_id ("c-");
+      assigned = pt_random_id ("c-");
     } while (g_hash_table_contains (self->clients, assigned));
     client_id = assigned;
   }
@@ -424,14 +365,14 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   const char *tree_id;
   gint64 k, k1;
 
-  if (!get_id (msg, "treeId", FALSE, &tree_id, f) ||
-      !get_uint (msg, "k", FALSE, self->k, &k, f) ||
-      !get_uint (msg, "k1", FALSE, self->k1, &k1, f))
+  if (!pt_get_id (msg, "treeId", FALSE, &tree_id, f) ||
+      !pt_get_uint (msg, "k", FALSE, self->k, &k, f) ||
+      !pt_get_uint (msg, "k1", FALSE, self->k1, &k1, f))
     return FALSE;
   if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
-    return fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
   if (tree_id && g_hash_table_contains (self->trees, tree_id))
-    return fault_set (f, "tree-exists", "tree \"%s\" already exists", tree_id);
+    return pt_fault_set (f, "tree-exists", "tree \"%s\" already exists", tree_id);
 
   TreeEntry *t = g_new0 (TreeEntry, 1);
   if (tree_id)
@@ -439,7 +380,7 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   else
     do {
       g_free (t->id);
-      t->id = random_id ("t-");
+      t->id = pt_random_id ("t-");
     } while (g_hash_table_contains (self->trees, t->id));
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
   g_hash_table_insert (self->trees, t->id, t);
@@ -456,15 +397,15 @@ static TreeEntry *
 lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
 {
   const char *tree_id;
-  if (!get_id (msg, "treeId", TRUE, &tree_id, f))
+  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
     return NULL;
   TreeEntry *t = g_hash_table_lookup (c->server->trees, tree_id);
   if (!t) {
-    fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
+    pt_fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
     return NULL;
   }
   if (must_be_member && !pt_tree_contains (t->tree, c->client_id)) {
-    fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
+    pt_fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
     return NULL;
   }
   return t;
@@ -491,10 +432,10 @@ handle_join (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   if (!t)
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    return fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
+    return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
   gboolean member = pt_tree_contains (t->tree, c->client_id);
   if (!member && g_hash_table_size (c->trees) >= self->max_trees_per_client)
-    return fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
 
   /* A re-join moves the peer with its subtree; its parents are told by
    * dispatch() after the reply. */
@@ -526,7 +467,7 @@ handle_reconnect (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   if (!t)
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    return fault_set (f, "is-root", "the source of tree \"%s\" has no upstream", t->id);
+    return pt_fault_set (f, "is-root", "the source of tree \"%s\" has no upstream", t->id);
   pt_tree_reconnect (t->tree, c->client_id);
   *result = placement_result (t, c->client_id);
   return TRUE;
@@ -542,21 +483,21 @@ valid_signal_data (JsonObject *data, Fault *f)
   const char *s;
   gint64 v;
   if ((sdp != NULL) == (ice != NULL) || json_object_get_size (data) != 1)
-    return fault_set (f, "bad-request", "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
+    return pt_fault_set (f, "bad-request", "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
   if (sdp) {
     if (!JSON_NODE_HOLDS_OBJECT (sdp))
-      return fault_set (f, "bad-request", "\"data.sdp\" must be an object");
+      return pt_fault_set (f, "bad-request", "\"data.sdp\" must be an object");
     JsonObject *o = json_node_get_object (sdp);
     const char *type;
-    if (!get_string (o, "type", TRUE, &type, f) || !get_string (o, "sdp", TRUE, &s, f))
+    if (!pt_get_string (o, "type", TRUE, &type, f) || !pt_get_string (o, "sdp", TRUE, &s, f))
       return FALSE;
     if (strcmp (type, "offer") != 0 && strcmp (type, "answer") != 0)
-      return fault_set (f, "bad-request", "\"data.sdp.type\" must be \"offer\" or \"answer\"");
+      return pt_fault_set (f, "bad-request", "\"data.sdp.type\" must be \"offer\" or \"answer\"");
   } else {
     if (!JSON_NODE_HOLDS_OBJECT (ice))
-      return fault_set (f, "bad-request", "\"data.ice\" must be an object");
+      return pt_fault_set (f, "bad-request", "\"data.ice\" must be an object");
     JsonObject *o = json_node_get_object (ice);
-    if (!get_uint (o, "mline", TRUE, 1024, &v, f) || !get_string (o, "candidate", TRUE, &s, f))
+    if (!pt_get_uint (o, "mline", TRUE, 1024, &v, f) || !pt_get_string (o, "candidate", TRUE, &s, f))
       return FALSE;
   }
   return TRUE;
@@ -568,36 +509,34 @@ handle_signal (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   PtServer *self = c->server;
   const char *to;
   TreeEntry *t = lookup_tree (c, msg, TRUE, f);
-  if (!t || !get_id (msg, "to", TRUE, &to, f))
+  if (!t || !pt_get_id (msg, "to", TRUE, &to, f))
     return FALSE;
   JsonNode *data = json_object_get_member (msg, "data");
   if (!data || !JSON_NODE_HOLDS_OBJECT (data))
-    return fault_set (f, "bad-request", "field \"data\" must be an object");
+    return pt_fault_set (f, "bad-request", "field \"data\" must be an object");
   if (!valid_signal_data (json_node_get_object (data), f))
     return FALSE;
   /* Only between a child and its assigned parent. */
   if (g_strcmp0 (pt_tree_get_parent (t->tree, to), c->client_id) != 0 &&
       g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), to) != 0)
-    return fault_set (f, "relay-refused",
+    return pt_fault_set (f, "relay-refused",
         "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
   PtConn *target = g_hash_table_lookup (self->clients, to);
   if (!target)
-    return fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
+    return pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
 
-  JsonObject *ev = event_new ("signal", t->id);
+  JsonObject *ev = pt_event_new ("signal", t->id);
   json_object_set_string_member (ev, "from", c->client_id);
   json_object_set_member (ev, "data", json_node_ref (data));
-  conn_send_object (target, ev);
+  pt_conn_send (target, ev);
   json_object_unref (ev);
   *result = NULL;
   return TRUE;
 }
 
-typedef gboolean (*Handler) (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f);
-
 static const struct {
   const char *type;
-  Handler handler;
+  PtHandler handler;
 } handlers[] = {
   { "hello", handle_hello },
   { "create", handle_create },
@@ -648,36 +587,38 @@ dispatch (PtConn *c, const char *text, gsize len)
   TreeEntry *moved = NULL;
 
   if (!json_depth_ok (text, len)) {
-    fault_set (&f, "bad-json", "message nests deeper than %d levels", MAX_JSON_DEPTH);
+    pt_fault_set (&f, "bad-json", "message nests deeper than %d levels", MAX_JSON_DEPTH);
     goto fail;
   }
   if (!json_parser_load_from_data (self->parser, text, len, &error)) {
-    fault_set (&f, "bad-json", "message is not valid JSON: %s", error->message);
+    pt_fault_set (&f, "bad-json", "message is not valid JSON: %s", error->message);
     goto fail;
   }
   JsonNode *root = json_parser_get_root (self->parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    fault_set (&f, "bad-request", "message must be a JSON object");
+    pt_fault_set (&f, "bad-request", "message must be a JSON object");
     goto fail;
   }
   JsonObject *msg = json_node_get_object (root);
-  if (!get_uint (msg, "id", TRUE, (G_GINT64_CONSTANT (1) << 53), &id, &f)) {
+  if (!pt_get_uint (msg, "id", TRUE, (G_GINT64_CONSTANT (1) << 53), &id, &f)) {
     id = -1;
     goto fail;
   }
-  if (!get_string (msg, "type", TRUE, &type, &f))
+  if (!pt_get_string (msg, "type", TRUE, &type, &f))
     goto fail;
 
-  Handler handler = NULL;
+  PtHandler handler = NULL;
   for (gsize i = 0; i < G_N_ELEMENTS (handlers); i++)
     if (strcmp (handlers[i].type, type) == 0)
       handler = handlers[i].handler;
+  if (!handler)
+    handler = pt_messaging_find_handler (type);
   if (!handler) {
-    fault_set (&f, "unknown-type", "unknown message type \"%.64s\"", type);
+    pt_fault_set (&f, "unknown-type", "unknown message type \"%.64s\"", type);
     goto fail;
   }
   if (!c->client_id && handler != handle_hello) {
-    fault_set (&f, "hello-required", "the first message must be a hello");
+    pt_fault_set (&f, "hello-required", "the first message must be a hello");
     goto fail;
   }
 
@@ -686,16 +627,19 @@ dispatch (PtConn *c, const char *text, gsize len)
   if (handler == handle_join || handler == handle_reconnect) {
     const char *tree_id = NULL;
     Fault ignore = { 0 };
-    if (get_id (msg, "treeId", TRUE, &tree_id, &ignore)) {
+    if (pt_get_id (msg, "treeId", TRUE, &tree_id, &ignore)) {
       moved = g_hash_table_lookup (self->trees, tree_id);
       if (moved)
         old_parent = g_strdup (pt_tree_get_parent (moved->tree, c->client_id));
     }
-    fault_clear (&ignore);
+    pt_fault_clear (&ignore);
   }
+  self->req_id = id;
+  self->req_deferred = FALSE;
   if (!handler (c, msg, &result, &f))
     goto fail;
-  conn_reply_ok (c, id, result);
+  if (!self->req_deferred)
+    pt_conn_reply_ok (c, id, result);
   if (moved)
     announce_move (self, moved, c->client_id, old_parent,
         handler == handle_join ? "rejoined" : "reconnected");
@@ -703,8 +647,8 @@ dispatch (PtConn *c, const char *text, gsize len)
 
 fail:
   g_debug ("client %s: %s: %s", c->client_id ? c->client_id : "(no hello)", f.code, f.message);
-  conn_reply_error (c, id, &f);
-  fault_clear (&f);
+  pt_conn_reply_error (c, id, &f);
+  pt_fault_clear (&f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -733,11 +677,14 @@ on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PtConn *
     return;
   c->last_seen = g_get_monotonic_time ();
   if (!conn_take_token (c)) {
-    conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
+    pt_conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
     return;
   }
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
-    conn_gone (c, CLOSE_UNSUPPORTED, "binary frames are not part of this protocol");
+    if (!c->client_id)
+      pt_conn_gone (c, CLOSE_POLICY, "binary frame before hello");
+    else
+      pt_messaging_binary (c, message);
     return;
   }
   gsize len;
@@ -767,8 +714,8 @@ remove_from_tree (gpointer key, gpointer value, gpointer user_data)
 
 /* Removes @c from every index and tree (telling its peers), then closes its
  * socket with @code if still open. Idempotent. */
-static void
-conn_gone (PtConn *c, gushort code, const char *reason)
+void
+pt_conn_gone (PtConn *c, gushort code, const char *reason)
 {
   PtServer *self = c->server;
   if (c->gone)
@@ -786,6 +733,7 @@ conn_gone (PtConn *c, gushort code, const char *reason)
      * trees are repaired so that lookups of it stay consistent. */
     g_hash_table_foreach (trees, remove_from_tree, c);
     g_hash_table_remove_all (c->trees);
+    pt_messaging_conn_gone (c);
     if (g_hash_table_lookup (self->clients, c->client_id) == c)
       g_hash_table_remove (self->clients, c->client_id);
   }
@@ -798,6 +746,12 @@ conn_gone (PtConn *c, gushort code, const char *reason)
 static void
 conn_free (PtConn *c)
 {
+  g_clear_pointer (&c->acks, g_hash_table_unref);
+  g_clear_pointer (&c->rooms, g_hash_table_unref);
+  g_clear_pointer (&c->targets, g_hash_table_unref);
+  g_clear_pointer (&c->streams, g_hash_table_unref);
+  g_clear_pointer (&c->subscriptions, g_hash_table_unref);
+  g_clear_pointer (&c->services, g_hash_table_unref);
   g_signal_handlers_disconnect_by_data (c->ws, c);
   g_object_unref (c->ws);
   g_hash_table_unref (c->trees);
@@ -812,7 +766,7 @@ on_ws_closed (SoupWebsocketConnection *ws, PtConn *c)
   PtServer *self = c->server;
   g_debug ("client %s closed (code %u)", c->client_id ? c->client_id : "(no hello)",
       soup_websocket_connection_get_close_code (ws));
-  conn_gone (c, 0, NULL);
+  pt_conn_gone (c, 0, NULL);
   g_hash_table_remove (self->conns, c);
 }
 
@@ -862,10 +816,11 @@ sweep (gpointer user_data)
         (!c->client_id && now - c->connected_at > HELLO_TIMEOUT_US))
       g_ptr_array_add (doomed, c);
   }
+  pt_messaging_sweep (self, now);
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
-    conn_gone (c, c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
+    pt_conn_gone (c, c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
         c->client_id ? "keepalive timeout" : "no hello in time");
   }
   return G_SOURCE_CONTINUE;
@@ -959,6 +914,14 @@ pt_server_init (PtServer *self)
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) tree_entry_free);
+  pt_messaging_init (self);
+  pt_messaging_add_builtin (self);
+}
+
+PtConn *
+pt_server_lookup (PtServer *self, const char *client_id)
+{
+  return client_id ? g_hash_table_lookup (self->clients, client_id) : NULL;
 }
 
 PtServer *
@@ -1032,6 +995,7 @@ pt_server_stop (PtServer *self)
   }
   /* Trees are closed without telling anyone: the sockets are closing too. */
   g_hash_table_remove_all (self->trees);
+  pt_messaging_reset (self);
   GHashTableIter it;
   gpointer k;
   g_hash_table_iter_init (&it, self->conns);
@@ -1057,6 +1021,7 @@ pt_server_finalize (GObject *object)
 {
   PtServer *self = PT_SERVER (object);
   pt_server_stop (self);
+  pt_messaging_finalize (self);
   g_hash_table_unref (self->trees);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);

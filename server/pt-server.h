@@ -35,3 +35,39 @@ guint pt_server_get_n_clients (PtServer *self);
 JsonNode *pt_server_build_status (PtServer *self);
 
 G_END_DECLS
+
+G_BEGIN_DECLS
+
+/**
+ * PtServiceFunc:
+ * @server: the server
+ * @caller: clientId of the caller
+ * @method: the method called (one of those provided)
+ * @args: the call's arguments
+ * @user_data: the data given to pt_server_provide_service()
+ * @error: set it to refuse the call; the caller gets code `service-error`
+ *   with its message
+ *
+ * Runs a call to a service that the server itself provides, on the server's
+ * main context.
+ *
+ * Returns: (transfer full) (nullable): the reply value (%NULL means JSON null)
+ */
+typedef JsonNode *(*PtServiceFunc) (PtServer *server, const char *caller, const char *method,
+    JsonArray *args, gpointer user_data, GError **error);
+
+/* Provides service @name with @methods (NULL-terminated; NULL = any method)
+ * from the server itself. Clients call it exactly as a client-provided
+ * service. Fails if the name is taken. */
+gboolean pt_server_provide_service (PtServer *self, const char *name, const char *const *methods,
+    PtServiceFunc func, gpointer user_data, GDestroyNotify destroy, GError **error);
+/* Removes a service (any provider); its topics' subscribers are told. */
+gboolean pt_server_withdraw_service (PtServer *self, const char *name);
+/* Topics of a service provided by the server. */
+gboolean pt_server_create_topic (PtServer *self, const char *service, const char *topic,
+    GError **error);
+gboolean pt_server_destroy_topic (PtServer *self, const char *service, const char *topic);
+/* Sends @args (may be NULL) to every subscriber; returns how many got it. */
+guint pt_server_publish (PtServer *self, const char *service, const char *topic, JsonArray *args);
+
+G_END_DECLS

@@ -204,11 +204,27 @@ GST_START_TEST (test_flood_and_binary_close)
   assert_served (good);
   raw_free (r);
 
+  /* Binary frames carry streams: refused before hello, and a frame too short
+   * for the stream header closes the connection. */
   Raw *b = raw_new (server);
   soup_websocket_connection_send_binary (b->ws, "\x01\x02", 2);
   WAIT_UNTIL (b->closed);
-  fail_unless_equals_int (b->close_code, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA);
+  fail_unless_equals_int (b->close_code, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION);
   assert_served (good);
+  raw_free (b);
+  b = raw_new (server);
+  expect_ok (b, "{\"type\":\"hello\",\"id\":1,\"version\":1}");
+  soup_websocket_connection_send_binary (b->ws, "\x01\x02", 2);
+  WAIT_UNTIL (b->closed);
+  fail_unless_equals_int (b->close_code, SOUP_WEBSOCKET_CLOSE_UNSUPPORTED_DATA);
+  raw_free (b);
+  /* A frame for a stream that does not exist is dropped (it may have just
+   * ended); one for a stream of other clients closes the connection. */
+  b = raw_new (server);
+  expect_ok (b, "{\"type\":\"hello\",\"id\":1,\"version\":1}");
+  soup_websocket_connection_send_binary (b->ws, "\0\0\0\x63\0data", 9);
+  expect_ok (b, "{\"type\":\"is-connected\",\"id\":2,\"clientId\":\"src\"}");
+  fail_if (b->closed);
   raw_free (b);
 }
 GST_END_TEST;
