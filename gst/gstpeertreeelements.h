@@ -54,8 +54,4 @@ GstElement *pt_make_element_for_caps (GstElementFactoryListType type,
 /* First of @names (NULL-terminated) that is not installed, or NULL. */
 const gchar *pt_find_missing_element (const gchar *const *names);
 
-/* Caps fit for webrtcbin codec-preferences: RTP caps minus the payloader's
- * private fields (seqnum-offset, timestamp-offset…). (transfer full) */
-GstCaps *pt_sanitize_rtp_caps (const GstCaps *caps);
-
 G_END_DECLS

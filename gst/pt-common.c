@@ -79,6 +79,16 @@ pt_make_element_for_caps (GstElementFactoryListType type, GstPadDirection direct
   all = gst_element_factory_list_get_elements (type, GST_RANK_MARGINAL);
   fit = gst_element_factory_list_filter (all, caps, direction, FALSE);
   fit = g_list_sort (fit, gst_plugin_feature_rank_compare_func);
+  /* prefer a factory that takes every variant of @caps as it is: a plain
+   * intersection would pick e.g. vp8alphadecodebin (codec-alpha=true only)
+   * for plain VP8 */
+  for (GList * l = fit; l && ret == NULL; l = l->next) {
+    GstElementFactory *f = l->data;
+
+    if (direction == GST_PAD_SINK ? gst_element_factory_can_sink_all_caps (f, caps) :
+        gst_element_factory_can_src_all_caps (f, caps))
+      ret = gst_element_factory_create (f, NULL);
+  }
   for (GList * l = fit; l && ret == NULL; l = l->next)
     ret = gst_element_factory_create (GST_ELEMENT_FACTORY (l->data), NULL);
   gst_plugin_feature_list_free (fit);
@@ -97,15 +107,4 @@ pt_find_missing_element (const gchar * const *names)
     gst_object_unref (f);
   }
   return NULL;
-}
-
-GstCaps *
-pt_sanitize_rtp_caps (const GstCaps * caps)
-{
-  GstCaps *ret = gst_caps_copy (caps);
-
-  for (guint i = 0; i < gst_caps_get_size (ret); i++)
-    gst_structure_remove_fields (gst_caps_get_structure (ret, i),
-        "seqnum-offset", "timestamp-offset", "seqnum-base", "clock-base", NULL);
-  return ret;
 }

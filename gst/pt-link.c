@@ -5,7 +5,9 @@
 
 #include <string.h>
 
+#ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
+#endif
 #include <gst/webrtc/webrtc.h>
 #include <gst/sdp/sdp.h>
 #include <nice/agent.h>
@@ -897,16 +899,23 @@ pt_link_add_send_stream (PtLink * link, GstCaps * rtp_caps, GError ** error)
     gst_object_unref (pad);
     return NULL;
   }
-  g_object_set (trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
-      "codec-preferences", rtp_caps, NULL);
-  GST_DEBUG ("link %s: %s with %" GST_PTR_FORMAT, link->peer_id, pad_name, rtp_caps);
+  {
+    /* a payloader's private fields do not belong in the SDP */
+    g_autoptr (GstCaps) prefs = gst_caps_copy (rtp_caps);
+
+    for (guint i = 0; i < gst_caps_get_size (prefs); i++)
+      gst_structure_remove_fields (gst_caps_get_structure (prefs, i),
+          "seqnum-offset", "timestamp-offset", "seqnum-base", "clock-base", NULL);
+    g_object_set (trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
+        "codec-preferences", prefs, NULL);
+    GST_DEBUG ("link %s: %s with %" GST_PTR_FORMAT, link->peer_id, pad_name, prefs);
+  }
   return pad;
 }
 
 gboolean
 pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
 {
-  g_autoptr (GstPad) tee_sink = NULL;
   g_autoptr (GstCaps) caps = NULL;
   g_autoptr (GstPad) wpad = NULL;
   g_autoptr (GstPad) qsrc = NULL;
@@ -917,8 +926,7 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
   g_return_val_if_fail (link != NULL, FALSE);
   g_return_val_if_fail (GST_IS_ELEMENT (tee), FALSE);
 
-  tee_sink = gst_element_get_static_pad (tee, "sink");
-  caps = tee_sink ? gst_pad_get_current_caps (tee_sink) : NULL;
+  caps = pt_link_get_fanout_caps (tee);
   if (caps == NULL || !gst_caps_is_fixed (caps)) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
         "Relay stream %s has no RTP caps yet", GST_ELEMENT_NAME (tee));
@@ -957,6 +965,24 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
     ok = link_branch_locked (link, br, error);
   g_mutex_unlock (&link->lock);
   return ok;
+}
+
+GstCaps *
+pt_link_get_fanout_caps (GstElement * tee)
+{
+  g_autoptr (GstPad) sink = gst_element_get_static_pad (tee, "sink");
+  g_autoptr (GstPad) peer = NULL;
+  GstCaps *caps;
+
+  if (sink == NULL)
+    return NULL;
+  caps = gst_pad_get_current_caps (sink);
+  if (caps)
+    return caps;
+  /* right after linking, the sticky CAPS event is still on the upstream pad
+   * until the first buffer pushes it */
+  peer = gst_pad_get_peer (sink);
+  return peer ? gst_pad_get_current_caps (peer) : NULL;
 }
 
 GstElement *

@@ -182,6 +182,10 @@ gboolean pt_link_add_relay_stream (PtLink *link, GstElement *tee, GError **error
 GstElement *pt_link_make_fanout (GstBin *bin, const gchar *name, GstPad *upstream,
     GError **error);
 
+/* RTP caps of a fan-out: its sink pad's, or its upstream peer's before the
+ * first buffer has carried the CAPS event over. (transfer full) (nullable) */
+GstCaps *pt_link_get_fanout_caps (GstElement *tee);
+
 /* Brings the webrtcbin (and relay queues) to the bin's state. */
 gboolean pt_link_start (PtLink *link);
 

@@ -1,0 +1,1196 @@
+/* peertreesink — source of a peertree broadcast tree
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+/**
+ * SECTION:element-peertreesink
+ *
+ * Creates a tree on a peertree signalling server and becomes its source: it
+ * encodes each input once (VP8 by default, H.264 with `video-codec=h264`,
+ * Opus for audio), or only payloads input that is already VP8, H.264 or
+ * Opus, and sends the RTP to up to `k1` children, one webrtcbin per child.
+ * Children relay to their own children without decoding.
+ *
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! peertreesink server=ws://127.0.0.1:8645 tree-id=demo
+ * ]|
+ *
+ * Topology (one chain per request pad, one webrtcbin per child):
+ *
+ *   video_0 ─► clocksync ─► [videoconvert ─► queue ─► vp8enc] ─► rtpvp8pay ─► tee ─┬─► queue ─► webrtcbin (child A) sink_0
+ *                                                                                 └─► queue ─► webrtcbin (child B) sink_0
+ *   audio_0 ─► clocksync ─► [audioconvert ─► audioresample ─► opusenc] ─► rtpopuspay ─► tee ─┬─► queue ─► webrtcbin (child A) sink_1
+ *                                                                                            └─► …
+ *
+ * The bracketed encoder is absent for encoded input. The chain behind a pad
+ * is built on its first CAPS event. Children that join before every stream
+ * has RTP caps wait; a stream added later renegotiates existing children.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+
+#include <gst/pbutils/missing-plugins.h>
+
+#include "gstpeertreeelements.h"
+#include "pt-link.h"
+#include "pt-loop.h"
+#include "peertree/peertree-client.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_sink_debug);
+#define GST_CAT_DEFAULT gst_peer_tree_sink_debug
+
+#define DEFAULT_SERVER "ws://127.0.0.1:8645"
+#define DEFAULT_K 0
+#define DEFAULT_K1 0
+#define DEFAULT_VIDEO_CODEC GST_PEER_TREE_VIDEO_CODEC_VP8
+/* large: keyframes are made on demand (PLI/FIR from a joining child) */
+#define KEYFRAME_MAX_DIST 10000
+
+enum {
+  PROP_0,
+  PROP_SERVER,
+  PROP_TREE_ID,
+  PROP_CLIENT_ID,
+  PROP_LOCAL_ADDRESSES,
+  PROP_STUN_SERVER,
+  PROP_TURN_SERVER,
+  PROP_K,
+  PROP_K1,
+  PROP_VIDEO_CODEC,
+  PROP_STATS,
+};
+
+typedef struct {
+  GstPeerTreeSink *self;        /* not a ref */
+  GstPad *ghost;                /* the request pad */
+  gboolean is_video;
+  guint pt;
+  guint32 ssrc;
+  GstElement *tee;              /* NULL until the first CAPS event */
+  GPtrArray *elements;          /* chain elements, for release */
+  gboolean has_caps;            /* the tee has RTP caps */
+} PtSinkStream;
+
+typedef struct {
+  PtLink *link;
+  guint n_streams;              /* streams[0..n) are linked to this child */
+} PtSinkChild;
+
+struct _GstPeerTreeSink {
+  GstBin parent;
+
+  /* properties, object lock */
+  gchar *server;
+  gchar *tree_id;
+  gchar *client_id;
+  gchar *local_addresses;
+  gchar *stun_server;
+  gchar *turn_server;
+  guint k, k1;
+  GstPeerTreeVideoCodec video_codec;
+
+  const gchar *missing_element; /* found in _init, reported at NULL→READY */
+
+  /* streams_lock: shared with streaming threads */
+  GMutex streams_lock;
+  GPtrArray *streams;           /* PtSinkStream, in request order */
+  guint next_video, next_audio, next_pt;
+
+  /* loop thread only (created at READY→PAUSED, freed at PAUSED→READY) */
+  PtLoop *loop;
+  PeerTreeClient *client;
+  GCancellable *cancellable;
+  PtLinkConfig config;
+  gchar *active_tree;           /* tree created on the server */
+  GHashTable *children;         /* child id → PtSinkChild */
+  GPtrArray *pending;           /* child ids waiting for stream caps */
+};
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
+    GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS ("video/x-raw(ANY); video/x-vp8; "
+        "video/x-h264, stream-format=(string){ avc, byte-stream }"));
+
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio_%u",
+    GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS ("audio/x-raw(ANY); audio/x-opus"));
+
+GType
+gst_peer_tree_video_codec_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_PEER_TREE_VIDEO_CODEC_VP8, "VP8 (vp8enc)", "vp8"},
+    {GST_PEER_TREE_VIDEO_CODEC_H264, "H.264 (x264enc or openh264enc)", "h264"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstPeerTreeVideoCodec", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define gst_peer_tree_sink_parent_class parent_class
+G_DEFINE_TYPE (GstPeerTreeSink, gst_peer_tree_sink, GST_TYPE_BIN);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (peertreesink, "peertreesink", GST_RANK_NONE,
+    GST_TYPE_PEER_TREE_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_peer_tree_sink_debug, "peertreesink", 0,
+        "peertree source element"));
+
+static void check_streams_ready (GstPeerTreeSink * self);
+
+/* ---------------------------------------------------------------------- */
+/* encoding chains (streaming thread, on the first CAPS event) */
+
+static GstElement *
+make (GstPeerTreeSink * self, PtSinkStream * st, const gchar * factory)
+{
+  GstElement *e = gst_element_factory_make (factory, NULL);
+
+  if (e == NULL)
+    return NULL;
+  gst_bin_add (GST_BIN (self), e);
+  g_ptr_array_add (st->elements, gst_object_ref (e));
+  return e;
+}
+
+static GstElement *
+make_h264_encoder (GstPeerTreeSink * self, PtSinkStream * st)
+{
+  GstElement *enc = make (self, st, "x264enc");
+
+  if (enc) {
+    gst_util_set_object_arg (G_OBJECT (enc), "tune", "zerolatency");
+    gst_util_set_object_arg (G_OBJECT (enc), "speed-preset", "ultrafast");
+    g_object_set (enc, "key-int-max", KEYFRAME_MAX_DIST, NULL);
+    return enc;
+  }
+  enc = make (self, st, "openh264enc");
+  if (enc) {
+    g_object_set (enc, "gop-size", KEYFRAME_MAX_DIST, NULL);
+    gst_util_set_object_arg (G_OBJECT (enc), "usage-type", "camera");
+  }
+  return enc;
+}
+
+/* Builds clocksync ! [encoder] ! payloader ! tee for @caps; returns the first
+ * element's sink pad. Called with streams_lock. */
+static GstPad *
+build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError ** error)
+{
+  const GstStructure *s = gst_caps_get_structure (caps, 0);
+  const gchar *name = gst_structure_get_name (s);
+  GstElement *first, *pay = NULL, *last;
+  GstPeerTreeVideoCodec codec;
+  gboolean ok = TRUE;
+
+  GST_OBJECT_LOCK (self);
+  codec = self->video_codec;
+  GST_OBJECT_UNLOCK (self);
+
+  /* paces non-live input to real time; live input passes at once */
+  first = last = make (self, st, "clocksync");
+
+#define APPEND(factory) G_STMT_START { \
+    GstElement *e_ = make (self, st, factory); \
+    if (e_ == NULL) goto missing; \
+    ok &= gst_element_link (last, e_); last = e_; } G_STMT_END
+
+  if (g_str_equal (name, "video/x-raw")) {
+    GstElement *enc;
+
+    APPEND ("videoconvert");
+    APPEND ("queue");
+    g_object_set (last, "max-size-buffers", 2, "max-size-bytes", 0,
+        "max-size-time", (guint64) 0, NULL);
+    if (codec == GST_PEER_TREE_VIDEO_CODEC_H264) {
+      enc = make_h264_encoder (self, st);
+      if (enc == NULL) {
+        name = "x264enc or openh264enc";
+        goto missing_named;
+      }
+      ok &= gst_element_link (last, enc);
+      last = enc;
+      APPEND ("h264parse");
+      pay = make (self, st, "rtph264pay");
+    } else {
+      APPEND ("vp8enc");
+      /* tuned for on-demand keyframes and no encoder delay */
+      g_object_set (last, "deadline", (gint64) 1, "keyframe-max-dist", KEYFRAME_MAX_DIST,
+          "lag-in-frames", 0, NULL);
+      gst_util_set_object_arg (G_OBJECT (last), "error-resilient", "default");
+      pay = make (self, st, "rtpvp8pay");
+    }
+  } else if (g_str_equal (name, "video/x-vp8")) {
+    pay = make (self, st, "rtpvp8pay");
+  } else if (g_str_equal (name, "video/x-h264")) {
+    APPEND ("h264parse");
+    pay = make (self, st, "rtph264pay");
+  } else if (g_str_equal (name, "audio/x-raw")) {
+    APPEND ("audioconvert");
+    APPEND ("audioresample");
+    APPEND ("opusenc");
+    pay = make (self, st, "rtpopuspay");
+  } else if (g_str_equal (name, "audio/x-opus")) {
+    pay = make (self, st, "rtpopuspay");
+  } else {
+    g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT,
+        "peertreesink cannot send %s", name);
+    return NULL;
+  }
+  if (pay == NULL || first == NULL)
+    goto missing;
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval")) {
+    /* SPS/PPS with every IDR, so a child joining mid-stream can decode */
+    g_object_set (pay, "config-interval", -1, NULL);
+    gst_util_set_object_arg (G_OBJECT (pay), "aggregate-mode", "zero-latency");
+  }
+  g_object_set (pay, "pt", st->pt, "ssrc", st->ssrc, NULL);
+  ok &= gst_element_link (last, pay);
+  if (!ok) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+        "Could not link the %s encoding chain", name);
+    return NULL;
+  }
+
+  {
+    g_autofree gchar *tee_name = g_strdup_printf ("fanout_%s",
+        GST_PAD_NAME (st->ghost));
+    g_autoptr (GstPad) paysrc = gst_element_get_static_pad (pay, "src");
+
+    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, NULL, error);
+    if (st->tee == NULL)
+      return NULL;
+    g_ptr_array_add (st->elements, gst_object_ref (st->tee));
+    {
+      g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
+
+      if (GST_PAD_LINK_FAILED (gst_pad_link (paysrc, teesink))) {
+        g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+            "Could not link the payloader to its tee");
+        return NULL;
+      }
+    }
+  }
+  /* downstream first, so nothing is pushed into a stopped element */
+  for (guint i = st->elements->len; i > 0; i--)
+    gst_element_sync_state_with_parent (g_ptr_array_index (st->elements, i - 1));
+  return gst_element_get_static_pad (first, "sink");
+
+missing:
+  name = NULL;
+missing_named:
+  g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+      "A GStreamer element needed to send %s is missing%s%s",
+      gst_structure_get_name (s), name ? ": " : "", name ? name : "");
+  return NULL;
+#undef APPEND
+}
+
+static gboolean
+streams_ready_cb (gpointer data)
+{
+  check_streams_ready (GST_PEER_TREE_SINK (data));
+  return G_SOURCE_REMOVE;
+}
+
+/* The tee has RTP caps (with ssrc): children can be offered this stream. */
+static GstPadProbeReturn
+on_tee_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtSinkStream *st = user_data;
+  GstPeerTreeSink *self = st->self;
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  gboolean first = FALSE;
+
+  (void) pad;
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CAPS)
+    return GST_PAD_PROBE_OK;
+
+  g_mutex_lock (&self->streams_lock);
+  if (!st->has_caps)
+    first = st->has_caps = TRUE;
+  g_mutex_unlock (&self->streams_lock);
+
+  if (first) {
+    GST_DEBUG_OBJECT (self, "stream %s ready", GST_PAD_NAME (st->ghost));
+    GST_OBJECT_LOCK (self);
+    if (self->loop)
+      pt_loop_invoke (self->loop, streams_ready_cb, gst_object_ref (self), gst_object_unref);
+    GST_OBJECT_UNLOCK (self);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static GstPadProbeReturn
+on_sink_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtSinkStream *st = user_data;
+  GstPeerTreeSink *self = st->self;
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  GstCaps *caps;
+  g_autoptr (GstPad) target = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GstPad) teesink = NULL;
+
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CAPS)
+    return GST_PAD_PROBE_OK;
+  gst_event_parse_caps (event, &caps);
+
+  g_mutex_lock (&self->streams_lock);
+  if (st->tee) {
+    /* a later caps change (e.g. resolution) goes through the same chain */
+    g_mutex_unlock (&self->streams_lock);
+    return GST_PAD_PROBE_OK;
+  }
+  GST_INFO_OBJECT (self, "%s: building chain for %" GST_PTR_FORMAT, GST_PAD_NAME (pad), caps);
+  target = build_chain (self, st, caps, &error);
+  if (target) {
+    teesink = gst_element_get_static_pad (st->tee, "sink");
+    gst_pad_add_probe (teesink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_tee_caps, st, NULL);
+    gst_ghost_pad_set_target (GST_GHOST_PAD (st->ghost), target);
+  }
+  g_mutex_unlock (&self->streams_lock);
+
+  if (target == NULL) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Cannot send this %s stream: %s", st->is_video ? "video" : "audio",
+            error->message), ("caps %" GST_PTR_FORMAT, caps));
+    return GST_PAD_PROBE_DROP;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static void
+stream_free (PtSinkStream * st)
+{
+  GstPeerTreeSink *self = st->self;
+
+  for (guint i = 0; i < st->elements->len; i++) {
+    GstElement *e = g_ptr_array_index (st->elements, i);
+
+    gst_element_set_state (e, GST_STATE_NULL);
+    gst_bin_remove (GST_BIN (self), e);
+  }
+  g_ptr_array_unref (st->elements);
+  g_free (st);
+}
+
+static GstPad *
+gst_peer_tree_sink_request_new_pad (GstElement * element, GstPadTemplate * templ,
+    const gchar * name, const GstCaps * caps)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  gboolean is_video = templ == gst_element_class_get_pad_template (
+      GST_ELEMENT_GET_CLASS (element), "video_%u");
+  PtSinkStream *st;
+  g_autofree gchar *pad_name = NULL;
+  guint index;
+
+  (void) caps;
+
+  g_mutex_lock (&self->streams_lock);
+  if (name && sscanf (name, is_video ? "video_%u" : "audio_%u", &index) == 1) {
+    pad_name = g_strdup (name);
+    if (is_video)
+      self->next_video = MAX (self->next_video, index + 1);
+    else
+      self->next_audio = MAX (self->next_audio, index + 1);
+  } else {
+    pad_name = g_strdup_printf (is_video ? "video_%u" : "audio_%u",
+        is_video ? self->next_video++ : self->next_audio++);
+  }
+  st = g_new0 (PtSinkStream, 1);
+  st->self = self;
+  st->is_video = is_video;
+  st->pt = self->next_pt++;
+  st->ssrc = g_random_int ();
+  st->elements = g_ptr_array_new_with_free_func (gst_object_unref);
+  st->ghost = gst_ghost_pad_new_no_target_from_template (pad_name, templ);
+  g_ptr_array_add (self->streams, st);
+  g_mutex_unlock (&self->streams_lock);
+
+  gst_pad_add_probe (st->ghost, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_sink_caps, st, NULL);
+  gst_pad_set_active (st->ghost, TRUE);
+  if (!gst_element_add_pad (element, st->ghost)) {
+    g_mutex_lock (&self->streams_lock);
+    g_ptr_array_remove (self->streams, st);
+    g_mutex_unlock (&self->streams_lock);
+    stream_free (st);
+    return NULL;
+  }
+  return st->ghost;
+}
+
+static void
+gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  PtSinkStream *st = NULL;
+
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSinkStream *s = g_ptr_array_index (self->streams, i);
+
+    if (s->ghost == pad) {
+      st = s;
+      g_ptr_array_remove_index (self->streams, i);
+      break;
+    }
+  }
+  g_mutex_unlock (&self->streams_lock);
+  if (st == NULL)
+    return;
+  /* Children keep their (now silent) m-line: 1.22 cannot remove a
+   * transceiver without recreating the link. */
+  gst_element_remove_pad (element, pad);
+  stream_free (st);
+}
+
+/* ---------------------------------------------------------------------- */
+/* children (loop thread) */
+
+static void child_free (gpointer data);
+
+static void
+on_child_description (PtLink * link, const gchar * type, const gchar * sdp, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  if (self->client && self->active_tree)
+    peer_tree_client_send_sdp (self->client, self->active_tree, pt_link_get_peer_id (link),
+        type, sdp);
+}
+
+static void
+on_child_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  if (self->client && self->active_tree)
+    peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
+        mline, candidate);
+}
+
+static void
+remove_child (GstPeerTreeSink * self, const gchar * child_id, const gchar * reason)
+{
+  g_autofree gchar *id = g_strdup (child_id);
+
+  if (!g_hash_table_remove (self->children, id))
+    return;
+  GST_INFO_OBJECT (self, "child %s removed: %s", id, reason);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_REMOVED,
+      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, id,
+      "reason", G_TYPE_STRING, reason, NULL);
+}
+
+static void
+on_child_state (PtLink * link, PtLinkState state, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  GST_DEBUG_OBJECT (self, "child %s: %s", pt_link_get_peer_id (link),
+      pt_link_state_to_string (state));
+  /* reap dead peers on ICE failure, not only when the server says so */
+  if (state == PT_LINK_STATE_FAILED)
+    remove_child (self, pt_link_get_peer_id (link), "ICE failed");
+}
+
+static void
+on_child_error (PtLink * link, const GError * error, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("Could not negotiate with child %s", pt_link_get_peer_id (link)),
+      ("%s", error->message));
+  remove_child (self, pt_link_get_peer_id (link), error->message);
+}
+
+static const PtLinkCallbacks child_callbacks = {
+  .local_description = on_child_description,
+  .local_candidate = on_child_candidate,
+  .state_changed = on_child_state,
+  .error = on_child_error,
+};
+
+/* Links streams [child->n_streams, n) to the child. Returns FALSE on error. */
+static gboolean
+child_add_streams (GstPeerTreeSink * self, PtSinkChild * child, GError ** error)
+{
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = child->n_streams; i < self->streams->len && ok; i++) {
+    PtSinkStream *st = g_ptr_array_index (self->streams, i);
+
+    if (!st->has_caps)
+      break;
+    ok = pt_link_add_relay_stream (child->link, st->tee, error);
+    if (ok)
+      child->n_streams = i + 1;
+  }
+  g_mutex_unlock (&self->streams_lock);
+  return ok;
+}
+
+static gboolean
+all_streams_ready (GstPeerTreeSink * self)
+{
+  gboolean ready;
+
+  g_mutex_lock (&self->streams_lock);
+  ready = self->streams->len > 0;
+  for (guint i = 0; i < self->streams->len && ready; i++)
+    ready = ((PtSinkStream *) g_ptr_array_index (self->streams, i))->has_caps;
+  g_mutex_unlock (&self->streams_lock);
+  return ready;
+}
+
+static void
+start_child (GstPeerTreeSink * self, const gchar * child_id)
+{
+  g_autoptr (GError) error = NULL;
+  PtSinkChild *child = g_new0 (PtSinkChild, 1);
+
+  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (self), &self->config,
+      &child_callbacks, self, NULL, pt_loop_get_context (self->loop), &error);
+  if (child->link == NULL || !child_add_streams (self, child, &error)) {
+    GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
+        ("Could not set up the connection to child %s", child_id), ("%s", error->message));
+    child_free (child);
+    return;
+  }
+  g_hash_table_insert (self->children, g_strdup (child_id), child);
+  pt_link_start (child->link);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_ADDED,
+      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, child_id, NULL);
+}
+
+static void
+check_streams_ready (GstPeerTreeSink * self)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  if (self->children == NULL || !all_streams_ready (self))
+    return;
+
+  /* streams added after a child joined: renegotiate with it */
+  g_hash_table_iter_init (&it, self->children);
+  while (g_hash_table_iter_next (&it, NULL, &value)) {
+    g_autoptr (GError) error = NULL;
+
+    if (!child_add_streams (self, value, &error))
+      GST_WARNING_OBJECT (self, "adding a stream to a child: %s", error->message);
+  }
+  for (guint i = 0; i < self->pending->len; i++)
+    start_child (self, g_ptr_array_index (self->pending, i));
+  g_ptr_array_set_size (self->pending, 0);
+}
+
+static void
+child_free (gpointer data)
+{
+  PtSinkChild *child = data;
+
+  if (child->link) {
+    pt_link_close (child->link);
+    pt_link_unref (child->link);
+  }
+  g_free (child);
+}
+
+/* ---------------------------------------------------------------------- */
+/* signalling (loop thread) */
+
+static void
+on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
+      "tree-id", G_TYPE_STRING, tree_id, "depth", G_TYPE_UINT, depth, NULL);
+}
+
+static void
+on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar * child_id,
+    gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  if (g_hash_table_contains (self->children, child_id))
+    remove_child (self, child_id, "rejoined");
+  if (all_streams_ready (self)) {
+    start_child (self, child_id);
+  } else {
+    GST_INFO_OBJECT (self, "child %s waits for the streams' caps", child_id);
+    g_ptr_array_add (self->pending, g_strdup (child_id));
+  }
+}
+
+static void
+on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
+    const gchar * child_id, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  for (guint i = 0; i < self->pending->len; i++)
+    if (g_str_equal (g_ptr_array_index (self->pending, i), child_id))
+      g_ptr_array_remove_index (self->pending, i--);
+  remove_child (self, child_id, "left the tree");
+}
+
+static void
+on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
+    const gchar * type, const gchar * sdp, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+  PtSinkChild *child;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  child = g_hash_table_lookup (self->children, peer_id);
+  if (child == NULL) {
+    GST_WARNING_OBJECT (self, "SDP %s from unknown peer %s", type, peer_id);
+    return;
+  }
+  pt_link_set_remote_description (child->link, type, sdp);
+}
+
+static void
+on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
+    guint mline, const gchar * candidate, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+  PtSinkChild *child;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  child = g_hash_table_lookup (self->children, peer_id);
+  if (child)
+    pt_link_add_remote_candidate (child->link, mline, candidate);
+}
+
+static void
+on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * reason,
+    gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_CLOSED,
+      "tree-id", G_TYPE_STRING, tree_id, "reason", G_TYPE_STRING, reason, NULL);
+  if (g_strcmp0 (tree_id, self->active_tree) == 0)
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("The peertree server closed tree \"%s\": %s", tree_id, reason), (NULL));
+}
+
+static void
+on_client_error (PeerTreeClient * client, GError * error, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->server,
+      self->active_tree);
+}
+
+static void
+on_disconnected (PeerTreeClient * client, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  if (g_cancellable_is_cancelled (self->cancellable))
+    return;
+  /* existing children keep receiving; no new child can join */
+  GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
+      ("Lost the connection to the peertree server %s; no new viewer can join.",
+          self->server), (NULL));
+}
+
+static void
+on_created (GObject * source, GAsyncResult * res, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *tree_id = NULL;
+
+  tree_id = peer_tree_client_create_finish (PEER_TREE_CLIENT (source), res, &error);
+  if (tree_id == NULL) {
+    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      pt_post_client_error (GST_ELEMENT (self), error, "create", self->server,
+          self->tree_id);
+    gst_object_unref (self);
+    return;
+  }
+  GST_INFO_OBJECT (self, "created tree %s", tree_id);
+  self->active_tree = g_strdup (tree_id);
+  GST_OBJECT_LOCK (self);
+  g_free (self->tree_id);
+  self->tree_id = g_strdup (tree_id);
+  GST_OBJECT_UNLOCK (self);
+  g_object_notify (G_OBJECT (self), "tree-id");
+  gst_object_unref (self);
+}
+
+static void
+on_connected (GObject * source, GAsyncResult * res, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *tree_id = NULL;
+  guint k, k1;
+
+  if (!peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error)) {
+    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->server, NULL);
+    gst_object_unref (self);
+    return;
+  }
+  GST_OBJECT_LOCK (self);
+  tree_id = g_strdup (self->tree_id);
+  k = self->k;
+  k1 = self->k1;
+  GST_OBJECT_UNLOCK (self);
+  peer_tree_client_create_async (self->client, tree_id && *tree_id ? tree_id : NULL, k, k1,
+      self->cancellable, on_created, self /* keeps the ref */ );
+}
+
+static gboolean
+start_in_loop (gpointer data)
+{
+  GstPeerTreeSink *self = data;
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *client_id = NULL;
+
+  GST_OBJECT_LOCK (self);
+  server = g_strdup (self->server);
+  client_id = g_strdup (self->client_id);
+  GST_OBJECT_UNLOCK (self);
+
+  self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
+  self->pending = g_ptr_array_new_with_free_func (g_free);
+  self->cancellable = g_cancellable_new ();
+  /* binds to this thread's default context */
+  self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
+  g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
+  g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
+  g_signal_connect (self->client, "downstream-removed",
+      G_CALLBACK (on_downstream_removed), self);
+  g_signal_connect (self->client, "remote-sdp", G_CALLBACK (on_remote_sdp), self);
+  g_signal_connect (self->client, "remote-ice", G_CALLBACK (on_remote_ice), self);
+  g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
+  g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
+  g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
+  peer_tree_client_connect_async (self->client, self->cancellable, on_connected,
+      gst_object_ref (self));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+stop_in_loop (gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  g_cancellable_cancel (self->cancellable);
+  /* links first (their callbacks use the client), then signalling */
+  g_clear_pointer (&self->children, g_hash_table_unref);
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  if (self->client) {
+    g_signal_handlers_disconnect_by_data (self->client, self);
+    if (self->active_tree)
+      peer_tree_client_leave_async (self->client, self->active_tree, NULL, NULL, NULL);
+    peer_tree_client_close (self->client);
+    g_clear_object (&self->client);
+  }
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->active_tree, g_free);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+gst_peer_tree_sink_start (GstPeerTreeSink * self)
+{
+  PtLoop *loop;
+
+  pt_link_config_clear (&self->config);
+  pt_link_config_init (&self->config);
+  GST_OBJECT_LOCK (self);
+  self->config.local_addresses = pt_link_parse_address_list (self->local_addresses);
+  self->config.stun_server = g_strdup (self->stun_server);
+  self->config.turn_server = g_strdup (self->turn_server);
+  GST_OBJECT_UNLOCK (self);
+
+  loop = pt_loop_new ("peertreesink");
+  GST_OBJECT_LOCK (self);
+  self->loop = loop;
+  GST_OBJECT_UNLOCK (self);
+  pt_loop_invoke_sync (loop, start_in_loop, self);
+  return TRUE;
+}
+
+static void
+gst_peer_tree_sink_stop (GstPeerTreeSink * self)
+{
+  PtLoop *loop;
+
+  GST_OBJECT_LOCK (self);
+  loop = self->loop;
+  GST_OBJECT_UNLOCK (self);
+  if (loop == NULL)
+    return;
+  pt_loop_invoke_sync (loop, stop_in_loop, self);
+  GST_OBJECT_LOCK (self);
+  self->loop = NULL;
+  GST_OBJECT_UNLOCK (self);
+  pt_loop_free (loop);
+  pt_link_config_clear (&self->config);
+}
+
+static GstStateChangeReturn
+gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  GstStateChangeReturn ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (self->missing_element) {
+        gst_element_post_message (element, gst_missing_element_message_new (element,
+                self->missing_element));
+        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
+            ("The GStreamer element '%s' is missing; check your installation "
+                "(gst-plugins-bad webrtc, libnice GStreamer plugin).",
+                self->missing_element), (NULL));
+        return GST_STATE_CHANGE_FAILURE;
+      }
+      break;
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!gst_peer_tree_sink_start (self))
+        return GST_STATE_CHANGE_FAILURE;
+      break;
+    default:
+      break;
+  }
+
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (ret == GST_STATE_CHANGE_FAILURE)
+    return ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      gst_peer_tree_sink_stop (self);
+      break;
+    default:
+      break;
+  }
+  return ret;
+}
+
+/* Hide the internal webrtcbins' and encoders' non-fatal chatter (e.g. a
+ * child's webrtcbin warnings) behind the element's own messages. */
+static void
+gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
+{
+  switch (GST_MESSAGE_TYPE (message)) {
+    case GST_MESSAGE_STREAM_START:
+    case GST_MESSAGE_ELEMENT:
+      if (GST_MESSAGE_SRC (message) != GST_OBJECT (bin)) {
+        gst_message_unref (message);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  GST_BIN_CLASS (parent_class)->handle_message (bin, message);
+}
+
+/* ---------------------------------------------------------------------- */
+/* properties */
+
+typedef struct {
+  GstPeerTreeSink *self;
+  GValue *list;
+} PtStatsCtx;
+
+/* loop thread: one structure per child */
+static gboolean
+collect_children (gpointer data)
+{
+  PtStatsCtx *ctx = data;
+  GHashTableIter it;
+  gpointer key, value;
+
+  if (ctx->self->children == NULL)
+    return G_SOURCE_REMOVE;
+  g_hash_table_iter_init (&it, ctx->self->children);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    PtSinkChild *child = value;
+    GValue v = G_VALUE_INIT;
+
+    g_value_init (&v, GST_TYPE_STRUCTURE);
+    g_value_take_boxed (&v, gst_structure_new ("child",
+            "child-id", G_TYPE_STRING, (const gchar *) key,
+            "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
+            "n-streams", G_TYPE_UINT, child->n_streams, NULL));
+    gst_value_list_append_and_take_value (ctx->list, &v);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static GstStructure *
+make_stats (GstPeerTreeSink * self)
+{
+  GstStructure *s;
+  GValue children = G_VALUE_INIT;
+  PtLoop *loop;
+
+  s = gst_structure_new_empty ("application/x-peertree-sink-stats");
+  /* the state lock keeps stop() from freeing the loop meanwhile */
+  GST_STATE_LOCK (self);
+  GST_OBJECT_LOCK (self);
+  gst_structure_set (s, "tree-id", G_TYPE_STRING, self->tree_id,
+      "running", G_TYPE_BOOLEAN, self->loop != NULL, NULL);
+  loop = self->loop;
+  GST_OBJECT_UNLOCK (self);
+  g_mutex_lock (&self->streams_lock);
+  gst_structure_set (s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
+  g_mutex_unlock (&self->streams_lock);
+
+  gst_value_list_init (&children, 0);
+  /* children live on the loop thread: read them there */
+  if (loop) {
+    PtStatsCtx ctx = { self, &children };
+
+    pt_loop_invoke_sync (loop, collect_children, &ctx);
+  }
+  GST_STATE_UNLOCK (self);
+  gst_structure_set (s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&children),
+      NULL);
+  gst_structure_take_value (s, "children", &children);
+  return s;
+}
+
+static void
+gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue * value,
+    GParamSpec * pspec)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SERVER:
+      g_free (self->server);
+      self->server = g_value_dup_string (value);
+      break;
+    case PROP_TREE_ID:
+      g_free (self->tree_id);
+      self->tree_id = g_value_dup_string (value);
+      break;
+    case PROP_CLIENT_ID:
+      g_free (self->client_id);
+      self->client_id = g_value_dup_string (value);
+      break;
+    case PROP_LOCAL_ADDRESSES:
+      g_free (self->local_addresses);
+      self->local_addresses = g_value_dup_string (value);
+      break;
+    case PROP_STUN_SERVER:
+      g_free (self->stun_server);
+      self->stun_server = g_value_dup_string (value);
+      break;
+    case PROP_TURN_SERVER:
+      g_free (self->turn_server);
+      self->turn_server = g_value_dup_string (value);
+      break;
+    case PROP_K:
+      self->k = g_value_get_uint (value);
+      break;
+    case PROP_K1:
+      self->k1 = g_value_get_uint (value);
+      break;
+    case PROP_VIDEO_CODEC:
+      self->video_codec = g_value_get_enum (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (object);
+
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed (value, make_stats (self));
+    return;
+  }
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SERVER:
+      g_value_set_string (value, self->server);
+      break;
+    case PROP_TREE_ID:
+      g_value_set_string (value, self->tree_id);
+      break;
+    case PROP_CLIENT_ID:
+      g_value_set_string (value, self->client_id);
+      break;
+    case PROP_LOCAL_ADDRESSES:
+      g_value_set_string (value, self->local_addresses);
+      break;
+    case PROP_STUN_SERVER:
+      g_value_set_string (value, self->stun_server);
+      break;
+    case PROP_TURN_SERVER:
+      g_value_set_string (value, self->turn_server);
+      break;
+    case PROP_K:
+      g_value_set_uint (value, self->k);
+      break;
+    case PROP_K1:
+      g_value_set_uint (value, self->k1);
+      break;
+    case PROP_VIDEO_CODEC:
+      g_value_set_enum (value, self->video_codec);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_peer_tree_sink_finalize (GObject * object)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (object);
+
+  g_free (self->server);
+  g_free (self->tree_id);
+  g_free (self->client_id);
+  g_free (self->local_addresses);
+  g_free (self->stun_server);
+  g_free (self->turn_server);
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSinkStream *st = g_ptr_array_index (self->streams, i);
+
+    g_ptr_array_unref (st->elements);
+    g_free (st);
+  }
+  g_ptr_array_unref (self->streams);
+  g_mutex_clear (&self->streams_lock);
+  pt_link_config_clear (&self->config);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBinClass *bin_class = GST_BIN_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_READY;
+
+  gobject_class->set_property = gst_peer_tree_sink_set_property;
+  gobject_class->get_property = gst_peer_tree_sink_get_property;
+  gobject_class->finalize = gst_peer_tree_sink_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_SERVER,
+      g_param_spec_string ("server", "Server",
+          "WebSocket URL of the peertree signalling server (ws:// or wss://)",
+          DEFAULT_SERVER, rw));
+  g_object_class_install_property (gobject_class, PROP_TREE_ID,
+      g_param_spec_string ("tree-id", "Tree ID",
+          "Id of the tree to create; empty lets the server choose one. Once the "
+          "tree is created, reading it gives the id viewers must join", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_CLIENT_ID,
+      g_param_spec_string ("client-id", "Client ID",
+          "Id this element announces to the server; empty lets the server "
+          "assign one", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_LOCAL_ADDRESSES,
+      g_param_spec_string ("local-addresses", "Local addresses",
+          "Comma-separated local IP addresses ICE may use (e.g. "
+          "\"192.168.1.10,127.0.0.1\"); empty uses every interface except loopback",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_STUN_SERVER,
+      g_param_spec_string ("stun-server", "STUN server",
+          "STUN server for ICE as stun://host:port; empty for none", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_TURN_SERVER,
+      g_param_spec_string ("turn-server", "TURN server",
+          "TURN relay for ICE as turn(s)://user:password@host:port; empty for none",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_K,
+      g_param_spec_uint ("k", "k",
+          "Maximum number of children of each viewer in the tree (0 = the "
+          "server's default)", 0, G_MAXUINT, DEFAULT_K, rw));
+  g_object_class_install_property (gobject_class, PROP_K1,
+      g_param_spec_uint ("k1", "k1",
+          "Maximum number of children of this source, i.e. viewers it sends to "
+          "directly (0 = the server's default)", 0, G_MAXUINT, DEFAULT_K1, rw));
+  g_object_class_install_property (gobject_class, PROP_VIDEO_CODEC,
+      g_param_spec_enum ("video-codec", "Video codec",
+          "Codec raw video input is encoded to (once, for the whole tree); "
+          "encoded input is sent as it is", GST_TYPE_PEER_TREE_VIDEO_CODEC,
+          DEFAULT_VIDEO_CODEC, rw));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Tree id, number of streams and per-child link state",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  gst_element_class_add_static_pad_template (element_class, &video_template);
+  gst_element_class_add_static_pad_template (element_class, &audio_template);
+  gst_element_class_set_static_metadata (element_class, "peertree source",
+      "Sink/Network/WebRTC",
+      "Encodes once and broadcasts over a tree of WebRTC peers that relay "
+      "to each other", "peertree developers");
+
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_change_state);
+  element_class->request_new_pad = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_request_new_pad);
+  element_class->release_pad = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_release_pad);
+  bin_class->handle_message = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_handle_message);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_PEER_TREE_VIDEO_CODEC, 0);
+}
+
+static void
+gst_peer_tree_sink_init (GstPeerTreeSink * self)
+{
+  static const gchar *const required[] = { "webrtcbin", "nicesrc", "nicesink",
+    "dtlssrtpenc", "tee", "queue", "clocksync", NULL
+  };
+
+  self->server = g_strdup (DEFAULT_SERVER);
+  self->k = DEFAULT_K;
+  self->k1 = DEFAULT_K1;
+  self->video_codec = DEFAULT_VIDEO_CODEC;
+  g_mutex_init (&self->streams_lock);
+  self->streams = g_ptr_array_new ();
+  self->next_pt = 96;
+  pt_link_config_init (&self->config);
+  self->missing_element = pt_find_missing_element (required);
+  GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SINK);
+}

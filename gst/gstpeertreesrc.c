@@ -1,0 +1,1340 @@
+/* peertreesrc — viewer and relay of a peertree broadcast tree
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+/**
+ * SECTION:element-peertreesrc
+ *
+ * Joins a tree on a peertree signalling server, receives its streams from
+ * the parent the server assigns and relays the RTP, untouched, to up to `k`
+ * children (one webrtcbin per child; no decoding, no re-encoding).
+ *
+ * Each received stream becomes a sometimes pad `video_%u` / `audio_%u`. When
+ * it is linked, the element looks at what downstream accepts: raw caps get a
+ * depayloader and decoder, anything else (e.g. `fakesink`, a muxer, a
+ * parser) gets the depayloaded encoded stream. A relay-only viewer
+ * (`peertreesrc ! fakesink`) therefore decodes nothing.
+ *
+ * |[
+ * gst-launch-1.0 peertreesrc uri=peertree://127.0.0.1:8645/demo ! videoconvert ! autovideosink
+ * gst-launch-1.0 peertreesrc server=ws://127.0.0.1:8645 tree-id=demo ! fakesink   # relay only
+ * ]|
+ *
+ * Topology (the upstream webrtcbin is replaced when the parent changes; the
+ * tees, the children and the local branches stay):
+ *
+ *   webrtcbin (parent) src_N ─► tee_N ─┬─► queue (leaky) ─► webrtcbin (child A) sink_N
+ *                                      ├─► queue (leaky) ─► webrtcbin (child B) sink_N
+ *                                      └─► queue ─► depayloader [─► decoder ─► convert] ─► video_N / audio_N
+ *
+ * Keyframe requests from children travel upstream as GstForceKeyUnit (with
+ * the SSRC, kept unchanged end to end) through the tee to the parent-facing
+ * webrtcbin, which sends PLI/FIR to the parent.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+
+#include <gst/pbutils/missing-plugins.h>
+#ifndef GST_USE_UNSTABLE_API
+#define GST_USE_UNSTABLE_API
+#endif
+#include <gst/webrtc/webrtc.h>
+
+#include "gstpeertreeelements.h"
+#include "pt-link.h"
+#include "pt-loop.h"
+#include "peertree/peertree-client.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
+#define GST_CAT_DEFAULT gst_peer_tree_src_debug
+
+#define DEFAULT_SERVER "ws://127.0.0.1:8645"
+#define DEFAULT_LATENCY 20
+
+enum {
+  PROP_0,
+  PROP_URI,
+  PROP_SERVER,
+  PROP_TREE_ID,
+  PROP_CLIENT_ID,
+  PROP_LOCAL_ADDRESSES,
+  PROP_STUN_SERVER,
+  PROP_TURN_SERVER,
+  PROP_LATENCY,
+  PROP_STATS,
+};
+
+typedef struct {
+  GstPeerTreeSrc *self;         /* not a ref */
+  guint mline;
+  gboolean is_video;
+  GstElement *tee;
+  GstPad *ghost;                /* exposed src pad */
+  GPtrArray *local;             /* local output branch elements */
+  gboolean local_built;
+} PtSrcStream;
+
+typedef struct {
+  PtLink *link;
+  guint n_streams;
+} PtSrcChild;
+
+struct _GstPeerTreeSrc {
+  GstBin parent;
+
+  /* properties, object lock */
+  gchar *server;
+  gchar *tree_id;
+  gchar *client_id;
+  gchar *local_addresses;
+  gchar *stun_server;
+  gchar *turn_server;
+  guint latency;
+
+  const gchar *missing_element;
+
+  /* streams_lock: shared with streaming threads */
+  GMutex streams_lock;
+  GPtrArray *streams;           /* PtSrcStream */
+  guint next_video, next_audio;
+  guint expected_streams;       /* media in the parent's offer */
+  gboolean no_more_pads;
+
+  /* loop thread only */
+  PtLoop *loop;
+  PeerTreeClient *client;
+  GCancellable *cancellable;
+  PtLinkConfig config;
+  gchar *active_tree;
+  gchar *parent_id;
+  guint depth;
+  PtLink *upstream;
+  GHashTable *children;         /* id → PtSrcChild */
+  GPtrArray *pending;           /* child ids waiting for the streams */
+};
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
+
+static void gst_peer_tree_src_uri_handler_init (gpointer iface, gpointer iface_data);
+
+#define gst_peer_tree_src_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstPeerTreeSrc, gst_peer_tree_src, GST_TYPE_BIN,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_peer_tree_src_uri_handler_init));
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (peertreesrc, "peertreesrc", GST_RANK_NONE,
+    GST_TYPE_PEER_TREE_SRC,
+    GST_DEBUG_CATEGORY_INIT (gst_peer_tree_src_debug, "peertreesrc", 0,
+        "peertree viewer/relay element"));
+
+static void check_streams_ready (GstPeerTreeSrc * self);
+
+/* ---------------------------------------------------------------------- */
+/* local output (streaming or application thread) */
+
+static GstElement *
+add_local (GstPeerTreeSrc * self, PtSrcStream * st, GstElement * e)
+{
+  if (e == NULL)
+    return NULL;
+  gst_bin_add (GST_BIN (self), e);
+  g_ptr_array_add (st->local, gst_object_ref (e));
+  return e;
+}
+
+/* Builds tee → queue → depayloader [→ decoder → convert] and targets the
+ * ghost pad at its end. @want_raw: downstream accepts only raw media.
+ * Called with streams_lock. */
+static gboolean
+build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
+    GError ** error)
+{
+  g_autoptr (GstCaps) rtp_caps = pt_link_get_fanout_caps (st->tee);
+  GstElement *queue, *depay, *last;
+  g_autoptr (GstPad) teesrc = NULL;
+  g_autoptr (GstPad) qsink = NULL;
+  g_autoptr (GstPad) out = NULL;
+
+  if (rtp_caps == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION, "stream has no caps");
+    return FALSE;
+  }
+  queue = add_local (self, st, gst_element_factory_make ("queue", NULL));
+  depay = add_local (self, st, pt_make_element_for_caps (GST_ELEMENT_FACTORY_TYPE_DEPAYLOADER,
+          GST_PAD_SINK, rtp_caps));
+  if (queue == NULL || depay == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+        "No RTP depayloader for %s", gst_structure_get_string (
+            gst_caps_get_structure (rtp_caps, 0), "encoding-name"));
+    return FALSE;
+  }
+  /* the local branch must never hold back the relay */
+  g_object_set (queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0,
+      "max-size-time", (guint64) (200 * GST_MSECOND), NULL);
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (depay), "request-keyframe"))
+    g_object_set (depay, "request-keyframe", TRUE, NULL);
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (depay), "wait-for-keyframe"))
+    g_object_set (depay, "wait-for-keyframe", TRUE, NULL);
+  gst_element_link (queue, depay);
+  last = depay;
+
+  if (want_raw) {
+    g_autoptr (GstPad) dsrc = gst_element_get_static_pad (depay, "src");
+    g_autoptr (GstCaps) enc_caps = gst_pad_get_pad_template_caps (dsrc);
+    GstElement *dec = add_local (self, st,
+        pt_make_element_for_caps (GST_ELEMENT_FACTORY_TYPE_DECODER, GST_PAD_SINK, enc_caps));
+    GstElement *conv = add_local (self, st, gst_element_factory_make (st->is_video ?
+            "videoconvert" : "audioconvert", NULL));
+
+    if (dec == NULL || conv == NULL) {
+      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+          "No decoder for %" GST_PTR_FORMAT, enc_caps);
+      return FALSE;
+    }
+    gst_element_link_many (depay, dec, conv, NULL);
+    last = conv;
+    if (!st->is_video) {
+      GstElement *res = add_local (self, st, gst_element_factory_make ("audioresample", NULL));
+
+      if (res) {
+        gst_element_link (conv, res);
+        last = res;
+      }
+    }
+  }
+
+  out = gst_element_get_static_pad (last, "src");
+  gst_ghost_pad_set_target (GST_GHOST_PAD (st->ghost), out);
+  for (guint i = st->local->len; i > 0; i--)
+    gst_element_sync_state_with_parent (g_ptr_array_index (st->local, i - 1));
+
+  teesrc = gst_element_request_pad_simple (st->tee, "src_%u");
+  qsink = gst_element_get_static_pad (queue, "sink");
+  if (GST_PAD_LINK_FAILED (gst_pad_link (teesrc, qsink))) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+        "Could not link the local output");
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "%s: local output is %s", GST_PAD_NAME (st->ghost),
+      want_raw ? "decoded" : "encoded");
+  return TRUE;
+}
+
+/* Our exposed pad got linked: decide raw or encoded from what the peer
+ * accepts. ANY (fakesink) or encoded caps → encoded; only raw → decode. */
+static void
+on_ghost_linked (GstPad * pad, GstPad * peer, gpointer user_data)
+{
+  PtSrcStream *st = user_data;
+  GstPeerTreeSrc *self = st->self;
+  g_autoptr (GstCaps) peer_caps = gst_pad_query_caps (peer, NULL);
+  g_autoptr (GError) error = NULL;
+  gboolean want_raw = FALSE, ok = TRUE;
+
+  (void) pad;
+  if (peer_caps && !gst_caps_is_any (peer_caps)) {
+    g_autoptr (GstCaps) raw = gst_caps_from_string (st->is_video ?
+        "video/x-raw(ANY)" : "audio/x-raw(ANY)");
+
+    want_raw = gst_caps_is_subset (peer_caps, raw);
+  }
+
+  g_mutex_lock (&self->streams_lock);
+  if (!st->local_built) {
+    st->local_built = TRUE;
+    ok = build_local_branch (self, st, want_raw, &error);
+  }
+  g_mutex_unlock (&self->streams_lock);
+  if (!ok)
+    GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
+        ("Cannot output the received %s stream: %s", st->is_video ? "video" : "audio",
+            error->message), (NULL));
+}
+
+/* ---------------------------------------------------------------------- */
+/* upstream (streaming thread) */
+
+static gboolean
+streams_ready_cb (gpointer data)
+{
+  check_streams_ready (GST_PEER_TREE_SRC (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  g_autoptr (GstWebRTCRTPTransceiver) trans = NULL;
+  g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
+  g_autoptr (GError) error = NULL;
+  PtSrcStream *st = NULL;
+  guint mline = G_MAXUINT;
+  gboolean expose = FALSE, all = FALSE;
+  GstPad *ghost = NULL;
+
+  g_object_get (pad, "transceiver", &trans, NULL);
+  if (trans)
+    g_object_get (trans, "mlineindex", &mline, NULL);
+
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSrcStream *s = g_ptr_array_index (self->streams, i);
+
+    if (s->mline == mline)
+      st = s;
+  }
+  if (st) {
+    /* new parent, same stream (same SSRC end to end): children and local
+     * output keep their branches */
+    g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
+
+    GST_INFO_OBJECT (self, "stream %u now from %s", mline, pt_link_get_peer_id (link));
+    if (gst_pad_is_linked (teesink)) {
+      g_autoptr (GstPad) old = gst_pad_get_peer (teesink);
+
+      gst_pad_unlink (old, teesink);
+    }
+    gst_pad_link (pad, teesink);
+    g_mutex_unlock (&self->streams_lock);
+    return;
+  }
+
+  st = g_new0 (PtSrcStream, 1);
+  st->self = self;
+  st->mline = mline;
+  st->local = g_ptr_array_new_with_free_func (gst_object_unref);
+  {
+    const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
+    const gchar *media = s ? gst_structure_get_string (s, "media") : NULL;
+    g_autofree gchar *tee_name = g_strdup_printf ("fanout_%u", mline);
+
+    st->is_video = g_strcmp0 (media, "audio") != 0;
+    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, pad, &error);
+  }
+  if (st->tee == NULL) {
+    g_mutex_unlock (&self->streams_lock);
+    GST_ELEMENT_ERROR (self, CORE, PAD, ("Cannot relay the received stream"),
+        ("%s", error->message));
+    g_ptr_array_unref (st->local);
+    g_free (st);
+    return;
+  }
+  {
+    g_autofree gchar *name = g_strdup_printf (st->is_video ? "video_%u" : "audio_%u",
+        st->is_video ? self->next_video++ : self->next_audio++);
+    GstPadTemplate *templ = gst_element_class_get_pad_template (
+        GST_ELEMENT_GET_CLASS (self), st->is_video ? "video_%u" : "audio_%u");
+
+    st->ghost = ghost = gst_ghost_pad_new_no_target_from_template (name, templ);
+  }
+  g_signal_connect (st->ghost, "linked", G_CALLBACK (on_ghost_linked), st);
+  g_ptr_array_add (self->streams, st);
+  expose = TRUE;
+  all = self->expected_streams > 0 && self->streams->len >= self->expected_streams
+      && !self->no_more_pads;
+  if (all)
+    self->no_more_pads = TRUE;
+  g_mutex_unlock (&self->streams_lock);
+
+  if (expose) {
+    gst_pad_set_active (ghost, TRUE);
+    gst_element_add_pad (GST_ELEMENT (self), ghost);
+  }
+  if (all)
+    gst_element_no_more_pads (GST_ELEMENT (self));
+
+  GST_OBJECT_LOCK (self);
+  if (self->loop)
+    pt_loop_invoke (self->loop, streams_ready_cb, gst_object_ref (self), gst_object_unref);
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ---------------------------------------------------------------------- */
+/* links (loop thread) */
+
+static void
+on_link_description (PtLink * link, const gchar * type, const gchar * sdp, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  if (self->client && self->active_tree)
+    peer_tree_client_send_sdp (self->client, self->active_tree, pt_link_get_peer_id (link),
+        type, sdp);
+}
+
+static void
+on_link_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  if (self->client && self->active_tree)
+    peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
+        mline, candidate);
+}
+
+static void
+remove_child (GstPeerTreeSrc * self, const gchar * child_id, const gchar * reason)
+{
+  g_autofree gchar *id = g_strdup (child_id);
+
+  if (self->children == NULL || !g_hash_table_remove (self->children, id))
+    return;
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_REMOVED,
+      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, id,
+      "reason", G_TYPE_STRING, reason, NULL);
+}
+
+static void
+on_upstream_reconnected (GObject * source, GAsyncResult * res, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *parent = NULL;
+  guint depth = 0;
+
+  if (!peer_tree_client_reconnect_upstream_finish (PEER_TREE_CLIENT (source), res, &parent,
+          &depth, &error) && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    pt_post_client_error (GST_ELEMENT (self), error, "reconnect-upstream", self->server,
+        self->active_tree);
+  gst_object_unref (self);
+}
+
+static void
+on_link_state (PtLink * link, PtLinkState state, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  GST_DEBUG_OBJECT (self, "%s: %s", pt_link_get_peer_id (link),
+      pt_link_state_to_string (state));
+  if (state != PT_LINK_STATE_FAILED)
+    return;
+  if (link == self->upstream) {
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("Lost the connection to the parent peer; asking the server for a new one."),
+        ("ICE failed towards %s", pt_link_get_peer_id (link)));
+    peer_tree_client_reconnect_upstream_async (self->client, self->active_tree,
+        self->cancellable, on_upstream_reconnected, gst_object_ref (self));
+  } else {
+    remove_child (self, pt_link_get_peer_id (link), "ICE failed");
+  }
+}
+
+static void
+on_link_error (PtLink * link, const GError * error, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  if (link == self->upstream) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Could not negotiate with the parent peer %s.", pt_link_get_peer_id (link)),
+        ("%s", error->message));
+  } else {
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Could not negotiate with child %s", pt_link_get_peer_id (link)),
+        ("%s", error->message));
+    remove_child (self, pt_link_get_peer_id (link), error->message);
+  }
+}
+
+static const PtLinkCallbacks upstream_callbacks = {
+  .local_description = on_link_description,
+  .local_candidate = on_link_candidate,
+  .state_changed = on_link_state,
+  .error = on_link_error,
+  .pad_added = on_upstream_pad,
+};
+
+static const PtLinkCallbacks child_callbacks = {
+  .local_description = on_link_description,
+  .local_candidate = on_link_candidate,
+  .state_changed = on_link_state,
+  .error = on_link_error,
+};
+
+static void
+close_upstream (GstPeerTreeSrc * self)
+{
+  if (self->upstream) {
+    pt_link_close (self->upstream);
+    g_clear_pointer (&self->upstream, pt_link_unref);
+  }
+}
+
+static void
+set_parent (GstPeerTreeSrc * self, const gchar * parent_id)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->upstream && g_strcmp0 (pt_link_get_peer_id (self->upstream), parent_id) == 0)
+    return;
+  close_upstream (self);
+  g_free (self->parent_id);
+  self->parent_id = g_strdup (parent_id);
+  if (parent_id == NULL)
+    return;
+  self->upstream = pt_link_new (PT_LINK_ROLE_RECEIVER, parent_id, GST_BIN (self),
+      &self->config, &upstream_callbacks, self, NULL, pt_loop_get_context (self->loop),
+      &error);
+  if (self->upstream == NULL) {
+    GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot receive from the parent peer."),
+        ("%s", error->message));
+    return;
+  }
+  pt_link_start (self->upstream);
+}
+
+static void
+child_free (gpointer data)
+{
+  PtSrcChild *child = data;
+
+  if (child->link) {
+    pt_link_close (child->link);
+    pt_link_unref (child->link);
+  }
+  g_free (child);
+}
+
+static gboolean
+child_add_streams (GstPeerTreeSrc * self, PtSrcChild * child, GError ** error)
+{
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = child->n_streams; i < self->streams->len && ok; i++) {
+    PtSrcStream *st = g_ptr_array_index (self->streams, i);
+
+    ok = pt_link_add_relay_stream (child->link, st->tee, error);
+    if (ok)
+      child->n_streams = i + 1;
+  }
+  g_mutex_unlock (&self->streams_lock);
+  return ok;
+}
+
+static gboolean
+all_streams_ready (GstPeerTreeSrc * self)
+{
+  gboolean ready;
+
+  g_mutex_lock (&self->streams_lock);
+  ready = self->expected_streams > 0 && self->streams->len >= self->expected_streams;
+  g_mutex_unlock (&self->streams_lock);
+  return ready;
+}
+
+static void
+start_child (GstPeerTreeSrc * self, const gchar * child_id)
+{
+  g_autoptr (GError) error = NULL;
+  PtSrcChild *child = g_new0 (PtSrcChild, 1);
+
+  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (self), &self->config,
+      &child_callbacks, self, NULL, pt_loop_get_context (self->loop), &error);
+  if (child->link == NULL || !child_add_streams (self, child, &error)) {
+    GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
+        ("Could not set up the connection to child %s", child_id), ("%s", error->message));
+    child_free (child);
+    return;
+  }
+  g_hash_table_insert (self->children, g_strdup (child_id), child);
+  pt_link_start (child->link);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_ADDED,
+      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, child_id, NULL);
+}
+
+static void
+check_streams_ready (GstPeerTreeSrc * self)
+{
+  if (self->children == NULL || !all_streams_ready (self))
+    return;
+  for (guint i = 0; i < self->pending->len; i++)
+    start_child (self, g_ptr_array_index (self->pending, i));
+  g_ptr_array_set_size (self->pending, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* signalling (loop thread) */
+
+static void
+on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  self->depth = depth;
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
+      "tree-id", G_TYPE_STRING, tree_id, "depth", G_TYPE_UINT, depth, NULL);
+}
+
+static void
+on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar * parent_id,
+    guint depth, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  self->depth = depth;
+  /* the parent will offer; the receiver link answers */
+  set_parent (self, parent_id);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_UPSTREAM_CHANGED,
+      "tree-id", G_TYPE_STRING, tree_id, "parent-id", G_TYPE_STRING, parent_id,
+      "depth", G_TYPE_UINT, depth, NULL);
+}
+
+static void
+on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar * child_id,
+    gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  remove_child (self, child_id, "rejoined");
+  if (all_streams_ready (self))
+    start_child (self, child_id);
+  else
+    g_ptr_array_add (self->pending, g_strdup (child_id));
+}
+
+static void
+on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
+    const gchar * child_id, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  for (guint i = 0; i < self->pending->len; i++)
+    if (g_str_equal (g_ptr_array_index (self->pending, i), child_id))
+      g_ptr_array_remove_index (self->pending, i--);
+  remove_child (self, child_id, "left the tree");
+}
+
+static void
+on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
+    const gchar * type, const gchar * sdp, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  PtSrcChild *child;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  if (g_str_equal (type, "offer")) {
+    /* only a parent offers; the server relays only parent ↔ child */
+    if (self->upstream == NULL || g_strcmp0 (peer_id, self->parent_id) != 0)
+      set_parent (self, peer_id);
+    if (self->upstream) {
+      g_mutex_lock (&self->streams_lock);
+      self->expected_streams = 0;
+      g_mutex_unlock (&self->streams_lock);
+      pt_link_set_remote_description (self->upstream, type, sdp);
+      g_mutex_lock (&self->streams_lock);
+      self->expected_streams = pt_link_get_n_remote_streams (self->upstream);
+      g_mutex_unlock (&self->streams_lock);
+      check_streams_ready (self);
+    }
+    return;
+  }
+  child = g_hash_table_lookup (self->children, peer_id);
+  if (child)
+    pt_link_set_remote_description (child->link, type, sdp);
+  else
+    GST_WARNING_OBJECT (self, "SDP %s from unknown peer %s", type, peer_id);
+}
+
+static void
+on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
+    guint mline, const gchar * candidate, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  PtSrcChild *child;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  if (self->upstream && g_strcmp0 (peer_id, self->parent_id) == 0) {
+    pt_link_add_remote_candidate (self->upstream, mline, candidate);
+    return;
+  }
+  child = g_hash_table_lookup (self->children, peer_id);
+  if (child)
+    pt_link_add_remote_candidate (child->link, mline, candidate);
+}
+
+static void
+on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * reason,
+    gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_CLOSED,
+      "tree-id", G_TYPE_STRING, tree_id, "reason", G_TYPE_STRING, reason, NULL);
+  if (g_strcmp0 (tree_id, self->active_tree) == 0) {
+    close_upstream (self);
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("The tree \"%s\" was closed: %s", tree_id, reason), (NULL));
+  }
+}
+
+static void
+on_client_error (PeerTreeClient * client, GError * error, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->server,
+      self->active_tree);
+}
+
+static void
+on_disconnected (PeerTreeClient * client, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  if (g_cancellable_is_cancelled (self->cancellable))
+    return;
+  GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
+      ("Lost the connection to the peertree server %s; the stream continues "
+          "while the parent peer lasts.", self->server), (NULL));
+}
+
+static void
+on_joined (GObject * source, GAsyncResult * res, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *parent = NULL;
+  guint depth = 0;
+
+  if (!peer_tree_client_join_finish (PEER_TREE_CLIENT (source), res, &parent, &depth,
+          &error)) {
+    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+      g_clear_pointer (&self->active_tree, g_free);
+      pt_post_client_error (GST_ELEMENT (self), error, "join", self->server,
+          self->tree_id);
+    }
+    gst_object_unref (self);
+    return;
+  }
+  GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->active_tree, parent, depth);
+  self->depth = depth;
+  if (parent)
+    set_parent (self, parent);
+  gst_object_unref (self);
+}
+
+static void
+on_connected (GObject * source, GAsyncResult * res, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  g_autoptr (GError) error = NULL;
+
+  if (!peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error)) {
+    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->server, NULL);
+    gst_object_unref (self);
+    return;
+  }
+  GST_OBJECT_LOCK (self);
+  self->active_tree = g_strdup (self->tree_id);
+  GST_OBJECT_UNLOCK (self);
+  /* set before joining: signals about the tree may precede the reply */
+  peer_tree_client_join_async (self->client, self->active_tree, self->cancellable,
+      on_joined, self /* keeps the ref */ );
+}
+
+static gboolean
+start_in_loop (gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *client_id = NULL;
+
+  GST_OBJECT_LOCK (self);
+  server = g_strdup (self->server);
+  client_id = g_strdup (self->client_id);
+  GST_OBJECT_UNLOCK (self);
+
+  self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
+  self->pending = g_ptr_array_new_with_free_func (g_free);
+  self->cancellable = g_cancellable_new ();
+  self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
+  g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
+  g_signal_connect (self->client, "upstream-changed", G_CALLBACK (on_upstream_changed), self);
+  g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
+  g_signal_connect (self->client, "downstream-removed",
+      G_CALLBACK (on_downstream_removed), self);
+  g_signal_connect (self->client, "remote-sdp", G_CALLBACK (on_remote_sdp), self);
+  g_signal_connect (self->client, "remote-ice", G_CALLBACK (on_remote_ice), self);
+  g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
+  g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
+  g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
+  peer_tree_client_connect_async (self->client, self->cancellable, on_connected,
+      gst_object_ref (self));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+stop_in_loop (gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_pointer (&self->children, g_hash_table_unref);
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  close_upstream (self);
+  if (self->client) {
+    g_signal_handlers_disconnect_by_data (self->client, self);
+    if (self->active_tree)
+      peer_tree_client_leave_async (self->client, self->active_tree, NULL, NULL, NULL);
+    peer_tree_client_close (self->client);
+    g_clear_object (&self->client);
+  }
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->active_tree, g_free);
+  g_clear_pointer (&self->parent_id, g_free);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+gst_peer_tree_src_start (GstPeerTreeSrc * self)
+{
+  PtLoop *loop;
+
+  GST_OBJECT_LOCK (self);
+  if (self->tree_id == NULL || *self->tree_id == '\0') {
+    GST_OBJECT_UNLOCK (self);
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("No tree to join: set the tree-id property or a peertree:// URI."), (NULL));
+    return FALSE;
+  }
+  pt_link_config_clear (&self->config);
+  pt_link_config_init (&self->config);
+  self->config.latency_ms = self->latency;
+  self->config.local_addresses = pt_link_parse_address_list (self->local_addresses);
+  self->config.stun_server = g_strdup (self->stun_server);
+  self->config.turn_server = g_strdup (self->turn_server);
+  GST_OBJECT_UNLOCK (self);
+
+  loop = pt_loop_new ("peertreesrc");
+  GST_OBJECT_LOCK (self);
+  self->loop = loop;
+  GST_OBJECT_UNLOCK (self);
+  pt_loop_invoke_sync (loop, start_in_loop, self);
+  return TRUE;
+}
+
+static void
+stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
+{
+  for (guint i = 0; i < st->local->len; i++) {
+    GstElement *e = g_ptr_array_index (st->local, i);
+
+    gst_element_set_state (e, GST_STATE_NULL);
+    gst_bin_remove (GST_BIN (self), e);
+  }
+  g_ptr_array_unref (st->local);
+  gst_element_set_state (st->tee, GST_STATE_NULL);
+  gst_bin_remove (GST_BIN (self), st->tee);
+  if (st->ghost) {
+    g_signal_handlers_disconnect_by_data (st->ghost, st);
+    gst_element_remove_pad (GST_ELEMENT (self), st->ghost);
+  }
+  g_free (st);
+}
+
+static void
+gst_peer_tree_src_stop (GstPeerTreeSrc * self)
+{
+  PtLoop *loop;
+  GPtrArray *streams;
+
+  GST_OBJECT_LOCK (self);
+  loop = self->loop;
+  GST_OBJECT_UNLOCK (self);
+  if (loop) {
+    pt_loop_invoke_sync (loop, stop_in_loop, self);
+    GST_OBJECT_LOCK (self);
+    self->loop = NULL;
+    GST_OBJECT_UNLOCK (self);
+    pt_loop_free (loop);
+  }
+
+  g_mutex_lock (&self->streams_lock);
+  streams = self->streams;
+  self->streams = g_ptr_array_new ();
+  self->expected_streams = 0;
+  self->no_more_pads = FALSE;
+  self->next_video = self->next_audio = 0;
+  g_mutex_unlock (&self->streams_lock);
+  for (guint i = 0; i < streams->len; i++)
+    stream_free (g_ptr_array_index (streams, i), self);
+  g_ptr_array_unref (streams);
+  pt_link_config_clear (&self->config);
+}
+
+static GstStateChangeReturn
+gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+  GstStateChangeReturn ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (self->missing_element) {
+        gst_element_post_message (element, gst_missing_element_message_new (element,
+                self->missing_element));
+        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
+            ("The GStreamer element '%s' is missing; check your installation "
+                "(gst-plugins-bad webrtc, libnice GStreamer plugin).",
+                self->missing_element), (NULL));
+        return GST_STATE_CHANGE_FAILURE;
+      }
+      break;
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!gst_peer_tree_src_start (self))
+        return GST_STATE_CHANGE_FAILURE;
+      break;
+    default:
+      break;
+  }
+
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (ret == GST_STATE_CHANGE_FAILURE)
+    return ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+      /* a live source: no preroll */
+      ret = GST_STATE_CHANGE_NO_PREROLL;
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      gst_peer_tree_src_stop (self);
+      break;
+    default:
+      break;
+  }
+  return ret;
+}
+
+static void
+gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
+{
+  switch (GST_MESSAGE_TYPE (message)) {
+    case GST_MESSAGE_STREAM_START:
+    case GST_MESSAGE_ELEMENT:
+      if (GST_MESSAGE_SRC (message) != GST_OBJECT (bin)) {
+        gst_message_unref (message);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  GST_BIN_CLASS (parent_class)->handle_message (bin, message);
+}
+
+/* ---------------------------------------------------------------------- */
+/* URI handler: peertree://HOST:PORT/TREE-ID?local-addresses=…&client-id=… */
+
+static GstURIType
+uri_get_type (GType type)
+{
+  (void) type;
+  return GST_URI_SRC;
+}
+
+static const gchar *const *
+uri_get_protocols (GType type)
+{
+  static const gchar *protocols[] = { "peertree", NULL };
+
+  (void) type;
+  return protocols;
+}
+
+static gchar *
+uri_get_uri (GstURIHandler * handler)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
+  g_autoptr (GUri) server = NULL;
+  g_autoptr (GString) query = g_string_new (NULL);
+  gchar *ret = NULL;
+
+  GST_OBJECT_LOCK (self);
+  server = self->server ? g_uri_parse (self->server, G_URI_FLAGS_NONE, NULL) : NULL;
+  if (server && self->tree_id) {
+    if (self->local_addresses && *self->local_addresses) {
+      g_autofree gchar *v = g_uri_escape_string (self->local_addresses, ",", FALSE);
+
+      g_string_append_printf (query, "%slocal-addresses=%s", query->len ? "&" : "", v);
+    }
+    if (self->client_id && *self->client_id) {
+      g_autofree gchar *v = g_uri_escape_string (self->client_id, NULL, FALSE);
+
+      g_string_append_printf (query, "%sclient-id=%s", query->len ? "&" : "", v);
+    }
+    if (self->latency != DEFAULT_LATENCY)
+      g_string_append_printf (query, "%slatency=%u", query->len ? "&" : "", self->latency);
+    {
+      g_autofree gchar *tree = g_uri_escape_string (self->tree_id, NULL, FALSE);
+      g_autofree gchar *path = g_strconcat ("/", tree, NULL);
+
+      ret = g_uri_join (G_URI_FLAGS_ENCODED, "peertree", NULL, g_uri_get_host (server),
+          g_uri_get_port (server), path, query->len ? query->str : NULL, NULL);
+    }
+  }
+  GST_OBJECT_UNLOCK (self);
+  return ret;
+}
+
+static gboolean
+uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
+  g_autoptr (GUri) parsed = NULL;
+  g_autoptr (GHashTable) params = NULL;
+  g_autofree gchar *tree = NULL;
+  g_autofree gchar *server = NULL;
+  const gchar *path, *v;
+  GError *err = NULL;
+
+  if (GST_STATE (self) >= GST_STATE_PAUSED) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+        "Changing the URI of peertreesrc in PAUSED or PLAYING is not supported");
+    return FALSE;
+  }
+  parsed = g_uri_parse (uri, G_URI_FLAGS_NONE, &err);
+  if (parsed == NULL) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid URI '%s': %s", uri,
+        err->message);
+    g_error_free (err);
+    return FALSE;
+  }
+  path = g_uri_get_path (parsed);
+  while (path && *path == '/')
+    path++;
+  if (g_strcmp0 (g_uri_get_scheme (parsed), "peertree") != 0 || g_uri_get_host (parsed) == NULL
+      || path == NULL || *path == '\0' || strchr (path, '/')) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+        "Expected peertree://HOST:PORT/TREE-ID, got '%s'", uri);
+    return FALSE;
+  }
+  tree = g_strdup (path);
+  server = g_uri_join (G_URI_FLAGS_NONE, "ws", NULL, g_uri_get_host (parsed),
+      g_uri_get_port (parsed), "", NULL, NULL);
+  if (g_uri_get_query (parsed)) {
+    params = g_uri_parse_params (g_uri_get_query (parsed), -1, "&", G_URI_PARAMS_NONE, &err);
+    if (params == NULL) {
+      g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid query in '%s': %s",
+          uri, err->message);
+      g_error_free (err);
+      return FALSE;
+    }
+  }
+
+  GST_OBJECT_LOCK (self);
+  g_free (self->server);
+  self->server = g_steal_pointer (&server);
+  g_free (self->tree_id);
+  self->tree_id = g_steal_pointer (&tree);
+  if (params) {
+    if ((v = g_hash_table_lookup (params, "local-addresses"))) {
+      g_free (self->local_addresses);
+      self->local_addresses = g_strdup (v);
+    }
+    if ((v = g_hash_table_lookup (params, "client-id"))) {
+      g_free (self->client_id);
+      self->client_id = g_strdup (v);
+    }
+    if ((v = g_hash_table_lookup (params, "stun-server"))) {
+      g_free (self->stun_server);
+      self->stun_server = g_strdup (v);
+    }
+    if ((v = g_hash_table_lookup (params, "turn-server"))) {
+      g_free (self->turn_server);
+      self->turn_server = g_strdup (v);
+    }
+    if ((v = g_hash_table_lookup (params, "latency")))
+      self->latency = (guint) g_ascii_strtoull (v, NULL, 10);
+  }
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
+}
+
+static void
+gst_peer_tree_src_uri_handler_init (gpointer iface, gpointer iface_data)
+{
+  GstURIHandlerInterface *i = iface;
+
+  (void) iface_data;
+  i->get_type = uri_get_type;
+  i->get_protocols = uri_get_protocols;
+  i->get_uri = uri_get_uri;
+  i->set_uri = uri_set_uri;
+}
+
+/* ---------------------------------------------------------------------- */
+/* properties */
+
+typedef struct {
+  GstPeerTreeSrc *self;
+  GstStructure *s;
+} PtStatsCtx;
+
+static gboolean
+collect_links (gpointer data)
+{
+  PtStatsCtx *ctx = data;
+  GstPeerTreeSrc *self = ctx->self;
+  GValue list = G_VALUE_INIT;
+
+  gst_structure_set (ctx->s, "depth", G_TYPE_UINT, self->depth,
+      "parent-id", G_TYPE_STRING, self->parent_id,
+      "upstream-state", G_TYPE_STRING, self->upstream ?
+      pt_link_state_to_string (pt_link_get_state (self->upstream)) : "none", NULL);
+  gst_value_list_init (&list, 0);
+  if (self->children) {
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_hash_table_iter_init (&it, self->children);
+    while (g_hash_table_iter_next (&it, &key, &value)) {
+      PtSrcChild *child = value;
+      GValue v = G_VALUE_INIT;
+
+      g_value_init (&v, GST_TYPE_STRUCTURE);
+      g_value_take_boxed (&v, gst_structure_new ("child",
+              "child-id", G_TYPE_STRING, (const gchar *) key,
+              "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
+              "n-streams", G_TYPE_UINT, child->n_streams, NULL));
+      gst_value_list_append_and_take_value (&list, &v);
+    }
+  }
+  gst_structure_set (ctx->s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&list), NULL);
+  gst_structure_take_value (ctx->s, "children", &list);
+  return G_SOURCE_REMOVE;
+}
+
+static GstStructure *
+make_stats (GstPeerTreeSrc * self)
+{
+  PtStatsCtx ctx = { self, gst_structure_new_empty ("application/x-peertree-src-stats") };
+  PtLoop *loop;
+
+  GST_STATE_LOCK (self);
+  GST_OBJECT_LOCK (self);
+  gst_structure_set (ctx.s, "tree-id", G_TYPE_STRING, self->tree_id,
+      "latency", G_TYPE_UINT, self->latency, NULL);
+  loop = self->loop;
+  GST_OBJECT_UNLOCK (self);
+  g_mutex_lock (&self->streams_lock);
+  gst_structure_set (ctx.s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
+  g_mutex_unlock (&self->streams_lock);
+  if (loop)
+    pt_loop_invoke_sync (loop, collect_links, &ctx);
+  GST_STATE_UNLOCK (self);
+  return ctx.s;
+}
+
+static void
+gst_peer_tree_src_set_property (GObject * object, guint prop_id, const GValue * value,
+    GParamSpec * pspec)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (object);
+
+  if (prop_id == PROP_URI) {
+    g_autoptr (GError) error = NULL;
+
+    if (!gst_uri_handler_set_uri (GST_URI_HANDLER (self), g_value_get_string (value), &error))
+      GST_WARNING_OBJECT (self, "%s", error->message);
+    return;
+  }
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SERVER:
+      g_free (self->server);
+      self->server = g_value_dup_string (value);
+      break;
+    case PROP_TREE_ID:
+      g_free (self->tree_id);
+      self->tree_id = g_value_dup_string (value);
+      break;
+    case PROP_CLIENT_ID:
+      g_free (self->client_id);
+      self->client_id = g_value_dup_string (value);
+      break;
+    case PROP_LOCAL_ADDRESSES:
+      g_free (self->local_addresses);
+      self->local_addresses = g_value_dup_string (value);
+      break;
+    case PROP_STUN_SERVER:
+      g_free (self->stun_server);
+      self->stun_server = g_value_dup_string (value);
+      break;
+    case PROP_TURN_SERVER:
+      g_free (self->turn_server);
+      self->turn_server = g_value_dup_string (value);
+      break;
+    case PROP_LATENCY:
+      self->latency = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (object);
+
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed (value, make_stats (self));
+    return;
+  }
+  if (prop_id == PROP_URI) {
+    g_value_take_string (value, uri_get_uri (GST_URI_HANDLER (self)));
+    return;
+  }
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_SERVER:
+      g_value_set_string (value, self->server);
+      break;
+    case PROP_TREE_ID:
+      g_value_set_string (value, self->tree_id);
+      break;
+    case PROP_CLIENT_ID:
+      g_value_set_string (value, self->client_id);
+      break;
+    case PROP_LOCAL_ADDRESSES:
+      g_value_set_string (value, self->local_addresses);
+      break;
+    case PROP_STUN_SERVER:
+      g_value_set_string (value, self->stun_server);
+      break;
+    case PROP_TURN_SERVER:
+      g_value_set_string (value, self->turn_server);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint (value, self->latency);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_peer_tree_src_finalize (GObject * object)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (object);
+
+  g_free (self->server);
+  g_free (self->tree_id);
+  g_free (self->client_id);
+  g_free (self->local_addresses);
+  g_free (self->stun_server);
+  g_free (self->turn_server);
+  g_ptr_array_unref (self->streams);
+  g_mutex_clear (&self->streams_lock);
+  pt_link_config_clear (&self->config);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBinClass *bin_class = GST_BIN_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_READY;
+
+  gobject_class->set_property = gst_peer_tree_src_set_property;
+  gobject_class->get_property = gst_peer_tree_src_get_property;
+  gobject_class->finalize = gst_peer_tree_src_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_URI,
+      g_param_spec_string ("uri", "URI",
+          "peertree://HOST:PORT/TREE-ID[?local-addresses=…&client-id=…&latency=…]; "
+          "sets server, tree-id and the query's properties at once", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_SERVER,
+      g_param_spec_string ("server", "Server",
+          "WebSocket URL of the peertree signalling server (ws:// or wss://)",
+          DEFAULT_SERVER, rw));
+  g_object_class_install_property (gobject_class, PROP_TREE_ID,
+      g_param_spec_string ("tree-id", "Tree ID",
+          "Id of the tree to join, as given by the source's peertreesink tree-id",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_CLIENT_ID,
+      g_param_spec_string ("client-id", "Client ID",
+          "Id this viewer announces to the server; empty lets the server assign one",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_LOCAL_ADDRESSES,
+      g_param_spec_string ("local-addresses", "Local addresses",
+          "Comma-separated local IP addresses ICE may use (e.g. "
+          "\"192.168.1.10,127.0.0.1\"); empty uses every interface except loopback",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_STUN_SERVER,
+      g_param_spec_string ("stun-server", "STUN server",
+          "STUN server for ICE as stun://host:port; empty for none", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_TURN_SERVER,
+      g_param_spec_string ("turn-server", "TURN server",
+          "TURN relay for ICE as turn(s)://user:password@host:port; empty for none",
+          NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_LATENCY,
+      g_param_spec_uint ("latency", "Latency",
+          "Milliseconds the jitterbuffers wait for a lost or late packet before "
+          "giving up on it (relaying itself never waits)", 0, 10000, DEFAULT_LATENCY, rw));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Tree id, depth, parent, upstream link state and per-child link state",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  gst_element_class_add_static_pad_template (element_class, &video_template);
+  gst_element_class_add_static_pad_template (element_class, &audio_template);
+  gst_element_class_set_static_metadata (element_class, "peertree viewer and relay",
+      "Source/Network/WebRTC",
+      "Receives a broadcast from a tree of WebRTC peers and relays it, "
+      "without decoding, to its own children", "peertree developers");
+
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_peer_tree_src_change_state);
+  bin_class->handle_message = GST_DEBUG_FUNCPTR (gst_peer_tree_src_handle_message);
+}
+
+static void
+gst_peer_tree_src_init (GstPeerTreeSrc * self)
+{
+  static const gchar *const required[] = { "webrtcbin", "nicesrc", "nicesink",
+    "dtlssrtpdec", "tee", "queue", NULL
+  };
+
+  self->server = g_strdup (DEFAULT_SERVER);
+  self->latency = DEFAULT_LATENCY;
+  g_mutex_init (&self->streams_lock);
+  self->streams = g_ptr_array_new ();
+  pt_link_config_init (&self->config);
+  self->missing_element = pt_find_missing_element (required);
+  GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
+}
