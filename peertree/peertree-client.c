@@ -1,7 +1,7 @@
 /* libpeertree — client of peertree-server
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "peertree-client.h"
+#include "peertree-client-private.h"
 
 #include <libsoup/soup.h>
 #include <string.h>
@@ -57,6 +57,7 @@ struct _PeerTreeClient {
 
   gint64 next_id;
   GHashTable *pending;    /* gint64* id -> Pending* */
+  GHashTable *streams;    /* guint32 id -> PeerTreeStream* (unowned; streams unregister) */
 };
 
 typedef struct {
@@ -93,6 +94,13 @@ enum {
   SIG_ERROR,
   SIG_DISCONNECTED,
   SIG_RECONNECTED,
+  SIG_MESSAGE,
+  SIG_TARGET_REQUEST,
+  SIG_TARGET_DISCONNECTED,
+  SIG_STREAM_REQUEST,
+  SIG_SERVICE_CALL,
+  SIG_TOPIC,
+  SIG_TOPIC_DESTROYED,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -122,6 +130,15 @@ static const struct {
   { "timeout", PEER_TREE_ERROR_TIMEOUT },
   { "client-not-found", PEER_TREE_ERROR_NOT_FOUND },
   { "not-found", PEER_TREE_ERROR_NOT_FOUND },
+  { "service-not-found", PEER_TREE_ERROR_NOT_FOUND },
+  { "method-not-found", PEER_TREE_ERROR_NOT_FOUND },
+  { "topic-not-found", PEER_TREE_ERROR_NOT_FOUND },
+  { "remote-error", PEER_TREE_ERROR_REMOTE },
+  { "service-error", PEER_TREE_ERROR_REMOTE },
+  { "service-exists", PEER_TREE_ERROR_EXISTS },
+  { "topic-exists", PEER_TREE_ERROR_EXISTS },
+  { "not-provider", PEER_TREE_ERROR_NOT_PERMITTED },
+  { "client-disconnected", PEER_TREE_ERROR_DISCONNECTED },
 };
 
 PeerTreeError
@@ -204,6 +221,14 @@ fail_all_pending (PeerTreeClient *self, const char *why)
   g_autoptr (GList) all = g_hash_table_get_values (self->pending);
   for (GList *l = all; l; l = l->next)
     pending_fail (l->data, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED, "%s", why));
+}
+
+static void
+fail_all_streams (PeerTreeClient *self, const char *why)
+{
+  g_autoptr (GList) all = g_hash_table_get_values (self->streams);
+  for (GList *l = all; l; l = l->next)
+    _peer_tree_stream_fail (l->data, why);
 }
 
 static void
@@ -380,6 +405,72 @@ handle_signal_event (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
   }
 }
 
+/* Events of the messaging APIs; TRUE if @name is one of them. */
+static gboolean
+handle_messaging_event (PeerTreeClient *self, const char *name, JsonObject *ev)
+{
+  static const struct {
+    const char *name;
+    PtMessageKind kind;
+    guint signal;
+    const char *detail_field;
+  } kinds[] = {
+    { "message", PT_MESSAGE_EVENT, SIG_MESSAGE, "name" },
+    { "target-request", PT_MESSAGE_TARGET_REQUEST, SIG_TARGET_REQUEST, NULL },
+    { "stream-request", PT_MESSAGE_STREAM_REQUEST, SIG_STREAM_REQUEST, "channel" },
+    { "service-call", PT_MESSAGE_SERVICE_CALL, SIG_SERVICE_CALL, "service" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (kinds); i++) {
+    if (strcmp (name, kinds[i].name) != 0)
+      continue;
+    g_autoptr (PeerTreeMessage) msg = _peer_tree_message_new (self, kinds[i].kind, ev);
+    if (!msg)
+      return TRUE;
+    const char *detail = kinds[i].detail_field ? str_member (ev, kinds[i].detail_field) : NULL;
+    g_signal_emit (self, signals[kinds[i].signal], detail ? g_quark_try_string (detail) : 0, msg);
+    /* Unanswered and unreferenced: finalizing it answers with the default. */
+    return TRUE;
+  }
+  if (strcmp (name, "target-disconnected") == 0) {
+    const char *id = str_member (ev, "clientId");
+    if (id)
+      g_signal_emit (self, signals[SIG_TARGET_DISCONNECTED], 0, id);
+    return TRUE;
+  }
+  if (strcmp (name, "topic") == 0 || strcmp (name, "topic-destroyed") == 0) {
+    const char *service = str_member (ev, "service"), *topic = str_member (ev, "topic");
+    if (!service || !topic)
+      return TRUE;
+    if (name[5] == '-') {
+      g_signal_emit (self, signals[SIG_TOPIC_DESTROYED], 0, service, topic);
+    } else {
+      JsonNode *args = json_object_get_member (ev, "args");
+      g_autoptr (JsonArray) array = args && JSON_NODE_HOLDS_ARRAY (args) ?
+          json_array_ref (json_node_get_array (args)) : json_array_new ();
+      g_signal_emit (self, signals[SIG_TOPIC], g_quark_try_string (topic), service, topic, array);
+    }
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static void
+handle_binary (PeerTreeClient *self, GBytes *frame)
+{
+  gsize len;
+  const guint8 *d = g_bytes_get_data (frame, &len);
+  if (len < 5)
+    return;
+  guint32 id = (guint32) d[0] << 24 | (guint32) d[1] << 16 | (guint32) d[2] << 8 | d[3];
+  PeerTreeStream *stream = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
+  if (!stream)
+    return;
+  g_autoptr (GBytes) payload = g_bytes_new_from_bytes (frame, 5, len - 5);
+  g_object_ref (stream);
+  _peer_tree_stream_receive (stream, d[4], payload);
+  g_object_unref (stream);
+}
+
 static void
 handle_event (PeerTreeClient *self, JsonObject *ev)
 {
@@ -388,7 +479,7 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
   if (!name)
     return;
   g_signal_emit (self, signals[SIG_EVENT], g_quark_try_string (name), name, ev);
-  if (!tree_id)
+  if (handle_messaging_event (self, name, ev) || !tree_id)
     return;
 
   if (strcmp (name, "signal") == 0) {
@@ -418,8 +509,10 @@ static void start_attempt (PeerTreeClient *self, GTask *task);
 static void
 on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PeerTreeClient *self)
 {
-  if (type != SOUP_WEBSOCKET_DATA_TEXT)
+  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+    handle_binary (self, message);
     return;
+  }
   gsize len;
   const char *text = g_bytes_get_data (message, &len);
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
@@ -462,6 +555,7 @@ on_ws_closed (SoupWebsocketConnection *ws, PeerTreeClient *self)
   drop_ws (self);
   self->ready = FALSE;
   fail_all_pending (self, why);
+  fail_all_streams (self, why);
   if (was_ready) {
     g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
     g_signal_emit (self, signals[SIG_DISCONNECTED], 0);
@@ -725,6 +819,7 @@ peer_tree_client_close (PeerTreeClient *self)
   self->ready = FALSE;
   drop_ws (self);
   fail_all_pending (self, "client closed");
+  fail_all_streams (self, "client closed");
   if (was_ready)
     g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
 }
@@ -1067,6 +1162,65 @@ peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char
 }
 
 /* ------------------------------------------------------------------------ */
+/* Internals for messages and streams                                       */
+
+GMainContext *
+_peer_tree_client_get_context (PeerTreeClient *self)
+{
+  return self->context;
+}
+
+/* Answers an event that carried an ackId (no reply is expected for it). */
+void
+_peer_tree_client_send_reply (PeerTreeClient *self, gint64 ack_id, gboolean ok, JsonNode *value,
+    const char *message)
+{
+  if (!self->ready)
+    return;
+  g_autoptr (JsonObject) params = json_object_new ();
+  json_object_set_int_member (params, "ackId", ack_id);
+  json_object_set_boolean_member (params, "ok", ok);
+  if (ok && value)
+    json_object_set_member (params, "value", json_node_copy (value));
+  if (!ok) {
+    JsonObject *err = json_object_new ();
+    json_object_set_string_member (err, "message", message ? message : "refused");
+    json_object_set_object_member (params, "error", err);
+  }
+  peer_tree_client_request_async (self, "reply", params, NULL, on_signal_reply, NULL);
+}
+
+gboolean
+_peer_tree_client_send_frame (PeerTreeClient *self, guint32 id, guint8 op, const void *data,
+    gsize len)
+{
+  if (!self->ready || soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+    return FALSE;
+  g_autofree guint8 *buf = g_malloc (5 + len);
+  buf[0] = id >> 24;
+  buf[1] = id >> 16;
+  buf[2] = id >> 8;
+  buf[3] = id;
+  buf[4] = op;
+  if (len)
+    memcpy (buf + 5, data, len);
+  soup_websocket_connection_send_binary (self->ws, buf, 5 + len);
+  return TRUE;
+}
+
+void
+_peer_tree_client_add_stream (PeerTreeClient *self, PeerTreeStream *stream)
+{
+  g_hash_table_insert (self->streams, GUINT_TO_POINTER (peer_tree_stream_get_id (stream)), stream);
+}
+
+void
+_peer_tree_client_remove_stream (PeerTreeClient *self, guint32 id)
+{
+  g_hash_table_remove (self->streams, GUINT_TO_POINTER (id));
+}
+
+/* ------------------------------------------------------------------------ */
 /* GObject                                                                  */
 
 /**
@@ -1127,6 +1281,7 @@ peer_tree_client_init (PeerTreeClient *self)
   self->context = g_main_context_ref_thread_default ();
   self->session = soup_session_new ();
   self->pending = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->streams = g_hash_table_new (NULL, NULL);
   self->secret = g_uuid_string_random ();
 }
 
@@ -1145,6 +1300,7 @@ peer_tree_client_finalize (GObject *object)
 {
   PeerTreeClient *self = PEER_TREE_CLIENT (object);
   g_hash_table_unref (self->pending);
+  g_hash_table_unref (self->streams);
   g_main_context_unref (self->context);
   g_free (self->uri);
   g_free (self->client_id);
@@ -1391,4 +1547,84 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
    */
   signals[SIG_RECONNECTED] = g_signal_new ("reconnected", G_TYPE_FROM_CLASS (klass),
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /**
+   * PeerTreeClient::message:
+   * @self: the client
+   * @message: the message: sender, event name, arguments, room
+   *
+   * A message from another client, sent to this one or to a room it is in.
+   * The detail is the event name: connect to `message::chat` to receive only
+   * "chat" events (peer_tree_client_connect_message_from() also filters by
+   * sender). Answer with peer_tree_message_reply() when the sender waits.
+   */
+  signals[SIG_MESSAGE] = g_signal_new ("message", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+      PEER_TREE_TYPE_MESSAGE);
+  /**
+   * PeerTreeClient::target-request:
+   * @self: the client
+   * @message: the request; its sender wants to pair with this client
+   *
+   * Another client called peer_tree_client_add_target_async() on this one.
+   * Refuse with peer_tree_message_reply_error(); otherwise it is accepted.
+   * Once paired, either side's disconnection is announced to the other by
+   * #PeerTreeClient::target-disconnected.
+   */
+  signals[SIG_TARGET_REQUEST] = g_signal_new ("target-request", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, PEER_TREE_TYPE_MESSAGE);
+  /**
+   * PeerTreeClient::target-disconnected:
+   * @self: the client
+   * @client_id: the paired client that disconnected
+   *
+   * A client paired by add-target (either way) disconnected.
+   */
+  signals[SIG_TARGET_DISCONNECTED] = g_signal_new ("target-disconnected",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+      G_TYPE_STRING);
+  /**
+   * PeerTreeClient::stream-request:
+   * @self: the client
+   * @message: the request: sender, channel (as the name), arguments
+   *
+   * Another client wants a byte stream on a channel (the detail). Accept with
+   * peer_tree_message_accept_stream(); a request nobody accepts is refused.
+   */
+  signals[SIG_STREAM_REQUEST] = g_signal_new ("stream-request", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+      PEER_TREE_TYPE_MESSAGE);
+  /**
+   * PeerTreeClient::service-call:
+   * @self: the client
+   * @message: the call: caller, method (as the name), service, arguments
+   *
+   * A call to a service this client provides (the detail is the service).
+   * Answer with peer_tree_message_reply() or peer_tree_message_reply_error().
+   */
+  signals[SIG_SERVICE_CALL] = g_signal_new ("service-call", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+      PEER_TREE_TYPE_MESSAGE);
+  /**
+   * PeerTreeClient::topic:
+   * @self: the client
+   * @service: the service
+   * @topic: the topic (also the detail)
+   * @args: what was published
+   *
+   * A publication on a topic this client subscribed to.
+   */
+  signals[SIG_TOPIC] = g_signal_new ("topic", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED, 0, NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING,
+      G_TYPE_STRING, JSON_TYPE_ARRAY);
+  /**
+   * PeerTreeClient::topic-destroyed:
+   * @self: the client
+   * @service: the service
+   * @topic: the topic
+   *
+   * A topic this client subscribed to was destroyed (or its service went
+   * away); the subscription is gone.
+   */
+  signals[SIG_TOPIC_DESTROYED] = g_signal_new ("topic-destroyed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }

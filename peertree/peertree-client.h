@@ -6,6 +6,9 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "peertree-message.h"
+#include "peertree-stream.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -41,7 +44,11 @@ GQuark peer_tree_error_quark (void);
  * @PEER_TREE_ERROR_LIMIT: a per-client or server limit was reached.
  * @PEER_TREE_ERROR_TIMEOUT: no reply in time.
  * @PEER_TREE_ERROR_CLOSED: the connection to the server is closed.
- * @PEER_TREE_ERROR_NOT_FOUND: the target (client, service, method…) does not exist.
+ * @PEER_TREE_ERROR_NOT_FOUND: the target (client, service, method, topic…) does not exist.
+ * @PEER_TREE_ERROR_REMOTE: the other client refused or failed (the message says why).
+ * @PEER_TREE_ERROR_EXISTS: a service or topic with this name exists already.
+ * @PEER_TREE_ERROR_NOT_PERMITTED: only the provider of a service may do that.
+ * @PEER_TREE_ERROR_DISCONNECTED: the other client disconnected before answering.
  *
  * Error codes of #PEER_TREE_ERROR.
  */
@@ -59,6 +66,10 @@ typedef enum {
   PEER_TREE_ERROR_TIMEOUT,
   PEER_TREE_ERROR_CLOSED,
   PEER_TREE_ERROR_NOT_FOUND,
+  PEER_TREE_ERROR_REMOTE,
+  PEER_TREE_ERROR_EXISTS,
+  PEER_TREE_ERROR_NOT_PERMITTED,
+  PEER_TREE_ERROR_DISCONNECTED,
 } PeerTreeError;
 
 /**
@@ -112,5 +123,88 @@ void peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const
     const char *type, const char *sdp);
 void peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char *peer_id,
     guint mline_index, const char *candidate);
+
+/* Identity (peertree-client-messages.c) */
+void peer_tree_client_list_clients_async (PeerTreeClient *self, const char *prefix,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+GStrv peer_tree_client_list_clients_finish (PeerTreeClient *self, GAsyncResult *result,
+    gboolean *more, GError **error);
+void peer_tree_client_is_client_connected_async (PeerTreeClient *self, const char *client_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_is_client_connected_finish (PeerTreeClient *self, GAsyncResult *result,
+    gboolean *connected, GError **error);
+
+/* Messages */
+void peer_tree_client_emit_async (PeerTreeClient *self, const char *target, const char *event,
+    JsonArray *args, gboolean want_reply, guint timeout_ms, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+JsonNode *peer_tree_client_emit_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+/**
+ * PeerTreeMessageFunc:
+ * @client: the client
+ * @message: the message
+ * @user_data: user data
+ *
+ * Callback of peer_tree_client_connect_message_from().
+ */
+typedef void (*PeerTreeMessageFunc) (PeerTreeClient *client, PeerTreeMessage *message,
+    gpointer user_data);
+gulong peer_tree_client_connect_message_from (PeerTreeClient *self, const char *sender,
+    const char *event, PeerTreeMessageFunc func, gpointer user_data, GDestroyNotify destroy);
+
+void peer_tree_client_add_target_async (PeerTreeClient *self, const char *target,
+    guint timeout_ms, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_add_target_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+/* Rooms */
+void peer_tree_client_room_join_async (PeerTreeClient *self, const char *room,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_room_leave_async (PeerTreeClient *self, const char *room,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_room_emit_async (PeerTreeClient *self, const char *room, const char *event,
+    JsonArray *args, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_list_rooms_async (PeerTreeClient *self, const char *client_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+GStrv peer_tree_client_list_rooms_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+/* Streams */
+void peer_tree_client_open_stream_async (PeerTreeClient *self, const char *target,
+    const char *channel, JsonArray *args, guint timeout_ms, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+GIOStream *peer_tree_client_open_stream_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+
+/* Services and topics */
+void peer_tree_client_provide_service_async (PeerTreeClient *self, const char *service,
+    const char *const *methods, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data);
+void peer_tree_client_withdraw_service_async (PeerTreeClient *self, const char *service,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_call_service_async (PeerTreeClient *self, const char *service,
+    const char *method, JsonArray *args, guint timeout_ms, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+JsonNode *peer_tree_client_call_service_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+void peer_tree_client_topic_create_async (PeerTreeClient *self, const char *service,
+    const char *topic, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_topic_destroy_async (PeerTreeClient *self, const char *service,
+    const char *topic, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_publish_async (PeerTreeClient *self, const char *service, const char *topic,
+    JsonArray *args, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_subscribe_async (PeerTreeClient *self, const char *service,
+    const char *topic, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_unsubscribe_async (PeerTreeClient *self, const char *service,
+    const char *topic, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+
+/* Finishes any of the calls above that returns no value (room join/leave,
+ * provide/withdraw service, topic create/destroy, subscribe/unsubscribe);
+ * for room-emit and publish, @count (nullable) receives how many clients
+ * received it. */
+gboolean peer_tree_client_finish (PeerTreeClient *self, GAsyncResult *result, guint *count,
+    GError **error);
 
 G_END_DECLS

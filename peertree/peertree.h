@@ -4,3 +4,5 @@
 #pragma once
 
 #include "peertree-client.h"
+#include "peertree-message.h"
+#include "peertree-stream.h"

@@ -75,6 +75,14 @@ lazy_set (GHashTable **set)
   return *set;
 }
 
+static GHashTable *
+lazy_str_set (GHashTable **set)
+{
+  if (!*set)
+    *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return *set;
+}
+
 static guint
 set_size (GHashTable *set)
 {
@@ -235,8 +243,8 @@ handle_reply (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
       break;
     }
     case ACK_TARGET:
-      g_hash_table_add (lazy_set (&a->from->targets), g_strdup (c->client_id));
-      g_hash_table_add (lazy_set (&c->targets), g_strdup (a->from->client_id));
+      g_hash_table_add (lazy_str_set (&a->from->targets), g_strdup (c->client_id));
+      g_hash_table_add (lazy_str_set (&c->targets), g_strdup (a->from->client_id));
       json_object_set_string_member (res, "target", c->client_id);
       break;
     case ACK_STREAM:
