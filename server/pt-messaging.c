@@ -471,9 +471,7 @@ handle_list_rooms (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 static void
 send_frame (PtConn *c, guint32 id, guint8 op, const void *payload, gsize len)
 {
-  if (c->gone || soup_websocket_connection_get_state (c->ws) != SOUP_WEBSOCKET_STATE_OPEN)
-    return;
-  g_autofree guint8 *buf = g_malloc (5 + len);
+  guint8 *buf = g_malloc (5 + len);
   buf[0] = id >> 24;
   buf[1] = id >> 16;
   buf[2] = id >> 8;
@@ -481,7 +479,8 @@ send_frame (PtConn *c, guint32 id, guint8 op, const void *payload, gsize len)
   buf[4] = op;
   if (len)
     memcpy (buf + 5, payload, len);
-  soup_websocket_connection_send_binary (c->ws, buf, 5 + len);
+  g_autoptr (GBytes) bytes = g_bytes_new_take (buf, 5 + len);
+  pt_conn_send_binary (c, bytes);
 }
 
 /* Frees @s; the ends named are sent a RESET. */
@@ -601,8 +600,7 @@ pt_messaging_binary (PtConn *c, GBytes *frame)
       stream_free (self, s, TRUE, TRUE);
       return;
   }
-  if (!peer->gone && soup_websocket_connection_get_state (peer->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_send_message (peer->ws, SOUP_WEBSOCKET_DATA_BINARY, frame);
+  pt_conn_send_binary (peer, frame);
   if (s->ended[0] && s->ended[1])
     stream_free (self, s, FALSE, FALSE);
 }

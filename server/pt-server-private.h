@@ -44,6 +44,7 @@ struct _PtServer {
   guint rate, burst;        /* messages per second, bucket size */
   guint max_clients;
   guint max_trees_per_client;
+  guint max_buffered;       /* bytes queued to a client that does not read */
   gboolean allow_takeover;
 
   /* state */
@@ -85,6 +86,9 @@ typedef struct {
   double tokens;
   gint64 tokens_at;
   gboolean gone;
+  int fd;                        /* the TCP socket, to read its send queue */
+  gsize unflushed;               /* bytes queued since the socket was last seen draining */
+  gboolean slow;                 /* stopped reading: nothing more is sent, the sweep closes it */
 
   /* messaging; each set is NULL until first used, to keep idle clients small */
   guint n_pending;               /* acks this client waits for */
@@ -115,6 +119,7 @@ gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint
     gint64 *out, Fault *f);
 char *pt_random_id (const char *prefix);
 void pt_conn_send (PtConn *c, JsonObject *obj);
+void pt_conn_send_binary (PtConn *c, GBytes *bytes);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);

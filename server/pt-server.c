@@ -14,7 +14,9 @@
 #include "pt-server-private.h"
 
 #include <libsoup/soup.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define PROTOCOL_VERSION 1
 #define ID_MAX_LEN 64
@@ -34,6 +36,7 @@ enum {
   PROP_BURST,
   PROP_MAX_CLIENTS,
   PROP_MAX_TREES_PER_CLIENT,
+  PROP_MAX_BUFFERED,
   PROP_ALLOW_TAKEOVER,
   N_PROPS
 };
@@ -134,14 +137,59 @@ pt_random_id (const char *prefix)
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                  */
 
+/* libsoup queues outgoing frames without bound while a socket is full, so a
+ * client that stops reading would make the server grow. After every
+ * CHECK_EVERY bytes queued to a client, the kernel's send queue says whether
+ * the socket drains; if it has not for max-buffered bytes, the client is
+ * marked slow: nothing more is queued to it and the sweep disconnects it. */
+#define CHECK_EVERY (256 * 1024)
+#define DRAINING_OUTQ (64 * 1024)
+
+static gboolean
+conn_can_send (PtConn *c)
+{
+  return !c->gone && !c->slow &&
+      soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN;
+}
+
+static void
+conn_account (PtConn *c, gsize len)
+{
+  c->unflushed += len;
+  if (c->unflushed < CHECK_EVERY)
+    return;
+  int outq = 0;
+  if (c->fd < 0 || (ioctl (c->fd, SIOCOUTQ, &outq) == 0 && outq < DRAINING_OUTQ)) {
+    c->unflushed = 0;
+    return;
+  }
+  if (c->unflushed > c->server->max_buffered) {
+    g_debug ("client %s does not read: %" G_GSIZE_FORMAT " bytes queued", c->client_id,
+        c->unflushed);
+    c->slow = TRUE;
+  }
+}
+
 void
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
-  if (c->gone || soup_websocket_connection_get_state (c->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+  if (!conn_can_send (c))
     return;
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+  gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
+  len = strlen (text);
   soup_websocket_connection_send_text (c->ws, text);
+  conn_account (c, len);
+}
+
+void
+pt_conn_send_binary (PtConn *c, GBytes *bytes)
+{
+  if (!conn_can_send (c))
+    return;
+  soup_websocket_connection_send_message (c->ws, SOUP_WEBSOCKET_DATA_BINARY, bytes);
+  conn_account (c, g_bytes_get_size (bytes));
 }
 
 void
@@ -775,7 +823,6 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
     SoupWebsocketConnection *ws, gpointer user_data)
 {
   (void) soup;
-  (void) msg;
   (void) path;
   PtServer *self = user_data;
 
@@ -789,6 +836,8 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
   c->trees = g_hash_table_new (g_str_hash, g_str_equal);
   c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
   c->tokens = self->burst;
+  GSocket *socket = soup_server_message_get_socket (msg);
+  c->fd = socket ? g_socket_get_fd (socket) : -1;
   soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_message_size);
   soup_websocket_connection_set_keepalive_interval (ws, self->keepalive_interval);
   g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), c);
@@ -812,7 +861,7 @@ sweep (gpointer user_data)
     PtConn *c = k;
     if (c->gone)
       continue;
-    if (now - c->last_seen > (gint64) self->dead_timeout * G_USEC_PER_SEC ||
+    if (c->slow || now - c->last_seen > (gint64) self->dead_timeout * G_USEC_PER_SEC ||
         (!c->client_id && now - c->connected_at > HELLO_TIMEOUT_US))
       g_ptr_array_add (doomed, c);
   }
@@ -820,8 +869,9 @@ sweep (gpointer user_data)
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
-    pt_conn_gone (c, c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
-        c->client_id ? "keepalive timeout" : "no hello in time");
+    pt_conn_gone (c, c->slow ? CLOSE_POLICY : c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
+        c->slow ? "not reading its messages" : c->client_id ? "keepalive timeout" :
+        "no hello in time");
   }
   return G_SOURCE_CONTINUE;
 }
@@ -918,10 +968,13 @@ pt_server_init (PtServer *self)
   pt_messaging_add_builtin (self);
 }
 
+/* A client marked slow is no longer routed to: senders get client-not-found
+ * rather than a silent drop, until the sweep disconnects it. */
 PtConn *
 pt_server_lookup (PtServer *self, const char *client_id)
 {
-  return client_id ? g_hash_table_lookup (self->clients, client_id) : NULL;
+  PtConn *c = client_id ? g_hash_table_lookup (self->clients, client_id) : NULL;
+  return c && !c->slow ? c : NULL;
 }
 
 PtServer *
@@ -1044,6 +1097,7 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_BURST: return &self->burst;
     case PROP_MAX_CLIENTS: return &self->max_clients;
     case PROP_MAX_TREES_PER_CLIENT: return &self->max_trees_per_client;
+    case PROP_MAX_BUFFERED: return &self->max_buffered;
     default: return NULL;
   }
 }
@@ -1119,6 +1173,9 @@ pt_server_class_init (PtServerClass *klass)
       "ones are closed with code 1013", 1, G_MAXINT, 100000);
   props[PROP_MAX_TREES_PER_CLIENT] = uint_prop ("max-trees-per-client", "Most trees one client "
       "may create or join", 1, 4096, 16);
+  props[PROP_MAX_BUFFERED] = uint_prop ("max-buffered", "Bytes the server queues to a client "
+      "whose socket does not drain before it disconnects it (code 1008)", 64 * 1024, G_MAXINT,
+      4 * 1024 * 1024);
   props[PROP_ALLOW_TAKEOVER] = g_param_spec_boolean ("allow-takeover", "Allow takeover",
       "Let a new connection take over a connected clientId when it presents the secret the "
       "first connection registered with", FALSE,

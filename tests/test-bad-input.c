@@ -318,6 +318,52 @@ GST_START_TEST (test_silent_peer_reaped)
 }
 GST_END_TEST;
 
+/* A client that connects and says hello, then never reads its socket while
+ * another client sends to it: the server must not queue without bound. */
+GST_START_TEST (test_non_reading_client_disconnected)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "max-buffered", 1024 * 1024, "rate", 100000, "burst", 100000, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PeerTreeClient) sender = pt_test_client_new (server, "sender");
+  g_autoptr (GSocketClient) sc = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (sc, "127.0.0.1",
+      pt_server_get_port (server), NULL, &error);
+  fail_unless (conn != NULL);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  fail_unless (g_output_stream_write_all (out, upgrade, strlen (upgrade), NULL, NULL, NULL));
+  send_frame (out, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"clientId\":\"deaf\"}");
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 2);
+
+  g_autoptr (JsonArray) args = json_array_new ();
+  g_autofree char *blob = g_strnfill (50000, 'z');
+  json_array_add_string_element (args, blob);
+  guint sent = 0;
+  gboolean refused = FALSE;
+  /* Bounded: 2000 x 50 KB at most. */
+  while (sent < 2000 && !refused) {
+    g_autoptr (GAsyncResult) res = NULL;
+    peer_tree_client_emit_async (sender, "deaf", "spam", args, FALSE, 0, NULL,
+        pt_test_store_result, &res);
+    g_autoptr (JsonNode) r = peer_tree_client_emit_finish (sender, pt_test_await (&res), &error);
+    if (!r) {
+      fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_NOT_FOUND), "%s",
+          error->message);
+      refused = TRUE;
+    }
+    sent++;
+  }
+  fail_unless (refused, "server kept queueing to a client that does not read");
+  /* Its 1 MiB allowance plus what the kernel buffers hold, not 100 MB. */
+  fail_unless (sent < 1000, "%u messages of 50 KB went to a client that reads nothing", sent);
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 1);
+  GST_INFO ("deaf client dropped after %u messages of 50 KB", sent);
+}
+GST_END_TEST;
+
 static Suite *
 bad_input_suite (void)
 {
@@ -329,6 +375,7 @@ bad_input_suite (void)
   tcase_add_test (tc, test_flood_and_binary_close);
   tcase_add_test (tc, test_abrupt_disconnect);
   tcase_add_test (tc, test_silent_peer_reaped);
+  tcase_add_test (tc, test_non_reading_client_disconnected);
   return s;
 }
 
