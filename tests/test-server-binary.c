@@ -108,6 +108,27 @@ GST_START_TEST (test_bad_flags)
 }
 GST_END_TEST;
 
+/* Every example of examples/ runs to completion against the real binary. */
+GST_START_TEST (test_examples)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) server = spawn (&error, "--port", "0", NULL);
+  g_autofree char *url = read_url (server);
+  const char *examples[] = { EXAMPLES, NULL };
+  for (guint i = 0; examples[i]; i++) {
+    g_autoptr (GSubprocess) ex = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+        G_SUBPROCESS_FLAGS_STDERR_MERGE, &error, examples[i], url, NULL);
+    fail_unless (ex != NULL, "%s", error ? error->message : "");
+    g_autofree char *out = NULL;
+    fail_unless (g_subprocess_communicate_utf8 (ex, NULL, NULL, &out, NULL, &error));
+    fail_unless (g_subprocess_get_if_exited (ex) && g_subprocess_get_exit_status (ex) == 0,
+        "%s failed:\n%s", examples[i], out);
+  }
+  g_subprocess_send_signal (server, SIGTERM);
+  fail_unless (g_subprocess_wait_check (server, NULL, &error));
+}
+GST_END_TEST;
+
 static Suite *
 binary_suite (void)
 {
@@ -117,6 +138,7 @@ binary_suite (void)
   tcase_add_test (tc, test_port_zero_status_and_sigterm);
   tcase_add_test (tc, test_config_file);
   tcase_add_test (tc, test_bad_flags);
+  tcase_add_test (tc, test_examples);
   return s;
 }
 
