@@ -22,9 +22,12 @@
  * When the connection drops after it was established, the client emits
  * #PeerTreeClient::disconnected, reconnects with exponential backoff (100 ms
  * doubling to 5 s, with jitter) under the same clientId and secret, and emits
- * #PeerTreeClient::reconnected. Tree memberships do not survive a
- * reconnection in protocol version 1: the server has re-parented the peer's
- * children and the application joins again.
+ * #PeerTreeClient::reconnected. On reconnection it re-registers every tree
+ * position it holds (the `rejoin` request): a source reclaims its tree with
+ * its secret, a viewer reports its parent. After a server restart the server
+ * rebuilds its trees from these reports while the media links keep running;
+ * a viewer that cannot keep its parent gets #PeerTreeClient::upstream-changed,
+ * one whose tree is gone gets #PeerTreeClient::tree-closed.
  */
 
 #define BACKOFF_MIN_MS 100
@@ -58,7 +61,43 @@ struct _PeerTreeClient {
   gint64 next_id;
   GHashTable *pending;    /* gint64* id -> Pending* */
   GHashTable *streams;    /* guint32 id -> PeerTreeStream* (unowned; streams unregister) */
+  GHashTable *memberships; /* tree id -> Membership*: re-registered after a reconnection */
 };
+
+typedef struct {
+  gboolean source;
+  char *parent;           /* members: the current parent */
+  guint k, k1;            /* sources */
+} Membership;
+
+static void
+membership_free (Membership *m)
+{
+  g_free (m->parent);
+  g_free (m);
+}
+
+static void
+membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, const char *parent,
+    guint k, guint k1)
+{
+  Membership *m = g_new0 (Membership, 1);
+  m->source = source;
+  m->parent = g_strdup (parent);
+  m->k = k;
+  m->k1 = k1;
+  g_hash_table_insert (self->memberships, g_strdup (tree_id), m);
+}
+
+static void
+membership_set_parent (PeerTreeClient *self, const char *tree_id, const char *parent)
+{
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (m && !m->source) {
+    g_free (m->parent);
+    m->parent = g_strdup (parent);
+  }
+}
 
 typedef struct {
   PeerTreeClient *self;   /* unowned: pending requests are failed before finalize */
@@ -487,8 +526,15 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
   } else if (strcmp (name, "upstream") == 0) {
     const char *parent = str_member (ev, "parent");
     guint depth;
-    if (parent && uint_member (ev, "depth", &depth))
+    if (parent && uint_member (ev, "depth", &depth)) {
+      membership_set_parent (self, tree_id, parent);
       g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+    }
+  } else if (strcmp (name, "placed") == 0) {
+    /* A position re-registered after a restart was confirmed as it was. */
+    const char *parent = str_member (ev, "parent");
+    if (parent)
+      membership_set_parent (self, tree_id, parent);
   } else if (strcmp (name, "downstream-added") == 0 || strcmp (name, "downstream-removed") == 0) {
     const char *child = str_member (ev, "child");
     if (child)
@@ -496,6 +542,7 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
           0, tree_id, child);
   } else if (strcmp (name, "tree-closed") == 0) {
     const char *reason = str_member (ev, "reason");
+    g_hash_table_remove (self->memberships, tree_id);
     g_signal_emit (self, signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
   }
 }
@@ -504,6 +551,7 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
 /* Connection                                                               */
 
 static void schedule_reconnect (PeerTreeClient *self);
+static void rejoin_all (PeerTreeClient *self);
 static void start_attempt (PeerTreeClient *self, GTask *task);
 
 static void
@@ -591,6 +639,59 @@ attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable *
 }
 
 static void
+on_rejoin_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autofree char *tree_id = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (!m)
+    return;
+  if (!result) {
+    if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED))
+      return; /* dropped again: the next reconnection retries */
+    g_autofree char *reason = g_strdup_printf ("could not re-register: %s", error->message);
+    g_hash_table_remove (self->memberships, tree_id);
+    g_signal_emit (self, signals[SIG_TREE_CLOSED], 0, tree_id, reason);
+    return;
+  }
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (!m->source && parent && g_strcmp0 (parent, m->parent) != 0 &&
+      uint_member (result, "depth", &depth)) {
+    membership_set_parent (self, tree_id, parent);
+    g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  }
+}
+
+/* After a reconnection (the server may have restarted and forgotten
+ * everything): reports each tree position, so the server can rebuild its
+ * trees from what their members say, while the media links keep running. */
+static void
+rejoin_all (PeerTreeClient *self)
+{
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, self->memberships);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    Membership *m = value;
+    g_autoptr (JsonObject) params = json_object_new ();
+    json_object_set_string_member (params, "treeId", key);
+    if (m->source) {
+      json_object_set_boolean_member (params, "source", TRUE);
+      json_object_set_int_member (params, "k", m->k);
+      json_object_set_int_member (params, "k1", m->k1);
+      json_object_set_string_member (params, "secret", self->secret);
+    } else {
+      json_object_set_string_member (params, "parent", m->parent);
+    }
+    peer_tree_client_request_async (self, "rejoin", params, NULL, on_rejoin_reply,
+        g_strdup (key));
+  }
+}
+
+static void
 on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   PeerTreeClient *self = PEER_TREE_CLIENT (source);
@@ -621,8 +722,10 @@ on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   self->backoff = 0;
   attempt_finish (self, NULL);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CONNECTED]);
-  if (reconnect)
+  if (reconnect) {
+    rejoin_all (self);
     g_signal_emit (self, signals[SIG_RECONNECTED], 0);
+  }
 }
 
 static void
@@ -858,6 +961,10 @@ on_create_reply (GObject *source, GAsyncResult *res, gpointer user_data)
         "server answered create without a tree id");
     return;
   }
+  guint k = 0, k1 = 0;
+  uint_member (result, "k", &k);
+  uint_member (result, "k1", &k1);
+  membership_set (self, tree_id, TRUE, NULL, k, k1);
   g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, 0u);
   g_task_return_pointer (task, g_strdup (tree_id), g_free);
 }
@@ -888,6 +995,9 @@ peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint 
     json_object_set_int_member (params, "k", k);
   if (k1)
     json_object_set_int_member (params, "k1", k1);
+  /* The client's secret also proves ownership of the tree if the source has
+   * to come back (source grace period, server restart). */
+  json_object_set_string_member (params, "secret", self->secret);
   peer_tree_client_request_async (self, "create", params, cancellable, on_create_reply, task);
 }
 
@@ -930,6 +1040,7 @@ on_placement_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   p->tree_id = g_strdup (tree_id);
   p->parent = g_strdup (parent);
   p->depth = depth;
+  membership_set (self, tree_id, FALSE, parent, 0, 0);
   if (g_task_get_source_tag (task) == peer_tree_client_join_async)
     g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, depth);
   g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
@@ -1048,10 +1159,12 @@ on_leave_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   GError *error = NULL;
   g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
       &error);
-  if (result)
+  if (result) {
+    g_hash_table_remove (PEER_TREE_CLIENT (source)->memberships, g_task_get_task_data (task));
     g_task_return_boolean (task, TRUE);
-  else
+  } else {
     g_task_return_error (task, error);
+  }
 }
 
 /**
@@ -1074,6 +1187,7 @@ peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
   g_autoptr (JsonObject) params = json_object_new ();
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_tree_client_leave_async);
+  g_task_set_task_data (task, g_strdup (tree_id), g_free);
   json_object_set_string_member (params, "treeId", tree_id);
   peer_tree_client_request_async (self, "leave", params, cancellable, on_leave_reply, task);
 }
@@ -1282,6 +1396,8 @@ peer_tree_client_init (PeerTreeClient *self)
   self->session = soup_session_new ();
   self->pending = g_hash_table_new (g_int64_hash, g_int64_equal);
   self->streams = g_hash_table_new (NULL, NULL);
+  self->memberships = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      (GDestroyNotify) membership_free);
   self->secret = g_uuid_string_random ();
 }
 
@@ -1301,6 +1417,7 @@ peer_tree_client_finalize (GObject *object)
   PeerTreeClient *self = PEER_TREE_CLIENT (object);
   g_hash_table_unref (self->pending);
   g_hash_table_unref (self->streams);
+  g_hash_table_unref (self->memberships);
   g_main_context_unref (self->context);
   g_free (self->uri);
   g_free (self->client_id);

@@ -45,6 +45,7 @@ struct _PtServer {
   guint max_clients;
   guint max_trees_per_client;
   guint max_buffered;       /* bytes queued to a client that does not read */
+  guint source_grace;       /* s a tree outlives its source's disconnection */
   gboolean allow_takeover;
 
   /* state */
@@ -60,6 +61,13 @@ struct _PtServer {
   /* the request being dispatched */
   gint64 req_id;
   gboolean req_deferred; /* set by a handler that replies later */
+  gboolean req_silent;   /* a tree move that existing media links already reflect */
+  void (*after_reply) (PtServer *self, char *arg); /* run once the reply is out */
+  char *after_reply_arg;
+
+  /* positions reported after a server restart, waiting for their tree or
+   * their parent: tree id -> GPtrArray of Claim* */
+  GHashTable *claims;
 
   /* messaging (pt-messaging.c) */
   guint64 next_ack;
@@ -73,6 +81,10 @@ struct _PtServer {
 typedef struct {
   char *id;
   PtTree *tree;
+  guint8 secret_hash[32];   /* proves ownership when the source comes back */
+  gboolean has_secret;
+  gboolean source_gone;     /* within the source grace period */
+  gint64 grace_deadline;
 } TreeEntry;
 
 typedef struct {

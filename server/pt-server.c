@@ -37,6 +37,7 @@ enum {
   PROP_MAX_CLIENTS,
   PROP_MAX_TREES_PER_CLIENT,
   PROP_MAX_BUFFERED,
+  PROP_SOURCE_GRACE,
   PROP_ALLOW_TAKEOVER,
   N_PROPS
 };
@@ -406,6 +407,302 @@ handle_hello (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   return TRUE;
 }
 
+/* Runs @func (self, g_strdup (arg)) after the current request's reply. */
+static void
+after_reply (PtServer *self, void (*func) (PtServer *, char *), const char *arg)
+{
+  g_assert (self->after_reply == NULL);
+  self->after_reply = func;
+  self->after_reply_arg = g_strdup (arg);
+}
+
+/* ---- Source grace period ---- */
+
+static void
+source_lost_member (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  if (parent == NULL)
+    return; /* the root itself */
+  JsonObject *ev = pt_event_new ("source-lost", t->id);
+  json_object_set_int_member (ev, "grace", self->source_grace);
+  pt_send_event_to (self, peer, ev);
+}
+
+/* The source disconnected: the tree keeps its shape for source-grace seconds,
+ * waiting for it (or a process with the tree's secret) to come back. */
+static void
+tree_source_lost (PtServer *self, TreeEntry *t)
+{
+  gpointer args[2] = { self, t };
+  t->source_gone = TRUE;
+  t->grace_deadline = g_get_monotonic_time () + (gint64) self->source_grace * G_USEC_PER_SEC;
+  g_debug ("tree %s lost its source; waiting %u s", t->id, self->source_grace);
+  pt_tree_foreach (t->tree, source_lost_member, args);
+}
+
+static void
+announce_new_root (PtServer *self, char *tree_id)
+{
+  g_autofree char *id = tree_id;
+  TreeEntry *t = g_hash_table_lookup (self->trees, id);
+  if (!t)
+    return;
+  const char *root = pt_tree_get_root (t->tree);
+  g_autofree const char **children = pt_tree_get_children (t->tree, root);
+  for (guint i = 0; children[i]; i++) {
+    notify_upstream (self, t, children[i], "source-returned");
+    notify_downstream (self, t, root, children[i], TRUE, NULL);
+  }
+}
+
+/* create (or rejoin as source) of an existing tree: allowed to the source
+ * that comes back within the grace period, or after a server restart, with
+ * the tree's secret. */
+static gboolean
+tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *root = pt_tree_get_root (t->tree);
+  if (!t->source_gone) {
+    if (g_strcmp0 (root, c->client_id) != 0)
+      return pt_fault_set (f, "tree-exists", "tree \"%s\" already exists", t->id);
+  } else {
+    guint8 hash[32];
+    if (secret)
+      hash_secret (secret, hash);
+    if (!t->has_secret || !secret || !secret_equal (hash, t->secret_hash))
+      return pt_fault_set (f, "tree-exists",
+          "tree \"%s\" exists and waits for its source; reclaiming it needs its secret", t->id);
+    if (g_strcmp0 (root, c->client_id) != 0 && pt_tree_contains (t->tree, c->client_id))
+      return pt_fault_set (f, "bad-request", "a member of tree \"%s\" cannot become its source",
+          t->id);
+    if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+      return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+          self->max_trees_per_client);
+    gboolean renamed = g_strcmp0 (root, c->client_id) != 0;
+    pt_tree_rename_root (t->tree, c->client_id);
+    t->source_gone = FALSE;
+    g_hash_table_insert (c->trees, t->id, t);
+    g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
+    /* Under the same clientId the source's links may still be up: nothing
+     * to renegotiate. A new clientId means new links to every child. */
+    if (renamed)
+      after_reply (self, announce_new_root, t->id);
+  }
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", t->id);
+  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  json_object_set_boolean_member (*result, "reclaimed", TRUE);
+  return TRUE;
+}
+
+/* ---- Rebuilding after a server restart ---- */
+
+typedef struct {
+  char *peer, *parent;
+  gint64 deadline;
+} Claim;
+
+static void
+claim_free (Claim *cl)
+{
+  g_free (cl->peer);
+  g_free (cl->parent);
+  g_free (cl);
+}
+
+static GPtrArray *
+claims_of (PtServer *self, const char *tree_id, gboolean create)
+{
+  GPtrArray *list = g_hash_table_lookup (self->claims, tree_id);
+  if (!list && create) {
+    list = g_ptr_array_new_with_free_func ((GDestroyNotify) claim_free);
+    g_hash_table_insert (self->claims, g_strdup (tree_id), list);
+  }
+  return list;
+}
+
+static void
+send_placed (PtServer *self, TreeEntry *t, const char *peer)
+{
+  JsonObject *ev = pt_event_new ("placed", t->id);
+  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
+  pt_send_event_to (self, peer, ev);
+}
+
+/* Attaches every claim whose parent is in the tree, as claimed (silently:
+ * the media link is already there), until none makes progress. With
+ * @force, the rest are placed breadth-first and told to reconnect. */
+static void
+claims_settle (PtServer *self, TreeEntry *t, gboolean force)
+{
+  GPtrArray *list = claims_of (self, t->id, FALSE);
+  if (!list)
+    return;
+  gboolean progress = TRUE;
+  while (progress) {
+    progress = FALSE;
+    for (guint i = 0; i < list->len;) {
+      Claim *cl = list->pdata[i];
+      PtConn *c = pt_server_lookup (self, cl->peer);
+      if (!c || pt_tree_contains (t->tree, cl->peer)) {
+        g_ptr_array_remove_index_fast (list, i);
+        continue;
+      }
+      if (pt_tree_attach (t->tree, cl->peer, cl->parent)) {
+        g_hash_table_insert (c->trees, t->id, t);
+        send_placed (self, t, cl->peer);
+        g_ptr_array_remove_index_fast (list, i);
+        progress = TRUE;
+        continue;
+      }
+      /* Parent present but full: no point waiting. */
+      if (force || pt_tree_contains (t->tree, cl->parent)) {
+        pt_tree_join (t->tree, cl->peer);
+        g_hash_table_insert (c->trees, t->id, t);
+        notify_upstream (self, t, cl->peer, "rebuilt");
+        notify_downstream (self, t, pt_tree_get_parent (t->tree, cl->peer), cl->peer, TRUE, NULL);
+        g_ptr_array_remove_index_fast (list, i);
+        progress = TRUE;
+        continue;
+      }
+      i++;
+    }
+  }
+  if (list->len == 0)
+    g_hash_table_remove (self->claims, t->id);
+}
+
+static void
+claims_process (PtServer *self, char *tree_id)
+{
+  g_autofree char *id = tree_id;
+  TreeEntry *t = g_hash_table_lookup (self->trees, id);
+  if (t)
+    claims_settle (self, t, FALSE);
+}
+
+/* Expired claims: placed breadth-first if their tree exists, else told the
+ * tree is gone. */
+static void
+claims_sweep (PtServer *self, gint64 now)
+{
+  g_autoptr (GList) ids = g_hash_table_get_keys (self->claims);
+  for (GList *l = ids; l; l = l->next) {
+    GPtrArray *list = g_hash_table_lookup (self->claims, l->data);
+    gboolean expired = FALSE;
+    for (guint i = 0; i < list->len; i++)
+      expired |= ((Claim *) list->pdata[i])->deadline <= now;
+    if (!expired)
+      continue;
+    TreeEntry *t = g_hash_table_lookup (self->trees, l->data);
+    if (t) {
+      claims_settle (self, t, TRUE);
+      continue;
+    }
+    for (guint i = 0; i < list->len;) {
+      Claim *cl = list->pdata[i];
+      if (cl->deadline > now) {
+        i++;
+        continue;
+      }
+      JsonObject *ev = pt_event_new ("tree-closed", l->data);
+      json_object_set_string_member (ev, "reason", "source-not-back");
+      pt_send_event_to (self, cl->peer, ev);
+      g_ptr_array_remove_index_fast (list, i);
+    }
+    if (list->len == 0)
+      g_hash_table_remove (self->claims, l->data);
+  }
+}
+
+static void
+claims_forget_peer (PtServer *self, const char *peer)
+{
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->claims);
+  while (g_hash_table_iter_next (&it, NULL, &value)) {
+    GPtrArray *list = value;
+    for (guint i = 0; i < list->len;)
+      if (g_strcmp0 (((Claim *) list->pdata[i])->peer, peer) == 0)
+        g_ptr_array_remove_index_fast (list, i);
+      else
+        i++;
+    if (list->len == 0)
+      g_hash_table_iter_remove (&it);
+  }
+}
+
+static gboolean handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f);
+
+/* rejoin {treeId, parent} — a member re-registering its position after the
+ * server restarted (or its connection dropped);
+ * rejoin {treeId, source: true, k?, k1?, secret?} — the source doing so. */
+static gboolean
+handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *tree_id, *parent;
+  gboolean source = FALSE;
+  JsonNode *src = json_object_get_member (msg, "source");
+  if (src && (!JSON_NODE_HOLDS_VALUE (src) || json_node_get_value_type (src) != G_TYPE_BOOLEAN))
+    return pt_fault_set (f, "bad-request", "field \"source\" must be true or false");
+  source = src && json_node_get_boolean (src);
+  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
+    return FALSE;
+  if (source)
+    return handle_create (c, msg, result, f);
+  if (!pt_get_id (msg, "parent", TRUE, &parent, f))
+    return FALSE;
+  if (g_strcmp0 (parent, c->client_id) == 0)
+    return pt_fault_set (f, "bad-request", "a peer cannot be its own parent");
+
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  /* The media links already exist: parents are told nothing unless the
+   * server has to place the peer elsewhere. */
+  self->req_silent = TRUE;
+  if (t && pt_tree_contains (t->tree, c->client_id)) {
+    if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+      return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", tree_id);
+    *result = placement_result (t, c->client_id);
+    return TRUE;
+  }
+  if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+  if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
+    g_hash_table_insert (c->trees, t->id, t);
+    *result = placement_result (t, c->client_id);
+    return TRUE;
+  }
+  if (t && pt_tree_contains (t->tree, parent)) {
+    /* Parent full: placed like a join; the dispatcher tells the new parent. */
+    self->req_silent = FALSE;
+    pt_tree_join (t->tree, c->client_id);
+    g_hash_table_insert (c->trees, t->id, t);
+    *result = placement_result (t, c->client_id);
+    return TRUE;
+  }
+  /* Its tree or its parent is not back yet. */
+  GPtrArray *list = claims_of (self, tree_id, TRUE);
+  if (list->len >= 100000)
+    return pt_fault_set (f, "limit", "too many pending positions for tree \"%s\"", tree_id);
+  Claim *cl = g_new0 (Claim, 1);
+  cl->peer = g_strdup (c->client_id);
+  cl->parent = g_strdup (parent);
+  cl->deadline = g_get_monotonic_time () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
+  g_ptr_array_add (list, cl);
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", tree_id);
+  json_object_set_boolean_member (*result, "pending", TRUE);
+  return TRUE;
+}
+
 static gboolean
 handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
@@ -413,16 +710,25 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   const char *tree_id;
   gint64 k, k1;
 
+  const char *secret;
   if (!pt_get_id (msg, "treeId", FALSE, &tree_id, f) ||
       !pt_get_uint (msg, "k", FALSE, self->k, &k, f) ||
-      !pt_get_uint (msg, "k1", FALSE, self->k1, &k1, f))
+      !pt_get_uint (msg, "k1", FALSE, self->k1, &k1, f) ||
+      !pt_get_string (msg, "secret", FALSE, &secret, f))
     return FALSE;
+  if (secret && (strlen (secret) == 0 || strlen (secret) > SECRET_MAX_LEN))
+    return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", SECRET_MAX_LEN);
+  TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
+  if (existing)
+    return tree_reclaim (c, existing, secret, result, f);
   if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
-  if (tree_id && g_hash_table_contains (self->trees, tree_id))
-    return pt_fault_set (f, "tree-exists", "tree \"%s\" already exists", tree_id);
 
   TreeEntry *t = g_new0 (TreeEntry, 1);
+  if (secret) {
+    hash_secret (secret, t->secret_hash);
+    t->has_secret = TRUE;
+  }
   if (tree_id)
     t->id = g_strdup (tree_id);
   else
@@ -438,6 +744,8 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   json_object_set_string_member (*result, "treeId", t->id);
   json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
   json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  /* Members that reported this tree after a server restart take their places. */
+  after_reply (self, claims_process, t->id);
   return TRUE;
 }
 
@@ -592,6 +900,7 @@ static const struct {
   { "leave", handle_leave },
   { "reconnect-upstream", handle_reconnect },
   { "signal", handle_signal },
+  { "rejoin", handle_rejoin },
 };
 
 /* JsonParser recurses once per nesting level: refuse deep documents before
@@ -672,7 +981,7 @@ dispatch (PtConn *c, const char *text, gsize len)
 
   /* Tree moves tell the other peers after the requester's reply, so the
    * requester always learns its new parent before that parent offers. */
-  if (handler == handle_join || handler == handle_reconnect) {
+  if (handler == handle_join || handler == handle_reconnect || handler == handle_rejoin) {
     const char *tree_id = NULL;
     Fault ignore = { 0 };
     if (pt_get_id (msg, "treeId", TRUE, &tree_id, &ignore)) {
@@ -684,16 +993,25 @@ dispatch (PtConn *c, const char *text, gsize len)
   }
   self->req_id = id;
   self->req_deferred = FALSE;
+  self->req_silent = FALSE;
   if (!handler (c, msg, &result, &f))
     goto fail;
   if (!self->req_deferred)
     pt_conn_reply_ok (c, id, result);
-  if (moved)
+  if (moved && !self->req_silent && pt_tree_contains (moved->tree, c->client_id) &&
+      pt_tree_get_parent (moved->tree, c->client_id))
     announce_move (self, moved, c->client_id, old_parent,
         handler == handle_join ? "rejoined" : "reconnected");
+  if (self->after_reply) {
+    void (*func) (PtServer *, char *) = self->after_reply;
+    self->after_reply = NULL;
+    func (self, g_steal_pointer (&self->after_reply_arg));
+  }
   return;
 
 fail:
+  self->after_reply = NULL;
+  g_clear_pointer (&self->after_reply_arg, g_free);
   g_debug ("client %s: %s: %s", c->client_id ? c->client_id : "(no hello)", f.code, f.message);
   pt_conn_reply_error (c, id, &f);
   pt_fault_clear (&f);
@@ -754,10 +1072,14 @@ remove_from_tree (gpointer key, gpointer value, gpointer user_data)
   (void) key;
   PtConn *c = user_data;
   TreeEntry *t = value;
-  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    tree_close (c->server, t, "source-disconnected");
-  else
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0) {
+    if (c->server->source_grace)
+      tree_source_lost (c->server, t);
+    else
+      tree_close (c->server, t, "source-disconnected");
+  } else {
     tree_remove_member (c->server, t, c->client_id, "disconnected");
+  }
 }
 
 /* Removes @c from every index and tree (telling its peers), then closes its
@@ -781,6 +1103,7 @@ pt_conn_gone (PtConn *c, gushort code, const char *reason)
      * trees are repaired so that lookups of it stay consistent. */
     g_hash_table_foreach (trees, remove_from_tree, c);
     g_hash_table_remove_all (c->trees);
+    claims_forget_peer (self, c->client_id);
     pt_messaging_conn_gone (c);
     if (g_hash_table_lookup (self->clients, c->client_id) == c)
       g_hash_table_remove (self->clients, c->client_id);
@@ -866,6 +1189,16 @@ sweep (gpointer user_data)
       g_ptr_array_add (doomed, c);
   }
   pt_messaging_sweep (self, now);
+  claims_sweep (self, now);
+  g_autoptr (GPtrArray) expired = g_ptr_array_new ();
+  GHashTableIter ti;
+  gpointer tv;
+  g_hash_table_iter_init (&ti, self->trees);
+  while (g_hash_table_iter_next (&ti, NULL, &tv))
+    if (((TreeEntry *) tv)->source_gone && ((TreeEntry *) tv)->grace_deadline <= now)
+      g_ptr_array_add (expired, tv);
+  for (guint i = 0; i < expired->len; i++)
+    tree_close (self, expired->pdata[i], "source-timeout");
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
@@ -964,6 +1297,8 @@ pt_server_init (PtServer *self)
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) tree_entry_free);
+  self->claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      (GDestroyNotify) g_ptr_array_unref);
   pt_messaging_init (self);
   pt_messaging_add_builtin (self);
 }
@@ -1048,6 +1383,7 @@ pt_server_stop (PtServer *self)
   }
   /* Trees are closed without telling anyone: the sockets are closing too. */
   g_hash_table_remove_all (self->trees);
+  g_hash_table_remove_all (self->claims);
   pt_messaging_reset (self);
   GHashTableIter it;
   gpointer k;
@@ -1075,6 +1411,7 @@ pt_server_finalize (GObject *object)
   PtServer *self = PT_SERVER (object);
   pt_server_stop (self);
   pt_messaging_finalize (self);
+  g_hash_table_unref (self->claims);
   g_hash_table_unref (self->trees);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);
@@ -1098,6 +1435,7 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_MAX_CLIENTS: return &self->max_clients;
     case PROP_MAX_TREES_PER_CLIENT: return &self->max_trees_per_client;
     case PROP_MAX_BUFFERED: return &self->max_buffered;
+    case PROP_SOURCE_GRACE: return &self->source_grace;
     default: return NULL;
   }
 }
@@ -1176,6 +1514,9 @@ pt_server_class_init (PtServerClass *klass)
   props[PROP_MAX_BUFFERED] = uint_prop ("max-buffered", "Bytes the server queues to a client "
       "whose socket does not drain before it disconnects it (code 1008)", 64 * 1024, G_MAXINT,
       4 * 1024 * 1024);
+  props[PROP_SOURCE_GRACE] = uint_prop ("source-grace", "Seconds a tree outlives the "
+      "disconnection of its source, waiting for it to come back with the tree's secret (0: the "
+      "tree closes at once); also how long positions reported after a restart wait", 0, 3600, 10);
   props[PROP_ALLOW_TAKEOVER] = g_param_spec_boolean ("allow-takeover", "Allow takeover",
       "Let a new connection take over a connected clientId when it presents the secret the "
       "first connection registered with", FALSE,

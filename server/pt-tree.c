@@ -194,6 +194,30 @@ pt_tree_reconnect (PtTree *tree, const char *peer)
 }
 
 gboolean
+pt_tree_attach (PtTree *tree, const char *peer, const char *parent)
+{
+  PtNode *p = lookup (tree, parent);
+  if (!p || lookup (tree, peer) || p->children->len >= capacity (tree, p))
+    return FALSE;
+  PtNode *node = node_new (peer);
+  g_hash_table_insert (tree->nodes, node->id, node);
+  attach (p, node);
+  return TRUE;
+}
+
+gboolean
+pt_tree_rename_root (PtTree *tree, const char *new_id)
+{
+  if (lookup (tree, new_id))
+    return g_strcmp0 (new_id, tree->root->id) == 0;
+  g_hash_table_steal (tree->nodes, tree->root->id);
+  g_free (tree->root->id);
+  tree->root->id = g_strdup (new_id);
+  g_hash_table_insert (tree->nodes, tree->root->id, tree->root);
+  return TRUE;
+}
+
+gboolean
 pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
 {
   PtNode *node = lookup (tree, peer);

@@ -53,6 +53,15 @@ const char *pt_tree_join (PtTree *tree, const char *peer);
  * unless that is the only free slot. NULL if @peer is the root or unknown. */
 const char *pt_tree_reconnect (PtTree *tree, const char *peer);
 
+/* Attaches a new @peer directly under @parent (used to rebuild a tree from
+ * what its members report). FALSE if @peer is already a member, @parent is
+ * not one, or @parent has no free slot. Cannot create a cycle: @peer is new. */
+gboolean pt_tree_attach (PtTree *tree, const char *peer, const char *parent);
+
+/* Gives the root a new id (a source that reclaims its tree under another
+ * clientId). FALSE if @new_id is already a member. */
+gboolean pt_tree_rename_root (PtTree *tree, const char *new_id);
+
 /* Removes a non-root @peer. Each orphaned child keeps its own subtree and is
  * re-placed; one PtMove per orphan is appended to @moves (if not NULL).
  * Returns FALSE if @peer is unknown or is the root (use pt_tree_free). */

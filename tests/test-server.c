@@ -248,6 +248,7 @@ GST_END_TEST;
 GST_START_TEST (test_source_disconnect_closes_tree)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "source-grace", 0, NULL);
   g_autoptr (GError) error = NULL;
   Peer *src = peer_new (server, "src");
   g_autofree char *tree = pt_test_create (src->client, NULL, 0, 0, &error);

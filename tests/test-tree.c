@@ -98,6 +98,24 @@ GST_START_TEST (test_remove_reparents_orphans_with_subtrees)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_attach_and_rename_root)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 1, 2);
+  fail_unless (pt_tree_attach (tree, "a", "src"));
+  fail_unless (pt_tree_attach (tree, "b", "a"));
+  fail_if (pt_tree_attach (tree, "c", "a"));       /* a is full (k=1) */
+  fail_if (pt_tree_attach (tree, "c", "ghost"));   /* unknown parent */
+  fail_if (pt_tree_attach (tree, "b", "src"));     /* already a member */
+  assert_valid (tree);
+  fail_unless (pt_tree_rename_root (tree, "src2"));
+  fail_unless_equals_string (pt_tree_get_root (tree), "src2");
+  fail_unless_equals_string (pt_tree_get_parent (tree, "a"), "src2");
+  fail_if (pt_tree_contains (tree, "src"));
+  fail_if (pt_tree_rename_root (tree, "b"));
+  assert_valid (tree);
+}
+GST_END_TEST;
+
 /* At least 10 000 random join / leave / reconnect / disconnect operations,
  * checking every invariant after each step. */
 GST_START_TEST (test_randomized_operations)
@@ -149,6 +167,7 @@ tree_suite (void)
   tcase_add_test (tc, test_rejoin_excludes_own_subtree);
   tcase_add_test (tc, test_reconnect_avoids_old_parent);
   tcase_add_test (tc, test_remove_reparents_orphans_with_subtrees);
+  tcase_add_test (tc, test_attach_and_rename_root);
   tcase_add_test (tc, test_randomized_operations);
   return s;
 }

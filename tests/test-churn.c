@@ -1,0 +1,239 @@
+/* Churn at the signalling level: the source's grace period and reclaim, and
+ * rebuilding trees from what members report after a server restart. */
+#include "pt-test-util.h"
+
+typedef struct {
+  PeerTreeClient *client;
+  char *id;
+  char *parent;
+  guint upstream_changes;
+  guint children_added;
+  guint source_lost;
+  char *closed;
+} Peer;
+
+static void
+on_upstream (PeerTreeClient *c, const char *tree, const char *parent, guint depth, Peer *p)
+{
+  g_free (p->parent);
+  p->parent = g_strdup (parent);
+  p->upstream_changes++;
+}
+
+static void
+on_added (PeerTreeClient *c, const char *tree, const char *child, Peer *p)
+{
+  p->children_added++;
+}
+
+static void
+on_event (PeerTreeClient *c, const char *name, JsonObject *ev, Peer *p)
+{
+  p->source_lost++;
+}
+
+static void
+on_closed (PeerTreeClient *c, const char *tree, const char *reason, Peer *p)
+{
+  g_free (p->closed);
+  p->closed = g_strdup (reason);
+}
+
+static Peer *
+peer_new (const char *url, const char *id, const char *secret)
+{
+  g_autoptr (GError) error = NULL;
+  Peer *p = g_new0 (Peer, 1);
+  p->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id, "secret", secret,
+      NULL);
+  fail_unless (pt_test_connect (p->client, &error), "%s", error ? error->message : "");
+  p->id = g_strdup (id);
+  g_signal_connect (p->client, "upstream-changed", G_CALLBACK (on_upstream), p);
+  g_signal_connect (p->client, "downstream-added", G_CALLBACK (on_added), p);
+  g_signal_connect (p->client, "event::source-lost", G_CALLBACK (on_event), p);
+  g_signal_connect (p->client, "tree-closed", G_CALLBACK (on_closed), p);
+  return p;
+}
+
+static void
+peer_free (Peer *p)
+{
+  g_signal_handlers_disconnect_by_data (p->client, p);
+  g_object_unref (p->client);
+  g_free (p->id);
+  g_free (p->parent);
+  g_free (p->closed);
+  g_free (p);
+}
+
+static const char *
+status_parent (PtServer *server, const char *tree, const char *member, gboolean *found)
+{
+  static char parent[128];
+  g_autoptr (JsonNode) status = pt_test_get_status (server);
+  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
+  *found = FALSE;
+  for (guint i = 0; i < json_array_get_length (trees); i++) {
+    JsonObject *t = json_array_get_object_element (trees, i);
+    if (g_strcmp0 (json_object_get_string_member (t, "id"), tree) != 0)
+      continue;
+    JsonArray *members = json_object_get_array_member (t, "members");
+    for (guint j = 0; j < json_array_get_length (members); j++) {
+      JsonObject *m = json_array_get_object_element (members, j);
+      if (g_strcmp0 (json_object_get_string_member (m, "id"), member) == 0) {
+        *found = TRUE;
+        g_strlcpy (parent, json_object_get_string_member (m, "parent") ?
+            json_object_get_string_member (m, "parent") : "", sizeof parent);
+        return parent;
+      }
+    }
+  }
+  return NULL;
+}
+
+GST_START_TEST (test_source_grace_and_reclaim)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "source-grace", 2, NULL);
+  g_autofree char *url = pt_server_get_url (server);
+  g_autoptr (GError) error = NULL;
+  Peer *src = peer_new (url, "cam", "tree-secret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  Peer *v[4];
+  for (guint i = 0; i < 4; i++) {
+    g_autofree char *id = g_strdup_printf ("v%u", i);
+    v[i] = peer_new (url, id, NULL);
+    fail_unless (pt_test_join (v[i]->client, "t", NULL, NULL, &error));
+  }
+  /* The source vanishes: the tree stays, its members are told. */
+  peer_tree_client_close (src->client);
+  WAIT_UNTIL (v[0]->source_lost == 1 && v[3]->source_lost == 1);
+  gboolean found;
+  fail_unless_equals_string (status_parent (server, "t", "v2", &found), "v0");
+  fail_unless (found);
+  fail_unless (v[0]->closed == NULL);
+
+  /* Someone else cannot take it; a new process with the secret can. */
+  Peer *thief = peer_new (url, "thief", "guess");
+  g_autofree char *stolen = pt_test_create (thief->client, "t", 0, 0, &error);
+  fail_unless (stolen == NULL);
+  fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_TREE_EXISTS));
+  g_clear_error (&error);
+  Peer *src2 = peer_new (url, "cam-restarted", "tree-secret");
+  g_autofree char *back = pt_test_create (src2->client, "t", 0, 0, &error);
+  fail_unless_equals_string (back, "t");
+  /* New root id: its children expect new offers from it; the rest is untouched. */
+  WAIT_UNTIL (src2->children_added == 2);
+  WAIT_UNTIL (v[0]->upstream_changes == 2 && v[1]->upstream_changes == 2);
+  fail_unless_equals_string (v[0]->parent, "cam-restarted");
+  fail_unless_equals_int (v[2]->upstream_changes, 1);
+  fail_unless_equals_string (status_parent (server, "t", "v2", &found), "v0");
+
+  /* Gone again, and not back within the grace period: the tree closes. */
+  peer_tree_client_close (src2->client);
+  WAIT_UNTIL_MS (v[0]->closed && v[3]->closed, 5000);
+  fail_unless_equals_string (v[0]->closed, "source-timeout");
+  status_parent (server, "t", "v0", &found);
+  fail_if (found);
+  for (guint i = 0; i < 4; i++)
+    peer_free (v[i]);
+  peer_free (src);
+  peer_free (src2);
+  peer_free (thief);
+}
+GST_END_TEST;
+
+/* The server restarts on the same port: every client reconnects by itself and
+ * re-registers; the tree comes back with the same shape and nobody is told to
+ * change parent (the media links never stopped); joins work again. */
+GST_START_TEST (test_server_restart_rebuilds_tree)
+{
+  g_autoptr (GError) error = NULL;
+  PtServer *server = pt_test_server_new (4, 10);
+  guint port = pt_server_get_port (server);
+  g_autofree char *url = pt_server_get_url (server);
+  Peer *src = peer_new (url, "cam", NULL);
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  Peer *v[8];
+  for (guint i = 0; i < 8; i++) {
+    g_autofree char *id = g_strdup_printf ("v%u", i);
+    v[i] = peer_new (url, id, NULL);
+    fail_unless (pt_test_join (v[i]->client, "t", NULL, NULL, &error));
+  }
+  char *before[8];
+  for (guint i = 0; i < 8; i++)
+    before[i] = g_strdup (v[i]->parent);
+  /* v7 (a leaf under v2) dies while the server is down. */
+  g_object_unref (server);
+  peer_tree_client_close (v[7]->client);
+  g_usleep (200 * 1000);
+  PtServer *server2 = g_object_new (PT_TYPE_SERVER, "port", port, "source-grace", 2, NULL);
+  fail_unless (pt_server_listen (server2, &error), "%s", error ? error->message : "");
+
+  /* Everyone but v7 is back where it was. */
+  gboolean found = FALSE;
+  for (guint i = 0; i < 7; i++) {
+    WAIT_UNTIL_MS ((status_parent (server2, "t", v[i]->id, &found), found), 10000);
+    fail_unless_equals_string (status_parent (server2, "t", v[i]->id, &found), before[i]);
+    fail_unless_equals_int (v[i]->upstream_changes, 1); /* only the original join */
+  }
+  status_parent (server2, "t", "v7", &found);
+  fail_if (found);
+  /* A new viewer joins the rebuilt tree at the shallowest free slot, as deep
+   * as v7 was (the order of children may differ from before the restart). */
+  Peer *late = peer_new (url, "late", NULL);
+  guint depth = 0;
+  fail_unless (pt_test_join (late->client, "t", NULL, &depth, &error), "%s",
+      error ? error->message : "");
+  fail_unless_equals_int (depth, 3);
+  for (guint i = 0; i < 8; i++) {
+    g_free (before[i]);
+    peer_free (v[i]);
+  }
+  peer_free (late);
+  peer_free (src);
+  g_object_unref (server2);
+}
+GST_END_TEST;
+
+/* After a restart, a member whose parent does not come back is placed
+ * elsewhere once the grace period ends, and told to reconnect. */
+GST_START_TEST (test_server_restart_orphan_replaced)
+{
+  g_autoptr (GError) error = NULL;
+  PtServer *server = pt_test_server_new (4, 10);
+  guint port = pt_server_get_port (server);
+  g_autofree char *url = pt_server_get_url (server);
+  Peer *src = peer_new (url, "cam", NULL);
+  g_autofree char *tree = pt_test_create (src->client, "t", 1, 1, &error);
+  Peer *a = peer_new (url, "a", NULL), *b = peer_new (url, "b", NULL);
+  fail_unless (pt_test_join (a->client, "t", NULL, NULL, &error));
+  fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error));
+  fail_unless_equals_string (b->parent, "a");
+  g_object_unref (server);
+  peer_tree_client_close (a->client); /* b's parent dies with the server */
+  PtServer *server2 = g_object_new (PT_TYPE_SERVER, "port", port, "source-grace", 1, NULL);
+  fail_unless (pt_server_listen (server2, &error));
+  WAIT_UNTIL_MS (b->upstream_changes == 2, 8000);
+  fail_unless_equals_string (b->parent, "cam");
+  WAIT_UNTIL (src->children_added == 2); /* a before the restart, b after */
+  peer_free (a);
+  peer_free (b);
+  peer_free (src);
+  g_object_unref (server2);
+}
+GST_END_TEST;
+
+static Suite *
+churn_suite (void)
+{
+  Suite *s = suite_create ("churn");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_source_grace_and_reclaim);
+  tcase_add_test (tc, test_server_restart_rebuilds_tree);
+  tcase_add_test (tc, test_server_restart_orphan_replaced);
+  return s;
+}
+
+GST_CHECK_MAIN (churn);
