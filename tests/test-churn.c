@@ -167,7 +167,7 @@ GST_START_TEST (test_server_restart_rebuilds_tree)
   g_object_unref (server);
   peer_tree_client_close (v[7]->client);
   g_usleep (200 * 1000);
-  PtServer *server2 = g_object_new (PT_TYPE_SERVER, "port", port, "source-grace", 2, NULL);
+  PtServer *server2 = g_object_new (PT_TYPE_SERVER, "port", port, "source-grace", 8, NULL);
   fail_unless (pt_server_listen (server2, &error), "%s", error ? error->message : "");
 
   /* Everyone but v7 is back where it was. */
