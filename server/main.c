@@ -18,19 +18,23 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *host = NULL, *config = NULL;
-  gint port = -1, k = -1, k1 = -1;
+  gint port = -1, k = -1, k1 = -1, grace = -1;
   gboolean allow_takeover = FALSE;
   GOptionEntry entries[] = {
     { "host", 0, 0, G_OPTION_ARG_STRING, &host, "IP address to listen on (default 127.0.0.1)", "ADDR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "TCP port; 0 = pick a free one (default 8645)", "PORT" },
     { "k", 0, 0, G_OPTION_ARG_INT, &k, "Maximum children per viewer (default 4)", "K" },
     { "k1", 0, 0, G_OPTION_ARG_INT, &k1, "Maximum children of a source (default 10)", "K1" },
+    { "source-grace", 0, 0, G_OPTION_ARG_INT, &grace,
+      "Seconds a tree waits for its disconnected source to come back (default 10; 0 = close at once)",
+      "SECONDS" },
     { "allow-takeover", 0, 0, G_OPTION_ARG_NONE, &allow_takeover,
       "Let a connection take over a clientId by presenting its secret", NULL },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
-      "max-trees-per-client, allow-takeover); flags override it", "FILE" },
+      "max-trees-per-client, max-buffered, source-grace, allow-takeover); flags override it",
+      "FILE" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("— peertree signalling server");
@@ -48,6 +52,7 @@ main (int argc, char **argv)
   }
   struct { const char *name; gint value, min, max; } ints[] = {
     { "port", port, 0, 65535 }, { "k", k, 1, 64 }, { "k1", k1, 1, 256 },
+    { "source-grace", grace, 0, 3600 },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (ints); i++) {
     if (ints[i].value == -1)
