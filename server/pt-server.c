@@ -688,10 +688,19 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
-  /* Its tree or its parent is not back yet. */
+  /* Its tree or its parent is not back yet. Pending reports count against
+   * the client's tree limit. */
+  guint mine = 0;
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->claims);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    for (guint i = 0; i < ((GPtrArray *) value)->len; i++)
+      mine += g_strcmp0 (((Claim *) ((GPtrArray *) value)->pdata[i])->peer, c->client_id) == 0;
+  if (mine + g_hash_table_size (c->trees) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+        self->max_trees_per_client);
   GPtrArray *list = claims_of (self, tree_id, TRUE);
-  if (list->len >= 100000)
-    return pt_fault_set (f, "limit", "too many pending positions for tree \"%s\"", tree_id);
   Claim *cl = g_new0 (Claim, 1);
   cl->peer = g_strdup (c->client_id);
   cl->parent = g_strdup (parent);
@@ -760,7 +769,10 @@ lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
     pt_fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
     return NULL;
   }
-  if (must_be_member && !pt_tree_contains (t->tree, c->client_id)) {
+  /* Membership is the connection's, not the clientId's: during a source's
+   * grace period another connection may say hello with the departed
+   * source's clientId, and must not act as the source. */
+  if (must_be_member && g_hash_table_lookup (c->trees, t->id) != t) {
     pt_fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
     return NULL;
   }
@@ -877,7 +889,9 @@ handle_signal (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
       g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), to) != 0)
     return pt_fault_set (f, "relay-refused",
         "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
-  PtConn *target = g_hash_table_lookup (self->clients, to);
+  PtConn *target = pt_server_lookup (self, to);
+  if (target && (!target->trees || g_hash_table_lookup (target->trees, t->id) != t))
+    target = NULL; /* a departed source's clientId, reused by someone else */
   if (!target)
     return pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
 
