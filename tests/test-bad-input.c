@@ -274,6 +274,23 @@ send_frame (GOutputStream *out, const char *text)
   fail_unless (g_output_stream_write_all (out, text, len, NULL, NULL, NULL));
 }
 
+/* A TCP connection upgraded to a WebSocket by hand; nothing reads it. */
+static GSocketConnection *
+hand_made_websocket (PtServer *server)
+{
+  g_autoptr (GSocketClient) sc = g_socket_client_new ();
+  g_autoptr (GError) error = NULL;
+  GSocketConnection *conn = g_socket_client_connect_to_host (sc, "127.0.0.1",
+      pt_server_get_port (server), NULL, &error);
+  fail_unless (conn != NULL, "%s", error ? error->message : "");
+  const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  fail_unless (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)),
+      upgrade, strlen (upgrade), NULL, NULL, NULL));
+  return conn;
+}
+
 GST_START_TEST (test_silent_peer_reaped)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
@@ -282,15 +299,8 @@ GST_START_TEST (test_silent_peer_reaped)
   g_autoptr (PeerTreeClient) src = pt_test_client_new (server, "src");
   g_autofree char *t = pt_test_create (src, "t", 1, 1, &error);
 
-  g_autoptr (GSocketClient) sc = g_socket_client_new ();
-  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (sc, "127.0.0.1",
-      pt_server_get_port (server), NULL, &error);
-  fail_unless (conn != NULL);
+  g_autoptr (GSocketConnection) conn = hand_made_websocket (server);
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
-  const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\n\r\n";
-  fail_unless (g_output_stream_write_all (out, upgrade, strlen (upgrade), NULL, NULL, NULL));
   send_frame (out, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"clientId\":\"mute\"}");
   send_frame (out, "{\"type\":\"join\",\"id\":2,\"treeId\":\"t\"}");
   WAIT_UNTIL (pt_server_get_n_clients (server) == 2);
@@ -326,15 +336,8 @@ GST_START_TEST (test_non_reading_client_disconnected)
   g_object_set (server, "max-buffered", 1024 * 1024, "rate", 100000, "burst", 100000, NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (PeerTreeClient) sender = pt_test_client_new (server, "sender");
-  g_autoptr (GSocketClient) sc = g_socket_client_new ();
-  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (sc, "127.0.0.1",
-      pt_server_get_port (server), NULL, &error);
-  fail_unless (conn != NULL);
+  g_autoptr (GSocketConnection) conn = hand_made_websocket (server);
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
-  const char *upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\n\r\n";
-  fail_unless (g_output_stream_write_all (out, upgrade, strlen (upgrade), NULL, NULL, NULL));
   send_frame (out, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"clientId\":\"deaf\"}");
   WAIT_UNTIL (pt_server_get_n_clients (server) == 2);
 
