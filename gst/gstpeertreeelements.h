@@ -29,10 +29,12 @@ GST_ELEMENT_REGISTER_DECLARE (peertreesink);
 GST_ELEMENT_REGISTER_DECLARE (peertreesrc);
 
 /* Element message names (structure names of GST_MESSAGE_ELEMENT). */
-#define PT_MESSAGE_TREE_JOINED "peertree-tree-joined"          /* tree-id, depth */
+/* tree-id, client-id, parent-id (NULL for the source), depth (0 = source) */
+#define PT_MESSAGE_TREE_JOINED "peertree-tree-joined"
 #define PT_MESSAGE_CHILD_ADDED "peertree-child-added"          /* tree-id, child-id */
 #define PT_MESSAGE_CHILD_REMOVED "peertree-child-removed"      /* tree-id, child-id, reason */
-#define PT_MESSAGE_UPSTREAM_CHANGED "peertree-upstream-changed"/* tree-id, parent-id, depth */
+/* tree-id, client-id, parent-id, depth: a new parent after the join */
+#define PT_MESSAGE_UPSTREAM_CHANGED "peertree-upstream-changed"
 #define PT_MESSAGE_TREE_CLOSED "peertree-tree-closed"          /* tree-id, reason */
 
 /* ---- helpers shared by both elements (pt-common.c) ---- */

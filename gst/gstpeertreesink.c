@@ -71,6 +71,7 @@ typedef struct {
   GstElement *tee;              /* NULL until the first CAPS event */
   GPtrArray *elements;          /* chain elements, for release */
   gboolean has_caps;            /* the tee has RTP caps */
+  gboolean eos;                 /* EOS arrived on the request pad */
 } PtSinkStream;
 
 typedef struct {
@@ -326,6 +327,26 @@ on_tee_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
+/* The element is a sink: it posts EOS once every request pad got EOS. The
+ * internal sinks (webrtcbin's nicesinks) never do, and their EOS messages
+ * are hidden in handle_message. Children keep what they received. */
+static void
+handle_eos (GstPeerTreeSink * self, PtSinkStream * st)
+{
+  gboolean all = TRUE;
+
+  g_mutex_lock (&self->streams_lock);
+  st->eos = TRUE;
+  for (guint i = 0; i < self->streams->len; i++)
+    all &= ((PtSinkStream *) g_ptr_array_index (self->streams, i))->eos;
+  g_mutex_unlock (&self->streams_lock);
+
+  GST_INFO_OBJECT (self, "EOS on %s%s", GST_PAD_NAME (st->ghost),
+      all ? ": every stream ended" : "");
+  if (all)
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_eos (GST_OBJECT (self)));
+}
+
 static GstPadProbeReturn
 on_sink_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
@@ -337,6 +358,16 @@ on_sink_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GstPad) teesink = NULL;
 
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS) {
+    handle_eos (self, st);
+    return GST_PAD_PROBE_OK;
+  }
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
+    g_mutex_lock (&self->streams_lock);
+    st->eos = FALSE;
+    g_mutex_unlock (&self->streams_lock);
+    return GST_PAD_PROBE_OK;
+  }
   if (GST_EVENT_TYPE (event) != GST_EVENT_CAPS)
     return GST_PAD_PROBE_OK;
   gst_event_parse_caps (event, &caps);
@@ -615,8 +646,11 @@ on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpo
   GstPeerTreeSink *self = data;
 
   (void) client;
+  /* the source is the root: no parent */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
-      "tree-id", G_TYPE_STRING, tree_id, "depth", G_TYPE_UINT, depth, NULL);
+      "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
+      peer_tree_client_get_client_id (self->client), "parent-id", G_TYPE_STRING, NULL,
+      "depth", G_TYPE_UINT, depth, NULL);
 }
 
 static void
@@ -861,6 +895,11 @@ gst_peer_tree_sink_stop (GstPeerTreeSink * self)
   GST_OBJECT_UNLOCK (self);
   pt_loop_free (loop);
   pt_link_config_clear (&self->config);
+
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->streams->len; i++)
+    ((PtSinkStream *) g_ptr_array_index (self->streams, i))->eos = FALSE;
+  g_mutex_unlock (&self->streams_lock);
 }
 
 static GstStateChangeReturn
@@ -880,6 +919,7 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
                 self->missing_element), (NULL));
         return GST_STATE_CHANGE_FAILURE;
       }
+      pt_link_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_sink_start (self))
@@ -894,6 +934,9 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
     return ret;
 
   switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_NULL:
+      pt_link_prewarm_wait ();
+      break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       gst_peer_tree_sink_stop (self);
       break;
@@ -911,6 +954,7 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
   switch (GST_MESSAGE_TYPE (message)) {
     case GST_MESSAGE_STREAM_START:
     case GST_MESSAGE_ELEMENT:
+    case GST_MESSAGE_EOS:
       if (GST_MESSAGE_SRC (message) != GST_OBJECT (bin)) {
         gst_message_unref (message);
         return;
@@ -930,6 +974,20 @@ typedef struct {
   GValue *list;
 } PtStatsCtx;
 
+/* webrtcbin's own statistics (RTP, ICE, transport) of @link, as a
+ * "webrtc" field; blocks until webrtcbin answers (loop thread only) */
+static GstStructure *
+add_webrtc_stats (GstStructure * s, PtLink * link)
+{
+  GstStructure *stats = pt_link_get_stats (link);
+
+  if (stats) {
+    gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, stats, NULL);
+    gst_structure_free (stats);
+  }
+  return s;
+}
+
 /* loop thread: one structure per child */
 static gboolean
 collect_children (gpointer data)
@@ -946,10 +1004,10 @@ collect_children (gpointer data)
     GValue v = G_VALUE_INIT;
 
     g_value_init (&v, GST_TYPE_STRUCTURE);
-    g_value_take_boxed (&v, gst_structure_new ("child",
+    g_value_take_boxed (&v, add_webrtc_stats (gst_structure_new ("child",
             "child-id", G_TYPE_STRING, (const gchar *) key,
             "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-            "n-streams", G_TYPE_UINT, child->n_streams, NULL));
+            "n-streams", G_TYPE_UINT, child->n_streams, NULL), child->link));
     gst_value_list_append_and_take_value (ctx->list, &v);
   }
   return G_SOURCE_REMOVE;
@@ -1106,6 +1164,18 @@ gst_peer_tree_sink_finalize (GObject * object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* GstBin drops its SINK/SOURCE flag when the last internal sink/source
+ * (a child's webrtcbin) is removed; the element stays what it is, or its
+ * pipeline would, e.g., never see its EOS. */
+static gboolean
+gst_peer_tree_sink_remove_element (GstBin * bin, GstElement * element)
+{
+  gboolean ret = GST_BIN_CLASS (parent_class)->remove_element (bin, element);
+
+  GST_OBJECT_FLAG_SET (bin, GST_ELEMENT_FLAG_SINK);
+  return ret;
+}
+
 static void
 gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
 {
@@ -1158,7 +1228,8 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           DEFAULT_VIDEO_CODEC, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Tree id, number of streams and per-child link state",
+          "Tree id, number of streams, and per child: id, link state, streams and "
+          "webrtcbin statistics (webrtc field: RTP, ICE and transport counters)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
@@ -1172,6 +1243,7 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
   element_class->request_new_pad = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_request_new_pad);
   element_class->release_pad = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_release_pad);
   bin_class->handle_message = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_handle_message);
+  bin_class->remove_element = GST_DEBUG_FUNCPTR (gst_peer_tree_sink_remove_element);
 
   gst_type_mark_as_plugin_api (GST_TYPE_PEER_TREE_VIDEO_CODEC, 0);
 }

@@ -110,6 +110,7 @@ struct _GstPeerTreeSrc {
   gchar *active_tree;
   gchar *parent_id;
   guint depth;
+  gboolean joined_posted;       /* tree-joined message posted for this join */
   PtLink *upstream;
   GHashTable *children;         /* id → PtSrcChild */
   GPtrArray *pending;           /* child ids waiting for the streams */
@@ -181,8 +182,27 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
   gst_element_link (queue, depay);
   last = depay;
 
-  if (want_raw) {
+  {
+    /* a parser completes the caps (e.g. H.264 profile, which openh264dec
+     * requires) for decoders and muxers alike; VP8 has none */
     g_autoptr (GstPad) dsrc = gst_element_get_static_pad (depay, "src");
+    g_autoptr (GstCaps) enc_caps = gst_pad_get_pad_template_caps (dsrc);
+    GstElement *parse = pt_make_element_for_caps (GST_ELEMENT_FACTORY_TYPE_PARSER,
+        GST_PAD_SINK, enc_caps);
+
+    if (parse) {
+      add_local (self, st, parse);
+      if (!gst_element_link (depay, parse)) {
+        g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+            "Could not link %s to %s", GST_ELEMENT_NAME (depay), GST_ELEMENT_NAME (parse));
+        return FALSE;
+      }
+      last = parse;
+    }
+  }
+
+  if (want_raw) {
+    g_autoptr (GstPad) dsrc = gst_element_get_static_pad (last, "src");
     g_autoptr (GstCaps) enc_caps = gst_pad_get_pad_template_caps (dsrc);
     GstElement *dec = add_local (self, st,
         pt_make_element_for_caps (GST_ELEMENT_FACTORY_TYPE_DECODER, GST_PAD_SINK, enc_caps));
@@ -194,7 +214,7 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
           "No decoder for %" GST_PTR_FORMAT, enc_caps);
       return FALSE;
     }
-    gst_element_link_many (depay, dec, conv, NULL);
+    gst_element_link_many (last, dec, conv, NULL);
     last = conv;
     if (!st->is_video) {
       GstElement *res = add_local (self, st, gst_element_factory_make ("audioresample", NULL));
@@ -560,20 +580,11 @@ check_streams_ready (GstPeerTreeSrc * self)
 /* ---------------------------------------------------------------------- */
 /* signalling (loop thread) */
 
+/* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
+ * parent, depth) for a join: the first upstream-changed after a join is
+ * posted as the tree-joined message, which then names the parent too. */
 static void
 on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  self->depth = depth;
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
-      "tree-id", G_TYPE_STRING, tree_id, "depth", G_TYPE_UINT, depth, NULL);
-}
-
-static void
-on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar * parent_id,
-    guint depth, gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
@@ -581,10 +592,30 @@ on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
   self->depth = depth;
+  self->joined_posted = FALSE;
+}
+
+static void
+on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar * parent_id,
+    guint depth, gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  const gchar *name = PT_MESSAGE_UPSTREAM_CHANGED;
+
+  (void) client;
+  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+    return;
+  self->depth = depth;
   /* the parent will offer; the receiver link answers */
   set_parent (self, parent_id);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_UPSTREAM_CHANGED,
-      "tree-id", G_TYPE_STRING, tree_id, "parent-id", G_TYPE_STRING, parent_id,
+  if (!self->joined_posted) {
+    self->joined_posted = TRUE;
+    name = PT_MESSAGE_TREE_JOINED;
+  }
+  GST_INFO_OBJECT (self, "%s: parent %s, depth %u", name, parent_id, depth);
+  pt_post_element_message (GST_ELEMENT (self), name,
+      "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
+      peer_tree_client_get_client_id (self->client), "parent-id", G_TYPE_STRING, parent_id,
       "depth", G_TYPE_UINT, depth, NULL);
 }
 
@@ -902,6 +933,7 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
                 self->missing_element), (NULL));
         return GST_STATE_CHANGE_FAILURE;
       }
+      pt_link_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_src_start (self))
@@ -923,6 +955,9 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       gst_peer_tree_src_stop (self);
+      break;
+    case GST_STATE_CHANGE_READY_TO_NULL:
+      pt_link_prewarm_wait ();
       break;
     default:
       break;
@@ -1095,6 +1130,20 @@ typedef struct {
   GstStructure *s;
 } PtStatsCtx;
 
+/* webrtcbin's own statistics (RTP, ICE, transport) of @link, as a
+ * "webrtc" field; blocks until webrtcbin answers (loop thread only) */
+static GstStructure *
+add_webrtc_stats (GstStructure * s, PtLink * link)
+{
+  GstStructure *stats = pt_link_get_stats (link);
+
+  if (stats) {
+    gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, stats, NULL);
+    gst_structure_free (stats);
+  }
+  return s;
+}
+
 static gboolean
 collect_links (gpointer data)
 {
@@ -1106,6 +1155,14 @@ collect_links (gpointer data)
       "parent-id", G_TYPE_STRING, self->parent_id,
       "upstream-state", G_TYPE_STRING, self->upstream ?
       pt_link_state_to_string (pt_link_get_state (self->upstream)) : "none", NULL);
+  if (self->upstream) {
+    GstStructure *up = pt_link_get_stats (self->upstream);
+
+    if (up) {
+      gst_structure_set (ctx->s, "upstream-webrtc", GST_TYPE_STRUCTURE, up, NULL);
+      gst_structure_free (up);
+    }
+  }
   gst_value_list_init (&list, 0);
   if (self->children) {
     GHashTableIter it;
@@ -1117,10 +1174,10 @@ collect_links (gpointer data)
       GValue v = G_VALUE_INIT;
 
       g_value_init (&v, GST_TYPE_STRUCTURE);
-      g_value_take_boxed (&v, gst_structure_new ("child",
+      g_value_take_boxed (&v, add_webrtc_stats (gst_structure_new ("child",
               "child-id", G_TYPE_STRING, (const gchar *) key,
               "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-              "n-streams", G_TYPE_UINT, child->n_streams, NULL));
+              "n-streams", G_TYPE_UINT, child->n_streams, NULL), child->link));
       gst_value_list_append_and_take_value (&list, &v);
     }
   }
@@ -1262,6 +1319,18 @@ gst_peer_tree_src_finalize (GObject * object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* GstBin drops its SINK/SOURCE flag when the last internal sink/source
+ * (a child's webrtcbin) is removed; the element stays what it is, or its
+ * pipeline would, e.g., never see its EOS. */
+static gboolean
+gst_peer_tree_src_remove_element (GstBin * bin, GstElement * element)
+{
+  gboolean ret = GST_BIN_CLASS (parent_class)->remove_element (bin, element);
+
+  GST_OBJECT_FLAG_SET (bin, GST_ELEMENT_FLAG_SOURCE);
+  return ret;
+}
+
 static void
 gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
 {
@@ -1309,7 +1378,9 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
           "giving up on it (relaying itself never waits)", 0, 10000, DEFAULT_LATENCY, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Tree id, depth, parent, upstream link state and per-child link state",
+          "Tree id, latency, depth, parent, number of streams, upstream link state and "
+          "webrtcbin statistics (upstream-webrtc), and per child: id, link state, "
+          "streams and webrtcbin statistics (webrtc)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
@@ -1321,6 +1392,7 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_peer_tree_src_change_state);
   bin_class->handle_message = GST_DEBUG_FUNCPTR (gst_peer_tree_src_handle_message);
+  bin_class->remove_element = GST_DEBUG_FUNCPTR (gst_peer_tree_src_remove_element);
 }
 
 static void

@@ -53,6 +53,8 @@ pt_post_client_error (GstElement * element, const GError * error, const gchar * 
         return;
       case PEER_TREE_ERROR_TIMEOUT:
       case PEER_TREE_ERROR_CLOSED:
+        if (g_strcmp0 (what, "connect") == 0)
+          break;                /* never connected: "could not reach" below */
         GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE,
             ("Lost the connection to the peertree server %s.", server),
             ("%s: %s", what, detail));
@@ -64,10 +66,13 @@ pt_post_client_error (GstElement * element, const GError * error, const gchar * 
         return;
     }
   }
-  /* GIO / libsoup errors: connection refused, unresolvable host, TLS… */
+  /* GIO / libsoup errors, or the client's own: connection refused,
+   * unresolvable host, no answer, TLS… */
   GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE,
-      ("Could not reach the peertree server %s: %s", server, detail), ("%s", what));
+      ("Could not reach the peertree server %s. Is it running, and is the "
+          "server property right?", server), ("%s: %s", what, detail));
 }
+
 
 GstElement *
 pt_make_element_for_caps (GstElementFactoryListType type, GstPadDirection direction,

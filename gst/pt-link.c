@@ -159,6 +159,56 @@ pt_link_parse_address_list (const gchar * list)
 }
 
 /* ---------------------------------------------------------------------- */
+/* DTLS certificate */
+
+static GMutex prewarm_lock;
+static GCond prewarm_cond;
+static gboolean prewarm_running;
+
+static gpointer
+prewarm_thread (gpointer data)
+{
+  GstElement *dec = gst_element_factory_make ("dtlssrtpdec", NULL);
+
+  (void) data;
+  if (dec)
+    gst_object_unref (dec);
+  GST_DEBUG ("DTLS certificate ready");
+  g_mutex_lock (&prewarm_lock);
+  prewarm_running = FALSE;
+  g_cond_broadcast (&prewarm_cond);
+  g_mutex_unlock (&prewarm_lock);
+  return NULL;
+}
+
+void
+pt_link_prewarm (void)
+{
+  static gsize once = 0;
+
+  pt_link_init_debug ();
+  if (g_once_init_enter (&once)) {
+    /* The first DTLS element of a process generates the process-wide
+     * certificate (an RSA key: ~250 ms here), which otherwise delays the
+     * first link's handshake. */
+    g_mutex_lock (&prewarm_lock);
+    prewarm_running = TRUE;
+    g_mutex_unlock (&prewarm_lock);
+    g_thread_unref (g_thread_new ("pt-dtls-cert", prewarm_thread, NULL));
+    g_once_init_leave (&once, 1);
+  }
+}
+
+void
+pt_link_prewarm_wait (void)
+{
+  g_mutex_lock (&prewarm_lock);
+  while (prewarm_running)
+    g_cond_wait (&prewarm_cond, &prewarm_lock);
+  g_mutex_unlock (&prewarm_lock);
+}
+
+/* ---------------------------------------------------------------------- */
 /* webrtcbin factory */
 
 /* webrtcbin puts a `clocksync sync=TRUE` in front of each transport; in a
@@ -213,6 +263,9 @@ configure_ice (GstElement * webrtcbin, const PtLinkConfig * config, GError ** er
   /* libnice 0.1.21 has no consent freshness: without keepalive connchecks a
    * vanished peer may never drive ICE to FAILED. */
   g_object_set (agent, "keepalive-conncheck", TRUE, NULL);
+  /* no UPnP port mapping: it only adds a gupnp thread and HTTP servers */
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
+    g_object_set (agent, "upnp", FALSE, NULL);
 
   for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++) {
     NiceAddress addr;

@@ -123,6 +123,17 @@ GstElement *pt_link_make_webrtcbin (const gchar *name, const PtLinkConfig *confi
     GError **error);
 
 /**
+ * pt_link_prewarm:
+ *
+ * Once per process, generates the DTLS certificate in a background thread,
+ * so that the first link does not wait for it. Call it early (NULL→READY).
+ */
+void pt_link_prewarm (void);
+/* Waits for that thread (READY→NULL), so that a process quitting at once,
+ * e.g. on an error, never exits while it is still running. */
+void pt_link_prewarm_wait (void);
+
+/**
  * pt_link_new:
  * @role: sender (offers) or receiver (answers)
  * @peer_id: the remote peer's id, for logs and for the owner's bookkeeping
