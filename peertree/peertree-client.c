@@ -372,8 +372,19 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   }
   gint64 id = json_node_get_int (id_node);
   Pending *p = g_hash_table_lookup (self->pending, &id);
-  if (!p)
-    return; /* timed out or cancelled already */
+  if (!p) {
+    /* A request sent without waiting (peer_tree_client_emit()) failed, or
+     * one that timed out was refused late: never dropped in silence. */
+    JsonNode *err_node = json_object_get_member (msg, "error");
+    if (err_node && JSON_NODE_HOLDS_OBJECT (err_node)) {
+      JsonObject *err = json_node_get_object (err_node);
+      g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR,
+          peer_tree_error_from_code (json_object_get_string_member_with_default (err, "code", "")),
+          "%s", json_object_get_string_member_with_default (err, "message", "request failed"));
+      g_signal_emit (self, signals[SIG_ERROR], 0, error);
+    }
+    return;
+  }
   g_autoptr (GTask) task = g_object_ref (p->task);
   g_hash_table_steal (self->pending, &id);
   pending_free (p);
@@ -749,7 +760,9 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   self->ws = ws;
   soup_websocket_connection_set_max_incoming_payload_size (ws, 16 << 20);
-  soup_websocket_connection_set_keepalive_interval (ws, 5);
+  /* Rare pings: the server pings silent clients; these only make a dead
+   * server show up as a failed write eventually. */
+  soup_websocket_connection_set_keepalive_interval (ws, 30);
   g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), self);
   g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), self);
 
@@ -1273,6 +1286,40 @@ peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char
   json_object_set_int_member (o, "mline", mline_index);
   json_object_set_string_member (o, "candidate", candidate);
   send_signal (self, tree_id, peer_id, "ice", o);
+}
+
+/**
+ * peer_tree_client_emit:
+ * @self: a #PeerTreeClient
+ * @target: the clientId to deliver to
+ * @event: the event name
+ * @args: (nullable): the arguments
+ *
+ * Sends an event without waiting for anything: the server acknowledges
+ * nothing on success (`"noReply": true`), and a failure (unknown target…)
+ * is reported by #PeerTreeClient::error. The cheapest way to send many
+ * messages; use peer_tree_client_emit_async() to learn each outcome.
+ *
+ * Returns: %FALSE if not connected (nothing was sent).
+ */
+gboolean
+peer_tree_client_emit (PeerTreeClient *self, const char *target, const char *event,
+    JsonArray *args)
+{
+  g_return_val_if_fail (PEER_TREE_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (target != NULL && event != NULL, FALSE);
+  if (!self->ready)
+    return FALSE;
+  g_autoptr (JsonObject) msg = json_object_new ();
+  json_object_set_string_member (msg, "type", "emit");
+  json_object_set_int_member (msg, "id", ++self->next_id);
+  json_object_set_boolean_member (msg, "noReply", TRUE);
+  json_object_set_string_member (msg, "to", target);
+  json_object_set_string_member (msg, "event", event);
+  if (args)
+    json_object_set_array_member (msg, "args", json_array_ref (args));
+  send_object (self, msg);
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -140,6 +140,8 @@ void peer_tree_client_emit_async (PeerTreeClient *self, const char *target, cons
     GAsyncReadyCallback callback, gpointer user_data);
 JsonNode *peer_tree_client_emit_finish (PeerTreeClient *self, GAsyncResult *result,
     GError **error);
+gboolean peer_tree_client_emit (PeerTreeClient *self, const char *target, const char *event,
+    JsonArray *args);
 
 /**
  * PeerTreeMessageFunc:

@@ -555,6 +555,10 @@ pt_messaging_binary (PtConn *c, GBytes *frame)
   guint8 op = data[4];
   gsize n = len - 5;
   PtStream *s = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
+  /* DATA and CREDIT of a live stream are paced by the window; every other
+   * frame counts against the message rate. */
+  if ((!s || (op != OP_DATA && op != OP_CREDIT)) && !pt_conn_take_token (c))
+    return;
   /* Frames for a stream that just ended or was reset cross in flight: drop. */
   if (!s)
     return;
@@ -567,7 +571,7 @@ pt_messaging_binary (PtConn *c, GBytes *frame)
 
   switch (op) {
     case OP_DATA:
-      if (s->ended[dir] || (gint64) n > s->credit[dir]) {
+      if (n == 0 || s->ended[dir] || (gint64) n > s->credit[dir]) {
         g_debug ("stream %u: %s sent beyond its credit or after end; reset", id, c->client_id);
         stream_free (self, s, TRUE, TRUE);
         return;
@@ -582,7 +586,7 @@ pt_messaging_binary (PtConn *c, GBytes *frame)
       guint32 grant = (guint32) data[5] << 24 | (guint32) data[6] << 16 | (guint32) data[7] << 8 |
           data[8];
       /* The grant lets the peer send more to c. */
-      if (s->credit[1 - dir] + grant > PT_STREAM_WINDOW) {
+      if (grant == 0 || s->credit[1 - dir] + grant > PT_STREAM_WINDOW) {
         g_debug ("stream %u: %s granted more than the window; reset", id, c->client_id);
         stream_free (self, s, TRUE, TRUE);
         return;

@@ -58,6 +58,9 @@ struct _PtServer {
   GHashTable *clients;  /* clientId -> PtConn* (registered only) */
   GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
 
+  GSource *uncork;      /* flushes corked sockets at the start of each iteration */
+  GPtrArray *touched;   /* PtConn* sent to in this iteration */
+
   /* the request being dispatched */
   gint64 req_id;
   gboolean req_deferred; /* set by a handler that replies later */
@@ -101,6 +104,9 @@ typedef struct {
   int fd;                        /* the TCP socket, to read its send queue */
   gsize unflushed;               /* bytes queued since the socket was last seen draining */
   gboolean slow;                 /* stopped reading: nothing more is sent, the sweep closes it */
+  guint sends;                   /* frames queued to it in this main-loop iteration */
+  gboolean corked;               /* TCP_CORK set until the iteration ends */
+  gboolean pinging;              /* silent: libsoup pings it every keepalive-interval */
 
   /* messaging; each set is NULL until first used, to keep idle clients small */
   guint n_pending;               /* acks this client waits for */
@@ -137,6 +143,7 @@ void pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);
 void pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event);
 void pt_conn_gone (PtConn *c, gushort code, const char *reason);
+gboolean pt_conn_take_token (PtConn *c);
 PtConn *pt_server_lookup (PtServer *self, const char *client_id);
 
 /* pt-messaging.c */

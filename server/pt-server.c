@@ -15,6 +15,8 @@
 
 #include <libsoup/soup.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -171,11 +173,55 @@ conn_account (PtConn *c, gsize len)
   }
 }
 
+/* Many frames often leave for one client in a single main-loop iteration
+ * (a batch of requests read at once, a room or topic fan-out). From the
+ * second one on, the socket is corked so that they leave in as few TCP
+ * segments (and loopback deliveries) as possible; the uncork source flushes
+ * before the loop polls again. A lone frame goes out at once, uncorked. */
+static void
+conn_before_send (PtConn *c)
+{
+  PtServer *self = c->server;
+  if (c->sends++ == 0) {
+    g_ptr_array_add (self->touched, c);
+    return;
+  }
+  if (!c->corked && c->fd >= 0) {
+    int on = 1;
+    c->corked = setsockopt (c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+  }
+}
+
+static void
+conn_uncork (PtConn *c)
+{
+  if (c->corked) {
+    int off = 0;
+    setsockopt (c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    c->corked = FALSE;
+  }
+  c->sends = 0;
+}
+
+static gboolean
+uncork_prepare (GSource *source, gint *timeout)
+{
+  PtServer *self = *(PtServer **) (source + 1);
+  for (guint i = 0; i < self->touched->len; i++)
+    conn_uncork (self->touched->pdata[i]);
+  g_ptr_array_set_size (self->touched, 0);
+  *timeout = -1;
+  return FALSE;
+}
+
+static GSourceFuncs uncork_funcs = { uncork_prepare, NULL, NULL, NULL, NULL, NULL };
+
 void
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
   if (!conn_can_send (c))
     return;
+  conn_before_send (c);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
   gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
@@ -189,6 +235,7 @@ pt_conn_send_binary (PtConn *c, GBytes *bytes)
 {
   if (!conn_can_send (c))
     return;
+  conn_before_send (c);
   soup_websocket_connection_send_message (c->ws, SOUP_WEBSOCKET_DATA_BINARY, bytes);
   conn_account (c, g_bytes_get_size (bytes));
 }
@@ -1010,8 +1057,14 @@ dispatch (PtConn *c, const char *text, gsize len)
   self->req_silent = FALSE;
   if (!handler (c, msg, &result, &f))
     goto fail;
-  if (!self->req_deferred)
+  /* "noReply": true spares the success reply of a request that completes at
+   * once (fire-and-forget emits, publications); errors are always replied. */
+  JsonNode *quiet = json_object_get_member (msg, "noReply");
+  if (!self->req_deferred && !(quiet && JSON_NODE_HOLDS_VALUE (quiet) &&
+          json_node_get_value_type (quiet) == G_TYPE_BOOLEAN && json_node_get_boolean (quiet)))
     pt_conn_reply_ok (c, id, result);
+  else if (result)
+    json_object_unref (result);
   if (moved && !self->req_silent && pt_tree_contains (moved->tree, c->client_id) &&
       pt_tree_get_parent (moved->tree, c->client_id))
     announce_move (self, moved, c->client_id, old_parent,
@@ -1033,6 +1086,19 @@ fail:
 
 /* ------------------------------------------------------------------------ */
 /* Connections                                                              */
+
+static gboolean conn_take_token (PtConn *c);
+
+/* Charges one message to @c's rate bucket; an empty bucket disconnects it. */
+gboolean
+pt_conn_take_token (PtConn *c)
+{
+  if (!conn_take_token (c)) {
+    pt_conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
+    return FALSE;
+  }
+  return TRUE;
+}
 
 static gboolean
 conn_take_token (PtConn *c)
@@ -1056,17 +1122,22 @@ on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PtConn *
   if (c->gone)
     return;
   c->last_seen = g_get_monotonic_time ();
-  if (!conn_take_token (c)) {
-    pt_conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
-    return;
+  if (c->pinging) {
+    /* Traffic proves it alive: no pings while it talks (see sweep). */
+    soup_websocket_connection_set_keepalive_interval (c->ws, 0);
+    c->pinging = FALSE;
   }
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+    /* Stream data is paced by its credit window, not by the message rate:
+     * pt_messaging_binary charges only the other frames. */
     if (!c->client_id)
       pt_conn_gone (c, CLOSE_POLICY, "binary frame before hello");
     else
       pt_messaging_binary (c, message);
     return;
   }
+  if (!pt_conn_take_token (c))
+    return;
   gsize len;
   const char *text = g_bytes_get_data (message, &len);
   dispatch (c, text, len);
@@ -1131,6 +1202,7 @@ pt_conn_gone (PtConn *c, gushort code, const char *reason)
 static void
 conn_free (PtConn *c)
 {
+  g_ptr_array_remove_fast (c->server->touched, c);
   g_clear_pointer (&c->acks, g_hash_table_unref);
   g_clear_pointer (&c->rooms, g_hash_table_unref);
   g_clear_pointer (&c->targets, g_hash_table_unref);
@@ -1176,7 +1248,9 @@ on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
   GSocket *socket = soup_server_message_get_socket (msg);
   c->fd = socket ? g_socket_get_fd (socket) : -1;
   soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_message_size);
-  soup_websocket_connection_set_keepalive_interval (ws, self->keepalive_interval);
+  /* No keepalive timer per connection: the sweep starts pings only for
+   * clients that have gone silent (an idle server costs little). */
+  soup_websocket_connection_set_keepalive_interval (ws, 0);
   g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), c);
   g_signal_connect (ws, "pong", G_CALLBACK (on_ws_pong), c);
   g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), c);
@@ -1198,6 +1272,11 @@ sweep (gpointer user_data)
     PtConn *c = k;
     if (c->gone)
       continue;
+    if (!c->pinging && self->keepalive_interval &&
+        now - c->last_seen >= (gint64) self->keepalive_interval * G_USEC_PER_SEC) {
+      soup_websocket_connection_set_keepalive_interval (c->ws, self->keepalive_interval);
+      c->pinging = TRUE;
+    }
     if (c->slow || now - c->last_seen > (gint64) self->dead_timeout * G_USEC_PER_SEC ||
         (!c->client_id && now - c->connected_at > HELLO_TIMEOUT_US))
       g_ptr_array_add (doomed, c);
@@ -1311,6 +1390,7 @@ pt_server_init (PtServer *self)
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) tree_entry_free);
+  self->touched = g_ptr_array_new ();
   self->claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
       (GDestroyNotify) g_ptr_array_unref);
   pt_messaging_init (self);
@@ -1360,6 +1440,9 @@ pt_server_listen (PtServer *self, GError **error)
   self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
 
   self->context = g_main_context_ref_thread_default ();
+  self->uncork = g_source_new (&uncork_funcs, sizeof (GSource) + sizeof (PtServer *));
+  *(PtServer **) (self->uncork + 1) = self;
+  g_source_attach (self->uncork, self->context);
   self->sweep = g_timeout_source_new_seconds (1);
   g_source_set_callback (self->sweep, sweep, self, NULL);
   g_source_attach (self->sweep, self->context);
@@ -1395,6 +1478,13 @@ pt_server_stop (PtServer *self)
     g_source_destroy (self->sweep);
     g_clear_pointer (&self->sweep, g_source_unref);
   }
+  if (self->uncork) {
+    g_source_destroy (self->uncork);
+    g_clear_pointer (&self->uncork, g_source_unref);
+  }
+  for (guint i = 0; i < self->touched->len; i++)
+    conn_uncork (self->touched->pdata[i]);
+  g_ptr_array_set_size (self->touched, 0);
   /* Trees are closed without telling anyone: the sockets are closing too. */
   g_hash_table_remove_all (self->trees);
   g_hash_table_remove_all (self->claims);
@@ -1426,6 +1516,7 @@ pt_server_finalize (GObject *object)
   pt_server_stop (self);
   pt_messaging_finalize (self);
   g_hash_table_unref (self->claims);
+  g_ptr_array_unref (self->touched);
   g_hash_table_unref (self->trees);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);
@@ -1513,10 +1604,12 @@ pt_server_class_init (PtServerClass *klass)
       "client may request", 1, 256, 10);
   props[PROP_MAX_MESSAGE_SIZE] = uint_prop ("max-message-size", "Largest accepted WebSocket "
       "message in bytes; a larger one closes the connection (code 1009)", 1024, 16 << 20, 64 * 1024);
-  props[PROP_KEEPALIVE_INTERVAL] = uint_prop ("keepalive-interval", "Seconds between WebSocket "
-      "pings to each client (0 = no pings)", 0, 3600, 2);
+  props[PROP_KEEPALIVE_INTERVAL] = uint_prop ("keepalive-interval", "Seconds of silence after "
+      "which a client is pinged, and between pings while it stays silent (0 = no pings)", 0, 3600,
+      3);
   props[PROP_DEAD_TIMEOUT] = uint_prop ("dead-timeout", "Seconds of silence (no message, no pong) "
-      "after which a client is considered dead and removed", 1, 86400, 6);
+      "after which a client is considered dead and removed; keep it above twice "
+      "keepalive-interval", 1, 86400, 8);
   props[PROP_RATE] = uint_prop ("rate", "Messages per second a client may send on average; "
       "beyond its burst the connection is closed (code 1008)", 1, G_MAXINT, 1000);
   props[PROP_BURST] = uint_prop ("burst", "Messages a client may send at once above its rate",

@@ -93,6 +93,13 @@ GST_START_TEST (test_identity)
 }
 GST_END_TEST;
 
+static void
+on_client_error (PeerTreeClient *c, GError *error, GError **out)
+{
+  g_clear_error (out);
+  *out = g_error_copy (error);
+}
+
 GST_START_TEST (test_emit_and_replies)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
@@ -124,6 +131,20 @@ GST_START_TEST (test_emit_and_replies)
   g_autoptr (JsonNode) rb = peer_tree_client_emit_finish (b, res2, &error);
   fail_unless_equals_string (json_node_get_string (ra), "a!");
   fail_unless_equals_string (json_node_get_string (rb), "b!");
+
+  /* Fire and forget: delivered without any reply; a failure still surfaces,
+   * on the error signal. */
+  guint before_ff = in->messages->len;
+  fail_unless (peer_tree_client_emit (a, "carol", "ping", args));
+  WAIT_UNTIL (in->messages->len == before_ff + 1);
+  GError *async_error = NULL;
+  g_signal_connect (a, "error", G_CALLBACK (on_client_error), &async_error);
+  fail_unless (peer_tree_client_emit (a, "nobody", "ping", args));
+  WAIT_UNTIL (async_error != NULL);
+  fail_unless (g_error_matches (async_error, PEER_TREE_ERROR, PEER_TREE_ERROR_NOT_FOUND), "%s",
+      async_error->message);
+  g_clear_error (&async_error);
+  g_signal_handlers_disconnect_by_func (a, on_client_error, &async_error);
 
   /* Unknown target: an error, never a silent drop. */
   CALL (peer_tree_client_emit_async (a, "nobody", "ping", NULL, FALSE, 0, NULL,

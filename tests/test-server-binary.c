@@ -97,11 +97,9 @@ GST_START_TEST (test_bad_flags)
   g_autoptr (GError) error = NULL;
   const char *cases[][2] = { { "--k", "0" }, { "--port", "70000" }, { "--host", "not-an-ip" } };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
-    g_autoptr (GSubprocess) proc = spawn (&error, cases[i][0], cases[i][1], "--port", "0", NULL);
-    if (i == 1) {
-      g_clear_object (&proc);
-      proc = spawn (&error, cases[i][0], cases[i][1], NULL);
-    }
+    /* --port 0 so that a wrongly accepted flag cannot collide on a port; the
+     * port case itself goes last on the line so that it is the one in force. */
+    g_autoptr (GSubprocess) proc = spawn (&error, "--port", "0", cases[i][0], cases[i][1], NULL);
     fail_unless (g_subprocess_wait (proc, NULL, &error));
     fail_if (g_subprocess_get_exit_status (proc) == 0, "%s %s accepted", cases[i][0], cases[i][1]);
   }
