@@ -479,8 +479,8 @@ send_frame (PtConn *c, guint32 id, guint8 op, const void *payload, gsize len)
   buf[4] = op;
   if (len)
     memcpy (buf + 5, payload, len);
-  g_autoptr (GBytes) bytes = g_bytes_new_take (buf, 5 + len);
-  pt_conn_send_binary (c, bytes);
+  pt_conn_send_binary (c, buf, 5 + len);
+  g_free (buf);
 }
 
 /* Frees @s; the ends named are sent a RESET. */
@@ -542,11 +542,9 @@ handle_stream_open (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 }
 
 void
-pt_messaging_binary (PtConn *c, GBytes *frame)
+pt_messaging_binary (PtConn *c, const guint8 *data, gsize len)
 {
   PtServer *self = c->server;
-  gsize len;
-  const guint8 *data = g_bytes_get_data (frame, &len);
   if (len < 5) {
     pt_conn_gone (c, CLOSE_UNSUPPORTED, "binary frame shorter than its 5-byte header");
     return;
@@ -604,7 +602,7 @@ pt_messaging_binary (PtConn *c, GBytes *frame)
       stream_free (self, s, TRUE, TRUE);
       return;
   }
-  pt_conn_send_binary (peer, frame);
+  pt_conn_send_binary (peer, data, len);
   if (s->ended[0] && s->ended[1])
     stream_free (self, s, FALSE, FALSE);
 }

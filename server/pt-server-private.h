@@ -8,6 +8,7 @@
 
 #include "pt-server.h"
 #include "pt-tree.h"
+#include "pt-ws.h"
 
 #include <libsoup/soup.h>
 
@@ -58,8 +59,7 @@ struct _PtServer {
   GHashTable *clients;  /* clientId -> PtConn* (registered only) */
   GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
 
-  GSource *uncork;      /* flushes corked sockets at the start of each iteration */
-  GPtrArray *touched;   /* PtConn* sent to in this iteration */
+  PtWsLoop *ws_loop;    /* every client socket, on one epoll set */
 
   /* the request being dispatched */
   gint64 req_id;
@@ -92,7 +92,7 @@ typedef struct {
 
 typedef struct {
   PtServer *server;
-  SoupWebsocketConnection *ws;
+  PtWs *ws;
   char *client_id;               /* NULL before hello */
   guint8 secret_hash[32];
   gboolean has_secret;
@@ -101,12 +101,9 @@ typedef struct {
   double tokens;
   gint64 tokens_at;
   gboolean gone;
-  int fd;                        /* the TCP socket, to read its send queue */
-  gsize unflushed;               /* bytes queued since the socket was last seen draining */
   gboolean slow;                 /* stopped reading: nothing more is sent, the sweep closes it */
-  guint sends;                   /* frames queued to it in this main-loop iteration */
-  gboolean corked;               /* TCP_CORK set until the iteration ends */
-  gboolean pinging;              /* silent: libsoup pings it every keepalive-interval */
+  gboolean closed;               /* the socket is closed: only freeing is left */
+  gint64 last_ping;
 
   /* messaging; each set is NULL until first used, to keep idle clients small */
   guint n_pending;               /* acks this client waits for */
@@ -137,7 +134,7 @@ gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint
     gint64 *out, Fault *f);
 char *pt_random_id (const char *prefix);
 void pt_conn_send (PtConn *c, JsonObject *obj);
-void pt_conn_send_binary (PtConn *c, GBytes *bytes);
+void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);
@@ -153,5 +150,5 @@ void pt_messaging_reset (PtServer *self);   /* drops all state, tells no one */
 void pt_messaging_finalize (PtServer *self);
 void pt_messaging_conn_gone (PtConn *c);
 void pt_messaging_sweep (PtServer *self, gint64 now);
-void pt_messaging_binary (PtConn *c, GBytes *frame);
+void pt_messaging_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_messaging_add_builtin (PtServer *self);

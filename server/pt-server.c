@@ -14,11 +14,8 @@
 #include "pt-server-private.h"
 
 #include <libsoup/soup.h>
-#include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <unistd.h>
 
 #define PROTOCOL_VERSION 1
 #define ID_MAX_LEN 64
@@ -140,104 +137,45 @@ pt_random_id (const char *prefix)
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                  */
 
-/* libsoup queues outgoing frames without bound while a socket is full, so a
- * client that stops reading would make the server grow. After every
- * CHECK_EVERY bytes queued to a client, the kernel's send queue says whether
- * the socket drains; if it has not for max-buffered bytes, the client is
- * marked slow: nothing more is queued to it and the sweep disconnects it. */
-#define CHECK_EVERY (256 * 1024)
-#define DRAINING_OUTQ (64 * 1024)
-
+/* A client that does not read makes its output buffer grow: past
+ * max-buffered it is marked slow, nothing more is queued to it and the
+ * sweep disconnects it. */
 static gboolean
 conn_can_send (PtConn *c)
 {
-  return !c->gone && !c->slow &&
-      soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN;
+  return !c->gone && !c->slow && pt_ws_is_open (c->ws);
 }
 
 static void
-conn_account (PtConn *c, gsize len)
+conn_check_buffered (PtConn *c)
 {
-  c->unflushed += len;
-  if (c->unflushed < CHECK_EVERY)
-    return;
-  int outq = 0;
-  if (c->fd < 0 || (ioctl (c->fd, SIOCOUTQ, &outq) == 0 && outq < DRAINING_OUTQ)) {
-    c->unflushed = 0;
-    return;
-  }
-  if (c->unflushed > c->server->max_buffered) {
+  if (pt_ws_get_buffered (c->ws) > c->server->max_buffered) {
     g_debug ("client %s does not read: %" G_GSIZE_FORMAT " bytes queued", c->client_id,
-        c->unflushed);
+        pt_ws_get_buffered (c->ws));
     c->slow = TRUE;
   }
 }
-
-/* Many frames often leave for one client in a single main-loop iteration
- * (a batch of requests read at once, a room or topic fan-out). From the
- * second one on, the socket is corked so that they leave in as few TCP
- * segments (and loopback deliveries) as possible; the uncork source flushes
- * before the loop polls again. A lone frame goes out at once, uncorked. */
-static void
-conn_before_send (PtConn *c)
-{
-  PtServer *self = c->server;
-  if (c->sends++ == 0) {
-    g_ptr_array_add (self->touched, c);
-    return;
-  }
-  if (!c->corked && c->fd >= 0) {
-    int on = 1;
-    c->corked = setsockopt (c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
-  }
-}
-
-static void
-conn_uncork (PtConn *c)
-{
-  if (c->corked) {
-    int off = 0;
-    setsockopt (c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-    c->corked = FALSE;
-  }
-  c->sends = 0;
-}
-
-static gboolean
-uncork_prepare (GSource *source, gint *timeout)
-{
-  PtServer *self = *(PtServer **) (source + 1);
-  for (guint i = 0; i < self->touched->len; i++)
-    conn_uncork (self->touched->pdata[i]);
-  g_ptr_array_set_size (self->touched, 0);
-  *timeout = -1;
-  return FALSE;
-}
-
-static GSourceFuncs uncork_funcs = { uncork_prepare, NULL, NULL, NULL, NULL, NULL };
 
 void
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
   if (!conn_can_send (c))
     return;
-  conn_before_send (c);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
   gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
   len = strlen (text);
-  soup_websocket_connection_send_text (c->ws, text);
-  conn_account (c, len);
+  pt_ws_send (c->ws, FALSE, text, len);
+  conn_check_buffered (c);
 }
 
 void
-pt_conn_send_binary (PtConn *c, GBytes *bytes)
+pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len)
 {
   if (!conn_can_send (c))
     return;
-  conn_before_send (c);
-  soup_websocket_connection_send_message (c->ws, SOUP_WEBSOCKET_DATA_BINARY, bytes);
-  conn_account (c, g_bytes_get_size (bytes));
+  pt_ws_send (c->ws, TRUE, data, len);
+  conn_check_buffered (c);
 }
 
 void
@@ -1116,38 +1054,30 @@ conn_take_token (PtConn *c)
 }
 
 static void
-on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PtConn *c)
+on_ws_message (PtWs *ws, gboolean binary, const guint8 *data, gsize len, gpointer user_data)
 {
-  (void) ws;
+  PtConn *c = user_data;
   if (c->gone)
     return;
   c->last_seen = g_get_monotonic_time ();
-  if (c->pinging) {
-    /* Traffic proves it alive: no pings while it talks (see sweep). */
-    soup_websocket_connection_set_keepalive_interval (c->ws, 0);
-    c->pinging = FALSE;
-  }
-  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+  if (binary) {
     /* Stream data is paced by its credit window, not by the message rate:
      * pt_messaging_binary charges only the other frames. */
     if (!c->client_id)
       pt_conn_gone (c, CLOSE_POLICY, "binary frame before hello");
     else
-      pt_messaging_binary (c, message);
+      pt_messaging_binary (c, data, len);
     return;
   }
   if (!pt_conn_take_token (c))
     return;
-  gsize len;
-  const char *text = g_bytes_get_data (message, &len);
-  dispatch (c, text, len);
+  dispatch (c, (const char *) data, len);
 }
 
 static void
-on_ws_pong (SoupWebsocketConnection *ws, GBytes *message, PtConn *c)
+on_ws_pong (PtWs *ws, gpointer user_data)
 {
-  (void) ws;
-  (void) message;
+  PtConn *c = user_data;
   c->last_seen = g_get_monotonic_time ();
 }
 
@@ -1193,68 +1123,100 @@ pt_conn_gone (PtConn *c, gushort code, const char *reason)
     if (g_hash_table_lookup (self->clients, c->client_id) == c)
       g_hash_table_remove (self->clients, c->client_id);
   }
-  if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close (c->ws, code, reason);
-  else if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_CLOSED)
-    g_hash_table_remove (self->conns, c);
+  if (c->closed)
+    g_hash_table_remove (self->conns, c); /* frees */
+  else
+    pt_ws_close (c->ws, code, reason);
 }
 
 static void
 conn_free (PtConn *c)
 {
-  g_ptr_array_remove_fast (c->server->touched, c);
   g_clear_pointer (&c->acks, g_hash_table_unref);
   g_clear_pointer (&c->rooms, g_hash_table_unref);
   g_clear_pointer (&c->targets, g_hash_table_unref);
   g_clear_pointer (&c->streams, g_hash_table_unref);
   g_clear_pointer (&c->subscriptions, g_hash_table_unref);
   g_clear_pointer (&c->services, g_hash_table_unref);
-  g_signal_handlers_disconnect_by_data (c->ws, c);
-  g_object_unref (c->ws);
-  g_hash_table_unref (c->trees);
+  pt_ws_free (c->ws);
+  if (c->trees)
+    g_hash_table_unref (c->trees);
   g_free (c->client_id);
   g_free (c);
 }
 
 static void
-on_ws_closed (SoupWebsocketConnection *ws, PtConn *c)
+on_ws_closed (PtWs *ws, gpointer user_data)
 {
-  (void) ws;
+  PtConn *c = user_data;
   PtServer *self = c->server;
   g_debug ("client %s closed (code %u)", c->client_id ? c->client_id : "(no hello)",
-      soup_websocket_connection_get_close_code (ws));
-  pt_conn_gone (c, 0, NULL);
-  g_hash_table_remove (self->conns, c);
+      pt_ws_get_close_code (ws));
+  c->closed = TRUE;
+  pt_conn_gone (c, 0, NULL); /* removes and frees c */
+  if (g_hash_table_contains (self->conns, c))
+    g_hash_table_remove (self->conns, c);
 }
 
-static void
-on_websocket (SoupServer *soup, SoupServerMessage *msg, const char *path,
-    SoupWebsocketConnection *ws, gpointer user_data)
-{
-  (void) soup;
-  (void) path;
-  PtServer *self = user_data;
+static const PtWsCallbacks ws_callbacks = { on_ws_message, on_ws_pong, on_ws_closed };
 
-  if (g_hash_table_size (self->conns) >= self->max_clients) {
-    soup_websocket_connection_close (ws, CLOSE_TRY_LATER, "server full");
+/* The HTTP upgrade is libsoup's; the socket then leaves libsoup for a PtWs
+ * on the server's epoll set (pt-ws.h says why). */
+static void
+on_upgraded (SoupServerMessage *msg, gpointer user_data)
+{
+  PtServer *self = user_data;
+  g_signal_handlers_disconnect_by_func (msg, on_upgraded, user_data);
+  GSocket *socket = soup_server_message_get_socket (msg);
+  int fd = socket ? dup (g_socket_get_fd (socket)) : -1;
+  g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
+  if (fd < 0 || !stream) {
+    if (fd >= 0)
+      close (fd);
     return;
   }
+  /* Bytes the client sent right after its request may sit in libsoup's
+   * buffer: take them along. */
+  g_autoptr (GByteArray) initial = g_byte_array_new ();
+  GInputStream *in = g_io_stream_get_input_stream (stream);
+  if (G_IS_POLLABLE_INPUT_STREAM (in)) {
+    guint8 buf[4096];
+    gssize n;
+    while ((n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (in), buf,
+                sizeof buf, NULL, NULL)) > 0)
+      g_byte_array_append (initial, buf, n);
+  }
+  /* Dropping the stream closes libsoup's descriptor; ours is a duplicate. */
+  g_clear_object (&stream);
+
   PtConn *c = g_new0 (PtConn, 1);
   c->server = self;
-  c->ws = g_object_ref (ws);
   c->trees = g_hash_table_new (g_str_hash, g_str_equal);
   c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
   c->tokens = self->burst;
-  GSocket *socket = soup_server_message_get_socket (msg);
-  c->fd = socket ? g_socket_get_fd (socket) : -1;
-  soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_message_size);
-  /* No keepalive timer per connection: the sweep starts pings only for
-   * clients that have gone silent (an idle server costs little). */
-  soup_websocket_connection_set_keepalive_interval (ws, 0);
-  g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), c);
-  g_signal_connect (ws, "pong", G_CALLBACK (on_ws_pong), c);
-  g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), c);
   g_hash_table_add (self->conns, c);
+  c->ws = pt_ws_new (self->ws_loop, fd, initial->data, initial->len, self->max_message_size,
+      &ws_callbacks, c);
+}
+
+static void
+on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+    gpointer user_data)
+{
+  PtServer *self = user_data;
+  g_autoptr (GError) error = NULL;
+  if (!soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, &error)) {
+    soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, NULL);
+    soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC,
+        "peertree-server: connect with a WebSocket, or GET /status\n", 58);
+    return;
+  }
+  if (g_hash_table_size (self->conns) >= self->max_clients) {
+    soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server full");
+    return;
+  }
+  soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL);
+  g_signal_connect (msg, "wrote-informational", G_CALLBACK (on_upgraded), self);
 }
 
 /* Once a second: reap connections that stopped answering keepalive pings and
@@ -1272,10 +1234,11 @@ sweep (gpointer user_data)
     PtConn *c = k;
     if (c->gone)
       continue;
-    if (!c->pinging && self->keepalive_interval &&
-        now - c->last_seen >= (gint64) self->keepalive_interval * G_USEC_PER_SEC) {
-      soup_websocket_connection_set_keepalive_interval (c->ws, self->keepalive_interval);
-      c->pinging = TRUE;
+    /* Only silent clients are pinged, every keepalive-interval. */
+    gint64 interval = (gint64) self->keepalive_interval * G_USEC_PER_SEC;
+    if (interval && now - c->last_seen >= interval && now - c->last_ping >= interval) {
+      pt_ws_ping (c->ws);
+      c->last_ping = now;
     }
     if (c->slow || now - c->last_seen > (gint64) self->dead_timeout * G_USEC_PER_SEC ||
         (!c->client_id && now - c->connected_at > HELLO_TIMEOUT_US))
@@ -1390,7 +1353,6 @@ pt_server_init (PtServer *self)
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) tree_entry_free);
-  self->touched = g_ptr_array_new ();
   self->claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
       (GDestroyNotify) g_ptr_array_unref);
   pt_messaging_init (self);
@@ -1427,7 +1389,7 @@ pt_server_listen (PtServer *self, GError **error)
   g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (inet, self->port);
   self->soup = soup_server_new ("server-header", "peertree-server", NULL);
   soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
-  soup_server_add_websocket_handler (self->soup, NULL, NULL, NULL, on_websocket, self, NULL);
+  soup_server_add_handler (self->soup, NULL, on_http, self, NULL);
   if (!soup_server_listen (self->soup, addr, 0, error)) {
     g_clear_object (&self->soup);
     return FALSE;
@@ -1440,9 +1402,7 @@ pt_server_listen (PtServer *self, GError **error)
   self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
 
   self->context = g_main_context_ref_thread_default ();
-  self->uncork = g_source_new (&uncork_funcs, sizeof (GSource) + sizeof (PtServer *));
-  *(PtServer **) (self->uncork + 1) = self;
-  g_source_attach (self->uncork, self->context);
+  self->ws_loop = pt_ws_loop_new (self->context);
   self->sweep = g_timeout_source_new_seconds (1);
   g_source_set_callback (self->sweep, sweep, self, NULL);
   g_source_attach (self->sweep, self->context);
@@ -1478,13 +1438,7 @@ pt_server_stop (PtServer *self)
     g_source_destroy (self->sweep);
     g_clear_pointer (&self->sweep, g_source_unref);
   }
-  if (self->uncork) {
-    g_source_destroy (self->uncork);
-    g_clear_pointer (&self->uncork, g_source_unref);
-  }
-  for (guint i = 0; i < self->touched->len; i++)
-    conn_uncork (self->touched->pdata[i]);
-  g_ptr_array_set_size (self->touched, 0);
+
   /* Trees are closed without telling anyone: the sockets are closing too. */
   g_hash_table_remove_all (self->trees);
   g_hash_table_remove_all (self->claims);
@@ -1496,12 +1450,12 @@ pt_server_stop (PtServer *self)
     PtConn *c = k;
     g_hash_table_remove_all (c->trees);
     c->gone = TRUE;
-    g_signal_handlers_disconnect_by_data (c->ws, c);
-    if (soup_websocket_connection_get_state (c->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_close (c->ws, CLOSE_GOING_AWAY, "server shutting down");
+    /* Queued now, written by pt_ws_free() as it closes the socket. */
+    pt_ws_close (c->ws, CLOSE_GOING_AWAY, "server shutting down");
   }
   g_hash_table_remove_all (self->clients);
   g_hash_table_remove_all (self->conns);
+  g_clear_pointer (&self->ws_loop, pt_ws_loop_free);
   if (self->soup) {
     soup_server_disconnect (self->soup);
     g_clear_object (&self->soup);
@@ -1516,7 +1470,6 @@ pt_server_finalize (GObject *object)
   pt_server_stop (self);
   pt_messaging_finalize (self);
   g_hash_table_unref (self->claims);
-  g_ptr_array_unref (self->touched);
   g_hash_table_unref (self->trees);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);

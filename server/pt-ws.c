@@ -1,0 +1,407 @@
+/* peertree-server — WebSocket connections on one epoll set (see pt-ws.h).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "pt-ws.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#define CLOSE_WAIT_US (2 * G_USEC_PER_SEC)
+#define MAX_EVENTS 256
+#define READ_CHUNK 16384
+
+typedef enum { WS_OPEN, WS_CLOSING, WS_DONE } WsState;
+
+struct _PtWs {
+  PtWsLoop *loop;
+  int fd;
+  wslay_event_context_ptr ctx;
+  const PtWsCallbacks *cb;
+  gpointer user_data;
+  WsState state;
+  gboolean notified;      /* closed callback called */
+  gboolean dirty;         /* in loop->dirty */
+  gboolean want_out;      /* EPOLLOUT registered */
+  gint64 close_deadline;
+  GByteArray *out;        /* bytes framed but not yet written */
+  gsize out_off;
+  guint8 *initial;        /* bytes read before the handover */
+  gsize initial_len, initial_off;
+  gushort close_code;
+};
+
+struct _PtWsLoop {
+  GSource source;         /* must be first */
+  int epfd;
+  gpointer tag;
+  GPtrArray *dirty;       /* PtWs* with output to write */
+  GPtrArray *finished;    /* PtWs* whose closed callback is due */
+  GPtrArray *pending;     /* PtWs* with bytes from the handover to read */
+  GHashTable *closing;    /* PtWs* set, waiting for the peer's close */
+};
+
+/* ------------------------------------------------------------------------ */
+/* wslay callbacks                                                          */
+
+static ssize_t
+recv_cb (wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
+{
+  PtWs *ws = user_data;
+  if (ws->initial) {
+    gsize n = MIN (len, ws->initial_len - ws->initial_off);
+    memcpy (buf, ws->initial + ws->initial_off, n);
+    ws->initial_off += n;
+    if (ws->initial_off == ws->initial_len)
+      g_clear_pointer (&ws->initial, g_free);
+    return n;
+  }
+  ssize_t r = recv (ws->fd, buf, len, MSG_DONTWAIT);
+  if (r > 0)
+    return r;
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+  else
+    wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE); /* EOF or error */
+  return -1;
+}
+
+static ssize_t
+send_cb (wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user_data)
+{
+  PtWs *ws = user_data;
+  g_byte_array_append (ws->out, data, len);
+  return len;
+}
+
+static void
+msg_cb (wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
+{
+  PtWs *ws = user_data;
+  switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME:
+      if (ws->state == WS_OPEN)
+        ws->cb->message (ws, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length,
+            ws->user_data);
+      break;
+    case WSLAY_PONG:
+      if (ws->cb->pong)
+        ws->cb->pong (ws, ws->user_data);
+      break;
+    case WSLAY_CONNECTION_CLOSE:
+      ws->close_code = arg->status_code ? arg->status_code : 1005;
+      break;
+    default:
+      break;
+  }
+}
+
+static const struct wslay_event_callbacks wslay_callbacks = {
+  recv_cb, send_cb, NULL, NULL, NULL, NULL, msg_cb
+};
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+
+static void
+mark_dirty (PtWs *ws)
+{
+  if (!ws->dirty && ws->state != WS_DONE) {
+    ws->dirty = TRUE;
+    g_ptr_array_add (ws->loop->dirty, ws);
+  }
+}
+
+static void
+set_want_out (PtWs *ws, gboolean want)
+{
+  if (ws->want_out == want)
+    return;
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0),
+    .data.ptr = ws };
+  epoll_ctl (ws->loop->epfd, EPOLL_CTL_MOD, ws->fd, &ev);
+  ws->want_out = want;
+}
+
+/* Schedules the closed callback (from the loop's dispatch). */
+static void
+finish (PtWs *ws)
+{
+  if (ws->state == WS_DONE)
+    return;
+  ws->state = WS_DONE;
+  g_hash_table_remove (ws->loop->closing, ws);
+  epoll_ctl (ws->loop->epfd, EPOLL_CTL_DEL, ws->fd, NULL);
+  g_ptr_array_add (ws->loop->finished, ws);
+}
+
+/* Frames what wslay has queued and writes as much as the socket takes. */
+static void
+flush (PtWs *ws)
+{
+  if (ws->state == WS_DONE)
+    return;
+  if (wslay_event_want_write (ws->ctx))
+    wslay_event_send (ws->ctx);
+  while (ws->out_off < ws->out->len) {
+    ssize_t w = send (ws->fd, ws->out->data + ws->out_off, ws->out->len - ws->out_off,
+        MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+      ws->out_off += w;
+      continue;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      set_want_out (ws, TRUE);
+      return;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    finish (ws); /* the peer is gone */
+    return;
+  }
+  g_byte_array_set_size (ws->out, 0);
+  ws->out_off = 0;
+  set_want_out (ws, FALSE);
+  /* Our close frame is out: stop writing, wait for the peer's close. */
+  if (ws->state == WS_CLOSING && wslay_event_get_close_sent (ws->ctx)) {
+    shutdown (ws->fd, SHUT_WR);
+    if (wslay_event_get_close_received (ws->ctx))
+      finish (ws);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loop                                                                     */
+
+static void
+on_readable (PtWs *ws)
+{
+  int r = wslay_event_recv (ws->ctx);
+  if (ws->state == WS_DONE)
+    return;
+  if (r != 0) {
+    finish (ws);
+    return;
+  }
+  if (wslay_event_get_close_received (ws->ctx) || !wslay_event_get_read_enabled (ws->ctx)) {
+    /* The peer closed (wslay queued the answering close frame), or broke the
+     * protocol or the size limit (wslay queued a close with the reason and
+     * stopped reading): send it, then we are done. */
+    ws->state = WS_CLOSING;
+    flush (ws);
+    finish (ws);
+    return;
+  }
+  mark_dirty (ws); /* pongs, and anything the callbacks sent */
+}
+
+static gboolean
+loop_prepare (GSource *source, gint *timeout)
+{
+  PtWsLoop *loop = (PtWsLoop *) source;
+  /* Write everything queued during this iteration, in one send per socket. */
+  for (guint i = 0; i < loop->dirty->len; i++) {
+    PtWs *ws = loop->dirty->pdata[i];
+    ws->dirty = FALSE;
+    flush (ws);
+  }
+  g_ptr_array_set_size (loop->dirty, 0);
+  *timeout = g_hash_table_size (loop->closing) ? 500 : -1;
+  return loop->finished->len > 0 || loop->pending->len > 0;
+}
+
+static gboolean
+loop_check (GSource *source)
+{
+  PtWsLoop *loop = (PtWsLoop *) source;
+  return loop->finished->len > 0 || loop->pending->len > 0 ||
+      g_hash_table_size (loop->closing) > 0 ||
+      g_source_query_unix_fd (source, loop->tag) != 0;
+}
+
+static gboolean
+loop_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  PtWsLoop *loop = (PtWsLoop *) source;
+  while (loop->pending->len)
+    on_readable (g_ptr_array_steal_index (loop->pending, 0));
+  struct epoll_event events[MAX_EVENTS];
+  int n = epoll_wait (loop->epfd, events, MAX_EVENTS, 0);
+  for (int i = 0; i < n; i++) {
+    PtWs *ws = events[i].data.ptr;
+    if (ws->state == WS_DONE)
+      continue;
+    if (events[i].events & EPOLLOUT)
+      flush (ws);
+    if (ws->state != WS_DONE && (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+      on_readable (ws);
+  }
+  /* Closes that waited too long for the peer. */
+  if (g_hash_table_size (loop->closing)) {
+    gint64 now = g_get_monotonic_time ();
+    g_autoptr (GPtrArray) late = g_ptr_array_new ();
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init (&it, loop->closing);
+    while (g_hash_table_iter_next (&it, &key, NULL))
+      if (((PtWs *) key)->close_deadline <= now)
+        g_ptr_array_add (late, key);
+    for (guint i = 0; i < late->len; i++)
+      finish (late->pdata[i]);
+  }
+  /* Closed callbacks last: the owner may free the PtWs. */
+  while (loop->finished->len) {
+    PtWs *ws = g_ptr_array_steal_index (loop->finished, 0);
+    if (!ws->notified) {
+      ws->notified = TRUE;
+      ws->cb->closed (ws, ws->user_data);
+    }
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+loop_finalize (GSource *source)
+{
+  PtWsLoop *loop = (PtWsLoop *) source;
+  close (loop->epfd);
+  g_ptr_array_unref (loop->dirty);
+  g_ptr_array_unref (loop->finished);
+  g_ptr_array_unref (loop->pending);
+  g_hash_table_unref (loop->closing);
+}
+
+static GSourceFuncs loop_funcs = { loop_prepare, loop_check, loop_dispatch, loop_finalize, NULL,
+  NULL };
+
+PtWsLoop *
+pt_ws_loop_new (GMainContext *context)
+{
+  PtWsLoop *loop = (PtWsLoop *) g_source_new (&loop_funcs, sizeof (PtWsLoop));
+  loop->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  loop->dirty = g_ptr_array_new ();
+  loop->finished = g_ptr_array_new ();
+  loop->pending = g_ptr_array_new ();
+  loop->closing = g_hash_table_new (NULL, NULL);
+  loop->tag = g_source_add_unix_fd (&loop->source, loop->epfd, G_IO_IN);
+  g_source_set_name (&loop->source, "peertree websockets");
+  g_source_attach (&loop->source, context);
+  return loop;
+}
+
+void
+pt_ws_loop_free (PtWsLoop *loop)
+{
+  g_source_destroy (&loop->source);
+  g_source_unref (&loop->source);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+
+PtWs *
+pt_ws_new (PtWsLoop *loop, int fd, const guint8 *initial, gsize initial_len,
+    guint64 max_message_size, const PtWsCallbacks *callbacks, gpointer user_data)
+{
+  PtWs *ws = g_new0 (PtWs, 1);
+  ws->loop = loop;
+  ws->fd = fd;
+  ws->cb = callbacks;
+  ws->user_data = user_data;
+  ws->out = g_byte_array_new ();
+  ws->close_code = 1006;
+  if (initial_len)
+    ws->initial = g_memdup2 (initial, initial_len);
+  ws->initial_len = initial_len;
+  wslay_event_context_server_init (&ws->ctx, &wslay_callbacks, ws);
+  wslay_event_config_set_max_recv_msg_length (ws->ctx, max_message_size);
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = ws };
+  epoll_ctl (loop->epfd, EPOLL_CTL_ADD, fd, &ev);
+  /* Frames that came with the upgrade request are read on the next turn,
+   * once the owner holds the PtWs. */
+  if (initial_len)
+    g_ptr_array_add (loop->pending, ws);
+  return ws;
+}
+
+void
+pt_ws_free (PtWs *ws)
+{
+  if (!ws)
+    return;
+  PtWsLoop *loop = ws->loop;
+  if (ws->state != WS_DONE) {
+    flush (ws); /* best effort: a close frame queued just before */
+    epoll_ctl (loop->epfd, EPOLL_CTL_DEL, ws->fd, NULL);
+  }
+  g_ptr_array_remove_fast (loop->dirty, ws);
+  g_ptr_array_remove_fast (loop->finished, ws);
+  g_ptr_array_remove_fast (loop->pending, ws);
+  g_hash_table_remove (loop->closing, ws);
+  close (ws->fd);
+  wslay_event_context_free (ws->ctx);
+  g_byte_array_unref (ws->out);
+  g_free (ws->initial);
+  g_free (ws);
+}
+
+gboolean
+pt_ws_is_open (PtWs *ws)
+{
+  return ws->state == WS_OPEN;
+}
+
+int
+pt_ws_get_fd (PtWs *ws)
+{
+  return ws->fd;
+}
+
+void
+pt_ws_send (PtWs *ws, gboolean binary, const void *data, gsize len)
+{
+  if (ws->state != WS_OPEN)
+    return;
+  struct wslay_event_msg msg = { binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data, len };
+  if (wslay_event_queue_msg (ws->ctx, &msg) == 0)
+    mark_dirty (ws);
+}
+
+void
+pt_ws_ping (PtWs *ws)
+{
+  if (ws->state != WS_OPEN)
+    return;
+  struct wslay_event_msg msg = { WSLAY_PING, NULL, 0 };
+  if (wslay_event_queue_msg (ws->ctx, &msg) == 0)
+    mark_dirty (ws);
+}
+
+void
+pt_ws_close (PtWs *ws, gushort code, const char *reason)
+{
+  if (ws->state != WS_OPEN)
+    return;
+  gsize len = reason ? MIN (strlen (reason), 120) : 0;
+  wslay_event_queue_close (ws->ctx, code, (const uint8_t *) reason, len);
+  ws->state = WS_CLOSING;
+  ws->close_deadline = g_get_monotonic_time () + CLOSE_WAIT_US;
+  g_hash_table_add (ws->loop->closing, ws);
+  mark_dirty (ws);
+}
+
+gsize
+pt_ws_get_buffered (PtWs *ws)
+{
+  return ws->out->len - ws->out_off;
+}
+
+gushort
+pt_ws_get_close_code (PtWs *ws)
+{
+  return ws->close_code;
+}
