@@ -230,6 +230,34 @@ pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event /* tr
 /* ------------------------------------------------------------------------ */
 /* Tree notifications                                                       */
 
+/* A client's trees; NULL until it joins one (idle clients stay small). */
+static guint
+conn_n_trees (PtConn *c)
+{
+  return c->trees ? g_hash_table_size (c->trees) : 0;
+}
+
+static TreeEntry *
+conn_tree (PtConn *c, const char *tree_id)
+{
+  return c->trees ? g_hash_table_lookup (c->trees, tree_id) : NULL;
+}
+
+static void
+conn_add_tree (PtConn *c, TreeEntry *t)
+{
+  if (!c->trees)
+    c->trees = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (c->trees, t->id, t);
+}
+
+static void
+conn_forget (PtConn *c, const char *tree_id)
+{
+  if (c->trees)
+    g_hash_table_remove (c->trees, tree_id);
+}
+
 static void
 notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char *child,
     gboolean added, const char *reason)
@@ -256,7 +284,7 @@ conn_forget_tree (PtServer *self, const char *member, TreeEntry *t)
 {
   PtConn *c = g_hash_table_lookup (self->clients, member);
   if (c)
-    g_hash_table_remove (c->trees, t->id);
+    conn_forget (c, t->id);
 }
 
 static void
@@ -464,13 +492,13 @@ tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, JsonObject **result, 
     if (g_strcmp0 (root, c->client_id) != 0 && pt_tree_contains (t->tree, c->client_id))
       return pt_fault_set (f, "bad-request", "a member of tree \"%s\" cannot become its source",
           t->id);
-    if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+    if (conn_n_trees (c) >= self->max_trees_per_client)
       return pt_fault_set (f, "limit", "a client may be in at most %u trees",
           self->max_trees_per_client);
     gboolean renamed = g_strcmp0 (root, c->client_id) != 0;
     pt_tree_rename_root (t->tree, c->client_id);
     t->source_gone = FALSE;
-    g_hash_table_insert (c->trees, t->id, t);
+    conn_add_tree (c, t);
     g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
     /* Under the same clientId the source's links may still be up: nothing
      * to renegotiate. A new clientId means new links to every child. */
@@ -540,7 +568,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
         continue;
       }
       if (pt_tree_attach (t->tree, cl->peer, cl->parent)) {
-        g_hash_table_insert (c->trees, t->id, t);
+        conn_add_tree (c, t);
         send_placed (self, t, cl->peer);
         g_ptr_array_remove_index_fast (list, i);
         progress = TRUE;
@@ -549,7 +577,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
       /* Parent present but full: no point waiting. */
       if (force || pt_tree_contains (t->tree, cl->parent)) {
         pt_tree_join (t->tree, cl->peer);
-        g_hash_table_insert (c->trees, t->id, t);
+        conn_add_tree (c, t);
         notify_upstream (self, t, cl->peer, "rebuilt");
         notify_downstream (self, t, pt_tree_get_parent (t->tree, cl->peer), cl->peer, TRUE, NULL);
         g_ptr_array_remove_index_fast (list, i);
@@ -658,10 +686,10 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
-  if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+  if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
   if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
-    g_hash_table_insert (c->trees, t->id, t);
+    conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
@@ -669,7 +697,7 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     /* Parent full: placed like a join; the dispatcher tells the new parent. */
     self->req_silent = FALSE;
     pt_tree_join (t->tree, c->client_id);
-    g_hash_table_insert (c->trees, t->id, t);
+    conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
@@ -682,7 +710,7 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   while (g_hash_table_iter_next (&it, NULL, &value))
     for (guint i = 0; i < ((GPtrArray *) value)->len; i++)
       mine += g_strcmp0 (((Claim *) ((GPtrArray *) value)->pdata[i])->peer, c->client_id) == 0;
-  if (mine + g_hash_table_size (c->trees) >= self->max_trees_per_client)
+  if (mine + conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees",
         self->max_trees_per_client);
   GPtrArray *list = claims_of (self, tree_id, TRUE);
@@ -715,7 +743,7 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
   if (existing)
     return tree_reclaim (c, existing, secret, result, f);
-  if (g_hash_table_size (c->trees) >= self->max_trees_per_client)
+  if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
 
   TreeEntry *t = g_new0 (TreeEntry, 1);
@@ -732,7 +760,7 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     } while (g_hash_table_contains (self->trees, t->id));
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
   g_hash_table_insert (self->trees, t->id, t);
-  g_hash_table_insert (c->trees, t->id, t);
+  conn_add_tree (c, t);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, "treeId", t->id);
@@ -757,7 +785,7 @@ lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
   /* Membership is the connection's, not the clientId's: during a source's
    * grace period another connection may say hello with the departed
    * source's clientId, and must not act as the source. */
-  if (must_be_member && g_hash_table_lookup (c->trees, t->id) != t) {
+  if (must_be_member && conn_tree (c, t->id) != t) {
     pt_fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
     return NULL;
   }
@@ -787,13 +815,13 @@ handle_join (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
     return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
   gboolean member = pt_tree_contains (t->tree, c->client_id);
-  if (!member && g_hash_table_size (c->trees) >= self->max_trees_per_client)
+  if (!member && conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
 
   /* A re-join moves the peer with its subtree; its parents are told by
    * dispatch() after the reply. */
   pt_tree_join (t->tree, c->client_id);
-  g_hash_table_insert (c->trees, t->id, t);
+  conn_add_tree (c, t);
   *result = placement_result (t, c->client_id);
   return TRUE;
 }
@@ -875,7 +903,7 @@ handle_signal (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     return pt_fault_set (f, "relay-refused",
         "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
   PtConn *target = pt_server_lookup (self, to);
-  if (target && (!target->trees || g_hash_table_lookup (target->trees, t->id) != t))
+  if (target && conn_tree (target, t->id) != t)
     target = NULL; /* a departed source's clientId, reused by someone else */
   if (!target)
     return pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
@@ -1111,13 +1139,15 @@ pt_conn_gone (PtConn *c, gushort code, const char *reason)
     g_autoptr (GHashTable) trees = g_hash_table_new (g_str_hash, g_str_equal);
     GHashTableIter it;
     gpointer k, v;
-    g_hash_table_iter_init (&it, c->trees);
-    while (g_hash_table_iter_next (&it, &k, &v))
-      g_hash_table_insert (trees, k, v);
+    if (c->trees) {
+      g_hash_table_iter_init (&it, c->trees);
+      while (g_hash_table_iter_next (&it, &k, &v))
+        g_hash_table_insert (trees, k, v);
+    }
     /* c->gone makes every send to c a no-op; c stays in clients until the
      * trees are repaired so that lookups of it stay consistent. */
     g_hash_table_foreach (trees, remove_from_tree, c);
-    g_hash_table_remove_all (c->trees);
+    g_clear_pointer (&c->trees, g_hash_table_unref);
     claims_forget_peer (self, c->client_id);
     pt_messaging_conn_gone (c);
     if (g_hash_table_lookup (self->clients, c->client_id) == c)
@@ -1186,12 +1216,13 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
                 sizeof buf, NULL, NULL)) > 0)
       g_byte_array_append (initial, buf, n);
   }
-  /* Dropping the stream closes libsoup's descriptor; ours is a duplicate. */
+  /* Closing the stream closes libsoup's descriptor (and lets libsoup free
+   * its connection objects); ours is a duplicate. */
+  g_io_stream_close (stream, NULL, NULL);
   g_clear_object (&stream);
 
   PtConn *c = g_new0 (PtConn, 1);
   c->server = self;
-  c->trees = g_hash_table_new (g_str_hash, g_str_equal);
   c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
   c->tokens = self->burst;
   g_hash_table_add (self->conns, c);
@@ -1448,7 +1479,7 @@ pt_server_stop (PtServer *self)
   g_hash_table_iter_init (&it, self->conns);
   while (g_hash_table_iter_next (&it, &k, NULL)) {
     PtConn *c = k;
-    g_hash_table_remove_all (c->trees);
+    g_clear_pointer (&c->trees, g_hash_table_unref);
     c->gone = TRUE;
     /* Queued now, written by pt_ws_free() as it closes the socket. */
     pt_ws_close (c->ws, CLOSE_GOING_AWAY, "server shutting down");

@@ -73,6 +73,8 @@ static ssize_t
 send_cb (wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user_data)
 {
   PtWs *ws = user_data;
+  if (!ws->out)
+    ws->out = g_byte_array_new ();
   g_byte_array_append (ws->out, data, len);
   return len;
 }
@@ -147,7 +149,7 @@ flush (PtWs *ws)
     return;
   if (wslay_event_want_write (ws->ctx))
     wslay_event_send (ws->ctx);
-  while (ws->out_off < ws->out->len) {
+  while (ws->out && ws->out_off < ws->out->len) {
     ssize_t w = send (ws->fd, ws->out->data + ws->out_off, ws->out->len - ws->out_off,
         MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w > 0) {
@@ -163,7 +165,8 @@ flush (PtWs *ws)
     finish (ws); /* the peer is gone */
     return;
   }
-  g_byte_array_set_size (ws->out, 0);
+  /* Drained: an idle connection keeps no buffer. */
+  g_clear_pointer (&ws->out, g_byte_array_unref);
   ws->out_off = 0;
   set_want_out (ws, FALSE);
   /* Our close frame is out: stop writing, wait for the peer's close. */
@@ -312,7 +315,6 @@ pt_ws_new (PtWsLoop *loop, int fd, const guint8 *initial, gsize initial_len,
   ws->fd = fd;
   ws->cb = callbacks;
   ws->user_data = user_data;
-  ws->out = g_byte_array_new ();
   ws->close_code = 1006;
   if (initial_len)
     ws->initial = g_memdup2 (initial, initial_len);
@@ -344,7 +346,8 @@ pt_ws_free (PtWs *ws)
   g_hash_table_remove (loop->closing, ws);
   close (ws->fd);
   wslay_event_context_free (ws->ctx);
-  g_byte_array_unref (ws->out);
+  if (ws->out)
+    g_byte_array_unref (ws->out);
   g_free (ws->initial);
   g_free (ws);
 }
@@ -397,7 +400,7 @@ pt_ws_close (PtWs *ws, gushort code, const char *reason)
 gsize
 pt_ws_get_buffered (PtWs *ws)
 {
-  return ws->out->len - ws->out_off;
+  return ws->out ? ws->out->len - ws->out_off : 0;
 }
 
 gushort
