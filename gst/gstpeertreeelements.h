@@ -3,6 +3,7 @@
  */
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 
 G_BEGIN_DECLS
@@ -35,9 +36,31 @@ GST_ELEMENT_REGISTER_DECLARE (peertreesrc);
 #define PT_MESSAGE_CHILD_REMOVED "peertree-child-removed"      /* tree-id, child-id, reason */
 /* tree-id, client-id, parent-id, depth: a new parent after the join */
 #define PT_MESSAGE_UPSTREAM_CHANGED "peertree-upstream-changed"
-#define PT_MESSAGE_TREE_CLOSED "peertree-tree-closed"          /* tree-id, reason */
+/* tree-id, reason, description; peertreesrc then ends its streams with EOS */
+#define PT_MESSAGE_TREE_CLOSED "peertree-tree-closed"
+/* tree-id, parent-id, reason: the parent is unreachable, a new one is asked for */
+#define PT_MESSAGE_UPSTREAM_LOST "peertree-upstream-lost"
+/* tree-id, grace (s): the source is away; the tree waits that long for it */
+#define PT_MESSAGE_SOURCE_LOST "peertree-source-lost"
+/* server: the signalling connection dropped / is back (links are kept) */
+#define PT_MESSAGE_SERVER_DISCONNECTED "peertree-server-disconnected"
+#define PT_MESSAGE_SERVER_RECONNECTED "peertree-server-reconnected"
 
 /* ---- helpers shared by both elements (pt-common.c) ---- */
+
+/* An async libpeertree call of an element. The element's cancellable is
+ * never given to libpeertree (cancelling a pending request from the
+ * client's own context deadlocks in g_cancellable_disconnect); the call
+ * keeps it instead and its callback drops a result that comes after stop. */
+typedef struct {
+  GstElement *self;             /* a ref */
+  GCancellable *cancellable;    /* a ref */
+} PtCall;
+
+PtCall *pt_call_new (gpointer element, GCancellable * cancellable);
+/* TRUE if the element stopped since the call was made. */
+gboolean pt_call_stopped (PtCall * call);
+void pt_call_free (PtCall * call);
 
 /* Posts an element message built from a NULL-terminated field list. */
 void pt_post_element_message (GstElement *element, const gchar *name,

@@ -59,6 +59,7 @@ enum {
   PROP_K,
   PROP_K1,
   PROP_VIDEO_CODEC,
+  PROP_SECRET,
   PROP_STATS,
 };
 
@@ -91,6 +92,7 @@ struct _GstPeerTreeSink {
   gchar *turn_server;
   guint k, k1;
   GstPeerTreeVideoCodec video_codec;
+  gchar *secret;                /* NULL until started: then a random one */
 
   const gchar *missing_element; /* found in _init, reported at NULL→READY */
 
@@ -752,25 +754,42 @@ on_disconnected (PeerTreeClient * client, gpointer data)
   (void) client;
   if (g_cancellable_is_cancelled (self->cancellable))
     return;
-  /* existing children keep receiving; no new child can join */
+  /* existing children keep receiving; no new child can join until the
+   * client is reconnected and has registered the tree again */
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
+      "server", G_TYPE_STRING, self->server, NULL);
   GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
-      ("Lost the connection to the peertree server %s; no new viewer can join.",
-          self->server), (NULL));
+      ("Lost the connection to the peertree server %s; the viewers keep receiving, "
+          "no new viewer can join until it is back.", self->server), (NULL));
+}
+
+static void
+on_reconnected (PeerTreeClient * client, gpointer data)
+{
+  GstPeerTreeSink *self = data;
+
+  (void) client;
+  GST_INFO_OBJECT (self, "reconnected to %s", self->server);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
+      "server", G_TYPE_STRING, self->server, NULL);
 }
 
 static void
 on_created (GObject * source, GAsyncResult * res, gpointer data)
 {
-  GstPeerTreeSink *self = data;
+  PtCall *call = data;
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (call->self);
   g_autoptr (GError) error = NULL;
   g_autofree gchar *tree_id = NULL;
 
   tree_id = peer_tree_client_create_finish (PEER_TREE_CLIENT (source), res, &error);
+  if (pt_call_stopped (call)) {
+    pt_call_free (call);
+    return;
+  }
   if (tree_id == NULL) {
-    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      pt_post_client_error (GST_ELEMENT (self), error, "create", self->server,
-          self->tree_id);
-    gst_object_unref (self);
+    pt_post_client_error (GST_ELEMENT (self), error, "create", self->server, self->tree_id);
+    pt_call_free (call);
     return;
   }
   GST_INFO_OBJECT (self, "created tree %s", tree_id);
@@ -780,21 +799,23 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
   self->tree_id = g_strdup (tree_id);
   GST_OBJECT_UNLOCK (self);
   g_object_notify (G_OBJECT (self), "tree-id");
-  gst_object_unref (self);
+  pt_call_free (call);
 }
 
 static void
 on_connected (GObject * source, GAsyncResult * res, gpointer data)
 {
-  GstPeerTreeSink *self = data;
+  PtCall *call = data;
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (call->self);
   g_autoptr (GError) error = NULL;
   g_autofree gchar *tree_id = NULL;
   guint k, k1;
+  gboolean ok = peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error);
 
-  if (!peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error)) {
-    if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (pt_call_stopped (call) || !ok) {
+    if (!pt_call_stopped (call))
       pt_post_client_error (GST_ELEMENT (self), error, "connect", self->server, NULL);
-    gst_object_unref (self);
+    pt_call_free (call);
     return;
   }
   GST_OBJECT_LOCK (self);
@@ -803,7 +824,7 @@ on_connected (GObject * source, GAsyncResult * res, gpointer data)
   k1 = self->k1;
   GST_OBJECT_UNLOCK (self);
   peer_tree_client_create_async (self->client, tree_id && *tree_id ? tree_id : NULL, k, k1,
-      self->cancellable, on_created, self /* keeps the ref */ );
+      NULL, on_created, call /* reused */ );
 }
 
 static gboolean
@@ -812,17 +833,27 @@ start_in_loop (gpointer data)
   GstPeerTreeSink *self = data;
   g_autofree gchar *server = NULL;
   g_autofree gchar *client_id = NULL;
+  g_autofree gchar *secret = NULL;
 
   GST_OBJECT_LOCK (self);
   server = g_strdup (self->server);
   client_id = g_strdup (self->client_id);
+  if (self->secret == NULL || *self->secret == '\0') {
+    /* random, and readable from now on: an application that keeps it can
+     * restart its source and reclaim the tree */
+    g_free (self->secret);
+    self->secret = g_uuid_string_random ();
+  }
+  secret = g_strdup (self->secret);
   GST_OBJECT_UNLOCK (self);
 
   self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
   self->pending = g_ptr_array_new_with_free_func (g_free);
   self->cancellable = g_cancellable_new ();
-  /* binds to this thread's default context */
-  self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
+  /* binds to this thread's default context. The secret proves that the
+   * tree is ours when we come back within the server's grace period. */
+  self->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", server,
+      "client-id", client_id && *client_id ? client_id : NULL, "secret", secret, NULL);
   g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
   g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
   g_signal_connect (self->client, "downstream-removed",
@@ -832,8 +863,9 @@ start_in_loop (gpointer data)
   g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
   g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
   g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
-  peer_tree_client_connect_async (self->client, self->cancellable, on_connected,
-      gst_object_ref (self));
+  g_signal_connect (self->client, "reconnected", G_CALLBACK (on_reconnected), self);
+  peer_tree_client_connect_async (self->client, NULL, on_connected,
+      pt_call_new (self, self->cancellable));
   return G_SOURCE_REMOVE;
 }
 
@@ -1087,6 +1119,10 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
     case PROP_VIDEO_CODEC:
       self->video_codec = g_value_get_enum (value);
       break;
+    case PROP_SECRET:
+      g_free (self->secret);
+      self->secret = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -1134,6 +1170,9 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
     case PROP_VIDEO_CODEC:
       g_value_set_enum (value, self->video_codec);
       break;
+    case PROP_SECRET:
+      g_value_set_string (value, self->secret);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -1152,6 +1191,7 @@ gst_peer_tree_sink_finalize (GObject * object)
   g_free (self->local_addresses);
   g_free (self->stun_server);
   g_free (self->turn_server);
+  g_free (self->secret);
   for (guint i = 0; i < self->streams->len; i++) {
     PtSinkStream *st = g_ptr_array_index (self->streams, i);
 
@@ -1226,6 +1266,12 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "Codec raw video input is encoded to (once, for the whole tree); "
           "encoded input is sent as it is", GST_TYPE_PEER_TREE_VIDEO_CODEC,
           DEFAULT_VIDEO_CODEC, rw));
+  g_object_class_install_property (gobject_class, PROP_SECRET,
+      g_param_spec_string ("secret", "Secret",
+          "Proves ownership of the tree: a source that comes back (e.g. a restarted "
+          "process) within the server's grace period with the same tree-id and secret "
+          "takes the tree back, and its viewers keep their places. Empty: a random one, "
+          "readable once the element has started", NULL, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, number of streams, and per child: id, link state, streams and "

@@ -4,6 +4,30 @@
 #include "gstpeertreeelements.h"
 #include "peertree/peertree-client.h"
 
+PtCall *
+pt_call_new (gpointer element, GCancellable * cancellable)
+{
+  PtCall *call = g_new0 (PtCall, 1);
+
+  call->self = gst_object_ref (element);
+  call->cancellable = g_object_ref (cancellable);
+  return call;
+}
+
+gboolean
+pt_call_stopped (PtCall * call)
+{
+  return g_cancellable_is_cancelled (call->cancellable);
+}
+
+void
+pt_call_free (PtCall * call)
+{
+  gst_object_unref (call->self);
+  g_object_unref (call->cancellable);
+  g_free (call);
+}
+
 void
 pt_post_element_message (GstElement * element, const gchar * name,
     const gchar * first_field, ...)

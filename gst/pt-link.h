@@ -175,8 +175,9 @@ GstPad *pt_link_add_send_stream (PtLink *link, GstCaps *rtp_caps, GError **error
  * @tee: a fan-out made by pt_link_make_fanout() whose sink pad has caps
  *
  * Sender only. Adds a send stream with the tee's RTP caps, a short
- * leaky queue (added to the link's bin) and links tee → queue → webrtcbin.
- * The branch is unlinked and removed by pt_link_close().
+ * leaky queue (added to the link's bin) and links tee → queue → webrtcbin
+ * (the tee side once the link is started). The branch is unlinked and removed
+ * by pt_link_close().
  */
 gboolean pt_link_add_relay_stream (PtLink *link, GstElement *tee, GError **error);
 
@@ -204,6 +205,10 @@ gboolean pt_link_start (PtLink *link);
 void pt_link_set_remote_description (PtLink *link, const gchar *type, const gchar *sdp);
 /* Candidates that arrive before the remote description are queued. */
 void pt_link_add_remote_candidate (PtLink *link, guint mline_index, const gchar *candidate);
+
+/* The session id of an SDP's o= line (a new peer connection has a new one,
+ * a renegotiation keeps it), or NULL if @sdp does not parse. */
+gchar *pt_link_sdp_session_id (const gchar *sdp);
 
 /* Number of media the remote offer sends us (receiver; 0 before the offer). */
 guint pt_link_get_n_remote_streams (PtLink *link);

@@ -276,7 +276,8 @@ GST_START_TEST (test_sink_tree_exists)
 GST_END_TEST;
 
 /* The server closes the tree when its source leaves: viewers are told with
- * an element message and an error, not left waiting. */
+ * an element message saying why, and their streams end with EOS (not an
+ * error: the broadcast is over), so a recording is finalised. */
 GST_START_TEST (test_src_tree_closed)
 {
   g_autoptr (PtServer) server = pt_test_server_new (2, 2);
@@ -287,7 +288,7 @@ GST_START_TEST (test_src_tree_closed)
   PtNode *source = pt_node_new_launch ("source", desc);
   PtNode *viewer = pt_viewer_new ("viewer", url, "closing", FALSE);
   g_autoptr (GstStructure) joined = NULL;
-  g_autoptr (GError) err = NULL;
+  g_autoptr (GstStructure) closed = NULL;
 
   pt_node_play (source);
   WAIT_UNTIL_MS (pt_node_count_messages (source, "peertree-tree-joined") == 1, PT_WAIT_MS);
@@ -296,14 +297,78 @@ GST_START_TEST (test_src_tree_closed)
       PT_WAIT_MS);
   fail_unless_equals_string (gst_structure_get_string (joined, "client-id"), "viewer");
   fail_unless (gst_structure_get_string (joined, "parent-id") != NULL);
-  WAIT_UNTIL_MS (pt_node_count_messages (source, "peertree-child-added") == 1, PT_WAIT_MS);
+  WAIT_UNTIL_MS (g_atomic_int_get (&viewer->video_frames) > 0, PT_WAIT_MS);
 
   pt_node_free (source);
+  WAIT_UNTIL_MS (pt_node_got_eos (viewer) || pt_node_has_error (viewer), PT_WAIT_MS);
+  pt_node_assert_no_error (viewer);
+  fail_unless_equals_int (pt_node_count_messages (viewer, "peertree-tree-closed"), 1);
+  closed = pt_node_get_message (viewer, "peertree-tree-closed", 0);
+  fail_unless_equals_string (gst_structure_get_string (closed, "reason"), "source-left");
+  fail_unless (gst_structure_get_string (closed, "description") != NULL);
+  pt_node_free (viewer);
+  pt_server_stop (server);
+}
+
+GST_END_TEST;
+
+/* A tree that closes before the viewer received anything: an error (there
+ * is no stream to end). */
+GST_START_TEST (test_src_tree_closed_early)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (2, 2);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autoptr (PeerTreeClient) cam = pt_test_client_new (server, "cam");
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *tree = pt_test_create (cam, "empty", 0, 0, &error);
+  PtNode *viewer = pt_viewer_new ("viewer", url, "empty", FALSE);
+  g_autoptr (GError) err = NULL;
+
+  fail_unless_equals_string (tree, "empty");
+  g_object_set (server, "source-grace", 0, NULL);       /* no waiting for the source */
+  pt_node_play (viewer);
+  WAIT_UNTIL_MS (pt_node_count_messages (viewer, "peertree-tree-joined") == 1, PT_WAIT_MS);
+  /* the source never offers; it goes */
+  peer_tree_client_close (cam);
   err = pt_node_wait_error (viewer);
   fail_unless (g_error_matches (err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND),
       "unexpected error %s", err->message);
+  fail_unless (strstr (err->message, "before any stream arrived") != NULL, "%s", err->message);
   fail_unless_equals_int (pt_node_count_messages (viewer, "peertree-tree-closed"), 1);
   pt_node_free (viewer);
+  pt_server_stop (server);
+}
+
+GST_END_TEST;
+
+/* peertreesink's secret: empty until started, then a random one an
+ * application can keep; a set one is kept. */
+GST_START_TEST (test_sink_secret)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (2, 2);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true ! "
+      "video/x-raw,width=64,height=48 ! peertreesink name=s server=%s tree-id=secret "
+      "local-addresses=" PT_LOCAL, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  g_autofree gchar *secret = NULL, *again = NULL;
+
+  g_object_get (sink, "secret", &secret, NULL);
+  fail_unless (secret == NULL);
+  pt_node_play (source);
+  WAIT_UNTIL_MS (pt_node_count_messages (source, "peertree-tree-joined") == 1, PT_WAIT_MS);
+  g_object_get (sink, "secret", &secret, NULL);
+  fail_unless (secret != NULL && strlen (secret) >= 16, "secret %s", secret);
+  pt_node_assert_no_error (source);
+  gst_object_unref (sink);
+  pt_node_free (source);
+
+  sink = gst_element_factory_make ("peertreesink", NULL);
+  g_object_set (sink, "secret", "mine", NULL);
+  g_object_get (sink, "secret", &again, NULL);
+  fail_unless_equals_string (again, "mine");
+  gst_object_unref (sink);
   pt_server_stop (server);
 }
 
@@ -325,6 +390,8 @@ peertree_elements_suite (void)
   tcase_add_test (tc, test_src_no_tree_id);
   tcase_add_test (tc, test_sink_tree_exists);
   tcase_add_test (tc, test_src_tree_closed);
+  tcase_add_test (tc, test_src_tree_closed_early);
+  tcase_add_test (tc, test_sink_secret);
   return s;
 }
 
