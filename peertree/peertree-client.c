@@ -227,6 +227,16 @@ pending_timed_out (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Runs @func (a GSourceFunc taking a reference to @self) on the client's
+ * context at its next iteration. */
+static void
+defer_to_context (PeerTreeClient *self, GSourceFunc func)
+{
+  g_autoptr (GSource) idle = g_idle_source_new ();
+  g_source_set_callback (idle, func, g_object_ref (self), NULL);
+  g_source_attach (idle, self->context);
+}
+
 static gboolean
 pending_cancelled_idle (gpointer user_data)
 {
@@ -251,7 +261,10 @@ pending_cancelled (GCancellable *cancellable, gpointer user_data)
 {
   Pending *p = user_data;
   /* May run in any thread: finish in the client's context. */
-  g_main_context_invoke (p->self->context, pending_cancelled_idle, g_object_ref (p->self));
+  /* Never inline (g_main_context_invoke would run it here, on the owner
+   * thread): finishing disconnects from the cancellable, which must not
+   * happen inside its own ::cancelled emission. */
+  defer_to_context (p->self, pending_cancelled_idle);
 }
 
 static void
@@ -803,7 +816,7 @@ attempt_cancelled_idle (gpointer user_data)
 static void
 attempt_cancelled (GCancellable *cancellable, PeerTreeClient *self)
 {
-  g_main_context_invoke (self->context, attempt_cancelled_idle, g_object_ref (self));
+  defer_to_context (self, attempt_cancelled_idle);
 }
 
 static void

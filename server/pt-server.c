@@ -475,7 +475,8 @@ announce_new_root (PtServer *self, char *tree_id)
  * that comes back within the grace period, or after a server restart, with
  * the tree's secret. */
 static gboolean
-tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, JsonObject **result, Fault *f)
+tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, gboolean rejoin, JsonObject **result,
+    Fault *f)
 {
   PtServer *self = c->server;
   const char *root = pt_tree_get_root (t->tree);
@@ -500,9 +501,11 @@ tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, JsonObject **result, 
     t->source_gone = FALSE;
     conn_add_tree (c, t);
     g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
-    /* Under the same clientId the source's links may still be up: nothing
-     * to renegotiate. A new clientId means new links to every child. */
-    if (renamed)
+    /* A rejoin under the same clientId comes from a client whose links may
+     * still be up (its connection to the server dropped): nothing to
+     * renegotiate. A create (a restarted source process) or a new clientId
+     * means new links to every child. */
+    if (renamed || !rejoin)
       after_reply (self, announce_new_root, t->id);
   }
   *result = json_object_new ();
@@ -669,8 +672,10 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   source = src && json_node_get_boolean (src);
   if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
     return FALSE;
-  if (source)
+  if (source) {
+    self->req_silent = TRUE; /* tells tree_reclaim this is a rejoin */
     return handle_create (c, msg, result, f);
+  }
   if (!pt_get_id (msg, "parent", TRUE, &parent, f))
     return FALSE;
   if (g_strcmp0 (parent, c->client_id) == 0)
@@ -742,7 +747,7 @@ handle_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", SECRET_MAX_LEN);
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
   if (existing)
-    return tree_reclaim (c, existing, secret, result, f);
+    return tree_reclaim (c, existing, secret, self->req_silent, result, f);
   if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
 
