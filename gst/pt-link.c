@@ -1050,6 +1050,51 @@ pt_link_get_fanout_caps (GstElement * tee)
   return peer ? gst_pad_get_current_caps (peer) : NULL;
 }
 
+/* Keyframe requests (GstForceKeyUnit, from each child's PLI/FIR) travel up
+ * through the tee; one keyframe serves every child, so a request that follows
+ * a forwarded one within KEYFRAME_COALESCE_US is dropped. Without this every
+ * lost packet in a big subtree becomes its own request at the source. */
+#define KEYFRAME_COALESCE_US (250 * G_TIME_SPAN_MILLISECOND)
+
+typedef struct {
+  GMutex lock;
+  gint64 last;
+  guint dropped;
+} PtKeyframeGate;
+
+static void
+keyframe_gate_free (gpointer data)
+{
+  PtKeyframeGate *gate = data;
+  g_mutex_clear (&gate->lock);
+  g_free (gate);
+}
+
+static GstPadProbeReturn
+on_upstream_event (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtKeyframeGate *gate = user_data;
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  gboolean pass = TRUE;
+
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_UPSTREAM ||
+      !gst_event_has_name (event, "GstForceKeyUnit"))
+    return GST_PAD_PROBE_OK;
+  gint64 now = g_get_monotonic_time ();
+  g_mutex_lock (&gate->lock);
+  if (gate->last && now - gate->last < KEYFRAME_COALESCE_US) {
+    pass = FALSE;
+    gate->dropped++;
+  } else {
+    gate->last = now;
+  }
+  g_mutex_unlock (&gate->lock);
+  if (!pass)
+    GST_LOG_OBJECT (pad, "keyframe request coalesced with one sent %" G_GINT64_FORMAT " us ago",
+        now - gate->last);
+  return pass ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+}
+
 GstElement *
 pt_link_make_fanout (GstBin * bin, const gchar * name, GstPad * upstream, GError ** error)
 {
@@ -1072,6 +1117,13 @@ pt_link_make_fanout (GstBin * bin, const gchar * name, GstPad * upstream, GError
     return NULL;
   }
   gst_element_sync_state_with_parent (tee);
+  {
+    g_autoptr (GstPad) tee_sink = gst_element_get_static_pad (tee, "sink");
+    PtKeyframeGate *gate = g_new0 (PtKeyframeGate, 1);
+    g_mutex_init (&gate->lock);
+    gst_pad_add_probe (tee_sink, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, gate,
+        keyframe_gate_free);
+  }
   if (upstream) {
     sink = gst_element_get_static_pad (tee, "sink");
     if (GST_PAD_LINK_FAILED (gst_pad_link (upstream, sink))) {
