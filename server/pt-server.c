@@ -696,6 +696,8 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
     conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
+    /* Reports waiting for this peer (its children) can be attached now. */
+    after_reply (self, claims_process, t->id);
     return TRUE;
   }
   if (t && pt_tree_contains (t->tree, parent)) {
@@ -704,6 +706,7 @@ handle_rejoin (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
     pt_tree_join (t->tree, c->client_id);
     conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
+    after_reply (self, claims_process, t->id);
     return TRUE;
   }
   /* Its tree or its parent is not back yet. Pending reports count against
