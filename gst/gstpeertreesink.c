@@ -406,8 +406,7 @@ stream_free (PtSinkStream * st)
   for (guint i = 0; i < st->elements->len; i++) {
     GstElement *e = g_ptr_array_index (st->elements, i);
 
-    gst_element_set_state (e, GST_STATE_NULL);
-    gst_bin_remove (GST_BIN (self), e);
+    pt_element_stop_and_remove (GST_BIN (self), e);
   }
   g_ptr_array_unref (st->elements);
   g_free (st);
@@ -957,20 +956,26 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
       if (!gst_peer_tree_sink_start (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      /* the children's links go first, while the encoding chains still run
+       * (as when a child leaves): afterwards no thread of ours changes the
+       * state of a child element while the bin changes theirs */
+      gst_peer_tree_sink_stop (self);
+      break;
     default:
       break;
   }
 
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (ret == GST_STATE_CHANGE_FAILURE)
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+      gst_peer_tree_sink_stop (self);
     return ret;
+  }
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_NULL:
       pt_link_prewarm_wait ();
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      gst_peer_tree_sink_stop (self);
       break;
     default:
       break;

@@ -999,13 +999,12 @@ upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st)
 {
   gboolean all = TRUE;
 
-  /* FIXME: the explicit keyframe request (now, and again after 0.5 s and
-   * 2 s) is disabled: with it, 2-3 runs in 6 of the element tests under
-   * AddressSanitizer hit a double free in OpenSSL's per-thread cleanup
-   * (nptl_deallocate_tsd, in the thread that sent the PLI) at teardown;
-   * without it, 0 in 6. Until that is understood, the keyframe comes from
-   * the viewers' own requests, which cross the relays as before. */
-  if (st->is_video && FALSE) {
+  /* After a new parent, ask for a keyframe at once and again after 0.5 s
+   * and 2 s, so the whole subtree recovers without waiting for a decoder to
+   * notice. (It was once disabled for teardown crashes; those were OpenSSL's
+   * atexit cleanup racing exiting streaming threads, see
+   * tests/gst/pt-gst-process.h.) */
+  if (st->is_video) {
     request_keyframe (self, st);
     request_keyframe_later (self, st, 500);
     request_keyframe_later (self, st, 2000);
@@ -1460,12 +1459,10 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
   for (guint i = 0; i < st->local->len; i++) {
     GstElement *e = g_ptr_array_index (st->local, i);
 
-    gst_element_set_state (e, GST_STATE_NULL);
-    gst_bin_remove (GST_BIN (self), e);
+    pt_element_stop_and_remove (GST_BIN (self), e);
   }
   g_ptr_array_unref (st->local);
-  gst_element_set_state (st->tee, GST_STATE_NULL);
-  gst_bin_remove (GST_BIN (self), st->tee);
+  pt_element_stop_and_remove (GST_BIN (self), st->tee);
   if (st->ghost) {
     g_signal_handlers_disconnect_by_data (st->ghost, st);
     gst_element_remove_pad (GST_ELEMENT (self), st->ghost);
@@ -1473,11 +1470,14 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
   g_free (st);
 }
 
+/* PAUSED→READY, before the bin's children change state: closes every link
+ * (signalling and webrtcbins) and stops the loop thread. Afterwards no
+ * thread of ours adds, removes or changes the state of a child element, so
+ * the bin's own state change never races one of ours. */
 static void
-gst_peer_tree_src_stop (GstPeerTreeSrc * self)
+gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 {
   PtLoop *loop;
-  GPtrArray *streams;
 
   GST_OBJECT_LOCK (self);
   loop = self->loop;
@@ -1489,6 +1489,16 @@ gst_peer_tree_src_stop (GstPeerTreeSrc * self)
     GST_OBJECT_UNLOCK (self);
     pt_loop_free (loop);
   }
+}
+
+/* PAUSED→READY, after the children stopped streaming: the tees, the local
+ * output and the pads go. */
+static void
+gst_peer_tree_src_stop (GstPeerTreeSrc * self)
+{
+  GPtrArray *streams;
+
+  gst_peer_tree_src_stop_links (self);
 
   g_mutex_lock (&self->streams_lock);
   streams = self->streams;
@@ -1526,13 +1536,19 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
       if (!gst_peer_tree_src_start (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      gst_peer_tree_src_stop_links (self);
+      break;
     default:
       break;
   }
 
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (ret == GST_STATE_CHANGE_FAILURE)
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+      gst_peer_tree_src_stop (self);
     return ret;
+  }
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:

@@ -1129,12 +1129,25 @@ pt_link_make_fanout (GstBin * bin, const gchar * name, GstPad * upstream, GError
     if (GST_PAD_LINK_FAILED (gst_pad_link (upstream, sink))) {
       g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
           "Could not link %s:%s to the relay tee", GST_DEBUG_PAD_NAME (upstream));
-      gst_element_set_state (tee, GST_STATE_NULL);
-      gst_bin_remove (bin, tee);
+      pt_element_stop_and_remove (bin, tee);
       return NULL;
     }
   }
   return tee;
+}
+
+void
+pt_element_stop_and_remove (GstBin * bin, GstElement * element)
+{
+  g_return_if_fail (GST_IS_BIN (bin));
+  g_return_if_fail (GST_IS_ELEMENT (element));
+
+  gst_object_ref (element);
+  gst_element_set_locked_state (element, TRUE);
+  gst_element_set_state (element, GST_STATE_NULL);
+  if (GST_OBJECT_PARENT (element) == GST_OBJECT_CAST (bin))
+    gst_bin_remove (bin, element);
+  gst_object_unref (element);
 }
 
 typedef struct {
@@ -1246,14 +1259,19 @@ pt_link_close (PtLink * link)
     unlink_branch (link, g_ptr_array_index (branches, i));
 
   /* 3. stop webrtcbin first: that unblocks queue threads pushing into its
-   *    (still unnegotiated) sink pads, then the queues */
-  gst_element_set_state (webrtcbin, GST_STATE_NULL);
-  gst_bin_remove (link->bin, webrtcbin);
+   *    (still unnegotiated) sink pads, then the queues. Each element's state
+   *    is locked first: this runs on the owner's loop thread while the
+   *    application may be changing the state of the bin, which would
+   *    otherwise bring an element we just stopped back to PAUSED (its
+   *    threads running again) before we remove and dispose of it. The bin
+   *    checks the flag under the element's state lock, so once
+   *    pt_element_stop_and_remove() has set it, no state change of the bin
+   *    reaches the element any more. */
+  pt_element_stop_and_remove (link->bin, webrtcbin);
   for (guint i = 0; i < branches->len; i++) {
     PtRelayBranch *br = g_ptr_array_index (branches, i);
 
-    gst_element_set_state (br->queue, GST_STATE_NULL);
-    gst_bin_remove (link->bin, br->queue);
+    pt_element_stop_and_remove (link->bin, br->queue);
     gst_object_unref (br->queue);
     gst_object_unref (br->tee);
     g_free (br);

@@ -230,6 +230,17 @@ GstElement *pt_link_get_webrtcbin (PtLink *link);
 GstStructure *pt_link_get_stats (PtLink *link);
 
 /**
+ * pt_element_stop_and_remove:
+ *
+ * Locks @element's state, sets it to NULL and removes it from @bin (if it is
+ * still there). Safe against a concurrent state change of @bin from another
+ * thread: the bin skips an element whose state is locked, so the element is
+ * never brought back up (threads running) before it is disposed of. Not from
+ * one of @element's streaming threads.
+ */
+void pt_element_stop_and_remove (GstBin *bin, GstElement *element);
+
+/**
  * pt_link_close:
  *
  * Disconnects every signal handler, blocks and unlinks relay branches,

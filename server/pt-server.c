@@ -471,6 +471,22 @@ announce_new_root (PtServer *self, char *tree_id)
   }
 }
 
+/* The same source restarted (same clientId, no links any more): it offers
+ * each child a new link; the children keep their parent and see an offer
+ * from it with a new session. */
+static void
+announce_children_to_root (PtServer *self, char *tree_id)
+{
+  g_autofree char *id = tree_id;
+  TreeEntry *t = g_hash_table_lookup (self->trees, id);
+  if (!t)
+    return;
+  const char *root = pt_tree_get_root (t->tree);
+  g_autofree const char **children = pt_tree_get_children (t->tree, root);
+  for (guint i = 0; children[i]; i++)
+    notify_downstream (self, t, root, children[i], TRUE, NULL);
+}
+
 /* create (or rejoin as source) of an existing tree: allowed to the source
  * that comes back within the grace period, or after a server restart, with
  * the tree's secret. */
@@ -505,8 +521,10 @@ tree_reclaim (PtConn *c, TreeEntry *t, const char *secret, gboolean rejoin, Json
      * still be up (its connection to the server dropped): nothing to
      * renegotiate. A create (a restarted source process) or a new clientId
      * means new links to every child. */
-    if (renamed || !rejoin)
+    if (renamed)
       after_reply (self, announce_new_root, t->id);
+    else if (!rejoin)
+      after_reply (self, announce_children_to_root, t->id);
   }
   *result = json_object_new ();
   json_object_set_string_member (*result, "treeId", t->id);

@@ -13,10 +13,17 @@
 #include <stdio.h>
 #include <gst/gst.h>
 
+#include "pt-gst-process.h"
+
+typedef struct {
+  GMainLoop *loop;
+  int status;
+} PtPeer;
+
 static gboolean
 on_message (GstBus *bus, GstMessage *msg, gpointer data)
 {
-  GMainLoop *loop = data;
+  PtPeer *peer = data;
 
   (void) bus;
   switch (GST_MESSAGE_TYPE (msg)) {
@@ -42,13 +49,15 @@ on_message (GstBus *bus, GstMessage *msg, gpointer data)
         gst_message_parse_warning (msg, &err, &dbg);
       printf ("%s: %s (%s)\n", error ? "error" : "warning", err->message, dbg ? dbg : "");
       if (error) {
-        fflush (stdout);
-        exit (1);
+        /* stop the pipeline before exiting: never exit() with streaming
+         * threads running */
+        peer->status = 1;
+        g_main_loop_quit (peer->loop);
       }
       break;
     }
     case GST_MESSAGE_EOS:
-      g_main_loop_quit (loop);
+      g_main_loop_quit (peer->loop);
       break;
     default:
       break;
@@ -62,7 +71,7 @@ main (int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
   GstElement *pipeline;
-  GMainLoop *loop;
+  PtPeer peer = { NULL, 0 };
   GstBus *bus;
 
   gst_init (&argc, &argv);
@@ -75,9 +84,9 @@ main (int argc, char **argv)
     printf ("error: %s\n", error->message);
     return 1;
   }
-  loop = g_main_loop_new (NULL, FALSE);
+  peer.loop = g_main_loop_new (NULL, FALSE);
   bus = gst_element_get_bus (pipeline);
-  gst_bus_add_watch (bus, on_message, loop);
+  gst_bus_add_watch (bus, on_message, &peer);
   gst_object_unref (bus);
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     printf ("error: cannot start the pipeline\n");
@@ -85,9 +94,9 @@ main (int argc, char **argv)
   }
   printf ("playing\n");
   fflush (stdout);
-  g_main_loop_run (loop);
+  g_main_loop_run (peer.loop);
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (pipeline);
-  g_main_loop_unref (loop);
-  return 0;
+  g_main_loop_unref (peer.loop);
+  return peer.status;
 }
