@@ -78,5 +78,8 @@ GstElement *pt_make_element_for_caps (GstElementFactoryListType type,
 
 /* First of @names (NULL-terminated) that is not installed, or NULL. */
 const gchar *pt_find_missing_element (const gchar *const *names);
+/* At NULL→READY: if @missing (from pt_find_missing_element()) is set, posts
+ * the missing-element message and GST_ELEMENT_ERROR and returns FALSE. */
+gboolean pt_check_missing_element (GstElement * element, const gchar * missing);
 
 G_END_DECLS

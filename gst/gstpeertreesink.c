@@ -31,7 +31,6 @@
 
 #include <stdio.h>
 
-#include <gst/pbutils/missing-plugins.h>
 
 #include "gstpeertreeelements.h"
 #include "pt-link.h"
@@ -941,15 +940,8 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
 
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (self->missing_element) {
-        gst_element_post_message (element, gst_missing_element_message_new (element,
-                self->missing_element));
-        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
-            ("The GStreamer element '%s' is missing; check your installation "
-                "(gst-plugins-bad webrtc, libnice GStreamer plugin).",
-                self->missing_element), (NULL));
+      if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      }
       pt_link_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:

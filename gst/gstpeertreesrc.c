@@ -51,7 +51,6 @@
 
 #include <string.h>
 
-#include <gst/pbutils/missing-plugins.h>
 #ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
 #endif
@@ -336,16 +335,25 @@ pt_flowing_free (gpointer data)
   g_free (f);
 }
 
+/* Whether @f still belongs to the current upstream link (no re-parenting
+ * since it was made). */
 static gboolean
-upstream_flowing_cb (gpointer data)
+flowing_is_current (PtFlowing * f)
 {
-  PtFlowing *f = data;
   gboolean current;
 
   g_mutex_lock (&f->self->streams_lock);
   current = f->generation == f->self->generation;
   g_mutex_unlock (&f->self->streams_lock);
-  if (current)
+  return current;
+}
+
+static gboolean
+upstream_flowing_cb (gpointer data)
+{
+  PtFlowing *f = data;
+
+  if (flowing_is_current (f))
     upstream_flowing (f->self, f->st);
   return G_SOURCE_REMOVE;
 }
@@ -968,12 +976,8 @@ static gboolean
 keyframe_again_cb (gpointer data)
 {
   PtFlowing *f = data;
-  gboolean current;
 
-  g_mutex_lock (&f->self->streams_lock);
-  current = f->generation == f->self->generation;
-  g_mutex_unlock (&f->self->streams_lock);
-  if (current)
+  if (flowing_is_current (f))
     request_keyframe (f->self, f->st);
   return G_SOURCE_REMOVE;
 }
@@ -1521,15 +1525,8 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
 
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (self->missing_element) {
-        gst_element_post_message (element, gst_missing_element_message_new (element,
-                self->missing_element));
-        GST_ELEMENT_ERROR (self, CORE, MISSING_PLUGIN,
-            ("The GStreamer element '%s' is missing; check your installation "
-                "(gst-plugins-bad webrtc, libnice GStreamer plugin).",
-                self->missing_element), (NULL));
+      if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      }
       pt_link_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:

@@ -4,6 +4,8 @@
 #include "gstpeertreeelements.h"
 #include "peertree/peertree-client.h"
 
+#include <gst/pbutils/missing-plugins.h>
+
 PtCall *
 pt_call_new (gpointer element, GCancellable * cancellable)
 {
@@ -136,4 +138,16 @@ pt_find_missing_element (const gchar * const *names)
     gst_object_unref (f);
   }
   return NULL;
+}
+
+gboolean
+pt_check_missing_element (GstElement * element, const gchar * missing)
+{
+  if (missing == NULL)
+    return TRUE;
+  gst_element_post_message (element, gst_missing_element_message_new (element, missing));
+  GST_ELEMENT_ERROR (element, CORE, MISSING_PLUGIN,
+      ("The GStreamer element '%s' is missing; check your installation "
+          "(gst-plugins-bad webrtc, libnice GStreamer plugin).", missing), (NULL));
+  return FALSE;
 }
