@@ -8,8 +8,9 @@
  * Connection life cycle:
  *   accepted ──hello──▶ registered ──(close | dead | flood)──▶ gone
  * A connection that is "gone" has already been removed from every index and
- * every tree (its peers told); only the SoupWebsocketConnection close
- * handshake may still be running. No message of a gone connection is read.
+ * every tree (its peers told); only its WebSocket close handshake (pt-ws.c)
+ * may still be running, and its PtConn is freed when that ends. No message of
+ * a gone connection is read.
  */
 #include "pt-server-private.h"
 
