@@ -646,6 +646,12 @@ on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpo
   GstPeerTreeSink *self = data;
 
   (void) client;
+  /* Emitted by the client as soon as the create reply is read, before the
+   * events that follow it: a restarted source reclaiming its tree gets its
+   * children (downstream-added) right after the reply, possibly before
+   * on_created runs. */
+  if (self->active_tree == NULL)
+    self->active_tree = g_strdup (tree_id);
   /* the source is the root: no parent */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
       "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
@@ -791,7 +797,8 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
     return;
   }
   GST_INFO_OBJECT (self, "created tree %s", tree_id);
-  self->active_tree = g_strdup (tree_id);
+  if (self->active_tree == NULL)
+    self->active_tree = g_strdup (tree_id);
   GST_OBJECT_LOCK (self);
   g_free (self->tree_id);
   self->tree_id = g_strdup (tree_id);

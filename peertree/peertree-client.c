@@ -368,6 +368,42 @@ peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult *result, GEr
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* A hook runs synchronously when a request's successful reply is read, before
+ * the client handles anything the server sent after it. GTask may complete
+ * a task in a later main loop iteration (always, when the reply is read in
+ * the same iteration as the request was made), and by then the events that
+ * followed the reply (a new child right after create, a parent's offer right
+ * after join) would already have been emitted. So what a reply changes in the
+ * client (its memberships) and the signals it causes happen in the hook, in
+ * the server's order; the typed methods' callbacks only hand the outcome on.
+ * @outer is the typed method's task, which the hook may give task data. */
+typedef void (*ReplyHook) (PeerTreeClient *self, JsonObject *result, GTask *outer);
+
+typedef struct {
+  ReplyHook hook;
+  GTask *outer;                 /* borrowed: it outlives the request */
+} HookData;
+
+/* peer_tree_client_request_async() with a hook; @outer is also @callback's
+ * user data. */
+static void
+request_with_hook (PeerTreeClient *self, const char *type, JsonObject *params,
+    GCancellable *cancellable, ReplyHook hook, GAsyncReadyCallback callback, GTask *outer)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, outer);
+  HookData *h = g_new (HookData, 1);
+  h->hook = hook;
+  h->outer = outer;
+  g_task_set_source_tag (task, request_with_hook);
+  g_task_set_task_data (task, h, g_free);
+  if (!self->ready) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
+        "not connected to %s", self->uri);
+    return;
+  }
+  request_raw (self, type, params, task);
+}
+
 static void
 handle_reply (PeerTreeClient *self, JsonObject *msg)
 {
@@ -406,6 +442,10 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
     JsonNode *res = json_object_get_member (msg, "result");
     JsonObject *obj = res && JSON_NODE_HOLDS_OBJECT (res) ?
         json_object_ref (json_node_get_object (res)) : json_object_new ();
+    if (g_task_get_source_tag (task) == request_with_hook) {
+      HookData *h = g_task_get_task_data (task);
+      h->hook (self, obj, h->outer);
+    }
     g_task_return_pointer (task, obj, (GDestroyNotify) json_object_unref);
   } else {
     JsonNode *err_node = json_object_get_member (msg, "error");
@@ -971,28 +1011,34 @@ placement_free (Placement *p)
 }
 
 static void
+create_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+{
+  const char *tree_id = str_member (result, "treeId");
+  guint k = 0, k1 = 0;
+  if (!tree_id)
+    return;                     /* on_create_reply fails the task */
+  uint_member (result, "k", &k);
+  uint_member (result, "k1", &k1);
+  membership_set (self, tree_id, TRUE, NULL, k, k1);
+  g_task_set_task_data (outer, g_strdup (tree_id), g_free);
+  g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, 0u);
+}
+
+static void
 on_create_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   PeerTreeClient *self = PEER_TREE_CLIENT (source);
   g_autoptr (GTask) task = user_data;
   GError *error = NULL;
   g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
-  const char *tree_id = result ? str_member (result, "treeId") : NULL;
-  if (!result) {
+  const char *tree_id = g_task_get_task_data (task);
+  if (!result)
     g_task_return_error (task, error);
-    return;
-  }
-  if (!tree_id) {
+  else if (!tree_id)
     g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
         "server answered create without a tree id");
-    return;
-  }
-  guint k = 0, k1 = 0;
-  uint_member (result, "k", &k);
-  uint_member (result, "k1", &k1);
-  membership_set (self, tree_id, TRUE, NULL, k, k1);
-  g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, 0u);
-  g_task_return_pointer (task, g_strdup (tree_id), g_free);
+  else
+    g_task_return_pointer (task, g_strdup (tree_id), g_free);
 }
 
 /**
@@ -1006,7 +1052,10 @@ on_create_reply (GObject *source, GAsyncResult *res, gpointer user_data)
  * @user_data: data for @callback
  *
  * Creates a tree whose source (root) is this client. On success
- * #PeerTreeClient::tree-joined is emitted with depth 0.
+ * #PeerTreeClient::tree-joined is emitted with depth 0, as soon as the reply
+ * is read and before any later event of the server (a
+ * #PeerTreeClient::downstream-added may follow at once); @callback may run
+ * after those events, so track the tree from the signal.
  */
 void
 peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
@@ -1024,7 +1073,7 @@ peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint 
   /* The client's secret also proves ownership of the tree if the source has
    * to come back (source grace period, server restart). */
   json_object_set_string_member (params, "secret", self->secret);
-  peer_tree_client_request_async (self, "create", params, cancellable, on_create_reply, task);
+  request_with_hook (self, "create", params, cancellable, create_hook, on_create_reply, task);
 }
 
 /**
@@ -1044,33 +1093,44 @@ peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GErr
 }
 
 static void
+placement_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+{
+  const char *tree_id = str_member (result, "treeId");
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (!tree_id || !parent || !uint_member (result, "depth", &depth))
+    return;                     /* on_placement_reply fails the task */
+  Placement *p = g_new0 (Placement, 1);
+  p->tree_id = g_strdup (tree_id);
+  p->parent = g_strdup (parent);
+  p->depth = depth;
+  g_task_set_task_data (outer, p, (GDestroyNotify) placement_free);
+  membership_set (self, tree_id, FALSE, parent, 0, 0);
+  if (g_task_get_source_tag (outer) == peer_tree_client_join_async)
+    g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, depth);
+  g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+}
+
+static void
 on_placement_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   PeerTreeClient *self = PEER_TREE_CLIENT (source);
   g_autoptr (GTask) task = user_data;
   GError *error = NULL;
   g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  Placement *p = g_task_get_task_data (task);
   if (!result) {
     g_task_return_error (task, error);
-    return;
-  }
-  const char *tree_id = str_member (result, "treeId");
-  const char *parent = str_member (result, "parent");
-  guint depth;
-  if (!tree_id || !parent || !uint_member (result, "depth", &depth)) {
+  } else if (!p) {
     g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
         "server sent an incomplete placement");
-    return;
+  } else {
+    Placement *copy = g_new0 (Placement, 1);
+    copy->tree_id = g_strdup (p->tree_id);
+    copy->parent = g_strdup (p->parent);
+    copy->depth = p->depth;
+    g_task_return_pointer (task, copy, (GDestroyNotify) placement_free);
   }
-  Placement *p = g_new0 (Placement, 1);
-  p->tree_id = g_strdup (tree_id);
-  p->parent = g_strdup (parent);
-  p->depth = depth;
-  membership_set (self, tree_id, FALSE, parent, 0, 0);
-  if (g_task_get_source_tag (task) == peer_tree_client_join_async)
-    g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, depth);
-  g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
-  g_task_return_pointer (task, p, (GDestroyNotify) placement_free);
 }
 
 static void
@@ -1081,7 +1141,7 @@ placement_request (PeerTreeClient *self, const char *type, gpointer tag, const c
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, tag);
   json_object_set_string_member (params, "treeId", tree_id);
-  peer_tree_client_request_async (self, type, params, cancellable, on_placement_reply, task);
+  request_with_hook (self, type, params, cancellable, placement_hook, on_placement_reply, task);
 }
 
 static gboolean
@@ -1110,7 +1170,8 @@ placement_finish (PeerTreeClient *self, GAsyncResult *result, char **parent_id, 
  *
  * Joins a tree as a viewer. The server places the client breadth-first; on
  * success #PeerTreeClient::tree-joined and #PeerTreeClient::upstream-changed
- * are emitted, and the new parent will send an SDP offer. Joining a tree the
+ * are emitted as soon as the reply is read, before any later event (the new
+ * parent's SDP offer may follow at once; @callback may run after it). Joining a tree the
  * client is already in moves it (with its own subtree) to a new place.
  */
 void
@@ -1179,18 +1240,23 @@ peer_tree_client_reconnect_upstream_finish (PeerTreeClient *self, GAsyncResult *
 }
 
 static void
+leave_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+{
+  (void) result;
+  g_hash_table_remove (self->memberships, g_task_get_task_data (outer));
+}
+
+static void
 on_leave_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   GError *error = NULL;
   g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
       &error);
-  if (result) {
-    g_hash_table_remove (PEER_TREE_CLIENT (source)->memberships, g_task_get_task_data (task));
+  if (result)
     g_task_return_boolean (task, TRUE);
-  } else {
+  else
     g_task_return_error (task, error);
-  }
 }
 
 /**
@@ -1215,7 +1281,7 @@ peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
   g_task_set_source_tag (task, peer_tree_client_leave_async);
   g_task_set_task_data (task, g_strdup (tree_id), g_free);
   json_object_set_string_member (params, "treeId", tree_id);
-  peer_tree_client_request_async (self, "leave", params, cancellable, on_leave_reply, task);
+  request_with_hook (self, "leave", params, cancellable, leave_hook, on_leave_reply, task);
 }
 
 /**

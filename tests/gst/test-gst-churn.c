@@ -545,12 +545,7 @@ peertree_churn_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_relay_killed);
   tcase_add_test (tc, test_third_of_relays_killed);
-  /* Not in the default run: a viewer sometimes (about 1 run in 3 under
-   * AddressSanitizer, not seen without it) does not resume after the source
-   * process restarts. An open bug of issue 5; run it with
-   * PT_GST_CHURN_ALL=1 while fixing it. */
-  if (g_getenv ("PT_GST_CHURN_ALL"))
-    tcase_add_test (tc, test_source_restarted);
+  tcase_add_test (tc, test_source_restarted);
   tcase_add_test (tc, test_server_restarted);
   return s;
 }
