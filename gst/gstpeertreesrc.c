@@ -180,6 +180,34 @@ add_local (GstPeerTreeSrc * self, PtSrcStream * st, GstElement * e)
   return e;
 }
 
+/* GstRTPBaseDepayload (1.22 and later) flags a buffer DISCONT on a sequence
+ * gap with `in = gst_buffer_make_writable (in)`, then unmaps its RTP view of
+ * the old buffer, to which it no longer holds a reference. A buffer from the
+ * fan-out tee is shared with every child's branch: when those drop it first,
+ * the depayloader touches a freed buffer (gst_buffer_unmap CRITICAL, a
+ * use-after-free). Gaps are routine here (the leaky queue, a new parent), so
+ * the depayloader is handed buffers of its own: a shallow copy (metadata
+ * only, the packet memory stays shared). */
+static GstPadProbeReturn
+own_buffers_for_depayloader (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  (void) pad;
+  (void) data;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+
+    if (!gst_buffer_is_writable (buf))
+      info->data = gst_buffer_make_writable (buf);
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList *list = gst_buffer_list_make_writable (GST_PAD_PROBE_INFO_BUFFER_LIST (info));
+
+    for (guint i = 0; i < gst_buffer_list_length (list); i++)
+      gst_buffer_list_get_writable (list, i);
+    info->data = list;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 /* Builds tee → queue → depayloader [→ decoder → convert] and targets the
  * ghost pad at its end. @want_raw: downstream accepts only raw media.
  * Called with streams_lock. */
@@ -214,6 +242,12 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (depay), "wait-for-keyframe"))
     g_object_set (depay, "wait-for-keyframe", TRUE, NULL);
   gst_element_link (queue, depay);
+  {
+    g_autoptr (GstPad) dsink = gst_element_get_static_pad (depay, "sink");
+
+    gst_pad_add_probe (dsink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        own_buffers_for_depayloader, NULL, NULL);
+  }
   last = depay;
 
   {
