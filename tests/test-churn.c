@@ -1,5 +1,7 @@
 /* Churn at the signalling level: the source's grace period and reclaim, and
  * rebuilding trees from what members report after a server restart. */
+#include <signal.h>
+
 #include "pt-test-util.h"
 
 typedef struct {
@@ -242,6 +244,93 @@ GST_START_TEST (test_server_restart_orphan_replaced)
 }
 GST_END_TEST;
 
+/* The signals a reply causes (tree-joined) come before the events the server
+ * sent after that reply (downstream-added), even when both are read at once
+ * in the main loop iteration that sent the request, where GTask defers
+ * completing it. A restarted source reclaiming its tree hears of its
+ * children right after the reply, and must know its tree by then. The server
+ * runs in a process of its own, so it answers while this process is still
+ * inside the read callback that sent the request. */
+typedef struct {
+  PeerTreeClient *client;
+  GString *order;
+  GAsyncResult *res;
+} Reclaimer;
+
+static void
+order_joined (PeerTreeClient *c, const char *tree, guint depth, Reclaimer *r)
+{
+  g_string_append_printf (r->order, "joined:%s ", tree);
+}
+
+static void
+order_child (PeerTreeClient *c, const char *tree, const char *child, Reclaimer *r)
+{
+  g_string_append_printf (r->order, "child:%s ", child);
+}
+
+static void
+reclaim_now (PeerTreeClient *c, PeerTreeMessage *msg, Reclaimer *r)
+{
+  peer_tree_client_create_async (r->client, "t", 0, 0, NULL, pt_test_store_result, &r->res);
+  /* still in the read callback: the server's reply and the event after it
+   * arrive before this one returns */
+  g_usleep (300 * G_TIME_SPAN_MILLISECOND);
+}
+
+static GSubprocess *
+spawn_server (char **url)
+{
+  g_autoptr (GError) error = NULL;
+  GSubprocess *proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, PEERTREE_SERVER,
+      "--port", "0", "--source-grace", "30", NULL);
+  fail_unless (proc != NULL, "%s", error ? error->message : "");
+  g_autoptr (GDataInputStream) in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc));
+  g_autofree char *line = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+  const char *at = line ? strstr (line, "ws://") : NULL;
+  fail_unless (at != NULL, "no URL in \"%s\"", line ? line : "");
+  *url = g_strndup (at, strcspn (at, " "));
+  return proc;
+}
+
+GST_START_TEST (test_reply_signals_before_later_events)
+{
+  g_autofree char *url = NULL;
+  g_autoptr (GSubprocess) server = spawn_server (&url);
+  g_autoptr (GError) error = NULL;
+  Peer *src = peer_new (url, "cam", "tree-secret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  Peer *viewer = peer_new (url, "viewer", NULL);
+  fail_unless (pt_test_join (viewer->client, "t", NULL, NULL, &error));
+  peer_tree_client_close (src->client);
+  WAIT_UNTIL (viewer->source_lost == 1);
+
+  /* the restarted source reclaims its tree from inside a message callback */
+  Reclaimer r = { NULL, g_string_new (NULL), NULL };
+  r.client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", "cam", "secret",
+      "tree-secret", NULL);
+  fail_unless (pt_test_connect (r.client, &error), "%s", error ? error->message : "");
+  g_signal_connect (r.client, "tree-joined", G_CALLBACK (order_joined), &r);
+  g_signal_connect (r.client, "downstream-added", G_CALLBACK (order_child), &r);
+  g_signal_connect (r.client, "message::reclaim", G_CALLBACK (reclaim_now), &r);
+  fail_unless (peer_tree_client_emit (viewer->client, "cam", "reclaim", NULL));
+  g_autofree char *reclaimed = peer_tree_client_create_finish (r.client, pt_test_await (&r.res),
+      &error);
+  fail_unless_equals_string (reclaimed, "t");
+  WAIT_UNTIL (strstr (r.order->str, "child:") != NULL);
+  fail_unless_equals_string (r.order->str, "joined:t child:viewer ");
+
+  g_clear_object (&r.res);
+  g_string_free (r.order, TRUE);
+  g_object_unref (r.client);
+  peer_free (viewer);
+  peer_free (src);
+  g_subprocess_send_signal (server, SIGTERM);
+  fail_unless (g_subprocess_wait (server, NULL, NULL));
+}
+
+GST_END_TEST;
+
 static Suite *
 churn_suite (void)
 {
@@ -249,6 +338,7 @@ churn_suite (void)
   TCase *tc = tcase_create ("general");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_source_grace_and_reclaim);
+  tcase_add_test (tc, test_reply_signals_before_later_events);
   tcase_add_test (tc, test_server_restart_rebuilds_tree);
   tcase_add_test (tc, test_server_restart_orphan_replaced);
   return s;
