@@ -106,3 +106,124 @@ pt_test_get_status (PtServer *server)
   fail_unless_equals_int (soup_message_get_status (msg), 200);
   return json_from_string (g_bytes_get_data (body, NULL), NULL);
 }
+
+/* A client and what the server has told it, as recorded from its signals. */
+typedef struct {
+  PeerTreeClient *client;
+  char *id;
+  char *parent;
+  guint depth;
+  guint upstream_changes;
+  GPtrArray *children;
+  guint children_added;
+  guint source_lost;
+  char *closed_reason;
+  char *last_sdp_from, *last_sdp;
+  guint n_ice;
+} PtTestPeer;
+
+static inline void
+pt_test_peer_on_upstream (PeerTreeClient *c, const char *tree, const char *parent, guint depth,
+    PtTestPeer *p)
+{
+  g_free (p->parent);
+  p->parent = g_strdup (parent);
+  p->depth = depth;
+  p->upstream_changes++;
+}
+
+static inline void
+pt_test_peer_on_down_added (PeerTreeClient *c, const char *tree, const char *child, PtTestPeer *p)
+{
+  fail_if (g_ptr_array_find_with_equal_func (p->children, child, g_str_equal, NULL),
+      "%s told twice about child %s", p->id, child);
+  g_ptr_array_add (p->children, g_strdup (child));
+  p->children_added++;
+}
+
+static inline void
+pt_test_peer_on_down_removed (PeerTreeClient *c, const char *tree, const char *child,
+    PtTestPeer *p)
+{
+  guint i;
+  fail_unless (g_ptr_array_find_with_equal_func (p->children, child, g_str_equal, &i),
+      "%s told to remove unknown child %s", p->id, child);
+  g_ptr_array_remove_index (p->children, i);
+}
+
+static inline void
+pt_test_peer_on_source_lost (PeerTreeClient *c, const char *name, JsonObject *ev, PtTestPeer *p)
+{
+  p->source_lost++;
+}
+
+static inline void
+pt_test_peer_on_closed (PeerTreeClient *c, const char *tree, const char *reason, PtTestPeer *p)
+{
+  g_free (p->closed_reason);
+  p->closed_reason = g_strdup (reason);
+}
+
+static inline void
+pt_test_peer_on_sdp (PeerTreeClient *c, const char *tree, const char *from, const char *type,
+    const char *sdp, PtTestPeer *p)
+{
+  g_free (p->last_sdp_from);
+  g_free (p->last_sdp);
+  p->last_sdp_from = g_strdup (from);
+  p->last_sdp = g_strdup_printf ("%s:%s", type, sdp);
+}
+
+static inline void
+pt_test_peer_on_ice (PeerTreeClient *c, const char *tree, const char *from, guint mline,
+    const char *cand, PtTestPeer *p)
+{
+  p->n_ice++;
+}
+
+/* Connects a client to @url as @id, with @secret unless it is NULL (then the
+ * secret is random), and records what it is told. */
+static inline PtTestPeer *
+pt_test_peer_new_full (const char *url, const char *id, const char *secret)
+{
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *p = g_new0 (PtTestPeer, 1);
+  p->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id, "secret", secret,
+      NULL);
+  fail_unless (pt_test_connect (p->client, &error), "connect %s: %s", id,
+      error ? error->message : "");
+  p->id = g_strdup (peer_tree_client_get_client_id (p->client));
+  p->children = g_ptr_array_new_with_free_func (g_free);
+  g_signal_connect (p->client, "upstream-changed", G_CALLBACK (pt_test_peer_on_upstream), p);
+  g_signal_connect (p->client, "downstream-added", G_CALLBACK (pt_test_peer_on_down_added), p);
+  g_signal_connect (p->client, "downstream-removed", G_CALLBACK (pt_test_peer_on_down_removed),
+      p);
+  g_signal_connect (p->client, "event::source-lost", G_CALLBACK (pt_test_peer_on_source_lost), p);
+  g_signal_connect (p->client, "tree-closed", G_CALLBACK (pt_test_peer_on_closed), p);
+  g_signal_connect (p->client, "remote-sdp", G_CALLBACK (pt_test_peer_on_sdp), p);
+  g_signal_connect (p->client, "remote-ice", G_CALLBACK (pt_test_peer_on_ice), p);
+  return p;
+}
+
+/* A recorded client of @server, as @id. */
+static inline PtTestPeer *
+pt_test_peer_new (PtServer *server, const char *id)
+{
+  g_autofree char *url = pt_server_get_url (server);
+  return pt_test_peer_new_full (url, id, NULL);
+}
+
+static inline void
+pt_test_peer_free (PtTestPeer *p)
+{
+  g_signal_handlers_disconnect_by_data (p->client, p);
+  peer_tree_client_close (p->client);
+  g_object_unref (p->client);
+  g_ptr_array_unref (p->children);
+  g_free (p->id);
+  g_free (p->parent);
+  g_free (p->closed_reason);
+  g_free (p->last_sdp_from);
+  g_free (p->last_sdp);
+  g_free (p);
+}

@@ -4,70 +4,6 @@
 
 #include "pt-test-util.h"
 
-typedef struct {
-  PeerTreeClient *client;
-  char *id;
-  char *parent;
-  guint upstream_changes;
-  guint children_added;
-  guint source_lost;
-  char *closed;
-} Peer;
-
-static void
-on_upstream (PeerTreeClient *c, const char *tree, const char *parent, guint depth, Peer *p)
-{
-  g_free (p->parent);
-  p->parent = g_strdup (parent);
-  p->upstream_changes++;
-}
-
-static void
-on_added (PeerTreeClient *c, const char *tree, const char *child, Peer *p)
-{
-  p->children_added++;
-}
-
-static void
-on_event (PeerTreeClient *c, const char *name, JsonObject *ev, Peer *p)
-{
-  p->source_lost++;
-}
-
-static void
-on_closed (PeerTreeClient *c, const char *tree, const char *reason, Peer *p)
-{
-  g_free (p->closed);
-  p->closed = g_strdup (reason);
-}
-
-static Peer *
-peer_new (const char *url, const char *id, const char *secret)
-{
-  g_autoptr (GError) error = NULL;
-  Peer *p = g_new0 (Peer, 1);
-  p->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id, "secret", secret,
-      NULL);
-  fail_unless (pt_test_connect (p->client, &error), "%s", error ? error->message : "");
-  p->id = g_strdup (id);
-  g_signal_connect (p->client, "upstream-changed", G_CALLBACK (on_upstream), p);
-  g_signal_connect (p->client, "downstream-added", G_CALLBACK (on_added), p);
-  g_signal_connect (p->client, "event::source-lost", G_CALLBACK (on_event), p);
-  g_signal_connect (p->client, "tree-closed", G_CALLBACK (on_closed), p);
-  return p;
-}
-
-static void
-peer_free (Peer *p)
-{
-  g_signal_handlers_disconnect_by_data (p->client, p);
-  g_object_unref (p->client);
-  g_free (p->id);
-  g_free (p->parent);
-  g_free (p->closed);
-  g_free (p);
-}
-
 static const char *
 status_parent (PtServer *server, const char *tree, const char *member, gboolean *found)
 {
@@ -99,12 +35,12 @@ GST_START_TEST (test_source_grace_and_reclaim)
   g_object_set (server, "source-grace", 2, NULL);
   g_autofree char *url = pt_server_get_url (server);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (url, "cam", "tree-secret");
+  PtTestPeer *src = pt_test_peer_new_full (url, "cam", "tree-secret");
   g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
-  Peer *v[4];
+  PtTestPeer *v[4];
   for (guint i = 0; i < 4; i++) {
     g_autofree char *id = g_strdup_printf ("v%u", i);
-    v[i] = peer_new (url, id, NULL);
+    v[i] = pt_test_peer_new_full (url, id, NULL);
     fail_unless (pt_test_join (v[i]->client, "t", NULL, NULL, &error));
   }
   /* The source vanishes: the tree stays, its members are told. */
@@ -113,11 +49,11 @@ GST_START_TEST (test_source_grace_and_reclaim)
   gboolean found;
   fail_unless_equals_string (status_parent (server, "t", "v2", &found), "v0");
   fail_unless (found);
-  fail_unless (v[0]->closed == NULL);
+  fail_unless (v[0]->closed_reason == NULL);
 
   /* A connection that says hello with the departed source's clientId is
    * not the source: it cannot signal to the source's children. */
-  Peer *impostor = peer_new (url, "cam", "not-the-secret");
+  PtTestPeer *impostor = pt_test_peer_new_full (url, "cam", "not-the-secret");
   g_autoptr (JsonObject) params = json_object_new ();
   JsonObject *data = json_object_new (), *sdp = json_object_new ();
   json_object_set_string_member (sdp, "type", "offer");
@@ -131,15 +67,15 @@ GST_START_TEST (test_source_grace_and_reclaim)
   fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_NOT_MEMBER), "%s",
       error->message);
   g_clear_error (&error);
-  peer_free (impostor);
+  pt_test_peer_free (impostor);
 
   /* Someone else cannot take it; a new process with the secret can. */
-  Peer *thief = peer_new (url, "thief", "guess");
+  PtTestPeer *thief = pt_test_peer_new_full (url, "thief", "guess");
   g_autofree char *stolen = pt_test_create (thief->client, "t", 0, 0, &error);
   fail_unless (stolen == NULL);
   fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_TREE_EXISTS));
   g_clear_error (&error);
-  Peer *src2 = peer_new (url, "cam-restarted", "tree-secret");
+  PtTestPeer *src2 = pt_test_peer_new_full (url, "cam-restarted", "tree-secret");
   g_autofree char *back = pt_test_create (src2->client, "t", 0, 0, &error);
   fail_unless_equals_string (back, "t");
   /* New root id: its children expect new offers from it; the rest is untouched. */
@@ -151,15 +87,15 @@ GST_START_TEST (test_source_grace_and_reclaim)
 
   /* Gone again, and not back within the grace period: the tree closes. */
   peer_tree_client_close (src2->client);
-  WAIT_UNTIL_MS (v[0]->closed && v[3]->closed, 5000);
-  fail_unless_equals_string (v[0]->closed, "source-timeout");
+  WAIT_UNTIL_MS (v[0]->closed_reason && v[3]->closed_reason, 5000);
+  fail_unless_equals_string (v[0]->closed_reason, "source-timeout");
   status_parent (server, "t", "v0", &found);
   fail_if (found);
   for (guint i = 0; i < 4; i++)
-    peer_free (v[i]);
-  peer_free (src);
-  peer_free (src2);
-  peer_free (thief);
+    pt_test_peer_free (v[i]);
+  pt_test_peer_free (src);
+  pt_test_peer_free (src2);
+  pt_test_peer_free (thief);
 }
 GST_END_TEST;
 
@@ -172,12 +108,12 @@ GST_START_TEST (test_server_restart_rebuilds_tree)
   PtServer *server = pt_test_server_new (4, 10);
   guint port = pt_server_get_port (server);
   g_autofree char *url = pt_server_get_url (server);
-  Peer *src = peer_new (url, "cam", NULL);
+  PtTestPeer *src = pt_test_peer_new_full (url, "cam", NULL);
   g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
-  Peer *v[8];
+  PtTestPeer *v[8];
   for (guint i = 0; i < 8; i++) {
     g_autofree char *id = g_strdup_printf ("v%u", i);
-    v[i] = peer_new (url, id, NULL);
+    v[i] = pt_test_peer_new_full (url, id, NULL);
     fail_unless (pt_test_join (v[i]->client, "t", NULL, NULL, &error));
   }
   char *before[8];
@@ -201,17 +137,17 @@ GST_START_TEST (test_server_restart_rebuilds_tree)
   fail_if (found);
   /* A new viewer joins the rebuilt tree at the shallowest free slot, as deep
    * as v7 was (the order of children may differ from before the restart). */
-  Peer *late = peer_new (url, "late", NULL);
+  PtTestPeer *late = pt_test_peer_new_full (url, "late", NULL);
   guint depth = 0;
   fail_unless (pt_test_join (late->client, "t", NULL, &depth, &error), "%s",
       error ? error->message : "");
   fail_unless_equals_int (depth, 3);
   for (guint i = 0; i < 8; i++) {
     g_free (before[i]);
-    peer_free (v[i]);
+    pt_test_peer_free (v[i]);
   }
-  peer_free (late);
-  peer_free (src);
+  pt_test_peer_free (late);
+  pt_test_peer_free (src);
   g_object_unref (server2);
 }
 GST_END_TEST;
@@ -224,9 +160,10 @@ GST_START_TEST (test_server_restart_orphan_replaced)
   PtServer *server = pt_test_server_new (4, 10);
   guint port = pt_server_get_port (server);
   g_autofree char *url = pt_server_get_url (server);
-  Peer *src = peer_new (url, "cam", NULL);
+  PtTestPeer *src = pt_test_peer_new_full (url, "cam", NULL);
   g_autofree char *tree = pt_test_create (src->client, "t", 1, 1, &error);
-  Peer *a = peer_new (url, "a", NULL), *b = peer_new (url, "b", NULL);
+  PtTestPeer *a = pt_test_peer_new_full (url, "a", NULL);
+  PtTestPeer *b = pt_test_peer_new_full (url, "b", NULL);
   fail_unless (pt_test_join (a->client, "t", NULL, NULL, &error));
   fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error));
   fail_unless_equals_string (b->parent, "a");
@@ -237,9 +174,9 @@ GST_START_TEST (test_server_restart_orphan_replaced)
   WAIT_UNTIL_MS (b->upstream_changes == 2, 8000);
   fail_unless_equals_string (b->parent, "cam");
   WAIT_UNTIL (src->children_added == 2); /* a before the restart, b after */
-  peer_free (a);
-  peer_free (b);
-  peer_free (src);
+  pt_test_peer_free (a);
+  pt_test_peer_free (b);
+  pt_test_peer_free (src);
   g_object_unref (server2);
 }
 GST_END_TEST;
@@ -298,9 +235,9 @@ GST_START_TEST (test_reply_signals_before_later_events)
   g_autofree char *url = NULL;
   g_autoptr (GSubprocess) server = spawn_server (&url);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (url, "cam", "tree-secret");
+  PtTestPeer *src = pt_test_peer_new_full (url, "cam", "tree-secret");
   g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
-  Peer *viewer = peer_new (url, "viewer", NULL);
+  PtTestPeer *viewer = pt_test_peer_new_full (url, "viewer", NULL);
   fail_unless (pt_test_join (viewer->client, "t", NULL, NULL, &error));
   peer_tree_client_close (src->client);
   WAIT_UNTIL (viewer->source_lost == 1);
@@ -323,8 +260,8 @@ GST_START_TEST (test_reply_signals_before_later_events)
   g_clear_object (&r.res);
   g_string_free (r.order, TRUE);
   g_object_unref (r.client);
-  peer_free (viewer);
-  peer_free (src);
+  pt_test_peer_free (viewer);
+  pt_test_peer_free (src);
   g_subprocess_send_signal (server, SIGTERM);
   fail_unless (g_subprocess_wait (server, NULL, NULL));
 }

@@ -1,100 +1,6 @@
 /* peertree-server with libpeertree clients, in one process over 127.0.0.1. */
 #include "pt-test-util.h"
 
-/* What one client has been told by the server. */
-typedef struct {
-  PeerTreeClient *client;
-  char *id;
-  char *parent;
-  guint depth;
-  guint upstream_changes;
-  GPtrArray *children;
-  char *closed_reason;
-  char *last_sdp_from, *last_sdp;
-  guint n_ice;
-} Peer;
-
-static void
-on_upstream (PeerTreeClient *c, const char *tree, const char *parent, guint depth, Peer *p)
-{
-  g_free (p->parent);
-  p->parent = g_strdup (parent);
-  p->depth = depth;
-  p->upstream_changes++;
-}
-
-static void
-on_down_added (PeerTreeClient *c, const char *tree, const char *child, Peer *p)
-{
-  fail_if (g_ptr_array_find_with_equal_func (p->children, child, g_str_equal, NULL),
-      "%s told twice about child %s", p->id, child);
-  g_ptr_array_add (p->children, g_strdup (child));
-}
-
-static void
-on_down_removed (PeerTreeClient *c, const char *tree, const char *child, Peer *p)
-{
-  guint i;
-  fail_unless (g_ptr_array_find_with_equal_func (p->children, child, g_str_equal, &i),
-      "%s told to remove unknown child %s", p->id, child);
-  g_ptr_array_remove_index (p->children, i);
-}
-
-static void
-on_closed (PeerTreeClient *c, const char *tree, const char *reason, Peer *p)
-{
-  g_free (p->closed_reason);
-  p->closed_reason = g_strdup (reason);
-}
-
-static void
-on_sdp (PeerTreeClient *c, const char *tree, const char *from, const char *type, const char *sdp,
-    Peer *p)
-{
-  g_free (p->last_sdp_from);
-  g_free (p->last_sdp);
-  p->last_sdp_from = g_strdup (from);
-  p->last_sdp = g_strdup_printf ("%s:%s", type, sdp);
-}
-
-static void
-on_ice (PeerTreeClient *c, const char *tree, const char *from, guint mline, const char *cand,
-    Peer *p)
-{
-  p->n_ice++;
-}
-
-static Peer *
-peer_new (PtServer *server, const char *id)
-{
-  Peer *p = g_new0 (Peer, 1);
-  p->client = pt_test_client_new (server, id);
-  p->id = g_strdup (peer_tree_client_get_client_id (p->client));
-  p->children = g_ptr_array_new_with_free_func (g_free);
-  g_signal_connect (p->client, "upstream-changed", G_CALLBACK (on_upstream), p);
-  g_signal_connect (p->client, "downstream-added", G_CALLBACK (on_down_added), p);
-  g_signal_connect (p->client, "downstream-removed", G_CALLBACK (on_down_removed), p);
-  g_signal_connect (p->client, "tree-closed", G_CALLBACK (on_closed), p);
-  g_signal_connect (p->client, "remote-sdp", G_CALLBACK (on_sdp), p);
-  g_signal_connect (p->client, "remote-ice", G_CALLBACK (on_ice), p);
-  return p;
-}
-
-static void
-peer_free (Peer *p)
-{
-  g_signal_handlers_disconnect_by_data (p->client, p);
-  peer_tree_client_close (p->client);
-  g_object_unref (p->client);
-  g_ptr_array_unref (p->children);
-  g_free (p->id);
-  g_free (p->parent);
-  g_free (p->closed_reason);
-  g_free (p->last_sdp_from);
-  g_free (p->last_sdp);
-  g_free (p);
-}
-
 static JsonObject *
 status_member (JsonNode *status, const char *tree_id, const char *member)
 {
@@ -122,16 +28,16 @@ GST_START_TEST (test_breadth_first_join_and_status)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (server, "source");
+  PtTestPeer *src = pt_test_peer_new (server, "source");
   g_autofree char *tree = pt_test_create (src->client, "cam1", 2, 4, &error);
   fail_unless_equals_string (tree, "cam1");
 
-  Peer *viewers[N_VIEWERS];
+  PtTestPeer *viewers[N_VIEWERS];
   for (guint i = 0; i < N_VIEWERS; i++) {
     g_autofree char *id = g_strdup_printf ("viewer%02u", i);
     g_autofree char *parent = NULL;
     guint depth = 0;
-    viewers[i] = peer_new (server, id);
+    viewers[i] = pt_test_peer_new (server, id);
     fail_unless (pt_test_join (viewers[i]->client, "cam1", &parent, &depth, &error),
         "join: %s", error ? error->message : "");
     const char *expected = i < 4 ? "source" : viewers[(i - 4) / 2]->id;
@@ -143,7 +49,7 @@ GST_START_TEST (test_breadth_first_join_and_status)
   /* Every parent was told about each of its children, in order. */
   WAIT_UNTIL (src->children->len == 4);
   for (guint i = 4; i < N_VIEWERS; i++) {
-    Peer *parent = viewers[(i - 4) / 2];
+    PtTestPeer *parent = viewers[(i - 4) / 2];
     WAIT_UNTIL (g_ptr_array_find_with_equal_func (parent->children, viewers[i]->id, g_str_equal,
         NULL));
   }
@@ -161,8 +67,8 @@ GST_START_TEST (test_breadth_first_join_and_status)
   }
 
   for (guint i = 0; i < N_VIEWERS; i++)
-    peer_free (viewers[i]);
-  peer_free (src);
+    pt_test_peer_free (viewers[i]);
+  pt_test_peer_free (src);
 }
 GST_END_TEST;
 
@@ -172,13 +78,13 @@ GST_START_TEST (test_dropped_relay_children_reparented)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (server, "src");
+  PtTestPeer *src = pt_test_peer_new (server, "src");
   g_autofree char *tree = pt_test_create (src->client, NULL, 2, 2, &error);
   fail_unless (tree != NULL);
-  Peer *v[7];
+  PtTestPeer *v[7];
   for (guint i = 0; i < 7; i++) {
     g_autofree char *id = g_strdup_printf ("v%u", i);
-    v[i] = peer_new (server, id);
+    v[i] = pt_test_peer_new (server, id);
     fail_unless (pt_test_join (v[i]->client, tree, NULL, NULL, &error));
   }
   /* v0 has v2 and v3; v2 has v6. */
@@ -197,7 +103,7 @@ GST_START_TEST (test_dropped_relay_children_reparented)
   WAIT_UNTIL (!g_ptr_array_find_with_equal_func (src->children, "v0", g_str_equal, NULL));
   fail_unless_equals_string (v[2]->parent, "src");
   fail_unless_equals_int (v[2]->depth, 1);
-  Peer *p3 = NULL;
+  PtTestPeer *p3 = NULL;
   for (guint i = 1; i < 7; i++)
     if (g_strcmp0 (v[i]->id, v[3]->parent) == 0)
       p3 = v[i];
@@ -212,8 +118,8 @@ GST_START_TEST (test_dropped_relay_children_reparented)
   fail_unless_equals_string (json_object_get_string_member (status_member (status, tree, "v3"),
       "parent"), v[3]->parent);
   for (guint i = 0; i < 7; i++)
-    peer_free (v[i]);
-  peer_free (src);
+    pt_test_peer_free (v[i]);
+  pt_test_peer_free (src);
 }
 GST_END_TEST;
 
@@ -221,9 +127,9 @@ GST_START_TEST (test_root_leave_closes_tree)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (server, "src");
+  PtTestPeer *src = pt_test_peer_new (server, "src");
   g_autofree char *tree = pt_test_create (src->client, "t", 0, 0, &error);
-  Peer *a = peer_new (server, "a"), *b = peer_new (server, "b");
+  PtTestPeer *a = pt_test_peer_new (server, "a"), *b = pt_test_peer_new (server, "b");
   fail_unless (pt_test_join (a->client, "t", NULL, NULL, &error));
   fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error));
 
@@ -239,9 +145,9 @@ GST_START_TEST (test_root_leave_closes_tree)
   g_autoptr (JsonNode) status = pt_test_get_status (server);
   fail_unless_equals_int (json_array_get_length (json_object_get_array_member (
       json_node_get_object (status), "trees")), 0);
-  peer_free (a);
-  peer_free (b);
-  peer_free (src);
+  pt_test_peer_free (a);
+  pt_test_peer_free (b);
+  pt_test_peer_free (src);
 }
 GST_END_TEST;
 
@@ -250,15 +156,15 @@ GST_START_TEST (test_source_disconnect_closes_tree)
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
   g_object_set (server, "source-grace", 0, NULL);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (server, "src");
+  PtTestPeer *src = pt_test_peer_new (server, "src");
   g_autofree char *tree = pt_test_create (src->client, NULL, 0, 0, &error);
-  Peer *a = peer_new (server, "a");
+  PtTestPeer *a = pt_test_peer_new (server, "a");
   fail_unless (pt_test_join (a->client, tree, NULL, NULL, &error));
   peer_tree_client_close (src->client);
   WAIT_UNTIL (a->closed_reason != NULL);
   fail_unless_equals_string (a->closed_reason, "source-disconnected");
-  peer_free (a);
-  peer_free (src);
+  pt_test_peer_free (a);
+  pt_test_peer_free (src);
 }
 GST_END_TEST;
 
@@ -266,12 +172,12 @@ GST_START_TEST (test_refusals)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
   g_autoptr (GError) error = NULL;
-  Peer *src = peer_new (server, "src");
+  PtTestPeer *src = pt_test_peer_new (server, "src");
   g_autofree char *tree = pt_test_create (src->client, "t", 0, 0, &error);
   fail_unless (tree != NULL);
 
   /* Unknown tree. */
-  Peer *a = peer_new (server, "a");
+  PtTestPeer *a = pt_test_peer_new (server, "a");
   fail_if (pt_test_join (a->client, "nope", NULL, NULL, &error));
   fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_TREE_NOT_FOUND),
       "%s", error->message);
@@ -305,7 +211,7 @@ GST_START_TEST (test_refusals)
   g_clear_error (&error);
 
   /* Relay to a peer that is not the sender's parent or child. */
-  Peer *b = peer_new (server, "b");
+  PtTestPeer *b = pt_test_peer_new (server, "b");
   fail_unless (pt_test_join (a->client, "t", NULL, NULL, &error));
   fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error));
   g_autoptr (JsonObject) params = json_object_new ();
@@ -333,9 +239,9 @@ GST_START_TEST (test_refusals)
   WAIT_UNTIL (src->last_sdp != NULL && src->n_ice == 1);
   fail_unless_equals_string (src->last_sdp, "answer:v=0 answer");
 
-  peer_free (a);
-  peer_free (b);
-  peer_free (src);
+  pt_test_peer_free (a);
+  pt_test_peer_free (b);
+  pt_test_peer_free (src);
 }
 GST_END_TEST;
 
