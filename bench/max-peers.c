@@ -93,7 +93,9 @@ on_message (GstBus *bus, GstMessage *msg, gpointer data)
     gst_structure_get_uint (st, "depth", &depth);
     g_atomic_int_set (&v->depth, (gint) depth);
   }
-  /* nobody pops these buses: keep them empty */
+  /* nobody pops these buses: keep them empty (a sync handler that drops a
+   * message owns it) */
+  gst_message_unref (msg);
   return GST_BUS_DROP;
 }
 

@@ -74,6 +74,8 @@ pt_node_bus_sync (GstBus *bus, GstMessage *msg, gpointer data)
       break;
   }
   g_mutex_unlock (&node->lock);
+  /* a sync handler that drops a message owns it */
+  gst_message_unref (msg);
   return GST_BUS_DROP;
 }
 
