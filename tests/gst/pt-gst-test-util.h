@@ -119,10 +119,24 @@ pt_node_play (PtNode *node)
       GST_STATE_CHANGE_FAILURE, "%s: PLAYING failed", node->name);
 }
 
+static inline gboolean
+pt_weak_ref_is_gone (GWeakRef *weak)
+{
+  GObject *obj = g_weak_ref_get (weak);
+
+  if (obj == NULL)
+    return TRUE;
+  g_object_unref (obj);
+  return FALSE;
+}
+
+/* Stops and frees the pipeline, and checks that nothing (no element of ours,
+ * no thread or callback of theirs) keeps it alive. */
 static inline void
 pt_node_free (PtNode *node)
 {
   g_autoptr (GstBus) bus = NULL;
+  GWeakRef weak;
 
   if (node == NULL)
     return;
@@ -130,7 +144,10 @@ pt_node_free (PtNode *node)
       GST_STATE_CHANGE_SUCCESS);
   bus = gst_pipeline_get_bus (GST_PIPELINE (node->pipeline));
   gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
+  g_weak_ref_init (&weak, node->pipeline);
   gst_object_unref (node->pipeline);
+  WAIT_UNTIL_MS (pt_weak_ref_is_gone (&weak), PT_WAIT_MS);
+  g_weak_ref_clear (&weak);
   g_ptr_array_unref (node->messages);
   g_clear_error (&node->error);
   g_free (node->error_debug);
