@@ -35,12 +35,12 @@
 #include "gstpeertreeelements.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-settings.h"
 #include "peertree/peertree-client.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_sink_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_sink_debug
 
-#define DEFAULT_SERVER "ws://127.0.0.1:8645"
 #define DEFAULT_K 0
 #define DEFAULT_K1 0
 #define DEFAULT_VIDEO_CODEC GST_PEER_TREE_VIDEO_CODEC_VP8
@@ -49,13 +49,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_sink_debug);
 
 enum {
   PROP_0,
-  PROP_SERVER,
-  PROP_TREE_ID,
-  PROP_CLIENT_ID,
-  PROP_LOCAL_ADDRESSES,
-  PROP_STUN_SERVER,
-  PROP_TURN_SERVER,
-  PROP_K,
+  PROP_SETTINGS,                /* server … turn-server (pt-settings.h) */
+  PROP_K = PROP_SETTINGS + PT_SETTINGS_N_PROPS,
   PROP_K1,
   PROP_VIDEO_CODEC,
   PROP_SECRET,
@@ -83,12 +78,7 @@ struct _GstPeerTreeSink {
   GstBin parent;
 
   /* properties, object lock */
-  gchar *server;
-  gchar *tree_id;
-  gchar *client_id;
-  gchar *local_addresses;
-  gchar *stun_server;
-  gchar *turn_server;
+  PtSettings settings;
   guint k, k1;
   GstPeerTreeVideoCodec video_codec;
   gchar *secret;                /* NULL until started: then a random one */
@@ -746,7 +736,7 @@ on_client_error (PeerTreeClient * client, GError * error, gpointer data)
   GstPeerTreeSink *self = data;
 
   (void) client;
-  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->server,
+  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->settings.server,
       self->active_tree);
 }
 
@@ -761,10 +751,10 @@ on_disconnected (PeerTreeClient * client, gpointer data)
   /* existing children keep receiving; no new child can join until the
    * client is reconnected and has registered the tree again */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
-      "server", G_TYPE_STRING, self->server, NULL);
+      "server", G_TYPE_STRING, self->settings.server, NULL);
   GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
       ("Lost the connection to the peertree server %s; the viewers keep receiving, "
-          "no new viewer can join until it is back.", self->server), (NULL));
+          "no new viewer can join until it is back.", self->settings.server), (NULL));
 }
 
 static void
@@ -773,9 +763,9 @@ on_reconnected (PeerTreeClient * client, gpointer data)
   GstPeerTreeSink *self = data;
 
   (void) client;
-  GST_INFO_OBJECT (self, "reconnected to %s", self->server);
+  GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
-      "server", G_TYPE_STRING, self->server, NULL);
+      "server", G_TYPE_STRING, self->settings.server, NULL);
 }
 
 static void
@@ -792,7 +782,8 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
     return;
   }
   if (tree_id == NULL) {
-    pt_post_client_error (GST_ELEMENT (self), error, "create", self->server, self->tree_id);
+    pt_post_client_error (GST_ELEMENT (self), error, "create", self->settings.server,
+        self->settings.tree_id);
     pt_call_free (call);
     return;
   }
@@ -800,8 +791,8 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
   if (self->active_tree == NULL)
     self->active_tree = g_strdup (tree_id);
   GST_OBJECT_LOCK (self);
-  g_free (self->tree_id);
-  self->tree_id = g_strdup (tree_id);
+  g_free (self->settings.tree_id);
+  self->settings.tree_id = g_strdup (tree_id);
   GST_OBJECT_UNLOCK (self);
   g_object_notify (G_OBJECT (self), "tree-id");
   pt_call_free (call);
@@ -819,12 +810,12 @@ on_connected (GObject * source, GAsyncResult * res, gpointer data)
 
   if (pt_call_stopped (call) || !ok) {
     if (!pt_call_stopped (call))
-      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->server, NULL);
+      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->settings.server, NULL);
     pt_call_free (call);
     return;
   }
   GST_OBJECT_LOCK (self);
-  tree_id = g_strdup (self->tree_id);
+  tree_id = g_strdup (self->settings.tree_id);
   k = self->k;
   k1 = self->k1;
   GST_OBJECT_UNLOCK (self);
@@ -841,8 +832,8 @@ start_in_loop (gpointer data)
   g_autofree gchar *secret = NULL;
 
   GST_OBJECT_LOCK (self);
-  server = g_strdup (self->server);
-  client_id = g_strdup (self->client_id);
+  server = g_strdup (self->settings.server);
+  client_id = g_strdup (self->settings.client_id);
   if (self->secret == NULL || *self->secret == '\0') {
     /* random, and readable from now on: an application that keeps it can
      * restart its source and reclaim the tree */
@@ -900,12 +891,8 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
 {
   PtLoop *loop;
 
-  pt_link_config_clear (&self->config);
-  pt_link_config_init (&self->config);
   GST_OBJECT_LOCK (self);
-  self->config.local_addresses = pt_link_parse_address_list (self->local_addresses);
-  self->config.stun_server = g_strdup (self->stun_server);
-  self->config.turn_server = g_strdup (self->turn_server);
+  pt_settings_fill_link_config (&self->settings, &self->config);
   GST_OBJECT_UNLOCK (self);
 
   loop = pt_loop_new ("peertreesink");
@@ -1060,7 +1047,7 @@ make_stats (GstPeerTreeSink * self)
   /* the state lock keeps stop() from freeing the loop meanwhile */
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
-  gst_structure_set (s, "tree-id", G_TYPE_STRING, self->tree_id,
+  gst_structure_set (s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
       "running", G_TYPE_BOOLEAN, self->loop != NULL, NULL);
   loop = self->loop;
   GST_OBJECT_UNLOCK (self);
@@ -1090,30 +1077,6 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_SERVER:
-      g_free (self->server);
-      self->server = g_value_dup_string (value);
-      break;
-    case PROP_TREE_ID:
-      g_free (self->tree_id);
-      self->tree_id = g_value_dup_string (value);
-      break;
-    case PROP_CLIENT_ID:
-      g_free (self->client_id);
-      self->client_id = g_value_dup_string (value);
-      break;
-    case PROP_LOCAL_ADDRESSES:
-      g_free (self->local_addresses);
-      self->local_addresses = g_value_dup_string (value);
-      break;
-    case PROP_STUN_SERVER:
-      g_free (self->stun_server);
-      self->stun_server = g_value_dup_string (value);
-      break;
-    case PROP_TURN_SERVER:
-      g_free (self->turn_server);
-      self->turn_server = g_value_dup_string (value);
-      break;
     case PROP_K:
       self->k = g_value_get_uint (value);
       break;
@@ -1128,7 +1091,8 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
       self->secret = g_value_dup_string (value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -1147,24 +1111,6 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_SERVER:
-      g_value_set_string (value, self->server);
-      break;
-    case PROP_TREE_ID:
-      g_value_set_string (value, self->tree_id);
-      break;
-    case PROP_CLIENT_ID:
-      g_value_set_string (value, self->client_id);
-      break;
-    case PROP_LOCAL_ADDRESSES:
-      g_value_set_string (value, self->local_addresses);
-      break;
-    case PROP_STUN_SERVER:
-      g_value_set_string (value, self->stun_server);
-      break;
-    case PROP_TURN_SERVER:
-      g_value_set_string (value, self->turn_server);
-      break;
     case PROP_K:
       g_value_set_uint (value, self->k);
       break;
@@ -1178,7 +1124,8 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
       g_value_set_string (value, self->secret);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -1189,12 +1136,7 @@ gst_peer_tree_sink_finalize (GObject * object)
 {
   GstPeerTreeSink *self = GST_PEER_TREE_SINK (object);
 
-  g_free (self->server);
-  g_free (self->tree_id);
-  g_free (self->client_id);
-  g_free (self->local_addresses);
-  g_free (self->stun_server);
-  g_free (self->turn_server);
+  pt_settings_clear (&self->settings);
   g_free (self->secret);
   for (guint i = 0; i < self->streams->len; i++) {
     PtSinkStream *st = g_ptr_array_index (self->streams, i);
@@ -1233,30 +1175,11 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
   gobject_class->get_property = gst_peer_tree_sink_get_property;
   gobject_class->finalize = gst_peer_tree_sink_finalize;
 
-  g_object_class_install_property (gobject_class, PROP_SERVER,
-      g_param_spec_string ("server", "Server",
-          "WebSocket URL of the peertree signalling server (ws:// or wss://)",
-          DEFAULT_SERVER, rw));
-  g_object_class_install_property (gobject_class, PROP_TREE_ID,
-      g_param_spec_string ("tree-id", "Tree ID",
-          "Id of the tree to create; empty lets the server choose one. Once the "
-          "tree is created, reading it gives the id viewers must join", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_CLIENT_ID,
-      g_param_spec_string ("client-id", "Client ID",
-          "Id this element announces to the server; empty lets the server "
-          "assign one", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_LOCAL_ADDRESSES,
-      g_param_spec_string ("local-addresses", "Local addresses",
-          "Comma-separated local IP addresses ICE may use (e.g. "
-          "\"192.168.1.10,127.0.0.1\"); empty uses every interface except loopback",
-          NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_STUN_SERVER,
-      g_param_spec_string ("stun-server", "STUN server",
-          "STUN server for ICE as stun://host:port; empty for none", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_TURN_SERVER,
-      g_param_spec_string ("turn-server", "TURN server",
-          "TURN relay for ICE as turn(s)://user:password@host:port; empty for none",
-          NULL, rw));
+  pt_settings_install_properties (gobject_class, PROP_SETTINGS,
+      "Id of the tree to create; empty lets the server choose one. Once the "
+      "tree is created, reading it gives the id viewers must join",
+      "Id this element announces to the server; empty lets the server "
+      "assign one");
   g_object_class_install_property (gobject_class, PROP_K,
       g_param_spec_uint ("k", "k",
           "Maximum number of children of each viewer in the tree (0 = the "
@@ -1305,7 +1228,7 @@ gst_peer_tree_sink_init (GstPeerTreeSink * self)
     "dtlssrtpenc", "tee", "queue", "clocksync", NULL
   };
 
-  self->server = g_strdup (DEFAULT_SERVER);
+  pt_settings_init (&self->settings);
   self->k = DEFAULT_K;
   self->k1 = DEFAULT_K1;
   self->video_codec = DEFAULT_VIDEO_CODEC;

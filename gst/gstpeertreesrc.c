@@ -59,12 +59,12 @@
 #include "gstpeertreeelements.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-settings.h"
 #include "peertree/peertree-client.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
-#define DEFAULT_SERVER "ws://127.0.0.1:8645"
 #define DEFAULT_LATENCY 20
 /* An upstream link whose ICE state stays "disconnected" this long is lost
  * (libnice's own keepalives only fail it after tens of seconds). */
@@ -73,13 +73,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 enum {
   PROP_0,
   PROP_URI,
-  PROP_SERVER,
-  PROP_TREE_ID,
-  PROP_CLIENT_ID,
-  PROP_LOCAL_ADDRESSES,
-  PROP_STUN_SERVER,
-  PROP_TURN_SERVER,
-  PROP_LATENCY,
+  PROP_SETTINGS,                /* server … turn-server (pt-settings.h) */
+  PROP_LATENCY = PROP_SETTINGS + PT_SETTINGS_N_PROPS,
   PROP_STATS,
 };
 
@@ -109,12 +104,7 @@ struct _GstPeerTreeSrc {
   GstBin parent;
 
   /* properties, object lock */
-  gchar *server;
-  gchar *tree_id;
-  gchar *client_id;
-  gchar *local_addresses;
-  gchar *stun_server;
-  gchar *turn_server;
+  PtSettings settings;
   guint latency;
 
   const gchar *missing_element;
@@ -694,7 +684,7 @@ on_upstream_reconnected (GObject * source, GAsyncResult * res, gpointer data)
         error->message);
   } else {
     GST_ELEMENT_WARNING (self, RESOURCE, READ,
-        ("The peertree server %s found no new parent peer.", self->server),
+        ("The peertree server %s found no new parent peer.", self->settings.server),
         ("reconnect-upstream: %s", error->message));
   }
   pt_call_free (call);
@@ -1290,7 +1280,7 @@ on_client_error (PeerTreeClient * client, GError * error, gpointer data)
   GstPeerTreeSrc *self = data;
 
   (void) client;
-  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->server,
+  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->settings.server,
       self->active_tree);
 }
 
@@ -1305,10 +1295,11 @@ on_disconnected (PeerTreeClient * client, gpointer data)
   /* the links stay: media keeps flowing while the client reconnects (with
    * backoff) and re-registers its place in the tree */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
-      "server", G_TYPE_STRING, self->server, NULL);
+      "server", G_TYPE_STRING, self->settings.server, NULL);
   GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
       ("Lost the connection to the peertree server %s; the stream continues "
-          "while the parent peer lasts, and the element reconnects.", self->server), (NULL));
+          "while the parent peer lasts, and the element reconnects.", self->settings.server),
+      (NULL));
 }
 
 static void
@@ -1317,9 +1308,9 @@ on_reconnected (PeerTreeClient * client, gpointer data)
   GstPeerTreeSrc *self = data;
 
   (void) client;
-  GST_INFO_OBJECT (self, "reconnected to %s", self->server);
+  GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
-      "server", G_TYPE_STRING, self->server, NULL);
+      "server", G_TYPE_STRING, self->settings.server, NULL);
   if (self->upstream_lost)
     request_new_upstream (self);
 }
@@ -1341,7 +1332,8 @@ on_joined (GObject * source, GAsyncResult * res, gpointer data)
   }
   if (!ok) {
     g_clear_pointer (&self->active_tree, g_free);
-    pt_post_client_error (GST_ELEMENT (self), error, "join", self->server, self->tree_id);
+    pt_post_client_error (GST_ELEMENT (self), error, "join", self->settings.server,
+        self->settings.tree_id);
     pt_call_free (call);
     return;
   }
@@ -1362,12 +1354,12 @@ on_connected (GObject * source, GAsyncResult * res, gpointer data)
 
   if (pt_call_stopped (call) || !ok) {
     if (!pt_call_stopped (call))
-      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->server, NULL);
+      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->settings.server, NULL);
     pt_call_free (call);
     return;
   }
   GST_OBJECT_LOCK (self);
-  self->active_tree = g_strdup (self->tree_id);
+  self->active_tree = g_strdup (self->settings.tree_id);
   GST_OBJECT_UNLOCK (self);
   /* set before joining: signals about the tree may precede the reply */
   peer_tree_client_join_async (self->client, self->active_tree, NULL, on_joined,
@@ -1382,8 +1374,8 @@ start_in_loop (gpointer data)
   g_autofree gchar *client_id = NULL;
 
   GST_OBJECT_LOCK (self);
-  server = g_strdup (self->server);
-  client_id = g_strdup (self->client_id);
+  server = g_strdup (self->settings.server);
+  client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
   self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
@@ -1469,18 +1461,14 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   PtLoop *loop;
 
   GST_OBJECT_LOCK (self);
-  if (self->tree_id == NULL || *self->tree_id == '\0') {
+  if (self->settings.tree_id == NULL || *self->settings.tree_id == '\0') {
     GST_OBJECT_UNLOCK (self);
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("No tree to join: set the tree-id property or a peertree:// URI."), (NULL));
     return FALSE;
   }
-  pt_link_config_clear (&self->config);
-  pt_link_config_init (&self->config);
+  pt_settings_fill_link_config (&self->settings, &self->config);
   self->config.latency_ms = self->latency;
-  self->config.local_addresses = pt_link_parse_address_list (self->local_addresses);
-  self->config.stun_server = g_strdup (self->stun_server);
-  self->config.turn_server = g_strdup (self->turn_server);
   GST_OBJECT_UNLOCK (self);
 
   loop = pt_loop_new ("peertreesrc");
@@ -1639,27 +1627,28 @@ static gchar *
 uri_get_uri (GstURIHandler * handler)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
+  const PtSettings *set = &self->settings;
   g_autoptr (GUri) server = NULL;
   g_autoptr (GString) query = g_string_new (NULL);
   gchar *ret = NULL;
 
   GST_OBJECT_LOCK (self);
-  server = self->server ? g_uri_parse (self->server, G_URI_FLAGS_NONE, NULL) : NULL;
-  if (server && self->tree_id) {
-    if (self->local_addresses && *self->local_addresses) {
-      g_autofree gchar *v = g_uri_escape_string (self->local_addresses, ",", FALSE);
+  server = set->server ? g_uri_parse (set->server, G_URI_FLAGS_NONE, NULL) : NULL;
+  if (server && set->tree_id) {
+    if (set->local_addresses && *set->local_addresses) {
+      g_autofree gchar *v = g_uri_escape_string (set->local_addresses, ",", FALSE);
 
       g_string_append_printf (query, "%slocal-addresses=%s", query->len ? "&" : "", v);
     }
-    if (self->client_id && *self->client_id) {
-      g_autofree gchar *v = g_uri_escape_string (self->client_id, NULL, FALSE);
+    if (set->client_id && *set->client_id) {
+      g_autofree gchar *v = g_uri_escape_string (set->client_id, NULL, FALSE);
 
       g_string_append_printf (query, "%sclient-id=%s", query->len ? "&" : "", v);
     }
     if (self->latency != DEFAULT_LATENCY)
       g_string_append_printf (query, "%slatency=%u", query->len ? "&" : "", self->latency);
     {
-      g_autofree gchar *tree = g_uri_escape_string (self->tree_id, NULL, FALSE);
+      g_autofree gchar *tree = g_uri_escape_string (set->tree_id, NULL, FALSE);
       g_autofree gchar *path = g_strconcat ("/", tree, NULL);
 
       ret = g_uri_join (G_URI_FLAGS_ENCODED, "peertree", NULL, g_uri_get_host (server),
@@ -1674,6 +1663,7 @@ static gboolean
 uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
+  PtSettings *set = &self->settings;
   g_autoptr (GUri) parsed = NULL;
   g_autoptr (GHashTable) params = NULL;
   g_autofree gchar *tree = NULL;
@@ -1716,26 +1706,26 @@ uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
   }
 
   GST_OBJECT_LOCK (self);
-  g_free (self->server);
-  self->server = g_steal_pointer (&server);
-  g_free (self->tree_id);
-  self->tree_id = g_steal_pointer (&tree);
+  g_free (set->server);
+  set->server = g_steal_pointer (&server);
+  g_free (set->tree_id);
+  set->tree_id = g_steal_pointer (&tree);
   if (params) {
     if ((v = g_hash_table_lookup (params, "local-addresses"))) {
-      g_free (self->local_addresses);
-      self->local_addresses = g_strdup (v);
+      g_free (set->local_addresses);
+      set->local_addresses = g_strdup (v);
     }
     if ((v = g_hash_table_lookup (params, "client-id"))) {
-      g_free (self->client_id);
-      self->client_id = g_strdup (v);
+      g_free (set->client_id);
+      set->client_id = g_strdup (v);
     }
     if ((v = g_hash_table_lookup (params, "stun-server"))) {
-      g_free (self->stun_server);
-      self->stun_server = g_strdup (v);
+      g_free (set->stun_server);
+      set->stun_server = g_strdup (v);
     }
     if ((v = g_hash_table_lookup (params, "turn-server"))) {
-      g_free (self->turn_server);
-      self->turn_server = g_strdup (v);
+      g_free (set->turn_server);
+      set->turn_server = g_strdup (v);
     }
     if ((v = g_hash_table_lookup (params, "latency")))
       self->latency = (guint) g_ascii_strtoull (v, NULL, 10);
@@ -1828,7 +1818,7 @@ make_stats (GstPeerTreeSrc * self)
 
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
-  gst_structure_set (ctx.s, "tree-id", G_TYPE_STRING, self->tree_id,
+  gst_structure_set (ctx.s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
       "latency", G_TYPE_UINT, self->latency, NULL);
   loop = self->loop;
   GST_OBJECT_UNLOCK (self);
@@ -1857,35 +1847,12 @@ gst_peer_tree_src_set_property (GObject * object, guint prop_id, const GValue * 
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_SERVER:
-      g_free (self->server);
-      self->server = g_value_dup_string (value);
-      break;
-    case PROP_TREE_ID:
-      g_free (self->tree_id);
-      self->tree_id = g_value_dup_string (value);
-      break;
-    case PROP_CLIENT_ID:
-      g_free (self->client_id);
-      self->client_id = g_value_dup_string (value);
-      break;
-    case PROP_LOCAL_ADDRESSES:
-      g_free (self->local_addresses);
-      self->local_addresses = g_value_dup_string (value);
-      break;
-    case PROP_STUN_SERVER:
-      g_free (self->stun_server);
-      self->stun_server = g_value_dup_string (value);
-      break;
-    case PROP_TURN_SERVER:
-      g_free (self->turn_server);
-      self->turn_server = g_value_dup_string (value);
-      break;
     case PROP_LATENCY:
       self->latency = g_value_get_uint (value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -1908,29 +1875,12 @@ gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_SERVER:
-      g_value_set_string (value, self->server);
-      break;
-    case PROP_TREE_ID:
-      g_value_set_string (value, self->tree_id);
-      break;
-    case PROP_CLIENT_ID:
-      g_value_set_string (value, self->client_id);
-      break;
-    case PROP_LOCAL_ADDRESSES:
-      g_value_set_string (value, self->local_addresses);
-      break;
-    case PROP_STUN_SERVER:
-      g_value_set_string (value, self->stun_server);
-      break;
-    case PROP_TURN_SERVER:
-      g_value_set_string (value, self->turn_server);
-      break;
     case PROP_LATENCY:
       g_value_set_uint (value, self->latency);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
@@ -1941,12 +1891,7 @@ gst_peer_tree_src_finalize (GObject * object)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (object);
 
-  g_free (self->server);
-  g_free (self->tree_id);
-  g_free (self->client_id);
-  g_free (self->local_addresses);
-  g_free (self->stun_server);
-  g_free (self->turn_server);
+  pt_settings_clear (&self->settings);
   g_ptr_array_unref (self->streams);
   g_mutex_clear (&self->streams_lock);
   g_cond_clear (&self->hold_cond);
@@ -1983,30 +1928,9 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
       g_param_spec_string ("uri", "URI",
           "peertree://HOST:PORT/TREE-ID[?local-addresses=…&client-id=…&latency=…]; "
           "sets server, tree-id and the query's properties at once", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_SERVER,
-      g_param_spec_string ("server", "Server",
-          "WebSocket URL of the peertree signalling server (ws:// or wss://)",
-          DEFAULT_SERVER, rw));
-  g_object_class_install_property (gobject_class, PROP_TREE_ID,
-      g_param_spec_string ("tree-id", "Tree ID",
-          "Id of the tree to join, as given by the source's peertreesink tree-id",
-          NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_CLIENT_ID,
-      g_param_spec_string ("client-id", "Client ID",
-          "Id this viewer announces to the server; empty lets the server assign one",
-          NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_LOCAL_ADDRESSES,
-      g_param_spec_string ("local-addresses", "Local addresses",
-          "Comma-separated local IP addresses ICE may use (e.g. "
-          "\"192.168.1.10,127.0.0.1\"); empty uses every interface except loopback",
-          NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_STUN_SERVER,
-      g_param_spec_string ("stun-server", "STUN server",
-          "STUN server for ICE as stun://host:port; empty for none", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_TURN_SERVER,
-      g_param_spec_string ("turn-server", "TURN server",
-          "TURN relay for ICE as turn(s)://user:password@host:port; empty for none",
-          NULL, rw));
+  pt_settings_install_properties (gobject_class, PROP_SETTINGS,
+      "Id of the tree to join, as given by the source's peertreesink tree-id",
+      "Id this viewer announces to the server; empty lets the server assign one");
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint ("latency", "Latency",
           "Milliseconds the jitterbuffers wait for a lost or late packet before "
@@ -2049,7 +1973,7 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
     "dtlssrtpdec", "tee", "queue", NULL
   };
 
-  self->server = g_strdup (DEFAULT_SERVER);
+  pt_settings_init (&self->settings);
   self->latency = DEFAULT_LATENCY;
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
