@@ -33,6 +33,7 @@
 
 
 #include "gstpeertreeelements.h"
+#include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
 #include "pt-settings.h"
@@ -69,11 +70,6 @@ typedef struct {
   gboolean eos;                 /* EOS arrived on the request pad */
 } PtSinkStream;
 
-typedef struct {
-  PtLink *link;
-  guint n_streams;              /* streams[0..n) are linked to this child */
-} PtSinkChild;
-
 struct _GstPeerTreeSink {
   GstBin parent;
 
@@ -96,8 +92,7 @@ struct _GstPeerTreeSink {
   GCancellable *cancellable;
   PtLinkConfig config;
   gchar *active_tree;           /* tree created on the server */
-  GHashTable *children;         /* child id → PtSinkChild */
-  GPtrArray *pending;           /* child ids waiting for stream caps */
+  PtFanout *children;
 };
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
@@ -475,89 +470,17 @@ gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
 /* ---------------------------------------------------------------------- */
 /* children (loop thread) */
 
-static void child_free (gpointer data);
-
-static void
-on_child_description (PtLink * link, const gchar * type, const gchar * sdp, gpointer data)
+/* PtFanoutGetTee: a stream can be sent once its tee has RTP caps */
+static GstElement *
+get_ready_tee (GstElement * element, guint index)
 {
-  GstPeerTreeSink *self = data;
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  PtSinkStream *st;
 
-  if (self->client && self->active_tree)
-    peer_tree_client_send_sdp (self->client, self->active_tree, pt_link_get_peer_id (link),
-        type, sdp);
-}
-
-static void
-on_child_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  if (self->client && self->active_tree)
-    peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
-        mline, candidate);
-}
-
-static void
-remove_child (GstPeerTreeSink * self, const gchar * child_id, const gchar * reason)
-{
-  g_autofree gchar *id = g_strdup (child_id);
-
-  if (!g_hash_table_remove (self->children, id))
-    return;
-  GST_INFO_OBJECT (self, "child %s removed: %s", id, reason);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_REMOVED,
-      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, id,
-      "reason", G_TYPE_STRING, reason, NULL);
-}
-
-static void
-on_child_state (PtLink * link, PtLinkState state, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  GST_DEBUG_OBJECT (self, "child %s: %s", pt_link_get_peer_id (link),
-      pt_link_state_to_string (state));
-  /* reap dead peers on ICE failure, not only when the server says so */
-  if (state == PT_LINK_STATE_FAILED)
-    remove_child (self, pt_link_get_peer_id (link), "ICE failed");
-}
-
-static void
-on_child_error (PtLink * link, const GError * error, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  GST_ELEMENT_WARNING (self, STREAM, FAILED,
-      ("Could not negotiate with child %s", pt_link_get_peer_id (link)),
-      ("%s", error->message));
-  remove_child (self, pt_link_get_peer_id (link), error->message);
-}
-
-static const PtLinkCallbacks child_callbacks = {
-  .local_description = on_child_description,
-  .local_candidate = on_child_candidate,
-  .state_changed = on_child_state,
-  .error = on_child_error,
-};
-
-/* Links streams [child->n_streams, n) to the child. Returns FALSE on error. */
-static gboolean
-child_add_streams (GstPeerTreeSink * self, PtSinkChild * child, GError ** error)
-{
-  gboolean ok = TRUE;
-
-  g_mutex_lock (&self->streams_lock);
-  for (guint i = child->n_streams; i < self->streams->len && ok; i++) {
-    PtSinkStream *st = g_ptr_array_index (self->streams, i);
-
-    if (!st->has_caps)
-      break;
-    ok = pt_link_add_relay_stream (child->link, st->tee, error);
-    if (ok)
-      child->n_streams = i + 1;
-  }
-  g_mutex_unlock (&self->streams_lock);
-  return ok;
+  if (index >= self->streams->len)
+    return NULL;
+  st = g_ptr_array_index (self->streams, index);
+  return st->has_caps ? st->tee : NULL;
 }
 
 static gboolean
@@ -574,57 +497,13 @@ all_streams_ready (GstPeerTreeSink * self)
 }
 
 static void
-start_child (GstPeerTreeSink * self, const gchar * child_id)
-{
-  g_autoptr (GError) error = NULL;
-  PtSinkChild *child = g_new0 (PtSinkChild, 1);
-
-  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (self), &self->config,
-      &child_callbacks, self, NULL, pt_loop_get_context (self->loop), &error);
-  if (child->link == NULL || !child_add_streams (self, child, &error)) {
-    GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
-        ("Could not set up the connection to child %s", child_id), ("%s", error->message));
-    child_free (child);
-    return;
-  }
-  g_hash_table_insert (self->children, g_strdup (child_id), child);
-  pt_link_start (child->link);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_ADDED,
-      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, child_id, NULL);
-}
-
-static void
 check_streams_ready (GstPeerTreeSink * self)
 {
-  GHashTableIter it;
-  gpointer value;
-
   if (self->children == NULL || !all_streams_ready (self))
     return;
-
   /* streams added after a child joined: renegotiate with it */
-  g_hash_table_iter_init (&it, self->children);
-  while (g_hash_table_iter_next (&it, NULL, &value)) {
-    g_autoptr (GError) error = NULL;
-
-    if (!child_add_streams (self, value, &error))
-      GST_WARNING_OBJECT (self, "adding a stream to a child: %s", error->message);
-  }
-  for (guint i = 0; i < self->pending->len; i++)
-    start_child (self, g_ptr_array_index (self->pending, i));
-  g_ptr_array_set_size (self->pending, 0);
-}
-
-static void
-child_free (gpointer data)
-{
-  PtSinkChild *child = data;
-
-  if (child->link) {
-    pt_link_close (child->link);
-    pt_link_unref (child->link);
-  }
-  g_free (child);
+  pt_fanout_add_streams (self->children);
+  pt_fanout_start_waiting (self->children);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -658,14 +537,7 @@ on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  if (g_hash_table_contains (self->children, child_id))
-    remove_child (self, child_id, "rejoined");
-  if (all_streams_ready (self)) {
-    start_child (self, child_id);
-  } else {
-    GST_INFO_OBJECT (self, "child %s waits for the streams' caps", child_id);
-    g_ptr_array_add (self->pending, g_strdup (child_id));
-  }
+  pt_fanout_add (self->children, child_id, all_streams_ready (self));
 }
 
 static void
@@ -677,10 +549,8 @@ on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  for (guint i = 0; i < self->pending->len; i++)
-    if (g_str_equal (g_ptr_array_index (self->pending, i), child_id))
-      g_ptr_array_remove_index (self->pending, i--);
-  remove_child (self, child_id, "left the tree");
+  pt_fanout_forget (self->children, child_id);
+  pt_fanout_remove (self->children, child_id, "left the tree");
 }
 
 static void
@@ -688,17 +558,10 @@ on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     const gchar * type, const gchar * sdp, gpointer data)
 {
   GstPeerTreeSink *self = data;
-  PtSinkChild *child;
 
   (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  child = g_hash_table_lookup (self->children, peer_id);
-  if (child == NULL) {
-    GST_WARNING_OBJECT (self, "SDP %s from unknown peer %s", type, peer_id);
-    return;
-  }
-  pt_link_set_remote_description (child->link, type, sdp);
+  if (g_strcmp0 (tree_id, self->active_tree) == 0)
+    pt_fanout_set_remote_description (self->children, peer_id, type, sdp);
 }
 
 static void
@@ -706,14 +569,10 @@ on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     guint mline, const gchar * candidate, gpointer data)
 {
   GstPeerTreeSink *self = data;
-  PtSinkChild *child;
 
   (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  child = g_hash_table_lookup (self->children, peer_id);
-  if (child)
-    pt_link_add_remote_candidate (child->link, mline, candidate);
+  if (g_strcmp0 (tree_id, self->active_tree) == 0)
+    pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
 }
 
 static void
@@ -843,13 +702,14 @@ start_in_loop (gpointer data)
   secret = g_strdup (self->secret);
   GST_OBJECT_UNLOCK (self);
 
-  self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
-  self->pending = g_ptr_array_new_with_free_func (g_free);
   self->cancellable = g_cancellable_new ();
   /* binds to this thread's default context. The secret proves that the
    * tree is ours when we come back within the server's grace period. */
   self->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", server,
       "client-id", client_id && *client_id ? client_id : NULL, "secret", secret, NULL);
+  self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
+      get_ready_tee, self->client, &self->active_tree, &self->config,
+      pt_loop_get_context (self->loop));
   g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
   g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
   g_signal_connect (self->client, "downstream-removed",
@@ -872,8 +732,7 @@ stop_in_loop (gpointer data)
 
   g_cancellable_cancel (self->cancellable);
   /* links first (their callbacks use the client), then signalling */
-  g_clear_pointer (&self->children, g_hash_table_unref);
-  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  g_clear_pointer (&self->children, pt_fanout_free);
   if (self->client) {
     g_signal_handlers_disconnect_by_data (self->client, self);
     if (self->active_tree)
@@ -997,42 +856,14 @@ typedef struct {
   GValue *list;
 } PtStatsCtx;
 
-/* webrtcbin's own statistics (RTP, ICE, transport) of @link, as a
- * "webrtc" field; blocks until webrtcbin answers (loop thread only) */
-static GstStructure *
-add_webrtc_stats (GstStructure * s, PtLink * link)
-{
-  GstStructure *stats = pt_link_get_stats (link);
-
-  if (stats) {
-    gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, stats, NULL);
-    gst_structure_free (stats);
-  }
-  return s;
-}
-
 /* loop thread: one structure per child */
 static gboolean
 collect_children (gpointer data)
 {
   PtStatsCtx *ctx = data;
-  GHashTableIter it;
-  gpointer key, value;
 
-  if (ctx->self->children == NULL)
-    return G_SOURCE_REMOVE;
-  g_hash_table_iter_init (&it, ctx->self->children);
-  while (g_hash_table_iter_next (&it, &key, &value)) {
-    PtSinkChild *child = value;
-    GValue v = G_VALUE_INIT;
-
-    g_value_init (&v, GST_TYPE_STRUCTURE);
-    g_value_take_boxed (&v, add_webrtc_stats (gst_structure_new ("child",
-            "child-id", G_TYPE_STRING, (const gchar *) key,
-            "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-            "n-streams", G_TYPE_UINT, child->n_streams, NULL), child->link));
-    gst_value_list_append_and_take_value (ctx->list, &v);
-  }
+  if (ctx->self->children)
+    pt_fanout_append_stats (ctx->self->children, ctx->list);
   return G_SOURCE_REMOVE;
 }
 

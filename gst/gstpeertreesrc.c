@@ -57,6 +57,7 @@
 #include <gst/webrtc/webrtc.h>
 
 #include "gstpeertreeelements.h"
+#include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
 #include "pt-settings.h"
@@ -95,11 +96,6 @@ typedef struct {
   gint keyframe_wanted;         /* atomic: ask the parent on the next buffer */
 } PtSrcStream;
 
-typedef struct {
-  PtLink *link;
-  guint n_streams;
-} PtSrcChild;
-
 struct _GstPeerTreeSrc {
   GstBin parent;
 
@@ -134,8 +130,7 @@ struct _GstPeerTreeSrc {
   gboolean upstream_lost;       /* the parent is unreachable: a new one is needed */
   gboolean reconnecting;        /* reconnect-upstream in flight */
   gboolean source_lost;         /* the server waits for the tree's source */
-  GHashTable *children;         /* id → PtSrcChild */
-  GPtrArray *pending;           /* child ids waiting for the streams */
+  PtFanout *children;
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
 };
@@ -625,7 +620,8 @@ on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
 /* links (loop thread) */
 
 static void
-on_link_description (PtLink * link, const gchar * type, const gchar * sdp, gpointer data)
+on_upstream_description (PtLink * link, const gchar * type, const gchar * sdp,
+    gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
@@ -635,25 +631,13 @@ on_link_description (PtLink * link, const gchar * type, const gchar * sdp, gpoin
 }
 
 static void
-on_link_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
+on_upstream_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
   if (self->client && self->active_tree)
     peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
         mline, candidate);
-}
-
-static void
-remove_child (GstPeerTreeSrc * self, const gchar * child_id, const gchar * reason)
-{
-  g_autofree gchar *id = g_strdup (child_id);
-
-  if (self->children == NULL || !g_hash_table_remove (self->children, id))
-    return;
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_REMOVED,
-      "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, id,
-      "reason", G_TYPE_STRING, reason, NULL);
 }
 
 static void request_new_upstream (GstPeerTreeSrc * self);
@@ -746,18 +730,14 @@ clear_disconnected_timer (GstPeerTreeSrc * self)
 }
 
 static void
-on_link_state (PtLink * link, PtLinkState state, gpointer data)
+on_upstream_state (PtLink * link, PtLinkState state, gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
   GST_DEBUG_OBJECT (self, "%s: %s", pt_link_get_peer_id (link),
       pt_link_state_to_string (state));
-  if (link != self->upstream) {
-    /* reap dead children on ICE failure, not only when the server says so */
-    if (state == PT_LINK_STATE_FAILED)
-      remove_child (self, pt_link_get_peer_id (link), "ICE failed");
+  if (link != self->upstream)
     return;
-  }
   switch (state) {
     case PT_LINK_STATE_CONNECTED:
       clear_disconnected_timer (self);
@@ -779,35 +759,23 @@ on_link_state (PtLink * link, PtLinkState state, gpointer data)
 }
 
 static void
-on_link_error (PtLink * link, const GError * error, gpointer data)
+on_upstream_error (PtLink * link, const GError * error, gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
-  if (link == self->upstream) {
+  if (link == self->upstream)
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Could not negotiate with the parent peer %s.", pt_link_get_peer_id (link)),
         ("%s", error->message));
-  } else {
-    GST_ELEMENT_WARNING (self, STREAM, FAILED,
-        ("Could not negotiate with child %s", pt_link_get_peer_id (link)),
-        ("%s", error->message));
-    remove_child (self, pt_link_get_peer_id (link), error->message);
-  }
 }
 
+/* (the children's links are the PtFanout's) */
 static const PtLinkCallbacks upstream_callbacks = {
-  .local_description = on_link_description,
-  .local_candidate = on_link_candidate,
-  .state_changed = on_link_state,
-  .error = on_link_error,
+  .local_description = on_upstream_description,
+  .local_candidate = on_upstream_candidate,
+  .state_changed = on_upstream_state,
+  .error = on_upstream_error,
   .pad_added = on_upstream_pad,
-};
-
-static const PtLinkCallbacks child_callbacks = {
-  .local_description = on_link_description,
-  .local_candidate = on_link_candidate,
-  .state_changed = on_link_state,
-  .error = on_link_error,
 };
 
 static void
@@ -858,33 +826,15 @@ set_parent (GstPeerTreeSrc * self, const gchar * parent_id, gboolean force)
   pt_link_start (self->upstream);
 }
 
-static void
-child_free (gpointer data)
+/* PtFanoutGetTee: every received stream can be relayed */
+static GstElement *
+get_tee (GstElement * element, guint index)
 {
-  PtSrcChild *child = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  if (child->link) {
-    pt_link_close (child->link);
-    pt_link_unref (child->link);
-  }
-  g_free (child);
-}
-
-static gboolean
-child_add_streams (GstPeerTreeSrc * self, PtSrcChild * child, GError ** error)
-{
-  gboolean ok = TRUE;
-
-  g_mutex_lock (&self->streams_lock);
-  for (guint i = child->n_streams; i < self->streams->len && ok; i++) {
-    PtSrcStream *st = g_ptr_array_index (self->streams, i);
-
-    ok = pt_link_add_relay_stream (child->link, st->tee, error);
-    if (ok)
-      child->n_streams = i + 1;
-  }
-  g_mutex_unlock (&self->streams_lock);
-  return ok;
+  if (index >= self->streams->len)
+    return NULL;
+  return ((PtSrcStream *) g_ptr_array_index (self->streams, index))->tee;
 }
 
 static gboolean
@@ -899,37 +849,13 @@ all_streams_ready (GstPeerTreeSrc * self)
 }
 
 static void
-start_child (GstPeerTreeSrc * self, const gchar * child_id, gboolean announce)
-{
-  g_autoptr (GError) error = NULL;
-  PtSrcChild *child = g_new0 (PtSrcChild, 1);
-
-  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (self), &self->config,
-      &child_callbacks, self, NULL, pt_loop_get_context (self->loop), &error);
-  if (child->link == NULL || !child_add_streams (self, child, &error)) {
-    GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
-        ("Could not set up the connection to child %s", child_id), ("%s", error->message));
-    child_free (child);
-    return;
-  }
-  g_hash_table_insert (self->children, g_strdup (child_id), child);
-  pt_link_start (child->link);
-  if (announce)
-    pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_CHILD_ADDED,
-        "tree-id", G_TYPE_STRING, self->active_tree, "child-id", G_TYPE_STRING, child_id,
-        NULL);
-}
-
-static void
 check_streams_ready (GstPeerTreeSrc * self)
 {
   if (self->children == NULL || self->holding_children || !all_streams_ready (self))
     return;
-  for (guint i = 0; i < self->pending->len; i++)
-    start_child (self, g_ptr_array_index (self->pending, i), TRUE);
-  g_ptr_array_set_size (self->pending, 0);
+  pt_fanout_start_waiting (self->children);
   for (guint i = 0; i < self->renewing->len; i++)
-    start_child (self, g_ptr_array_index (self->renewing, i), FALSE);
+    pt_fanout_start_child (self->children, g_ptr_array_index (self->renewing, i), FALSE);
   g_ptr_array_set_size (self->renewing, 0);
 }
 
@@ -941,19 +867,17 @@ check_streams_ready (GstPeerTreeSrc * self)
 static void
 hold_children (GstPeerTreeSrc * self)
 {
-  g_autofree gpointer *ids = NULL;
-  guint n = 0;
+  g_autoptr (GPtrArray) ids = NULL;
 
   if (self->children == NULL)
     return;
   self->holding_children = TRUE;
-  ids = g_hash_table_get_keys_as_array (self->children, &n);
-  for (guint i = 0; i < n; i++) {
-    gchar *id = g_strdup (ids[i]);
+  ids = pt_fanout_drop_children (self->children);
+  for (guint i = 0; i < ids->len; i++) {
+    gchar *id = g_ptr_array_index (ids, i);
 
     GST_INFO_OBJECT (self, "child %s waits for the new source's streams", id);
-    g_hash_table_remove (self->children, id);
-    g_ptr_array_add (self->renewing, id);
+    g_ptr_array_add (self->renewing, g_strdup (id));
   }
 }
 
@@ -1097,9 +1021,7 @@ on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar
 static void
 forget_waiting_child (GstPeerTreeSrc * self, const gchar * child_id)
 {
-  for (guint i = 0; i < self->pending->len; i++)
-    if (g_str_equal (g_ptr_array_index (self->pending, i), child_id))
-      g_ptr_array_remove_index (self->pending, i--);
+  pt_fanout_forget (self->children, child_id);
   for (guint i = 0; i < self->renewing->len; i++)
     if (g_str_equal (g_ptr_array_index (self->renewing, i), child_id))
       g_ptr_array_remove_index (self->renewing, i--);
@@ -1114,12 +1036,9 @@ on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  remove_child (self, child_id, "rejoined");
   forget_waiting_child (self, child_id);
-  if (all_streams_ready (self) && !self->holding_children)
-    start_child (self, child_id, TRUE);
-  else
-    g_ptr_array_add (self->pending, g_strdup (child_id));
+  pt_fanout_add (self->children, child_id,
+      all_streams_ready (self) && !self->holding_children);
 }
 
 static void
@@ -1132,7 +1051,7 @@ on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
   forget_waiting_child (self, child_id);
-  remove_child (self, child_id, "left the tree");
+  pt_fanout_remove (self->children, child_id, "left the tree");
 }
 
 static void
@@ -1140,7 +1059,6 @@ on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     const gchar * type, const gchar * sdp, gpointer data)
 {
   GstPeerTreeSrc *self = data;
-  PtSrcChild *child;
 
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
@@ -1173,11 +1091,7 @@ on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     }
     return;
   }
-  child = g_hash_table_lookup (self->children, peer_id);
-  if (child)
-    pt_link_set_remote_description (child->link, type, sdp);
-  else
-    GST_WARNING_OBJECT (self, "SDP %s from unknown peer %s", type, peer_id);
+  pt_fanout_set_remote_description (self->children, peer_id, type, sdp);
 }
 
 static void
@@ -1185,7 +1099,6 @@ on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     guint mline, const gchar * candidate, gpointer data)
 {
   GstPeerTreeSrc *self = data;
-  PtSrcChild *child;
 
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
@@ -1194,9 +1107,7 @@ on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
     pt_link_add_remote_candidate (self->upstream, mline, candidate);
     return;
   }
-  child = g_hash_table_lookup (self->children, peer_id);
-  if (child)
-    pt_link_add_remote_candidate (child->link, mline, candidate);
+  pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
 }
 
 static const gchar *
@@ -1229,8 +1140,7 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
   GST_INFO_OBJECT (self, "tree %s closed: %s", tree_id, reason);
-  g_hash_table_remove_all (self->children);
-  g_ptr_array_set_size (self->pending, 0);
+  pt_fanout_clear (self->children);
   g_ptr_array_set_size (self->renewing, 0);
   self->holding_children = FALSE;
   close_upstream (self);
@@ -1378,11 +1288,12 @@ start_in_loop (gpointer data)
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
-  self->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, child_free);
-  self->pending = g_ptr_array_new_with_free_func (g_free);
   self->renewing = g_ptr_array_new_with_free_func (g_free);
   self->cancellable = g_cancellable_new ();
   self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
+  self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
+      get_tee, self->client, &self->active_tree, &self->config,
+      pt_loop_get_context (self->loop));
   g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
   g_signal_connect (self->client, "upstream-changed", G_CALLBACK (on_upstream_changed), self);
   g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
@@ -1436,8 +1347,7 @@ stop_in_loop (gpointer data)
   GstPeerTreeSrc *self = data;
 
   g_cancellable_cancel (self->cancellable);
-  g_clear_pointer (&self->children, g_hash_table_unref);
-  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  g_clear_pointer (&self->children, pt_fanout_free);
   g_clear_pointer (&self->renewing, g_ptr_array_unref);
   self->holding_children = FALSE;
   close_upstream (self);
@@ -1754,20 +1664,6 @@ typedef struct {
   GstStructure *s;
 } PtStatsCtx;
 
-/* webrtcbin's own statistics (RTP, ICE, transport) of @link, as a
- * "webrtc" field; blocks until webrtcbin answers (loop thread only) */
-static GstStructure *
-add_webrtc_stats (GstStructure * s, PtLink * link)
-{
-  GstStructure *stats = pt_link_get_stats (link);
-
-  if (stats) {
-    gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, stats, NULL);
-    gst_structure_free (stats);
-  }
-  return s;
-}
-
 static gboolean
 collect_links (gpointer data)
 {
@@ -1788,23 +1684,8 @@ collect_links (gpointer data)
     }
   }
   gst_value_list_init (&list, 0);
-  if (self->children) {
-    GHashTableIter it;
-    gpointer key, value;
-
-    g_hash_table_iter_init (&it, self->children);
-    while (g_hash_table_iter_next (&it, &key, &value)) {
-      PtSrcChild *child = value;
-      GValue v = G_VALUE_INIT;
-
-      g_value_init (&v, GST_TYPE_STRUCTURE);
-      g_value_take_boxed (&v, add_webrtc_stats (gst_structure_new ("child",
-              "child-id", G_TYPE_STRING, (const gchar *) key,
-              "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-              "n-streams", G_TYPE_UINT, child->n_streams, NULL), child->link));
-      gst_value_list_append_and_take_value (&list, &v);
-    }
-  }
+  if (self->children)
+    pt_fanout_append_stats (self->children, &list);
   gst_structure_set (ctx->s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&list), NULL);
   gst_structure_take_value (ctx->s, "children", &list);
   return G_SOURCE_REMOVE;
