@@ -733,13 +733,7 @@ stop_in_loop (gpointer data)
   g_cancellable_cancel (self->cancellable);
   /* links first (their callbacks use the client), then signalling */
   g_clear_pointer (&self->children, pt_fanout_free);
-  if (self->client) {
-    g_signal_handlers_disconnect_by_data (self->client, self);
-    if (self->active_tree)
-      peer_tree_client_leave_async (self->client, self->active_tree, NULL, NULL, NULL);
-    peer_tree_client_close (self->client);
-    g_clear_object (&self->client);
-  }
+  pt_client_close (&self->client, self, self->active_tree);
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->active_tree, g_free);
   return G_SOURCE_REMOVE;
@@ -748,35 +742,19 @@ stop_in_loop (gpointer data)
 static gboolean
 gst_peer_tree_sink_start (GstPeerTreeSink * self)
 {
-  PtLoop *loop;
-
   GST_OBJECT_LOCK (self);
   pt_settings_fill_link_config (&self->settings, &self->config);
   GST_OBJECT_UNLOCK (self);
 
-  loop = pt_loop_new ("peertreesink");
-  GST_OBJECT_LOCK (self);
-  self->loop = loop;
-  GST_OBJECT_UNLOCK (self);
-  pt_loop_invoke_sync (loop, start_in_loop, self);
+  pt_element_start_loop (GST_ELEMENT (self), &self->loop, "peertreesink", start_in_loop);
   return TRUE;
 }
 
 static void
 gst_peer_tree_sink_stop (GstPeerTreeSink * self)
 {
-  PtLoop *loop;
-
-  GST_OBJECT_LOCK (self);
-  loop = self->loop;
-  GST_OBJECT_UNLOCK (self);
-  if (loop == NULL)
+  if (!pt_element_stop_loop (GST_ELEMENT (self), &self->loop, stop_in_loop))
     return;
-  pt_loop_invoke_sync (loop, stop_in_loop, self);
-  GST_OBJECT_LOCK (self);
-  self->loop = NULL;
-  GST_OBJECT_UNLOCK (self);
-  pt_loop_free (loop);
   pt_link_config_clear (&self->config);
 
   g_mutex_lock (&self->streams_lock);

@@ -1351,13 +1351,7 @@ stop_in_loop (gpointer data)
   g_clear_pointer (&self->renewing, g_ptr_array_unref);
   self->holding_children = FALSE;
   close_upstream (self);
-  if (self->client) {
-    g_signal_handlers_disconnect_by_data (self->client, self);
-    if (self->active_tree)
-      peer_tree_client_leave_async (self->client, self->active_tree, NULL, NULL, NULL);
-    peer_tree_client_close (self->client);
-    g_clear_object (&self->client);
-  }
+  pt_client_close (&self->client, self, self->active_tree);
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->active_tree, g_free);
   g_clear_pointer (&self->parent_id, g_free);
@@ -1368,8 +1362,6 @@ stop_in_loop (gpointer data)
 static gboolean
 gst_peer_tree_src_start (GstPeerTreeSrc * self)
 {
-  PtLoop *loop;
-
   GST_OBJECT_LOCK (self);
   if (self->settings.tree_id == NULL || *self->settings.tree_id == '\0') {
     GST_OBJECT_UNLOCK (self);
@@ -1381,11 +1373,7 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   self->config.latency_ms = self->latency;
   GST_OBJECT_UNLOCK (self);
 
-  loop = pt_loop_new ("peertreesrc");
-  GST_OBJECT_LOCK (self);
-  self->loop = loop;
-  GST_OBJECT_UNLOCK (self);
-  pt_loop_invoke_sync (loop, start_in_loop, self);
+  pt_element_start_loop (GST_ELEMENT (self), &self->loop, "peertreesrc", start_in_loop);
   return TRUE;
 }
 
@@ -1413,18 +1401,7 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
 static void
 gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 {
-  PtLoop *loop;
-
-  GST_OBJECT_LOCK (self);
-  loop = self->loop;
-  GST_OBJECT_UNLOCK (self);
-  if (loop) {
-    pt_loop_invoke_sync (loop, stop_in_loop, self);
-    GST_OBJECT_LOCK (self);
-    self->loop = NULL;
-    GST_OBJECT_UNLOCK (self);
-    pt_loop_free (loop);
-  }
+  pt_element_stop_loop (GST_ELEMENT (self), &self->loop, stop_in_loop);
 }
 
 /* PAUSED→READY, after the children stopped streaming: the tees, the local
