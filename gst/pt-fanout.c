@@ -159,6 +159,9 @@ pt_fanout_start_child (PtFanout * f, const gchar * child_id, gboolean announce)
 void
 pt_fanout_add (PtFanout * f, const gchar * child_id, gboolean ready)
 {
+  /* announced again: one link, one child-added, whether it was linked or
+   * still waiting */
+  pt_fanout_forget (f, child_id);
   pt_fanout_remove (f, child_id, "rejoined");
   if (ready) {
     pt_fanout_start_child (f, child_id, TRUE);

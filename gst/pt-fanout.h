@@ -45,8 +45,9 @@ PtFanout *pt_fanout_new (GstElement *element, GstDebugCategory *debug,
 void pt_fanout_free (PtFanout *fanout);
 
 /* The server gave the owner child @child_id: an earlier child of that id is
- * removed ("rejoined"); the new one is started (child-added) if @ready,
- * else it waits for pt_fanout_start_waiting(). */
+ * removed ("rejoined"), one still waiting is forgotten; the new one is
+ * started (child-added) if @ready, else it waits for
+ * pt_fanout_start_waiting(). */
 void pt_fanout_add (PtFanout *fanout, const gchar *child_id, gboolean ready);
 /* Creates the child's link with every ready stream and starts it; posts
  * child-added if @announce. A failure is a warning; the child is dropped. */
