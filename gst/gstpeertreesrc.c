@@ -1247,10 +1247,9 @@ on_joined (GObject * source, GAsyncResult * res, gpointer data)
     pt_call_free (call);
     return;
   }
+  /* The parent was taken from ::upstream-changed, which the client emits as
+   * soon as the reply is read; by now a later one may have moved us. */
   GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->active_tree, parent, depth);
-  self->depth = depth;
-  if (parent)
-    set_parent (self, parent, FALSE);
   pt_call_free (call);
 }
 
