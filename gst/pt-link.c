@@ -48,6 +48,7 @@ struct _PtLink {
   gulong negotiation_id;
   gulong candidate_id;
   gulong ice_state_id;
+  gulong conn_state_id;         /* sender */
   gulong pad_added_id;
 
   /* protected by lock */
@@ -61,6 +62,7 @@ struct _PtLink {
   guint next_sink;
   guint n_remote_streams;
   GPtrArray *branches;          /* PtRelayBranch */
+  gboolean keyframe_asked;      /* sender: when the child first connected */
 };
 
 typedef struct {
@@ -714,6 +716,57 @@ on_ice_candidate (GstElement * webrtcbin, guint mline, gchar * candidate, gpoint
   pt_link_post (link, ev);
 }
 
+/* A sender's child is reachable (DTLS done, SRTP keys set): ask upstream for
+ * a keyframe at once, one per stream, instead of waiting for the child to
+ * see its first packet through its jitterbuffer and send a PLI back. The
+ * request carries the stream's SSRC and payload type, as a child's PLI
+ * would, so a relay's upstream link turns it into a PLI to its own parent,
+ * and the fan-out's coalescing applies. */
+static void
+on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data)
+{
+  PtLink *link = user_data;
+  GstWebRTCPeerConnectionState state;
+  g_autoptr (GPtrArray) pads = g_ptr_array_new_with_free_func (gst_object_unref);
+
+  (void) pspec;
+  g_object_get (webrtcbin, "connection-state", &state, NULL);
+  if (state != GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED)
+    return;
+  g_mutex_lock (&link->lock);
+  if (!link->closed && !link->keyframe_asked) {
+    link->keyframe_asked = TRUE;
+    for (guint i = 0; i < link->branches->len; i++) {
+      PtRelayBranch *br = g_ptr_array_index (link->branches, i);
+
+      if (br->tee_pad)
+        g_ptr_array_add (pads, gst_element_get_static_pad (br->queue, "sink"));
+    }
+  }
+  g_mutex_unlock (&link->lock);
+
+  for (guint i = 0; i < pads->len; i++) {
+    GstPad *qsink = g_ptr_array_index (pads, i);
+    g_autoptr (GstPad) teesrc = gst_pad_get_peer (qsink);
+    GstElement *tee = teesrc ? gst_pad_get_parent_element (teesrc) : NULL;
+    g_autoptr (GstCaps) caps = tee ? pt_link_get_fanout_caps (tee) : NULL;
+    const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
+    guint ssrc = 0;
+    gint pt = 0;
+
+    if (tee)
+      gst_object_unref (tee);
+    if (s == NULL || !gst_structure_get_uint (s, "ssrc", &ssrc) ||
+        !gst_structure_get_int (s, "payload", &pt))
+      continue;
+    GST_DEBUG ("link %s: connected, keyframe asked for ssrc %08x", link->peer_id, ssrc);
+    gst_pad_push_event (qsink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
+            gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+                GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT,
+                0, "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, (guint) pt, NULL)));
+  }
+}
+
 static void
 on_ice_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data)
 {
@@ -836,6 +889,9 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
       G_CALLBACK (on_ice_connection_state), link);
   link->pad_added_id = g_signal_connect (webrtcbin, "pad-added",
       G_CALLBACK (on_pad_added), link);
+  if (role == PT_LINK_ROLE_SENDER)
+    link->conn_state_id = g_signal_connect (webrtcbin, "notify::connection-state",
+        G_CALLBACK (on_connection_state), link);
 
   GST_INFO ("link %s: new %s", peer_id, role == PT_LINK_ROLE_SENDER ? "sender" : "receiver");
   return link;
@@ -1257,6 +1313,7 @@ pt_link_close (PtLink * link)
   g_clear_signal_handler (&link->negotiation_id, webrtcbin);
   g_clear_signal_handler (&link->candidate_id, webrtcbin);
   g_clear_signal_handler (&link->ice_state_id, webrtcbin);
+  g_clear_signal_handler (&link->conn_state_id, webrtcbin);
   g_clear_signal_handler (&link->pad_added_id, webrtcbin);
 
   /* 2. detach relay branches from the shared tees (siblings keep flowing) */
