@@ -28,7 +28,9 @@
  *
  * Keyframe requests from children travel upstream as GstForceKeyUnit (with
  * the SSRC, kept unchanged end to end) through the tee to the parent-facing
- * webrtcbin, which sends PLI/FIR to the parent.
+ * webrtcbin, which sends PLI/FIR to the parent. A parent asks for one itself
+ * as soon as a new child's link is up (DTLS done), so a joining viewer's
+ * first picture does not wait for its own request.
  *
  * Churn: when the parent goes (the server re-parents us: "upstream-changed";
  * or the upstream ICE state turns failed, or stays disconnected for 2 s, and
