@@ -716,18 +716,69 @@ on_ice_candidate (GstElement * webrtcbin, guint mline, gchar * candidate, gpoint
   pt_link_post (link, ev);
 }
 
+/* The GstForceKeyUnit a child's PLI would produce, for the stream of @pad. */
+static GstEvent *
+keyframe_request_for (GstPad * pad)
+{
+  g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
+  const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
+  guint ssrc = 0;
+  gint pt = 0;
+
+  if (s == NULL || !gst_structure_get_uint (s, "ssrc", &ssrc) ||
+      !gst_structure_get_int (s, "payload", &pt))
+    return NULL;
+  GST_DEBUG_OBJECT (pad, "child connected: keyframe asked for ssrc %08x", ssrc);
+  return gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
+      gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+          GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
+          "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, (guint) pt, NULL));
+}
+
+/* streaming thread: the next buffer for a child that just connected */
+static GstPadProbeReturn
+ask_keyframe_on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  GstEvent *event = keyframe_request_for (pad);
+
+  (void) info;
+  (void) user_data;
+  if (event)
+    gst_pad_push_event (pad, event);
+  return GST_PAD_PROBE_REMOVE;
+}
+
+/* Whether @tee relays what an upstream webrtcbin receives (a viewer's
+ * fan-out), rather than what this process encodes (the source's). */
+static gboolean
+fanout_fed_by_webrtcbin (GstElement * tee)
+{
+  g_autoptr (GstPad) sink = gst_element_get_static_pad (tee, "sink");
+  g_autoptr (GstPad) peer = sink ? gst_pad_get_peer (sink) : NULL;
+  g_autoptr (GstElement) up = peer ? gst_pad_get_parent_element (peer) : NULL;
+  GstElementFactory *f = up ? gst_element_get_factory (up) : NULL;
+
+  return f && g_strcmp0 (GST_OBJECT_NAME (f), "webrtcbin") == 0;
+}
+
 /* A sender's child is reachable (DTLS done, SRTP keys set): ask upstream for
- * a keyframe at once, one per stream, instead of waiting for the child to
- * see its first packet through its jitterbuffer and send a PLI back. The
- * request carries the stream's SSRC and payload type, as a child's PLI
- * would, so a relay's upstream link turns it into a PLI to its own parent,
- * and the fan-out's coalescing applies. */
+ * a keyframe of each stream now, instead of waiting for the child to see its
+ * first packet through its jitterbuffer and send a PLI back. The request
+ * carries the stream's SSRC and payload type, as a child's PLI would, and
+ * the fan-out's coalescing applies.
+ * At the source the request only reaches the encoder: it is pushed at once,
+ * from this (webrtcbin's) thread, and the next frame is a keyframe. At a
+ * relay it becomes a PLI of the upstream webrtcbin, which may be sent
+ * through OpenSSL from the pushing thread, and OpenSSL's per-thread state
+ * must stay in threads that outlive the link (see request_keyframe in
+ * gstpeertreesrc.c): there it goes with the stream's next buffer, from the
+ * streaming thread. */
 static void
 on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data)
 {
   PtLink *link = user_data;
   GstWebRTCPeerConnectionState state;
-  g_autoptr (GPtrArray) pads = g_ptr_array_new_with_free_func (gst_object_unref);
+  g_autoptr (GPtrArray) now = g_ptr_array_new_with_free_func (gst_object_unref);
 
   (void) pspec;
   g_object_get (webrtcbin, "connection-state", &state, NULL);
@@ -738,32 +789,25 @@ on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data
     link->keyframe_asked = TRUE;
     for (guint i = 0; i < link->branches->len; i++) {
       PtRelayBranch *br = g_ptr_array_index (link->branches, i);
+      GstPad *qsink = gst_element_get_static_pad (br->queue, "sink");
 
-      if (br->tee_pad)
-        g_ptr_array_add (pads, gst_element_get_static_pad (br->queue, "sink"));
+      if (fanout_fed_by_webrtcbin (br->tee)) {
+        gst_pad_add_probe (qsink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+            ask_keyframe_on_buffer, NULL, NULL);
+        gst_object_unref (qsink);
+      } else {
+        g_ptr_array_add (now, qsink);
+      }
     }
   }
   g_mutex_unlock (&link->lock);
 
-  for (guint i = 0; i < pads->len; i++) {
-    GstPad *qsink = g_ptr_array_index (pads, i);
-    g_autoptr (GstPad) teesrc = gst_pad_get_peer (qsink);
-    GstElement *tee = teesrc ? gst_pad_get_parent_element (teesrc) : NULL;
-    g_autoptr (GstCaps) caps = tee ? pt_link_get_fanout_caps (tee) : NULL;
-    const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
-    guint ssrc = 0;
-    gint pt = 0;
+  for (guint i = 0; i < now->len; i++) {
+    GstPad *qsink = g_ptr_array_index (now, i);
+    GstEvent *event = keyframe_request_for (qsink);
 
-    if (tee)
-      gst_object_unref (tee);
-    if (s == NULL || !gst_structure_get_uint (s, "ssrc", &ssrc) ||
-        !gst_structure_get_int (s, "payload", &pt))
-      continue;
-    GST_DEBUG ("link %s: connected, keyframe asked for ssrc %08x", link->peer_id, ssrc);
-    gst_pad_push_event (qsink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
-            gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
-                GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT,
-                0, "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, (guint) pt, NULL)));
+    if (event)
+      gst_pad_push_event (qsink, event);
   }
 }
 
