@@ -377,23 +377,25 @@ peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult *result, GEr
  * client (its memberships) and the signals it causes happen in the hook, in
  * the server's order; the typed methods' callbacks only hand the outcome on.
  * @outer is the typed method's task, which the hook may give task data. */
-typedef void (*ReplyHook) (PeerTreeClient *self, JsonObject *result, GTask *outer);
+typedef void (*ReplyHook) (PeerTreeClient *self, JsonObject *result, gpointer data);
 
 typedef struct {
   ReplyHook hook;
-  GTask *outer;                 /* borrowed: it outlives the request */
+  gpointer data;                /* borrowed: @callback's, which runs later */
 } HookData;
 
-/* peer_tree_client_request_async() with a hook; @outer is also @callback's
- * user data. */
+/* peer_tree_client_request_async() with a hook; @data (a typed method's
+ * task, say) goes to both. A reply that was applied is what the request
+ * returns, even if its cancellable fired since: the hook sets the same on
+ * the typed method's task. */
 static void
 request_with_hook (PeerTreeClient *self, const char *type, JsonObject *params,
-    GCancellable *cancellable, ReplyHook hook, GAsyncReadyCallback callback, GTask *outer)
+    GCancellable *cancellable, ReplyHook hook, GAsyncReadyCallback callback, gpointer data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, outer);
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, data);
   HookData *h = g_new (HookData, 1);
   h->hook = hook;
-  h->outer = outer;
+  h->data = data;
   g_task_set_source_tag (task, request_with_hook);
   g_task_set_task_data (task, h, g_free);
   if (!self->ready) {
@@ -444,7 +446,8 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
         json_object_ref (json_node_get_object (res)) : json_object_new ();
     if (g_task_get_source_tag (task) == request_with_hook) {
       HookData *h = g_task_get_task_data (task);
-      h->hook (self, obj, h->outer);
+      h->hook (self, obj, h->data);
+      g_task_set_check_cancellable (task, FALSE);
     }
     g_task_return_pointer (task, obj, (GDestroyNotify) json_object_unref);
   } else {
@@ -702,6 +705,22 @@ attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable *
   }
 }
 
+/* A rejoin's placement, when the server put us elsewhere (emitted as the
+ * reply is read, like join's). */
+static void
+rejoin_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  const char *tree_id = data;
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (m && !m->source && parent && g_strcmp0 (parent, m->parent) != 0 &&
+      uint_member (result, "depth", &depth)) {
+    membership_set_parent (self, tree_id, parent);
+    g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  }
+}
+
 static void
 on_rejoin_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -709,24 +728,13 @@ on_rejoin_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autofree char *tree_id = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
-  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
-  if (!m)
+  if (result || !g_hash_table_lookup (self->memberships, tree_id))
     return;
-  if (!result) {
-    if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED))
-      return; /* dropped again: the next reconnection retries */
-    g_autofree char *reason = g_strdup_printf ("could not re-register: %s", error->message);
-    g_hash_table_remove (self->memberships, tree_id);
-    g_signal_emit (self, signals[SIG_TREE_CLOSED], 0, tree_id, reason);
-    return;
-  }
-  const char *parent = str_member (result, "parent");
-  guint depth;
-  if (!m->source && parent && g_strcmp0 (parent, m->parent) != 0 &&
-      uint_member (result, "depth", &depth)) {
-    membership_set_parent (self, tree_id, parent);
-    g_signal_emit (self, signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
-  }
+  if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED))
+    return; /* dropped again: the next reconnection retries */
+  g_autofree char *reason = g_strdup_printf ("could not re-register: %s", error->message);
+  g_hash_table_remove (self->memberships, tree_id);
+  g_signal_emit (self, signals[SIG_TREE_CLOSED], 0, tree_id, reason);
 }
 
 /* After a reconnection (the server may have restarted and forgotten
@@ -750,7 +758,7 @@ rejoin_all (PeerTreeClient *self)
     } else {
       json_object_set_string_member (params, "parent", m->parent);
     }
-    peer_tree_client_request_async (self, "rejoin", params, NULL, on_rejoin_reply,
+    request_with_hook (self, "rejoin", params, NULL, rejoin_hook, on_rejoin_reply,
         g_strdup (key));
   }
 }
@@ -1011,8 +1019,9 @@ placement_free (Placement *p)
 }
 
 static void
-create_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+create_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
+  GTask *outer = data;
   const char *tree_id = str_member (result, "treeId");
   guint k = 0, k1 = 0;
   if (!tree_id)
@@ -1021,6 +1030,7 @@ create_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
   uint_member (result, "k1", &k1);
   membership_set (self, tree_id, TRUE, NULL, k, k1);
   g_task_set_task_data (outer, g_strdup (tree_id), g_free);
+  g_task_set_check_cancellable (outer, FALSE);
   g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, 0u);
 }
 
@@ -1093,8 +1103,9 @@ peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GErr
 }
 
 static void
-placement_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+placement_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
+  GTask *outer = data;
   const char *tree_id = str_member (result, "treeId");
   const char *parent = str_member (result, "parent");
   guint depth;
@@ -1105,6 +1116,7 @@ placement_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
   p->parent = g_strdup (parent);
   p->depth = depth;
   g_task_set_task_data (outer, p, (GDestroyNotify) placement_free);
+  g_task_set_check_cancellable (outer, FALSE);
   membership_set (self, tree_id, FALSE, parent, 0, 0);
   if (g_task_get_source_tag (outer) == peer_tree_client_join_async)
     g_signal_emit (self, signals[SIG_TREE_JOINED], 0, tree_id, depth);
@@ -1240,10 +1252,12 @@ peer_tree_client_reconnect_upstream_finish (PeerTreeClient *self, GAsyncResult *
 }
 
 static void
-leave_hook (PeerTreeClient *self, JsonObject *result, GTask *outer)
+leave_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
+  GTask *outer = data;
   (void) result;
   g_hash_table_remove (self->memberships, g_task_get_task_data (outer));
+  g_task_set_check_cancellable (outer, FALSE);
 }
 
 static void
