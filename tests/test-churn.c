@@ -1,6 +1,7 @@
 /* Churn at the signalling level: the source's grace period and reclaim, and
  * rebuilding trees from what members report after a server restart. */
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include "pt-test-util.h"
 
@@ -192,6 +193,7 @@ typedef struct {
   PeerTreeClient *client;
   GString *order;
   GAsyncResult *res;
+  gboolean child_before_callback;       /* the case under test did happen */
 } Reclaimer;
 
 static void
@@ -204,6 +206,7 @@ static void
 order_child (PeerTreeClient *c, const char *tree, const char *child, Reclaimer *r)
 {
   g_string_append_printf (r->order, "child:%s ", child);
+  r->child_before_callback = r->res == NULL;
 }
 
 static void
@@ -212,14 +215,26 @@ reclaim_now (PeerTreeClient *c, PeerTreeMessage *msg, Reclaimer *r)
   peer_tree_client_create_async (r->client, "t", 0, 0, NULL, pt_test_store_result, &r->res);
   /* still in the read callback: the server's reply and the event after it
    * arrive before this one returns */
-  g_usleep (300 * G_TIME_SPAN_MILLISECOND);
+  g_usleep (500 * G_TIME_SPAN_MILLISECOND);
+}
+
+/* in the server's process, before exec: die with the test, whatever happens
+ * to it */
+static void
+die_with_parent (gpointer data)
+{
+  (void) data;
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
 static GSubprocess *
 spawn_server (char **url)
 {
   g_autoptr (GError) error = NULL;
-  GSubprocess *proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, PEERTREE_SERVER,
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  GSubprocess *proc = g_subprocess_launcher_spawn (launcher, &error, PEERTREE_SERVER,
       "--port", "0", "--source-grace", "30", NULL);
   fail_unless (proc != NULL, "%s", error ? error->message : "");
   g_autoptr (GDataInputStream) in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc));
@@ -243,7 +258,7 @@ GST_START_TEST (test_reply_signals_before_later_events)
   WAIT_UNTIL (viewer->source_lost == 1);
 
   /* the restarted source reclaims its tree from inside a message callback */
-  Reclaimer r = { NULL, g_string_new (NULL), NULL };
+  Reclaimer r = { NULL, g_string_new (NULL), NULL, FALSE };
   r.client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", "cam", "secret",
       "tree-secret", NULL);
   fail_unless (pt_test_connect (r.client, &error), "%s", error ? error->message : "");
@@ -256,6 +271,9 @@ GST_START_TEST (test_reply_signals_before_later_events)
   fail_unless_equals_string (reclaimed, "t");
   WAIT_UNTIL (strstr (r.order->str, "child:") != NULL);
   fail_unless_equals_string (r.order->str, "joined:t child:viewer ");
+  /* otherwise the reply came in a later iteration and nothing was tested */
+  fail_unless (r.child_before_callback,
+      "the reply was not read while the request's callback ran (server too slow?)");
 
   g_clear_object (&r.res);
   g_string_free (r.order, TRUE);

@@ -130,13 +130,26 @@ pt_weak_ref_is_gone (GWeakRef *weak)
   return FALSE;
 }
 
-/* Stops and frees the pipeline, and checks that nothing (no element of ours,
- * no thread or callback of theirs) keeps it alive. */
+static inline gboolean
+pt_weak_refs_are_gone (GArray *weak)
+{
+  for (guint i = 0; i < weak->len; i++)
+    if (!pt_weak_ref_is_gone (&g_array_index (weak, GWeakRef, i)))
+      return FALSE;
+  return TRUE;
+}
+
+/* Stops and frees the pipeline, and checks that nothing (no thread or
+ * callback of our elements, no reference they keep) keeps it or any of our
+ * elements alive: a bin drops its children whatever their reference count,
+ * so each peertree element is checked too. */
 static inline void
 pt_node_free (PtNode *node)
 {
   g_autoptr (GstBus) bus = NULL;
-  GWeakRef weak;
+  g_autoptr (GstIterator) it = NULL;
+  g_autoptr (GArray) weak = g_array_new (FALSE, TRUE, sizeof (GWeakRef));
+  GValue item = G_VALUE_INIT;
 
   if (node == NULL)
     return;
@@ -144,10 +157,26 @@ pt_node_free (PtNode *node)
       GST_STATE_CHANGE_SUCCESS);
   bus = gst_pipeline_get_bus (GST_PIPELINE (node->pipeline));
   gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
-  g_weak_ref_init (&weak, node->pipeline);
+  g_array_set_size (weak, 1);
+  g_weak_ref_init (&g_array_index (weak, GWeakRef, 0), node->pipeline);
+  it = gst_bin_iterate_recurse (GST_BIN (node->pipeline));
+  while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory (g_value_get_object (&item));
+
+    if (f && g_str_has_prefix (GST_OBJECT_NAME (f), "peertree")) {
+      g_array_set_size (weak, weak->len + 1);
+      g_weak_ref_init (&g_array_index (weak, GWeakRef, weak->len - 1),
+          g_value_get_object (&item));
+    }
+    g_value_reset (&item);
+  }
+  g_value_unset (&item);
+  g_clear_pointer (&it, gst_iterator_free);     /* it holds the pipeline */
+  fail_unless (weak->len > 1, "%s: no peertree element found", node->name);
   gst_object_unref (node->pipeline);
-  WAIT_UNTIL_MS (pt_weak_ref_is_gone (&weak), PT_WAIT_MS);
-  g_weak_ref_clear (&weak);
+  WAIT_UNTIL_MS (pt_weak_refs_are_gone (weak), PT_WAIT_MS);
+  for (guint i = 0; i < weak->len; i++)
+    g_weak_ref_clear (&g_array_index (weak, GWeakRef, i));
   g_ptr_array_unref (node->messages);
   g_clear_error (&node->error);
   g_free (node->error_debug);
