@@ -491,11 +491,16 @@ publish_and_set_local (PtLink * link, GstWebRTCSessionDescription * desc)
   ev->str1 = g_strdup (gst_webrtc_sdp_type_to_string (desc->type));
   ev->str2 = gst_sdp_message_as_text (desc->sdp);
   GST_DEBUG ("link %s: local %s\n%s", link->peer_id, ev->str1, ev->str2);
-  pt_link_post (link, ev);
 
+  /* Queued in webrtcbin before the description leaves: webrtcbin runs its
+   * operations in order, so the peer's reply, however fast, is applied after
+   * it. (Published first, a busy machine let an answer arrive while the
+   * offer was not set yet: "Not in the correct state (stable) for setting
+   * remote answer description", and the child was dropped.) */
   promise = gst_promise_new_with_change_func (on_local_description_set,
       pt_link_ref (link), (GDestroyNotify) pt_link_unref);
   g_signal_emit_by_name (link->webrtcbin, "set-local-description", desc, promise);
+  pt_link_post (link, ev);
 }
 
 static void
