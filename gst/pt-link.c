@@ -783,7 +783,8 @@ on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data
 {
   PtLink *link = user_data;
   GstWebRTCPeerConnectionState state;
-  g_autoptr (GPtrArray) now = g_ptr_array_new_with_free_func (gst_object_unref);
+  /* (tee, queue sink pad) of each branch, taken under the lock */
+  g_autoptr (GPtrArray) pairs = g_ptr_array_new_with_free_func (gst_object_unref);
 
   (void) pspec;
   g_object_get (webrtcbin, "connection-state", &state, NULL);
@@ -794,25 +795,25 @@ on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data
     link->keyframe_asked = TRUE;
     for (guint i = 0; i < link->branches->len; i++) {
       PtRelayBranch *br = g_ptr_array_index (link->branches, i);
-      GstPad *qsink = gst_element_get_static_pad (br->queue, "sink");
 
-      if (fanout_fed_by_webrtcbin (br->tee)) {
-        gst_pad_add_probe (qsink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
-            ask_keyframe_on_buffer, NULL, NULL);
-        gst_object_unref (qsink);
-      } else {
-        g_ptr_array_add (now, qsink);
-      }
+      g_ptr_array_add (pairs, gst_object_ref (br->tee));
+      g_ptr_array_add (pairs, gst_element_get_static_pad (br->queue, "sink"));
     }
   }
   g_mutex_unlock (&link->lock);
 
-  for (guint i = 0; i < now->len; i++) {
-    GstPad *qsink = g_ptr_array_index (now, i);
-    GstEvent *event = keyframe_request_for (qsink);
+  for (guint i = 0; i + 1 < pairs->len; i += 2) {
+    GstPad *qsink = g_ptr_array_index (pairs, i + 1);
 
-    if (event)
-      gst_pad_push_event (qsink, event);
+    if (fanout_fed_by_webrtcbin (g_ptr_array_index (pairs, i))) {
+      gst_pad_add_probe (qsink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+          ask_keyframe_on_buffer, NULL, NULL);
+    } else {
+      GstEvent *event = keyframe_request_for (qsink);
+
+      if (event)
+        gst_pad_push_event (qsink, event);
+    }
   }
 }
 
