@@ -92,3 +92,27 @@ bench_check_bus (GstElement *pipeline, const gchar *what)
     bench_die ("%s: %s (%s)", what, err->message, dbg);
   }
 }
+
+/* A peertreesrc pad-added: decodes @pad into a fakesink (capsfilter
+ * video/x-raw, so peertreesrc builds its decoder), calling @on_frame with
+ * @data for each decoded frame. */
+static inline void
+bench_decode_pad (GstElement *src, GstPad *pad, GstPadProbeCallback on_frame, gpointer data)
+{
+  GstElement *pipeline = GST_ELEMENT (gst_element_get_parent (src));
+  GstElement *filter = gst_element_factory_make ("capsfilter", NULL);
+  GstElement *sink = gst_element_factory_make ("fakesink", NULL);
+  g_autoptr (GstCaps) caps = gst_caps_from_string ("video/x-raw");
+  g_autoptr (GstPad) fpad = gst_element_get_static_pad (filter, "sink");
+  g_autoptr (GstPad) spad = gst_element_get_static_pad (sink, "sink");
+
+  g_object_set (filter, "caps", caps, NULL);
+  g_object_set (sink, "sync", FALSE, "async", FALSE, NULL);
+  gst_bin_add_many (GST_BIN (pipeline), filter, sink, NULL);
+  gst_element_link (filter, sink);
+  gst_pad_add_probe (spad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, data, NULL);
+  gst_element_sync_state_with_parent (sink);
+  gst_element_sync_state_with_parent (filter);
+  gst_pad_link (pad, fpad);
+  gst_object_unref (pipeline);
+}
