@@ -457,8 +457,12 @@ tree_source_lost (PtServer *self, TreeEntry *t)
   pt_tree_foreach (t->tree, source_lost_member, args);
 }
 
+/* The source came back and has no links any more: it offers each of its
+ * children a new link. Under a new clientId (@renamed) the children are also
+ * told their parent changed; under the same one they keep it and just see an
+ * offer with a new session. */
 static void
-announce_new_root (PtServer *self, char *tree_id)
+announce_root_children (PtServer *self, char *tree_id, gboolean renamed)
 {
   g_autofree char *id = tree_id;
   TreeEntry *t = g_hash_table_lookup (self->trees, id);
@@ -467,25 +471,22 @@ announce_new_root (PtServer *self, char *tree_id)
   const char *root = pt_tree_get_root (t->tree);
   g_autofree const char **children = pt_tree_get_children (t->tree, root);
   for (guint i = 0; children[i]; i++) {
-    notify_upstream (self, t, children[i], "source-returned");
+    if (renamed)
+      notify_upstream (self, t, children[i], "source-returned");
     notify_downstream (self, t, root, children[i], TRUE, NULL);
   }
 }
 
-/* The same source restarted (same clientId, no links any more): it offers
- * each child a new link; the children keep their parent and see an offer
- * from it with a new session. */
+static void
+announce_new_root (PtServer *self, char *tree_id)
+{
+  announce_root_children (self, tree_id, TRUE);
+}
+
 static void
 announce_children_to_root (PtServer *self, char *tree_id)
 {
-  g_autofree char *id = tree_id;
-  TreeEntry *t = g_hash_table_lookup (self->trees, id);
-  if (!t)
-    return;
-  const char *root = pt_tree_get_root (t->tree);
-  g_autofree const char **children = pt_tree_get_children (t->tree, root);
-  for (guint i = 0; children[i]; i++)
-    notify_downstream (self, t, root, children[i], TRUE, NULL);
+  announce_root_children (self, tree_id, FALSE);
 }
 
 /* create (or rejoin as source) of an existing tree: allowed to the source
