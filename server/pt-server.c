@@ -998,12 +998,19 @@ dispatch (PtConn *c, const char *text, gsize len)
   g_autofree char *old_parent = NULL;
   TreeEntry *moved = NULL;
 
+  if (text == NULL || len == 0) {
+    /* wslay hands over NULL for an empty message; json-glib refuses it
+     * without setting an error */
+    pt_fault_set (&f, "bad-json", "message is empty");
+    goto fail;
+  }
   if (!json_depth_ok (text, len)) {
     pt_fault_set (&f, "bad-json", "message nests deeper than %d levels", MAX_JSON_DEPTH);
     goto fail;
   }
   if (!json_parser_load_from_data (self->parser, text, len, &error)) {
-    pt_fault_set (&f, "bad-json", "message is not valid JSON: %s", error->message);
+    pt_fault_set (&f, "bad-json", "message is not valid JSON: %s",
+        error ? error->message : "unknown parse error");
     goto fail;
   }
   JsonNode *root = json_parser_get_root (self->parser);

@@ -100,6 +100,7 @@ GST_START_TEST (test_bad_messages_get_error_replies)
   fail_unless (pt_test_join (good, "good", NULL, NULL, &error));
 
   Raw *r = raw_new (server);
+  expect_error (r, "", "bad-json");         /* an empty text frame once crashed the server */
   expect_error (r, "{not json", "bad-json");
   expect_error (r, "[1,2,3]", "bad-request");
   expect_error (r, "\"hello\"", "bad-request");
@@ -119,6 +120,7 @@ GST_START_TEST (test_bad_messages_get_error_replies)
   assert_served (good);
   expect_ok (r, "{\"type\":\"hello\",\"id\":2,\"version\":1,\"clientId\":\"raw\"}");
   expect_error (r, "{\"type\":\"hello\",\"id\":3,\"version\":1}", "already-hello");
+  expect_error (r, "", "bad-json");
   expect_error (r, "{\"type\":\"join\",\"id\":4}", "bad-request");
   expect_error (r, "{\"type\":\"join\",\"id\":4,\"treeId\":[]}", "bad-request");
   expect_error (r, "{\"type\":\"join\",\"id\":4,\"treeId\":\"../etc\"}", "invalid-id");
