@@ -24,6 +24,8 @@
 #include <glib-unix.h>
 #include <gst/gst.h>
 
+#include "common/pt-element-packages.h"
+
 typedef struct {
   gchar *name;
   GstElement *pipeline;
@@ -67,6 +69,54 @@ node_free (Node *n)
   g_free (n);
 }
 
+/* ---- missing elements ---- */
+
+/* "the GStreamer element 'X' is missing: install the Debian package P" for
+ * every element @ctx saw missing, else @error's own message. */
+static gchar *
+describe_parse_error (GstParseContext *ctx, const GError *error)
+{
+  g_auto (GStrv) missing = ctx ? gst_parse_context_get_missing_elements (ctx) : NULL;
+  GString *s;
+
+  if (missing == NULL || missing[0] == NULL)
+    return g_strdup (error->message);
+  s = g_string_new (NULL);
+  for (guint i = 0; missing[i]; i++) {
+    const gchar *pkg = pt_element_package (missing[i]);
+
+    g_string_append_printf (s, "%sthe GStreamer element '%s' is missing: ", i ? "; " : "",
+        missing[i]);
+    if (pkg)
+      g_string_append_printf (s, "install the Debian package %s (scripts/deps installs it)", pkg);
+    else
+      g_string_append (s, "install the plugin that provides it");
+  }
+  return g_string_free (s, FALSE);
+}
+
+/* gst_parse_launch() that fails on any missing element, naming it and its
+ * package, instead of building a pipeline with a hole in it (which fails
+ * later with "Internal data stream error"). */
+static GstElement *
+parse_launch (const gchar *desc, gboolean bin, gchar **message)
+{
+  g_autoptr (GstParseContext) ctx = gst_parse_context_new ();
+  g_autoptr (GError) error = NULL;
+  GstElement *e;
+
+  if (bin)
+    e = gst_parse_bin_from_description_full (desc, TRUE, ctx, GST_PARSE_FLAG_FATAL_ERRORS,
+        &error);
+  else
+    e = gst_parse_launch_full (desc, ctx, GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  if (error) {
+    *message = describe_parse_error (ctx, error);
+    gst_clear_object (&e);
+  }
+  return e;
+}
+
 /* ---- bus ---- */
 
 static gboolean
@@ -82,6 +132,11 @@ on_bus (GstBus *bus, GstMessage *msg, gpointer data)
 
       gst_message_parse_error (msg, &err, &dbg);
       g_printerr ("%s: ERROR: %s\n", n->name, err->message);
+      if (GST_IS_ELEMENT (GST_MESSAGE_SRC (msg)) &&
+          g_str_has_prefix (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "autovideosink"))
+        g_printerr ("%s: no video sink works on this display: install the Debian package "
+            "%s (scripts/deps installs it), or run headless (unset DISPLAY)\n", n->name,
+            pt_element_package ("ximagesink"));
       if (n->error == NULL)
         n->error = g_strdup (err->message);
       if (n == D.source) {
@@ -101,7 +156,15 @@ on_bus (GstBus *bus, GstMessage *msg, gpointer data)
       const GstStructure *s = gst_message_get_structure (msg);
       const gchar *name = s ? gst_structure_get_name (s) : "";
 
-      if (g_str_equal (name, "peertree-tree-joined") ||
+      if (g_str_equal (name, "missing-plugin") &&
+          g_strcmp0 (gst_structure_get_string (s, "type"), "element") == 0) {
+        const gchar *element = gst_structure_get_string (s, "detail");
+        const gchar *pkg = element ? pt_element_package (element) : NULL;
+
+        g_printerr ("%s: the GStreamer element '%s' is missing: install %s%s\n", n->name,
+            element ? element : "?", pkg ? "the Debian package " : "the plugin that provides it",
+            pkg ? pkg : "");
+      } else if (g_str_equal (name, "peertree-tree-joined") ||
           g_str_equal (name, "peertree-upstream-changed")) {
         g_free (n->parent);
         n->parent = g_strdup (gst_structure_get_string (s, "parent-id"));
@@ -167,8 +230,8 @@ on_pad_added (GstElement *src, GstPad *pad, gpointer data)
 {
   Node *n = data;
   gboolean video = g_str_has_prefix (GST_PAD_NAME (pad), "video_");
-  g_autoptr (GError) error = NULL;
   const gchar *desc;
+  g_autofree gchar *message = NULL;
   GstElement *branch;
   g_autoptr (GstPad) sinkpad = NULL;
   GstElement *counted;
@@ -181,9 +244,11 @@ on_pad_added (GstElement *src, GstPad *pad, gpointer data)
     desc = "capsfilter caps=video/x-raw ! identity name=count ! fakesink sync=false";
   else
     desc = "capsfilter caps=audio/x-raw ! identity name=count ! fakesink sync=false";
-  branch = gst_parse_bin_from_description (desc, TRUE, &error);
+  branch = parse_launch (desc, TRUE, &message);
   if (branch == NULL) {
-    g_printerr ("%s: %s\n", n->name, error->message);
+    g_printerr ("%s: ERROR: %s\n", n->name, message);
+    if (n->error == NULL)
+      n->error = g_strdup (message);
     return;
   }
   gst_bin_add (GST_BIN (n->pipeline), branch);
@@ -301,7 +366,7 @@ main (int argc, char **argv)
   const gchar *wayland = g_getenv ("WAYLAND_DISPLAY");
   gboolean has_display = (display && *display) || (wayland && *wayland);
   g_autofree gchar *desc = NULL;
-  g_autoptr (GError) error = NULL;
+  g_autofree gchar *message = NULL;
   GstElement *pipeline;
   JoinCtx join = { 0 };
   guint missing = 0;
@@ -321,9 +386,9 @@ main (int argc, char **argv)
       "! timeoverlay ! s.video_0 "
       "audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=2 ! s.audio_0",
       url, k, k1);
-  pipeline = gst_parse_launch (desc, &error);
+  pipeline = parse_launch (desc, FALSE, &message);
   if (pipeline == NULL) {
-    g_printerr ("source: %s\n", error->message);
+    g_printerr ("source: ERROR: %s\n", message);
     return 2;
   }
   D.source = node_new ("source", pipeline);

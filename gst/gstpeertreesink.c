@@ -38,6 +38,7 @@
 #include "pt-loop.h"
 #include "pt-settings.h"
 #include "peertree/peertree-client.h"
+#include "common/pt-element-packages.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_sink_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_sink_debug
@@ -172,6 +173,7 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
   const GstStructure *s = gst_caps_get_structure (caps, 0);
   const gchar *name = gst_structure_get_name (s);
   GstElement *first, *pay = NULL, *last;
+  const gchar *wanted = NULL, *package;
   GstPeerTreeVideoCodec codec;
   gboolean ok = TRUE;
 
@@ -184,7 +186,7 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
 
 #define APPEND(factory) G_STMT_START { \
     GstElement *e_ = make (self, st, factory); \
-    if (e_ == NULL) goto missing; \
+    if (e_ == NULL) { name = factory; goto missing_named; } \
     ok &= gst_element_link (last, e_); last = e_; } G_STMT_END
 
   if (g_str_equal (name, "video/x-raw")) {
@@ -203,34 +205,40 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
       ok &= gst_element_link (last, enc);
       last = enc;
       APPEND ("h264parse");
-      pay = make (self, st, "rtph264pay");
+      pay = make (self, st, (wanted = "rtph264pay"));
     } else {
       APPEND ("vp8enc");
       /* tuned for on-demand keyframes and no encoder delay */
       g_object_set (last, "deadline", (gint64) 1, "keyframe-max-dist", KEYFRAME_MAX_DIST,
           "lag-in-frames", 0, NULL);
       gst_util_set_object_arg (G_OBJECT (last), "error-resilient", "default");
-      pay = make (self, st, "rtpvp8pay");
+      pay = make (self, st, (wanted = "rtpvp8pay"));
     }
   } else if (g_str_equal (name, "video/x-vp8")) {
-    pay = make (self, st, "rtpvp8pay");
+    pay = make (self, st, (wanted = "rtpvp8pay"));
   } else if (g_str_equal (name, "video/x-h264")) {
     APPEND ("h264parse");
-    pay = make (self, st, "rtph264pay");
+    pay = make (self, st, (wanted = "rtph264pay"));
   } else if (g_str_equal (name, "audio/x-raw")) {
     APPEND ("audioconvert");
     APPEND ("audioresample");
     APPEND ("opusenc");
-    pay = make (self, st, "rtpopuspay");
+    pay = make (self, st, (wanted = "rtpopuspay"));
   } else if (g_str_equal (name, "audio/x-opus")) {
-    pay = make (self, st, "rtpopuspay");
+    pay = make (self, st, (wanted = "rtpopuspay"));
   } else {
     g_set_error (error, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT,
         "peertreesink cannot send %s", name);
     return NULL;
   }
-  if (pay == NULL || first == NULL)
-    goto missing;
+  if (first == NULL) {
+    name = "clocksync";
+    goto missing_named;
+  }
+  if (pay == NULL) {
+    name = wanted;
+    goto missing_named;
+  }
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (pay), "config-interval")) {
     /* SPS/PPS with every IDR, so a child joining mid-stream can decode */
     g_object_set (pay, "config-interval", -1, NULL);
@@ -268,12 +276,12 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
     gst_element_sync_state_with_parent (g_ptr_array_index (st->elements, i - 1));
   return gst_element_get_static_pad (first, "sink");
 
-missing:
-  name = NULL;
 missing_named:
+  package = pt_element_package (name) ? pt_element_package (name) :
+      pt_element_package ("openh264enc");
   g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-      "A GStreamer element needed to send %s is missing%s%s",
-      gst_structure_get_name (s), name ? ": " : "", name ? name : "");
+      "A GStreamer element needed to send %s is missing: %s (install the Debian package %s)",
+      gst_structure_get_name (s), name, package);
   return NULL;
 #undef APPEND
 }

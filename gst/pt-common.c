@@ -6,6 +6,8 @@
 
 #include <gst/pbutils/missing-plugins.h>
 
+#include "common/pt-element-packages.h"
+
 PtCall *
 pt_call_new (gpointer element, GCancellable * cancellable)
 {
@@ -189,7 +191,8 @@ pt_check_missing_element (GstElement * element, const gchar * missing)
     return TRUE;
   gst_element_post_message (element, gst_missing_element_message_new (element, missing));
   GST_ELEMENT_ERROR (element, CORE, MISSING_PLUGIN,
-      ("The GStreamer element '%s' is missing; check your installation "
-          "(gst-plugins-bad webrtc, libnice GStreamer plugin).", missing), (NULL));
+      ("The GStreamer element '%s' is missing: install the Debian package %s.", missing,
+          pt_element_package (missing) ? pt_element_package (missing) :
+          "that provides it"), (NULL));
   return FALSE;
 }

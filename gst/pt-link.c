@@ -12,6 +12,8 @@
 #include <gst/sdp/sdp.h>
 #include <nice/agent.h>
 
+#include "common/pt-element-packages.h"
+
 GST_DEBUG_CATEGORY_STATIC (pt_link_debug);
 #define GST_CAT_DEFAULT pt_link_debug
 
@@ -307,7 +309,8 @@ pt_link_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GError 
   webrtcbin = gst_element_factory_make ("webrtcbin", name);
   if (webrtcbin == NULL) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The 'webrtcbin' element is missing (gst-plugins-bad webrtc plugin)");
+        "The GStreamer element 'webrtcbin' is missing: install the Debian package %s",
+        pt_element_package ("webrtcbin"));
     return NULL;
   }
   gst_object_ref_sink (webrtcbin);
@@ -1116,7 +1119,8 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
   queue = gst_element_factory_make ("queue", NULL);
   if (queue == NULL) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The 'queue' element is missing");
+        "The GStreamer element 'queue' is missing: install the Debian package %s",
+        pt_element_package ("queue"));
     return FALSE;
   }
   g_object_set (queue, "leaky", 2 /* downstream: drop the oldest */ ,
@@ -1216,7 +1220,8 @@ pt_link_make_fanout (GstBin * bin, const gchar * name, GstPad * upstream, GError
 
   if (tee == NULL) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The 'tee' element is missing");
+        "The GStreamer element 'tee' is missing: install the Debian package %s",
+        pt_element_package ("tee"));
     return NULL;
   }
   /* a tee with no linked src pad would fail the upstream stream */
