@@ -146,21 +146,25 @@ make (GstPeerTreeSink * self, PtSinkStream * st, const gchar * factory)
   return e;
 }
 
+/* openh264enc first: its constrained-baseline stream is what openh264dec
+ * (the H.264 decoder gst-plugins-bad gives every viewer) decodes; a viewer
+ * with only openh264dec decoded no frame of x264enc's output in our tests.
+ * x264enc is the fallback where openh264 is not built. */
 static GstElement *
 make_h264_encoder (GstPeerTreeSink * self, PtSinkStream * st)
 {
-  GstElement *enc = make (self, st, "x264enc");
+  GstElement *enc = make (self, st, "openh264enc");
 
+  if (enc) {
+    g_object_set (enc, "gop-size", KEYFRAME_MAX_DIST, NULL);
+    gst_util_set_object_arg (G_OBJECT (enc), "usage-type", "camera");
+    return enc;
+  }
+  enc = make (self, st, "x264enc");
   if (enc) {
     gst_util_set_object_arg (G_OBJECT (enc), "tune", "zerolatency");
     gst_util_set_object_arg (G_OBJECT (enc), "speed-preset", "ultrafast");
     g_object_set (enc, "key-int-max", KEYFRAME_MAX_DIST, NULL);
-    return enc;
-  }
-  enc = make (self, st, "openh264enc");
-  if (enc) {
-    g_object_set (enc, "gop-size", KEYFRAME_MAX_DIST, NULL);
-    gst_util_set_object_arg (G_OBJECT (enc), "usage-type", "camera");
   }
   return enc;
 }
@@ -199,12 +203,26 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
     if (codec == GST_PEER_TREE_VIDEO_CODEC_H264) {
       enc = make_h264_encoder (self, st);
       if (enc == NULL) {
-        name = "x264enc or openh264enc";
+        name = "openh264enc or x264enc";
         goto missing_named;
       }
-      ok &= gst_element_link (last, enc);
-      last = enc;
-      APPEND ("h264parse");
+      /* 4:2:0 in and constrained baseline out, which every H.264 decoder
+       * and browser takes: x264enc would otherwise follow its input to
+       * e.g. High 4:4:4, which no peer's depayloader/decoder negotiates */
+      {
+        g_autoptr (GstCaps) raw = gst_caps_from_string ("video/x-raw, format=(string)I420");
+        g_autoptr (GstCaps) h264 = gst_caps_from_string ("video/x-h264, "
+            "profile=(string){ constrained-baseline, baseline }");
+        GstElement *parse = make (self, st, "h264parse");
+
+        if (parse == NULL) {
+          name = "h264parse";
+          goto missing_named;
+        }
+        ok &= gst_element_link_filtered (last, enc, raw);
+        ok &= gst_element_link_filtered (enc, parse, h264);
+        last = parse;
+      }
       pay = make (self, st, (wanted = "rtph264pay"));
     } else {
       APPEND ("vp8enc");
