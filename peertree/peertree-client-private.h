@@ -85,6 +85,7 @@ enum {
   SIG_REMOTE_SDP,
   SIG_REMOTE_ICE,
   SIG_TREE_CLOSED,
+  SIG_SOURCE_LOST,
   SIG_EVENT,
   SIG_ERROR,
   SIG_DISCONNECTED,
@@ -199,6 +200,8 @@ G_GNUC_INTERNAL void _peer_tree_client_on_downstream_added (PeerTreeClient *self
 G_GNUC_INTERNAL void _peer_tree_client_on_downstream_removed (PeerTreeClient *self,
     const char *tree_id, JsonObject *event);
 G_GNUC_INTERNAL void _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id,
+    JsonObject *event);
+G_GNUC_INTERNAL void _peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id,
     JsonObject *event);
 
 /* peertree-client-messages.c */

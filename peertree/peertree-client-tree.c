@@ -127,6 +127,15 @@ _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id, Jso
   g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
 }
 
+/* The source is away; the server keeps the tree for "grace" seconds. */
+void
+_peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  guint grace = 0;
+  uint_member (ev, "grace", &grace);
+  g_signal_emit (self, pt_signals[SIG_SOURCE_LOST], 0, tree_id, grace);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Rejoin after a reconnection                                              */
 

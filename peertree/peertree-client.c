@@ -48,6 +48,7 @@ static const PtEventHandler event_handlers[] = {
   { "downstream-removed", _peer_tree_client_on_downstream_removed, TRUE },
   { "signal", _peer_tree_client_on_signal, TRUE },
   { "tree-closed", _peer_tree_client_on_tree_closed, TRUE },
+  { "source-lost", _peer_tree_client_on_source_lost, TRUE },
   /* messaging: peertree-client-messages.c */
   { "message", _peer_tree_client_on_message, FALSE },
   { "target-request", _peer_tree_client_on_target_request, FALSE },
@@ -357,6 +358,22 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
    */
   pt_signals[SIG_TREE_CLOSED] = g_signal_new ("tree-closed", G_TYPE_FROM_CLASS (klass),
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * PeerTreeClient::source-lost:
+   * @self: the client
+   * @tree_id: the tree
+   * @grace_seconds: how long the server keeps the tree for its source (its
+   *   `source-grace`; 0 if the server did not say)
+   *
+   * The source of a tree this client is in disconnected without leaving.
+   * The server keeps the tree, and every member its place, for
+   * @grace_seconds: a source that comes back within that time takes the tree
+   * over again (its children may get #PeerTreeClient::upstream-changed);
+   * otherwise #PeerTreeClient::tree-closed follows, reason `source-timeout`.
+   * Emitted after #PeerTreeClient::event with detail `source-lost`.
+   */
+  pt_signals[SIG_SOURCE_LOST] = g_signal_new ("source-lost", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_UINT);
   /**
    * PeerTreeClient::event:
    * @self: the client
