@@ -4,7 +4,7 @@
  *
  * What a reply changes (the memberships) and the signals it causes are
  * applied in reply hooks (_peer_tree_client_request_with_hook()), in the
- * server's order; see peertree-client-connection.c.
+ * server's order; see ReplyHook in peertree-client-private.h.
  */
 #include "peertree-client-private.h"
 
