@@ -680,3 +680,73 @@ peer_tree_client_unsubscribe_async (PeerTreeClient *self, const char *service, c
   request (self, "topic-unsubscribe", params_new ("service", service, "topic", topic, NULL),
       cancellable, callback, user_data);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Events of the messaging APIs: handlers of the event table in             */
+/* peertree-client.c                                                        */
+
+/* A message to answer: emitted with the value of @detail_field as detail. */
+static void
+emit_message (PeerTreeClient *self, JsonObject *ev, PtMessageKind kind, guint signal,
+    const char *detail_field)
+{
+  g_autoptr (PeerTreeMessage) msg = _peer_tree_message_new (self, kind, ev);
+  if (!msg)
+    return;
+  const char *detail = detail_field ? str_member (ev, detail_field) : NULL;
+  g_signal_emit (self, pt_signals[signal], detail ? g_quark_try_string (detail) : 0, msg);
+  /* Unanswered and unreferenced: finalizing it answers with the default. */
+}
+
+void
+_peer_tree_client_on_message (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  emit_message (self, ev, PT_MESSAGE_EVENT, SIG_MESSAGE, "name");
+}
+
+void
+_peer_tree_client_on_target_request (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  emit_message (self, ev, PT_MESSAGE_TARGET_REQUEST, SIG_TARGET_REQUEST, NULL);
+}
+
+void
+_peer_tree_client_on_stream_request (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  emit_message (self, ev, PT_MESSAGE_STREAM_REQUEST, SIG_STREAM_REQUEST, "channel");
+}
+
+void
+_peer_tree_client_on_service_call (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  emit_message (self, ev, PT_MESSAGE_SERVICE_CALL, SIG_SERVICE_CALL, "service");
+}
+
+void
+_peer_tree_client_on_target_disconnected (PeerTreeClient *self, const char *tree_id,
+    JsonObject *ev)
+{
+  const char *id = str_member (ev, "clientId");
+  if (id)
+    g_signal_emit (self, pt_signals[SIG_TARGET_DISCONNECTED], 0, id);
+}
+
+void
+_peer_tree_client_on_topic (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *service = str_member (ev, "service"), *topic = str_member (ev, "topic");
+  if (!service || !topic)
+    return;
+  JsonNode *args = json_object_get_member (ev, "args");
+  g_autoptr (JsonArray) array = args && JSON_NODE_HOLDS_ARRAY (args) ?
+      json_array_ref (json_node_get_array (args)) : json_array_new ();
+  g_signal_emit (self, pt_signals[SIG_TOPIC], g_quark_try_string (topic), service, topic, array);
+}
+
+void
+_peer_tree_client_on_topic_destroyed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *service = str_member (ev, "service"), *topic = str_member (ev, "topic");
+  if (service && topic)
+    g_signal_emit (self, pt_signals[SIG_TOPIC_DESTROYED], 0, service, topic);
+}

@@ -100,6 +100,7 @@ void peer_tree_client_request_async (PeerTreeClient *self, const char *type, Jso
 JsonObject *peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult *result,
     GError **error);
 
+/* Trees (peertree-client-tree.c) */
 void peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 char *peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GError **error);

@@ -359,7 +359,7 @@ _peer_tree_stream_new (PeerTreeClient *client, guint32 id, const char *peer, con
   self->channel = g_strdup (channel);
   self->window = window;
   self->credit = window;
-  _peer_tree_client_add_stream (client, self);
+  _peer_tree_client_add_stream (client, id, self);
   self->registered = TRUE;
   return self;
 }

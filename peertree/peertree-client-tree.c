@@ -1,0 +1,572 @@
+/* libpeertree — tree membership: create, join, leave, reconnect-upstream,
+ * rejoin after a reconnection, SDP/ICE signalling and the tree events.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * What a reply changes (the memberships) and the signals it causes are
+ * applied in reply hooks (_peer_tree_client_request_with_hook()), in the
+ * server's order; see ReplyHook in peertree-client-private.h.
+ */
+#include "peertree-client-private.h"
+
+typedef struct {
+  gboolean source;
+  char *parent;           /* members: the current parent */
+  guint k, k1;            /* sources */
+} Membership;
+
+static void
+membership_free (Membership *m)
+{
+  g_free (m->parent);
+  g_free (m);
+}
+
+static void
+membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, const char *parent,
+    guint k, guint k1)
+{
+  Membership *m = g_new0 (Membership, 1);
+  m->source = source;
+  m->parent = g_strdup (parent);
+  m->k = k;
+  m->k1 = k1;
+  g_hash_table_insert (self->memberships, g_strdup (tree_id), m);
+}
+
+static void
+membership_set_parent (PeerTreeClient *self, const char *tree_id, const char *parent)
+{
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (m && !m->source) {
+    g_free (m->parent);
+    m->parent = g_strdup (parent);
+  }
+}
+
+GHashTable *
+_peer_tree_client_memberships_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      (GDestroyNotify) membership_free);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tree events: handlers of the event table in peertree-client.c, called    */
+/* only for events that carry a treeId                                      */
+
+/* SDP or ICE from the parent or a child. */
+void
+_peer_tree_client_on_signal (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *from = str_member (ev, "from");
+  JsonNode *data_node = json_object_get_member (ev, "data");
+  if (!from || !data_node || !JSON_NODE_HOLDS_OBJECT (data_node))
+    return;
+  JsonObject *data = json_node_get_object (data_node);
+  JsonNode *sdp = json_object_get_member (data, "sdp");
+  JsonNode *ice = json_object_get_member (data, "ice");
+  if (sdp && JSON_NODE_HOLDS_OBJECT (sdp)) {
+    const char *type = str_member (json_node_get_object (sdp), "type");
+    const char *text = str_member (json_node_get_object (sdp), "sdp");
+    if (type && text)
+      g_signal_emit (self, pt_signals[SIG_REMOTE_SDP], 0, tree_id, from, type, text);
+  } else if (ice && JSON_NODE_HOLDS_OBJECT (ice)) {
+    guint mline;
+    const char *cand = str_member (json_node_get_object (ice), "candidate");
+    if (cand && uint_member (json_node_get_object (ice), "mline", &mline))
+      g_signal_emit (self, pt_signals[SIG_REMOTE_ICE], 0, tree_id, from, mline, cand);
+  }
+}
+
+void
+_peer_tree_client_on_upstream (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *parent = str_member (ev, "parent");
+  guint depth;
+  if (parent && uint_member (ev, "depth", &depth)) {
+    membership_set_parent (self, tree_id, parent);
+    g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  }
+}
+
+/* A position re-registered after a restart was confirmed as it was. */
+void
+_peer_tree_client_on_placed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *parent = str_member (ev, "parent");
+  if (parent)
+    membership_set_parent (self, tree_id, parent);
+}
+
+static void
+emit_downstream (PeerTreeClient *self, guint signal, const char *tree_id, JsonObject *ev)
+{
+  const char *child = str_member (ev, "child");
+  if (child)
+    g_signal_emit (self, pt_signals[signal], 0, tree_id, child);
+}
+
+void
+_peer_tree_client_on_downstream_added (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  emit_downstream (self, SIG_DOWNSTREAM_ADDED, tree_id, ev);
+}
+
+void
+_peer_tree_client_on_downstream_removed (PeerTreeClient *self, const char *tree_id,
+    JsonObject *ev)
+{
+  emit_downstream (self, SIG_DOWNSTREAM_REMOVED, tree_id, ev);
+}
+
+void
+_peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *reason = str_member (ev, "reason");
+  g_hash_table_remove (self->memberships, tree_id);
+  g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
+}
+
+/* The source is away; the server keeps the tree for "grace" seconds. */
+void
+_peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  guint grace = 0;
+  uint_member (ev, "grace", &grace);
+  g_signal_emit (self, pt_signals[SIG_SOURCE_LOST], 0, tree_id, grace);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rejoin after a reconnection                                              */
+
+/* A rejoin's placement, when the server put us elsewhere (emitted as the
+ * reply is read, like join's). */
+static void
+rejoin_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  const char *tree_id = data;
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (m && !m->source && parent && g_strcmp0 (parent, m->parent) != 0 &&
+      uint_member (result, "depth", &depth)) {
+    membership_set_parent (self, tree_id, parent);
+    g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+  }
+}
+
+static void
+on_rejoin_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autofree char *tree_id = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  if (result || !g_hash_table_lookup (self->memberships, tree_id))
+    return;
+  if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED))
+    return; /* dropped again: the next reconnection retries */
+  g_autofree char *reason = g_strdup_printf ("could not re-register: %s", error->message);
+  g_hash_table_remove (self->memberships, tree_id);
+  g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason);
+}
+
+/* After a reconnection (the server may have restarted and forgotten
+ * everything): reports each tree position, so the server can rebuild its
+ * trees from what their members say, while the media links keep running. */
+void
+_peer_tree_client_rejoin_all (PeerTreeClient *self)
+{
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, self->memberships);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    Membership *m = value;
+    g_autoptr (JsonObject) params = json_object_new ();
+    json_object_set_string_member (params, "treeId", key);
+    if (m->source) {
+      json_object_set_boolean_member (params, "source", TRUE);
+      json_object_set_int_member (params, "k", m->k);
+      json_object_set_int_member (params, "k1", m->k1);
+      json_object_set_string_member (params, "secret", self->secret);
+    } else {
+      json_object_set_string_member (params, "parent", m->parent);
+    }
+    _peer_tree_client_request_with_hook (self, "rejoin", params, NULL, rejoin_hook,
+        on_rejoin_reply, g_strdup (key));
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tree operations                                                          */
+
+typedef struct {
+  char *tree_id;
+  char *parent;
+  guint depth;
+} Placement;
+
+static void
+placement_free (Placement *p)
+{
+  g_free (p->tree_id);
+  g_free (p->parent);
+  g_free (p);
+}
+
+static void
+create_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  GTask *outer = data;
+  const char *tree_id = str_member (result, "treeId");
+  guint k = 0, k1 = 0;
+  if (!tree_id)
+    return;                     /* on_create_reply fails the task */
+  uint_member (result, "k", &k);
+  uint_member (result, "k1", &k1);
+  membership_set (self, tree_id, TRUE, NULL, k, k1);
+  g_task_set_task_data (outer, g_strdup (tree_id), g_free);
+  g_task_set_check_cancellable (outer, FALSE);
+  g_signal_emit (self, pt_signals[SIG_TREE_JOINED], 0, tree_id, 0u);
+}
+
+static void
+on_create_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  const char *tree_id = g_task_get_task_data (task);
+  if (!result)
+    g_task_return_error (task, error);
+  else if (!tree_id)
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "server answered create without a tree id");
+  else
+    g_task_return_pointer (task, g_strdup (tree_id), g_free);
+}
+
+/**
+ * peer_tree_client_create_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: (nullable): the id wanted, or %NULL to let the server choose
+ * @k: children per viewer, 0 for the server's default (at most the server's)
+ * @k1: children of the source, 0 for the server's default (at most the server's)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Creates a tree whose source (root) is this client. On success
+ * #PeerTreeClient::tree-joined is emitted with depth 0, as soon as the reply
+ * is read and before any later event of the server (a
+ * #PeerTreeClient::downstream-added may follow at once); @callback may run
+ * after those events, so track the tree from the signal.
+ */
+void
+peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_create_async);
+  if (tree_id && *tree_id)
+    json_object_set_string_member (params, "treeId", tree_id);
+  if (k)
+    json_object_set_int_member (params, "k", k);
+  if (k1)
+    json_object_set_int_member (params, "k1", k1);
+  /* The client's secret also proves ownership of the tree if the source has
+   * to come back (source grace period, server restart). */
+  json_object_set_string_member (params, "secret", self->secret);
+  _peer_tree_client_request_with_hook (self, "create", params, cancellable, create_hook,
+      on_create_reply, task);
+}
+
+/**
+ * peer_tree_client_create_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the id of the created tree, or %NULL with @error
+ *   set (e.g. %PEER_TREE_ERROR_TREE_EXISTS).
+ */
+char *
+peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+placement_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  GTask *outer = data;
+  const char *tree_id = str_member (result, "treeId");
+  const char *parent = str_member (result, "parent");
+  guint depth;
+  if (!tree_id || !parent || !uint_member (result, "depth", &depth))
+    return;                     /* on_placement_reply fails the task */
+  Placement *p = g_new0 (Placement, 1);
+  p->tree_id = g_strdup (tree_id);
+  p->parent = g_strdup (parent);
+  p->depth = depth;
+  g_task_set_task_data (outer, p, (GDestroyNotify) placement_free);
+  g_task_set_check_cancellable (outer, FALSE);
+  membership_set (self, tree_id, FALSE, parent, 0, 0);
+  if (g_task_get_source_tag (outer) == peer_tree_client_join_async)
+    g_signal_emit (self, pt_signals[SIG_TREE_JOINED], 0, tree_id, depth);
+  g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
+}
+
+static void
+on_placement_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  PeerTreeClient *self = PEER_TREE_CLIENT (source);
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (self, res, &error);
+  Placement *p = g_task_get_task_data (task);
+  if (!result) {
+    g_task_return_error (task, error);
+  } else if (!p) {
+    g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+        "server sent an incomplete placement");
+  } else {
+    Placement *copy = g_new0 (Placement, 1);
+    copy->tree_id = g_strdup (p->tree_id);
+    copy->parent = g_strdup (p->parent);
+    copy->depth = p->depth;
+    g_task_return_pointer (task, copy, (GDestroyNotify) placement_free);
+  }
+}
+
+static void
+placement_request (PeerTreeClient *self, const char *type, gpointer tag, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, tag);
+  json_object_set_string_member (params, "treeId", tree_id);
+  _peer_tree_client_request_with_hook (self, type, params, cancellable, placement_hook,
+      on_placement_reply, task);
+}
+
+static gboolean
+placement_finish (PeerTreeClient *self, GAsyncResult *result, char **parent_id, guint *depth,
+    GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  Placement *p = g_task_propagate_pointer (G_TASK (result), error);
+  if (!p)
+    return FALSE;
+  if (parent_id)
+    *parent_id = g_steal_pointer (&p->parent);
+  if (depth)
+    *depth = p->depth;
+  placement_free (p);
+  return TRUE;
+}
+
+/**
+ * peer_tree_client_join_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree to join
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Joins a tree as a viewer. The server places the client breadth-first; on
+ * success #PeerTreeClient::tree-joined and #PeerTreeClient::upstream-changed
+ * are emitted as soon as the reply is read, before any later event (the new
+ * parent's SDP offer may follow at once; @callback may run after it). Joining a tree the
+ * client is already in moves it (with its own subtree) to a new place.
+ */
+void
+peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  placement_request (self, "join", peer_tree_client_join_async, tree_id, cancellable, callback,
+      user_data);
+}
+
+/**
+ * peer_tree_client_join_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @parent_id: (out) (optional) (transfer full): the assigned parent
+ * @depth: (out) (optional): the depth in the tree (the source is at 0)
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when joined; %FALSE with @error set (e.g.
+ *   %PEER_TREE_ERROR_TREE_NOT_FOUND).
+ */
+gboolean
+peer_tree_client_join_finish (PeerTreeClient *self, GAsyncResult *result, char **parent_id,
+    guint *depth, GError **error)
+{
+  return placement_finish (self, result, parent_id, depth, error);
+}
+
+/**
+ * peer_tree_client_reconnect_upstream_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a viewer in
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Asks for a different parent (the current one is avoided when any other
+ * slot is free). The client keeps its own subtree.
+ * #PeerTreeClient::upstream-changed is emitted on success.
+ */
+void
+peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  placement_request (self, "reconnect-upstream", peer_tree_client_reconnect_upstream_async,
+      tree_id, cancellable, callback, user_data);
+}
+
+/**
+ * peer_tree_client_reconnect_upstream_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @parent_id: (out) (optional) (transfer full): the new parent
+ * @depth: (out) (optional): the new depth
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+peer_tree_client_reconnect_upstream_finish (PeerTreeClient *self, GAsyncResult *result,
+    char **parent_id, guint *depth, GError **error)
+{
+  return placement_finish (self, result, parent_id, depth, error);
+}
+
+static void
+leave_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  GTask *outer = data;
+  (void) result;
+  g_hash_table_remove (self->memberships, g_task_get_task_data (outer));
+  g_task_set_check_cancellable (outer, FALSE);
+}
+
+static void
+on_leave_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
+      &error);
+  if (result)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * peer_tree_client_leave_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree to leave
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Leaves a tree. A viewer's children are re-parented by the server; when the
+ * source leaves, the tree is closed and every member gets
+ * #PeerTreeClient::tree-closed.
+ */
+void
+peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_tree_client_leave_async);
+  g_task_set_task_data (task, g_strdup (tree_id), g_free);
+  json_object_set_string_member (params, "treeId", tree_id);
+  _peer_tree_client_request_with_hook (self, "leave", params, cancellable, leave_hook,
+      on_leave_reply, task);
+}
+
+/**
+ * peer_tree_client_leave_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+peer_tree_client_leave_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+send_signal (PeerTreeClient *self, const char *tree_id, const char *peer_id, const char *kind,
+    JsonObject *payload)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  JsonObject *data = json_object_new ();
+  json_object_set_string_member (params, "treeId", tree_id);
+  json_object_set_string_member (params, "to", peer_id);
+  json_object_set_object_member (data, kind, payload);
+  json_object_set_object_member (params, "data", data);
+  peer_tree_client_request_async (self, "signal", params, NULL, _peer_tree_client_log_undelivered,
+      NULL);
+}
+
+/**
+ * peer_tree_client_send_sdp:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree the link belongs to
+ * @peer_id: the parent or child to send to
+ * @type: `"offer"` or `"answer"`
+ * @sdp: the session description text
+ *
+ * Relays an SDP to @peer_id through the server, which delivers it only
+ * between a child and its assigned parent. The receiver gets
+ * #PeerTreeClient::remote-sdp. A refused or undeliverable SDP is logged at
+ * debug level (the peer has left; the tree events say what to do).
+ */
+void
+peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    const char *type, const char *sdp)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_string_member (o, "type", type);
+  json_object_set_string_member (o, "sdp", sdp);
+  send_signal (self, tree_id, peer_id, "sdp", o);
+}
+
+/**
+ * peer_tree_client_send_ice:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree the link belongs to
+ * @peer_id: the parent or child to send to
+ * @mline_index: the m-line the candidate belongs to
+ * @candidate: the candidate line (`candidate:…`)
+ *
+ * Relays an ICE candidate, as peer_tree_client_send_sdp() does an SDP. The
+ * receiver gets #PeerTreeClient::remote-ice.
+ */
+void
+peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char *peer_id,
+    guint mline_index, const char *candidate)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_int_member (o, "mline", mline_index);
+  json_object_set_string_member (o, "candidate", candidate);
+  send_signal (self, tree_id, peer_id, "ice", o);
+}
+
