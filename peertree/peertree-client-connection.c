@@ -43,45 +43,11 @@ _peer_tree_client_set_hooks (const PtClientHooks *client_hooks)
 
 G_DEFINE_QUARK (peer-tree-error-quark, peer_tree_error)
 
-static const struct {
-  const char *code;
-  PeerTreeError error;
-} error_codes[] = {
-  { "bad-json", PEER_TREE_ERROR_BAD_REQUEST },
-  { "bad-request", PEER_TREE_ERROR_BAD_REQUEST },
-  { "unknown-type", PEER_TREE_ERROR_BAD_REQUEST },
-  { "hello-required", PEER_TREE_ERROR_BAD_REQUEST },
-  { "already-hello", PEER_TREE_ERROR_BAD_REQUEST },
-  { "unsupported-version", PEER_TREE_ERROR_BAD_REQUEST },
-  { "duplicate-client-id", PEER_TREE_ERROR_DUPLICATE_CLIENT_ID },
-  { "invalid-id", PEER_TREE_ERROR_INVALID_ID },
-  { "tree-not-found", PEER_TREE_ERROR_TREE_NOT_FOUND },
-  { "tree-exists", PEER_TREE_ERROR_TREE_EXISTS },
-  { "not-member", PEER_TREE_ERROR_NOT_MEMBER },
-  { "is-root", PEER_TREE_ERROR_IS_ROOT },
-  { "relay-refused", PEER_TREE_ERROR_RELAY_REFUSED },
-  { "limit", PEER_TREE_ERROR_LIMIT },
-  { "timeout", PEER_TREE_ERROR_TIMEOUT },
-  { "client-not-found", PEER_TREE_ERROR_NOT_FOUND },
-  { "not-found", PEER_TREE_ERROR_NOT_FOUND },
-  { "service-not-found", PEER_TREE_ERROR_NOT_FOUND },
-  { "method-not-found", PEER_TREE_ERROR_NOT_FOUND },
-  { "topic-not-found", PEER_TREE_ERROR_NOT_FOUND },
-  { "remote-error", PEER_TREE_ERROR_REMOTE },
-  { "service-error", PEER_TREE_ERROR_REMOTE },
-  { "service-exists", PEER_TREE_ERROR_EXISTS },
-  { "topic-exists", PEER_TREE_ERROR_EXISTS },
-  { "not-provider", PEER_TREE_ERROR_NOT_PERMITTED },
-  { "client-disconnected", PEER_TREE_ERROR_DISCONNECTED },
-};
-
 PeerTreeError
 peer_tree_error_from_code (const char *code)
 {
-  for (gsize i = 0; code && i < G_N_ELEMENTS (error_codes); i++)
-    if (strcmp (error_codes[i].code, code) == 0)
-      return error_codes[i].error;
-  return PEER_TREE_ERROR_FAILED;
+  /* the one table lives in the protocol module */
+  return (PeerTreeError) pt_error_code_to_peer_tree_error (code);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -201,8 +167,8 @@ request_raw (PeerTreeClient *self, const char *type, JsonObject *params, GTask *
   p->id = ++self->next_id;
   p->type = g_strdup (type);
   p->task = g_object_ref (task);
-  json_object_set_string_member (msg, "type", type);
-  json_object_set_int_member (msg, "id", p->id);
+  json_object_set_string_member (msg, PT_F_TYPE, type);
+  json_object_set_int_member (msg, PT_F_ID, p->id);
   if (self->request_timeout) {
     p->timeout = g_timeout_source_new (self->request_timeout);
     g_source_set_callback (p->timeout, pending_timed_out, p, NULL);
@@ -293,15 +259,15 @@ _peer_tree_client_request_with_hook (PeerTreeClient *self, const char *type, Jso
 static void
 handle_reply (PeerTreeClient *self, JsonObject *msg)
 {
-  JsonNode *id_node = json_object_get_member (msg, "id");
+  JsonNode *id_node = json_object_get_member (msg, PT_F_ID);
   if (!id_node || !JSON_NODE_HOLDS_VALUE (id_node) ||
       json_node_get_value_type (id_node) != G_TYPE_INT64) {
     /* An error about a message the server could not read an id from. */
-    JsonObject *err = json_object_get_object_member (msg, "error");
+    JsonObject *err = json_object_get_object_member (msg, PT_F_ERROR);
     g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_BAD_REQUEST,
         "server rejected a message: %s",
-        err && json_object_has_member (err, "message") ?
-            json_object_get_string_member_with_default (err, "message", "?") : "?");
+        err && json_object_has_member (err, PT_F_MESSAGE) ?
+            json_object_get_string_member_with_default (err, PT_F_MESSAGE, "?") : "?");
     g_signal_emit (self, pt_signals[SIG_ERROR], 0, error);
     return;
   }
@@ -310,12 +276,12 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   if (!p) {
     /* A request sent without waiting (peer_tree_client_emit()) failed, or
      * one that timed out was refused late: never dropped in silence. */
-    JsonNode *err_node = json_object_get_member (msg, "error");
+    JsonNode *err_node = json_object_get_member (msg, PT_F_ERROR);
     if (err_node && JSON_NODE_HOLDS_OBJECT (err_node)) {
       JsonObject *err = json_node_get_object (err_node);
       g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR,
-          peer_tree_error_from_code (json_object_get_string_member_with_default (err, "code", "")),
-          "%s", json_object_get_string_member_with_default (err, "message", "request failed"));
+          peer_tree_error_from_code (json_object_get_string_member_with_default (err, PT_F_CODE, "")),
+          "%s", json_object_get_string_member_with_default (err, PT_F_MESSAGE, "request failed"));
       g_signal_emit (self, pt_signals[SIG_ERROR], 0, error);
     }
     return;
@@ -324,8 +290,8 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   g_hash_table_steal (self->pending, &id);
   pending_free (p);
 
-  if (json_object_get_boolean_member_with_default (msg, "ok", FALSE)) {
-    JsonNode *res = json_object_get_member (msg, "result");
+  if (json_object_get_boolean_member_with_default (msg, PT_F_OK, FALSE)) {
+    JsonNode *res = json_object_get_member (msg, PT_F_RESULT);
     JsonObject *obj = res && JSON_NODE_HOLDS_OBJECT (res) ?
         json_object_ref (json_node_get_object (res)) : json_object_new ();
     if (g_task_get_source_tag (task) == _peer_tree_client_request_with_hook) {
@@ -335,12 +301,12 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
     }
     g_task_return_pointer (task, obj, (GDestroyNotify) json_object_unref);
   } else {
-    JsonNode *err_node = json_object_get_member (msg, "error");
+    JsonNode *err_node = json_object_get_member (msg, PT_F_ERROR);
     JsonObject *err = err_node && JSON_NODE_HOLDS_OBJECT (err_node) ?
         json_node_get_object (err_node) : NULL;
-    const char *code = err ? json_object_get_string_member_with_default (err, "code", "") : "";
+    const char *code = err ? json_object_get_string_member_with_default (err, PT_F_CODE, "") : "";
     const char *message = err ?
-        json_object_get_string_member_with_default (err, "message", "request failed") :
+        json_object_get_string_member_with_default (err, PT_F_MESSAGE, "request failed") :
         "request failed";
     g_task_return_new_error (task, PEER_TREE_ERROR, peer_tree_error_from_code (code), "%s",
         message);
@@ -373,8 +339,8 @@ handle_binary (PeerTreeClient *self, GBytes *frame)
 static void
 handle_event (PeerTreeClient *self, JsonObject *ev)
 {
-  const char *name = str_member (ev, "event");
-  const char *tree_id = str_member (ev, "treeId");
+  const char *name = pt_str (ev, PT_F_EVENT);
+  const char *tree_id = pt_str (ev, PT_F_TREE_ID);
   if (!name)
     return;
   g_signal_emit (self, pt_signals[SIG_EVENT], g_quark_try_string (name), name, ev);
@@ -405,11 +371,11 @@ on_ws_message (SoupWebsocketConnection *ws, gint type, GBytes *message, PeerTree
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     return;
   JsonObject *msg = json_node_get_object (root);
-  const char *mtype = str_member (msg, "type");
+  const char *mtype = pt_str (msg, PT_F_TYPE);
   g_object_ref (self);
-  if (g_strcmp0 (mtype, "reply") == 0)
+  if (g_strcmp0 (mtype, PT_TYPE_REPLY) == 0)
     handle_reply (self, msg);
-  else if (g_strcmp0 (mtype, "event") == 0)
+  else if (g_strcmp0 (mtype, PT_TYPE_EVENT) == 0)
     handle_event (self, msg);
   g_object_unref (self);
 }
@@ -488,7 +454,7 @@ on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
     attempt_finish (self, error);
     return;
   }
-  const char *id = str_member (result, "clientId");
+  const char *id = pt_str (result, PT_F_CLIENT_ID);
   if (!id) {
     attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
         "%s answered hello without a clientId", self->uri));
@@ -538,12 +504,12 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
   g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), self);
 
   g_autoptr (JsonObject) hello = json_object_new ();
-  json_object_set_int_member (hello, "version", PEER_TREE_PROTOCOL_VERSION);
+  json_object_set_int_member (hello, PT_F_VERSION, PEER_TREE_PROTOCOL_VERSION);
   if (self->client_id)
-    json_object_set_string_member (hello, "clientId", self->client_id);
-  json_object_set_string_member (hello, "secret", self->secret);
+    json_object_set_string_member (hello, PT_F_CLIENT_ID, self->client_id);
+  json_object_set_string_member (hello, PT_F_SECRET, self->secret);
   g_autoptr (GTask) task = g_task_new (self, NULL, on_hello_reply, NULL);
-  request_raw (self, "hello", hello, task);
+  request_raw (self, PT_REQ_HELLO, hello, task);
   g_object_unref (self);
 }
 
@@ -748,13 +714,13 @@ peer_tree_client_emit (PeerTreeClient *self, const char *target, const char *eve
   if (!self->ready)
     return FALSE;
   g_autoptr (JsonObject) msg = json_object_new ();
-  json_object_set_string_member (msg, "type", "emit");
-  json_object_set_int_member (msg, "id", ++self->next_id);
-  json_object_set_boolean_member (msg, "noReply", TRUE);
-  json_object_set_string_member (msg, "to", target);
-  json_object_set_string_member (msg, "event", event);
+  json_object_set_string_member (msg, PT_F_TYPE, PT_REQ_EMIT);
+  json_object_set_int_member (msg, PT_F_ID, ++self->next_id);
+  json_object_set_boolean_member (msg, PT_F_NO_REPLY, TRUE);
+  json_object_set_string_member (msg, PT_F_TO, target);
+  json_object_set_string_member (msg, PT_F_EVENT, event);
   if (args)
-    json_object_set_array_member (msg, "args", json_array_ref (args));
+    json_object_set_array_member (msg, PT_F_ARGS, json_array_ref (args));
   send_object (self, msg);
   return TRUE;
 }
@@ -776,16 +742,16 @@ _peer_tree_client_send_reply (PeerTreeClient *self, gint64 ack_id, gboolean ok, 
   if (!self->ready)
     return;
   g_autoptr (JsonObject) params = json_object_new ();
-  json_object_set_int_member (params, "ackId", ack_id);
-  json_object_set_boolean_member (params, "ok", ok);
+  json_object_set_int_member (params, PT_F_ACK_ID, ack_id);
+  json_object_set_boolean_member (params, PT_F_OK, ok);
   if (ok && value)
-    json_object_set_member (params, "value", json_node_copy (value));
+    json_object_set_member (params, PT_F_VALUE, json_node_copy (value));
   if (!ok) {
     JsonObject *err = json_object_new ();
-    json_object_set_string_member (err, "message", message ? message : "refused");
-    json_object_set_object_member (params, "error", err);
+    json_object_set_string_member (err, PT_F_MESSAGE, message ? message : "refused");
+    json_object_set_object_member (params, PT_F_ERROR, err);
   }
-  peer_tree_client_request_async (self, "reply", params, NULL, _peer_tree_client_log_undelivered,
+  peer_tree_client_request_async (self, PT_REQ_REPLY, params, NULL, _peer_tree_client_log_undelivered,
       NULL);
 }
 

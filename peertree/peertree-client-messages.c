@@ -25,14 +25,14 @@ static void
 set_args (JsonObject *params, JsonArray *args)
 {
   if (args)
-    json_object_set_array_member (params, "args", json_array_ref (args));
+    json_object_set_array_member (params, PT_F_ARGS, json_array_ref (args));
 }
 
 static void
 set_timeout (JsonObject *params, guint timeout_ms)
 {
   if (timeout_ms)
-    json_object_set_int_member (params, "timeout", timeout_ms);
+    json_object_set_int_member (params, PT_F_TIMEOUT, timeout_ms);
 }
 
 static void
@@ -60,7 +60,7 @@ string_list (JsonObject *result, const char *member)
 static JsonNode *
 value_of (JsonObject *result)
 {
-  JsonNode *value = json_object_get_member (result, "value");
+  JsonNode *value = json_object_get_member (result, PT_F_VALUE);
   return value ? json_node_copy (value) : json_node_init_null (json_node_alloc ());
 }
 
@@ -90,7 +90,7 @@ peer_tree_client_finish (PeerTreeClient *self, GAsyncResult *result, guint *coun
   if (!r)
     return FALSE;
   if (count)
-    *count = (guint) json_object_get_int_member_with_default (r, "delivered", 0);
+    *count = (guint) json_object_get_int_member_with_default (r, PT_F_DELIVERED, 0);
   return TRUE;
 }
 
@@ -112,7 +112,7 @@ void
 peer_tree_client_list_clients_async (PeerTreeClient *self, const char *prefix,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "list-clients", params_new ("prefix", prefix, NULL), cancellable, callback,
+  request (self, PT_REQ_LIST_CLIENTS, params_new (PT_F_PREFIX, prefix, NULL), cancellable, callback,
       user_data);
 }
 
@@ -133,8 +133,8 @@ peer_tree_client_list_clients_finish (PeerTreeClient *self, GAsyncResult *result
   if (!r)
     return NULL;
   if (more)
-    *more = json_object_get_boolean_member_with_default (r, "more", FALSE);
-  return string_list (r, "clients");
+    *more = json_object_get_boolean_member_with_default (r, PT_F_MORE, FALSE);
+  return string_list (r, PT_F_CLIENTS);
 }
 
 /**
@@ -151,7 +151,7 @@ void
 peer_tree_client_is_client_connected_async (PeerTreeClient *self, const char *client_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "is-connected", params_new ("clientId", client_id, NULL), cancellable, callback,
+  request (self, PT_REQ_IS_CONNECTED, params_new (PT_F_CLIENT_ID, client_id, NULL), cancellable, callback,
       user_data);
 }
 
@@ -171,7 +171,7 @@ peer_tree_client_is_client_connected_finish (PeerTreeClient *self, GAsyncResult 
   g_autoptr (JsonObject) r = peer_tree_client_request_finish (self, result, error);
   if (!r)
     return FALSE;
-  *connected = json_object_get_boolean_member_with_default (r, "connected", FALSE);
+  *connected = json_object_get_boolean_member_with_default (r, PT_F_CONNECTED, FALSE);
   return TRUE;
 }
 
@@ -200,12 +200,12 @@ peer_tree_client_emit_async (PeerTreeClient *self, const char *target, const cha
     JsonArray *args, gboolean want_reply, guint timeout_ms, GCancellable *cancellable,
     GAsyncReadyCallback callback, gpointer user_data)
 {
-  JsonObject *params = params_new ("to", target, "event", event, NULL);
+  JsonObject *params = params_new (PT_F_TO, target, PT_F_EVENT, event, NULL);
   set_args (params, args);
   if (want_reply)
-    json_object_set_boolean_member (params, "ack", TRUE);
+    json_object_set_boolean_member (params, PT_F_ACK, TRUE);
   set_timeout (params, timeout_ms);
-  request (self, "emit", params, cancellable, callback, user_data);
+  request (self, PT_REQ_EMIT, params, cancellable, callback, user_data);
 }
 
 /**
@@ -294,9 +294,9 @@ void
 peer_tree_client_add_target_async (PeerTreeClient *self, const char *target, guint timeout_ms,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  JsonObject *params = params_new ("target", target, NULL);
+  JsonObject *params = params_new (PT_F_TARGET, target, NULL);
   set_timeout (params, timeout_ms);
-  request (self, "add-target", params, cancellable, callback, user_data);
+  request (self, PT_REQ_ADD_TARGET, params, cancellable, callback, user_data);
 }
 
 /**
@@ -331,7 +331,7 @@ void
 peer_tree_client_room_join_async (PeerTreeClient *self, const char *room,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "room-join", params_new ("room", room, NULL), cancellable, callback, user_data);
+  request (self, PT_REQ_ROOM_JOIN, params_new (PT_F_ROOM, room, NULL), cancellable, callback, user_data);
 }
 
 /**
@@ -348,7 +348,7 @@ void
 peer_tree_client_room_leave_async (PeerTreeClient *self, const char *room,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "room-leave", params_new ("room", room, NULL), cancellable, callback, user_data);
+  request (self, PT_REQ_ROOM_LEAVE, params_new (PT_F_ROOM, room, NULL), cancellable, callback, user_data);
 }
 
 /**
@@ -368,9 +368,9 @@ void
 peer_tree_client_room_emit_async (PeerTreeClient *self, const char *room, const char *event,
     JsonArray *args, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  JsonObject *params = params_new ("room", room, "event", event, NULL);
+  JsonObject *params = params_new (PT_F_ROOM, room, PT_F_EVENT, event, NULL);
   set_args (params, args);
-  request (self, "room-emit", params, cancellable, callback, user_data);
+  request (self, PT_REQ_ROOM_EMIT, params, cancellable, callback, user_data);
 }
 
 /**
@@ -387,7 +387,7 @@ void
 peer_tree_client_list_rooms_async (PeerTreeClient *self, const char *client_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "list-rooms", params_new ("clientId", client_id, NULL), cancellable, callback,
+  request (self, PT_REQ_LIST_ROOMS, params_new (PT_F_CLIENT_ID, client_id, NULL), cancellable, callback,
       user_data);
 }
 
@@ -403,7 +403,7 @@ GStrv
 peer_tree_client_list_rooms_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
 {
   g_autoptr (JsonObject) r = peer_tree_client_request_finish (self, result, error);
-  return r ? string_list (r, "rooms") : NULL;
+  return r ? string_list (r, PT_F_ROOMS) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -433,8 +433,8 @@ on_stream_opened (GObject *source, GAsyncResult *res, gpointer user_data)
     g_task_return_error (task, error);
     return;
   }
-  gint64 id = json_object_get_int_member_with_default (r, "streamId", 0);
-  gint64 window = json_object_get_int_member_with_default (r, "window", 0);
+  gint64 id = json_object_get_int_member_with_default (r, PT_F_STREAM_ID, 0);
+  gint64 window = json_object_get_int_member_with_default (r, PT_F_WINDOW, 0);
   if (id <= 0 || id > G_MAXUINT32 || window <= 0) {
     g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
         "server sent an invalid stream-open reply");
@@ -472,10 +472,10 @@ peer_tree_client_open_stream_async (PeerTreeClient *self, const char *target, co
   d->target = g_strdup (target);
   d->channel = g_strdup (channel);
   g_task_set_task_data (task, d, (GDestroyNotify) open_data_free);
-  JsonObject *params = params_new ("to", target, "channel", channel, NULL);
+  JsonObject *params = params_new (PT_F_TO, target, PT_F_CHANNEL, channel, NULL);
   set_args (params, args);
   set_timeout (params, timeout_ms);
-  request (self, "stream-open", params, cancellable, on_stream_opened, task);
+  request (self, PT_REQ_STREAM_OPEN, params, cancellable, on_stream_opened, task);
 }
 
 /**
@@ -513,14 +513,14 @@ peer_tree_client_provide_service_async (PeerTreeClient *self, const char *servic
     const char *const *methods, GCancellable *cancellable, GAsyncReadyCallback callback,
     gpointer user_data)
 {
-  JsonObject *params = params_new ("service", service, NULL);
+  JsonObject *params = params_new (PT_F_SERVICE, service, NULL);
   if (methods) {
     JsonArray *list = json_array_new ();
     for (guint i = 0; methods[i]; i++)
       json_array_add_string_element (list, methods[i]);
-    json_object_set_array_member (params, "methods", list);
+    json_object_set_array_member (params, PT_F_METHODS, list);
   }
-  request (self, "service-provide", params, cancellable, callback, user_data);
+  request (self, PT_REQ_SERVICE_PROVIDE, params, cancellable, callback, user_data);
 }
 
 /**
@@ -537,7 +537,7 @@ void
 peer_tree_client_withdraw_service_async (PeerTreeClient *self, const char *service,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "service-withdraw", params_new ("service", service, NULL), cancellable, callback,
+  request (self, PT_REQ_SERVICE_WITHDRAW, params_new (PT_F_SERVICE, service, NULL), cancellable, callback,
       user_data);
 }
 
@@ -559,10 +559,10 @@ peer_tree_client_call_service_async (PeerTreeClient *self, const char *service,
     const char *method, JsonArray *args, guint timeout_ms, GCancellable *cancellable,
     GAsyncReadyCallback callback, gpointer user_data)
 {
-  JsonObject *params = params_new ("service", service, "method", method, NULL);
+  JsonObject *params = params_new (PT_F_SERVICE, service, PT_F_METHOD, method, NULL);
   set_args (params, args);
   set_timeout (params, timeout_ms);
-  request (self, "service-call", params, cancellable, callback, user_data);
+  request (self, PT_REQ_SERVICE_CALL, params, cancellable, callback, user_data);
 }
 
 /**
@@ -598,7 +598,7 @@ void
 peer_tree_client_topic_create_async (PeerTreeClient *self, const char *service, const char *topic,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "topic-create", params_new ("service", service, "topic", topic, NULL),
+  request (self, PT_REQ_TOPIC_CREATE, params_new (PT_F_SERVICE, service, PT_F_TOPIC, topic, NULL),
       cancellable, callback, user_data);
 }
 
@@ -617,7 +617,7 @@ void
 peer_tree_client_topic_destroy_async (PeerTreeClient *self, const char *service, const char *topic,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "topic-destroy", params_new ("service", service, "topic", topic, NULL),
+  request (self, PT_REQ_TOPIC_DESTROY, params_new (PT_F_SERVICE, service, PT_F_TOPIC, topic, NULL),
       cancellable, callback, user_data);
 }
 
@@ -638,9 +638,9 @@ void
 peer_tree_client_publish_async (PeerTreeClient *self, const char *service, const char *topic,
     JsonArray *args, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  JsonObject *params = params_new ("service", service, "topic", topic, NULL);
+  JsonObject *params = params_new (PT_F_SERVICE, service, PT_F_TOPIC, topic, NULL);
   set_args (params, args);
-  request (self, "topic-publish", params, cancellable, callback, user_data);
+  request (self, PT_REQ_TOPIC_PUBLISH, params, cancellable, callback, user_data);
 }
 
 /**
@@ -658,7 +658,7 @@ void
 peer_tree_client_subscribe_async (PeerTreeClient *self, const char *service, const char *topic,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "topic-subscribe", params_new ("service", service, "topic", topic, NULL),
+  request (self, PT_REQ_TOPIC_SUBSCRIBE, params_new (PT_F_SERVICE, service, PT_F_TOPIC, topic, NULL),
       cancellable, callback, user_data);
 }
 
@@ -677,7 +677,7 @@ void
 peer_tree_client_unsubscribe_async (PeerTreeClient *self, const char *service, const char *topic,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-  request (self, "topic-unsubscribe", params_new ("service", service, "topic", topic, NULL),
+  request (self, PT_REQ_TOPIC_UNSUBSCRIBE, params_new (PT_F_SERVICE, service, PT_F_TOPIC, topic, NULL),
       cancellable, callback, user_data);
 }
 
@@ -693,7 +693,7 @@ emit_message (PeerTreeClient *self, JsonObject *ev, PtMessageKind kind, guint si
   g_autoptr (PeerTreeMessage) msg = _peer_tree_message_new (self, kind, ev);
   if (!msg)
     return;
-  const char *detail = detail_field ? str_member (ev, detail_field) : NULL;
+  const char *detail = detail_field ? pt_str (ev, detail_field) : NULL;
   g_signal_emit (self, pt_signals[signal], detail ? g_quark_try_string (detail) : 0, msg);
   /* Unanswered and unreferenced: finalizing it answers with the default. */
 }
@@ -701,7 +701,7 @@ emit_message (PeerTreeClient *self, JsonObject *ev, PtMessageKind kind, guint si
 void
 _peer_tree_client_on_message (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  emit_message (self, ev, PT_MESSAGE_EVENT, SIG_MESSAGE, "name");
+  emit_message (self, ev, PT_MESSAGE_EVENT, SIG_MESSAGE, PT_F_NAME);
 }
 
 void
@@ -713,20 +713,20 @@ _peer_tree_client_on_target_request (PeerTreeClient *self, const char *tree_id, 
 void
 _peer_tree_client_on_stream_request (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  emit_message (self, ev, PT_MESSAGE_STREAM_REQUEST, SIG_STREAM_REQUEST, "channel");
+  emit_message (self, ev, PT_MESSAGE_STREAM_REQUEST, SIG_STREAM_REQUEST, PT_F_CHANNEL);
 }
 
 void
 _peer_tree_client_on_service_call (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  emit_message (self, ev, PT_MESSAGE_SERVICE_CALL, SIG_SERVICE_CALL, "service");
+  emit_message (self, ev, PT_MESSAGE_SERVICE_CALL, SIG_SERVICE_CALL, PT_F_SERVICE);
 }
 
 void
 _peer_tree_client_on_target_disconnected (PeerTreeClient *self, const char *tree_id,
     JsonObject *ev)
 {
-  const char *id = str_member (ev, "clientId");
+  const char *id = pt_str (ev, PT_F_CLIENT_ID);
   if (id)
     g_signal_emit (self, pt_signals[SIG_TARGET_DISCONNECTED], 0, id);
 }
@@ -734,10 +734,10 @@ _peer_tree_client_on_target_disconnected (PeerTreeClient *self, const char *tree
 void
 _peer_tree_client_on_topic (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *service = str_member (ev, "service"), *topic = str_member (ev, "topic");
+  const char *service = pt_str (ev, PT_F_SERVICE), *topic = pt_str (ev, PT_F_TOPIC);
   if (!service || !topic)
     return;
-  JsonNode *args = json_object_get_member (ev, "args");
+  JsonNode *args = json_object_get_member (ev, PT_F_ARGS);
   g_autoptr (JsonArray) array = args && JSON_NODE_HOLDS_ARRAY (args) ?
       json_array_ref (json_node_get_array (args)) : json_array_new ();
   g_signal_emit (self, pt_signals[SIG_TOPIC], g_quark_try_string (topic), service, topic, array);
@@ -746,7 +746,7 @@ _peer_tree_client_on_topic (PeerTreeClient *self, const char *tree_id, JsonObjec
 void
 _peer_tree_client_on_topic_destroyed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *service = str_member (ev, "service"), *topic = str_member (ev, "topic");
+  const char *service = pt_str (ev, PT_F_SERVICE), *topic = pt_str (ev, PT_F_TOPIC);
   if (service && topic)
     g_signal_emit (self, pt_signals[SIG_TOPIC_DESTROYED], 0, service, topic);
 }

@@ -25,8 +25,10 @@
 
 #include <libsoup/soup.h>
 
-enum { PT_OP_DATA = 0, PT_OP_CREDIT = 1, PT_OP_END = 2, PT_OP_RESET = 3 };
-#define PT_MAX_FRAME_PAYLOAD (60 * 1024)
+#include "common/pt-protocol.h"
+
+/* one protocol version: the public macro must be the protocol module's */
+G_STATIC_ASSERT (PEER_TREE_PROTOCOL_VERSION == PT_PROTOCOL_VERSION);
 
 typedef enum {
   PT_MESSAGE_EVENT,
@@ -102,30 +104,6 @@ enum {
 /* Filled by class_init (peertree-client.c); emitted by every file. */
 G_GNUC_INTERNAL extern GParamSpec *pt_props[N_PROPS];
 G_GNUC_INTERNAL extern guint pt_signals[N_SIGNALS];
-
-/* Typed getters of event and reply fields: NULL / FALSE when the member is
- * missing or of another type. */
-static inline const char *
-str_member (JsonObject *obj, const char *name)
-{
-  JsonNode *n = json_object_get_member (obj, name);
-  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (n);
-}
-
-static inline gboolean
-uint_member (JsonObject *obj, const char *name, guint *out)
-{
-  JsonNode *n = json_object_get_member (obj, name);
-  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
-    return FALSE;
-  gint64 v = json_node_get_int (n);
-  if (v < 0 || v > G_MAXUINT)
-    return FALSE;
-  *out = (guint) v;
-  return TRUE;
-}
 
 /* What the client does with one event of the server, after ::event was
  * emitted for it. @tree_id is the event's treeId, NULL if it has none. */

@@ -58,22 +58,22 @@ _peer_tree_client_memberships_new (void)
 void
 _peer_tree_client_on_signal (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *from = str_member (ev, "from");
-  JsonNode *data_node = json_object_get_member (ev, "data");
+  const char *from = pt_str (ev, PT_F_FROM);
+  JsonNode *data_node = json_object_get_member (ev, PT_F_DATA);
   if (!from || !data_node || !JSON_NODE_HOLDS_OBJECT (data_node))
     return;
   JsonObject *data = json_node_get_object (data_node);
-  JsonNode *sdp = json_object_get_member (data, "sdp");
-  JsonNode *ice = json_object_get_member (data, "ice");
+  JsonNode *sdp = json_object_get_member (data, PT_F_SDP);
+  JsonNode *ice = json_object_get_member (data, PT_F_ICE);
   if (sdp && JSON_NODE_HOLDS_OBJECT (sdp)) {
-    const char *type = str_member (json_node_get_object (sdp), "type");
-    const char *text = str_member (json_node_get_object (sdp), "sdp");
+    const char *type = pt_str (json_node_get_object (sdp), PT_F_SDP_TYPE);
+    const char *text = pt_str (json_node_get_object (sdp), PT_F_SDP);
     if (type && text)
       g_signal_emit (self, pt_signals[SIG_REMOTE_SDP], 0, tree_id, from, type, text);
   } else if (ice && JSON_NODE_HOLDS_OBJECT (ice)) {
     guint mline;
-    const char *cand = str_member (json_node_get_object (ice), "candidate");
-    if (cand && uint_member (json_node_get_object (ice), "mline", &mline))
+    const char *cand = pt_str (json_node_get_object (ice), PT_F_CANDIDATE);
+    if (cand && pt_uint (json_node_get_object (ice), PT_F_MLINE, &mline))
       g_signal_emit (self, pt_signals[SIG_REMOTE_ICE], 0, tree_id, from, mline, cand);
   }
 }
@@ -81,9 +81,9 @@ _peer_tree_client_on_signal (PeerTreeClient *self, const char *tree_id, JsonObje
 void
 _peer_tree_client_on_upstream (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *parent = str_member (ev, "parent");
+  const char *parent = pt_str (ev, PT_F_PARENT);
   guint depth;
-  if (parent && uint_member (ev, "depth", &depth)) {
+  if (parent && pt_uint (ev, PT_F_DEPTH, &depth)) {
     membership_set_parent (self, tree_id, parent);
     g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
   }
@@ -93,7 +93,7 @@ _peer_tree_client_on_upstream (PeerTreeClient *self, const char *tree_id, JsonOb
 void
 _peer_tree_client_on_placed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *parent = str_member (ev, "parent");
+  const char *parent = pt_str (ev, PT_F_PARENT);
   if (parent)
     membership_set_parent (self, tree_id, parent);
 }
@@ -101,7 +101,7 @@ _peer_tree_client_on_placed (PeerTreeClient *self, const char *tree_id, JsonObje
 static void
 emit_downstream (PeerTreeClient *self, guint signal, const char *tree_id, JsonObject *ev)
 {
-  const char *child = str_member (ev, "child");
+  const char *child = pt_str (ev, PT_F_CHILD);
   if (child)
     g_signal_emit (self, pt_signals[signal], 0, tree_id, child);
 }
@@ -122,7 +122,7 @@ _peer_tree_client_on_downstream_removed (PeerTreeClient *self, const char *tree_
 void
 _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
-  const char *reason = str_member (ev, "reason");
+  const char *reason = pt_str (ev, PT_F_REASON);
   g_hash_table_remove (self->memberships, tree_id);
   g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
 }
@@ -132,7 +132,7 @@ void
 _peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
 {
   guint grace = 0;
-  uint_member (ev, "grace", &grace);
+  pt_uint (ev, PT_F_GRACE, &grace);
   g_signal_emit (self, pt_signals[SIG_SOURCE_LOST], 0, tree_id, grace);
 }
 
@@ -146,10 +146,10 @@ rejoin_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
   const char *tree_id = data;
   Membership *m = g_hash_table_lookup (self->memberships, tree_id);
-  const char *parent = str_member (result, "parent");
+  const char *parent = pt_str (result, PT_F_PARENT);
   guint depth;
   if (m && !m->source && parent && g_strcmp0 (parent, m->parent) != 0 &&
-      uint_member (result, "depth", &depth)) {
+      pt_uint (result, PT_F_DEPTH, &depth)) {
     membership_set_parent (self, tree_id, parent);
     g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
   }
@@ -183,16 +183,16 @@ _peer_tree_client_rejoin_all (PeerTreeClient *self)
   while (g_hash_table_iter_next (&it, &key, &value)) {
     Membership *m = value;
     g_autoptr (JsonObject) params = json_object_new ();
-    json_object_set_string_member (params, "treeId", key);
+    json_object_set_string_member (params, PT_F_TREE_ID, key);
     if (m->source) {
-      json_object_set_boolean_member (params, "source", TRUE);
-      json_object_set_int_member (params, "k", m->k);
-      json_object_set_int_member (params, "k1", m->k1);
-      json_object_set_string_member (params, "secret", self->secret);
+      json_object_set_boolean_member (params, PT_F_SOURCE, TRUE);
+      json_object_set_int_member (params, PT_F_K, m->k);
+      json_object_set_int_member (params, PT_F_K1, m->k1);
+      json_object_set_string_member (params, PT_F_SECRET, self->secret);
     } else {
-      json_object_set_string_member (params, "parent", m->parent);
+      json_object_set_string_member (params, PT_F_PARENT, m->parent);
     }
-    _peer_tree_client_request_with_hook (self, "rejoin", params, NULL, rejoin_hook,
+    _peer_tree_client_request_with_hook (self, PT_REQ_REJOIN, params, NULL, rejoin_hook,
         on_rejoin_reply, g_strdup (key));
   }
 }
@@ -218,12 +218,12 @@ static void
 create_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
   GTask *outer = data;
-  const char *tree_id = str_member (result, "treeId");
+  const char *tree_id = pt_str (result, PT_F_TREE_ID);
   guint k = 0, k1 = 0;
   if (!tree_id)
     return;                     /* on_create_reply fails the task */
-  uint_member (result, "k", &k);
-  uint_member (result, "k1", &k1);
+  pt_uint (result, PT_F_K, &k);
+  pt_uint (result, PT_F_K1, &k1);
   membership_set (self, tree_id, TRUE, NULL, k, k1);
   g_task_set_task_data (outer, g_strdup (tree_id), g_free);
   g_task_set_check_cancellable (outer, FALSE);
@@ -271,15 +271,15 @@ peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint 
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_tree_client_create_async);
   if (tree_id && *tree_id)
-    json_object_set_string_member (params, "treeId", tree_id);
+    json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
   if (k)
-    json_object_set_int_member (params, "k", k);
+    json_object_set_int_member (params, PT_F_K, k);
   if (k1)
-    json_object_set_int_member (params, "k1", k1);
+    json_object_set_int_member (params, PT_F_K1, k1);
   /* The client's secret also proves ownership of the tree if the source has
    * to come back (source grace period, server restart). */
-  json_object_set_string_member (params, "secret", self->secret);
-  _peer_tree_client_request_with_hook (self, "create", params, cancellable, create_hook,
+  json_object_set_string_member (params, PT_F_SECRET, self->secret);
+  _peer_tree_client_request_with_hook (self, PT_REQ_CREATE, params, cancellable, create_hook,
       on_create_reply, task);
 }
 
@@ -303,10 +303,10 @@ static void
 placement_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
 {
   GTask *outer = data;
-  const char *tree_id = str_member (result, "treeId");
-  const char *parent = str_member (result, "parent");
+  const char *tree_id = pt_str (result, PT_F_TREE_ID);
+  const char *parent = pt_str (result, PT_F_PARENT);
   guint depth;
-  if (!tree_id || !parent || !uint_member (result, "depth", &depth))
+  if (!tree_id || !parent || !pt_uint (result, PT_F_DEPTH, &depth))
     return;                     /* on_placement_reply fails the task */
   Placement *p = g_new0 (Placement, 1);
   p->tree_id = g_strdup (tree_id);
@@ -349,7 +349,7 @@ placement_request (PeerTreeClient *self, const char *type, gpointer tag, const c
   g_autoptr (JsonObject) params = json_object_new ();
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, tag);
-  json_object_set_string_member (params, "treeId", tree_id);
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
   _peer_tree_client_request_with_hook (self, type, params, cancellable, placement_hook,
       on_placement_reply, task);
 }
@@ -389,7 +389,7 @@ peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (tree_id != NULL);
-  placement_request (self, "join", peer_tree_client_join_async, tree_id, cancellable, callback,
+  placement_request (self, PT_REQ_JOIN, peer_tree_client_join_async, tree_id, cancellable, callback,
       user_data);
 }
 
@@ -428,7 +428,7 @@ peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tre
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (tree_id != NULL);
-  placement_request (self, "reconnect-upstream", peer_tree_client_reconnect_upstream_async,
+  placement_request (self, PT_REQ_RECONNECT_UPSTREAM, peer_tree_client_reconnect_upstream_async,
       tree_id, cancellable, callback, user_data);
 }
 
@@ -492,8 +492,8 @@ peer_tree_client_leave_async (PeerTreeClient *self, const char *tree_id,
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_tree_client_leave_async);
   g_task_set_task_data (task, g_strdup (tree_id), g_free);
-  json_object_set_string_member (params, "treeId", tree_id);
-  _peer_tree_client_request_with_hook (self, "leave", params, cancellable, leave_hook,
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  _peer_tree_client_request_with_hook (self, PT_REQ_LEAVE, params, cancellable, leave_hook,
       on_leave_reply, task);
 }
 
@@ -518,11 +518,11 @@ send_signal (PeerTreeClient *self, const char *tree_id, const char *peer_id, con
 {
   g_autoptr (JsonObject) params = json_object_new ();
   JsonObject *data = json_object_new ();
-  json_object_set_string_member (params, "treeId", tree_id);
-  json_object_set_string_member (params, "to", peer_id);
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  json_object_set_string_member (params, PT_F_TO, peer_id);
   json_object_set_object_member (data, kind, payload);
-  json_object_set_object_member (params, "data", data);
-  peer_tree_client_request_async (self, "signal", params, NULL, _peer_tree_client_log_undelivered,
+  json_object_set_object_member (params, PT_F_DATA, data);
+  peer_tree_client_request_async (self, PT_REQ_SIGNAL, params, NULL, _peer_tree_client_log_undelivered,
       NULL);
 }
 
@@ -544,9 +544,9 @@ peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const char
     const char *type, const char *sdp)
 {
   JsonObject *o = json_object_new ();
-  json_object_set_string_member (o, "type", type);
-  json_object_set_string_member (o, "sdp", sdp);
-  send_signal (self, tree_id, peer_id, "sdp", o);
+  json_object_set_string_member (o, PT_F_SDP_TYPE, type);
+  json_object_set_string_member (o, PT_F_SDP, sdp);
+  send_signal (self, tree_id, peer_id, PT_F_SDP, o);
 }
 
 /**
@@ -565,8 +565,8 @@ peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char
     guint mline_index, const char *candidate)
 {
   JsonObject *o = json_object_new ();
-  json_object_set_int_member (o, "mline", mline_index);
-  json_object_set_string_member (o, "candidate", candidate);
-  send_signal (self, tree_id, peer_id, "ice", o);
+  json_object_set_int_member (o, PT_F_MLINE, mline_index);
+  json_object_set_string_member (o, PT_F_CANDIDATE, candidate);
+  send_signal (self, tree_id, peer_id, PT_F_ICE, o);
 }
 

@@ -42,21 +42,21 @@ G_DEFINE_FINAL_TYPE (PeerTreeClient, peer_tree_client, G_TYPE_OBJECT)
  * server sends) is only ::event. Tree events are ignored without a treeId. */
 static const PtEventHandler event_handlers[] = {
   /* trees: peertree-client-tree.c */
-  { "upstream", _peer_tree_client_on_upstream, TRUE },
-  { "placed", _peer_tree_client_on_placed, TRUE },
-  { "downstream-added", _peer_tree_client_on_downstream_added, TRUE },
-  { "downstream-removed", _peer_tree_client_on_downstream_removed, TRUE },
-  { "signal", _peer_tree_client_on_signal, TRUE },
-  { "tree-closed", _peer_tree_client_on_tree_closed, TRUE },
-  { "source-lost", _peer_tree_client_on_source_lost, TRUE },
+  { PT_EV_UPSTREAM, _peer_tree_client_on_upstream, TRUE },
+  { PT_EV_PLACED, _peer_tree_client_on_placed, TRUE },
+  { PT_EV_DOWNSTREAM_ADDED, _peer_tree_client_on_downstream_added, TRUE },
+  { PT_EV_DOWNSTREAM_REMOVED, _peer_tree_client_on_downstream_removed, TRUE },
+  { PT_EV_SIGNAL, _peer_tree_client_on_signal, TRUE },
+  { PT_EV_TREE_CLOSED, _peer_tree_client_on_tree_closed, TRUE },
+  { PT_EV_SOURCE_LOST, _peer_tree_client_on_source_lost, TRUE },
   /* messaging: peertree-client-messages.c */
-  { "message", _peer_tree_client_on_message, FALSE },
-  { "target-request", _peer_tree_client_on_target_request, FALSE },
-  { "target-disconnected", _peer_tree_client_on_target_disconnected, FALSE },
-  { "stream-request", _peer_tree_client_on_stream_request, FALSE },
-  { "service-call", _peer_tree_client_on_service_call, FALSE },
-  { "topic", _peer_tree_client_on_topic, FALSE },
-  { "topic-destroyed", _peer_tree_client_on_topic_destroyed, FALSE },
+  { PT_EV_MESSAGE, _peer_tree_client_on_message, FALSE },
+  { PT_EV_TARGET_REQUEST, _peer_tree_client_on_target_request, FALSE },
+  { PT_EV_TARGET_DISCONNECTED, _peer_tree_client_on_target_disconnected, FALSE },
+  { PT_EV_STREAM_REQUEST, _peer_tree_client_on_stream_request, FALSE },
+  { PT_EV_SERVICE_CALL, _peer_tree_client_on_service_call, FALSE },
+  { PT_EV_TOPIC, _peer_tree_client_on_topic, FALSE },
+  { PT_EV_TOPIC_DESTROYED, _peer_tree_client_on_topic_destroyed, FALSE },
 };
 
 static const PtClientHooks client_hooks = {

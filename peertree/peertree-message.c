@@ -37,33 +37,17 @@ struct _PeerTreeMessage {
 
 G_DEFINE_FINAL_TYPE (PeerTreeMessage, peer_tree_message, G_TYPE_OBJECT)
 
-static const char *
-str_or_null (JsonObject *o, const char *name)
-{
-  JsonNode *n = json_object_get_member (o, name);
-  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING ?
-      json_node_get_string (n) : NULL;
-}
-
-static gint64
-int_or_zero (JsonObject *o, const char *name)
-{
-  JsonNode *n = json_object_get_member (o, name);
-  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64 ?
-      json_node_get_int (n) : 0;
-}
-
 /* Returns NULL if @event lacks what @kind needs. */
 PeerTreeMessage *
 _peer_tree_message_new (PeerTreeClient *client, PtMessageKind kind, JsonObject *event)
 {
-  const char *sender = str_or_null (event, "from");
+  const char *sender = pt_str (event, PT_F_FROM);
   const char *name = NULL;
   switch (kind) {
-    case PT_MESSAGE_EVENT: name = str_or_null (event, "name"); break;
+    case PT_MESSAGE_EVENT: name = pt_str (event, PT_F_NAME); break;
     case PT_MESSAGE_TARGET_REQUEST: name = "target"; break;
-    case PT_MESSAGE_STREAM_REQUEST: name = str_or_null (event, "channel"); break;
-    case PT_MESSAGE_SERVICE_CALL: name = str_or_null (event, "method"); break;
+    case PT_MESSAGE_STREAM_REQUEST: name = pt_str (event, PT_F_CHANNEL); break;
+    case PT_MESSAGE_SERVICE_CALL: name = pt_str (event, PT_F_METHOD); break;
   }
   if (!sender || !name)
     return NULL;
@@ -72,14 +56,14 @@ _peer_tree_message_new (PeerTreeClient *client, PtMessageKind kind, JsonObject *
   self->kind = kind;
   self->sender = g_strdup (sender);
   self->name = g_strdup (name);
-  self->room = g_strdup (str_or_null (event, "room"));
-  self->service = g_strdup (str_or_null (event, "service"));
-  JsonNode *args = json_object_get_member (event, "args");
+  self->room = g_strdup (pt_str (event, PT_F_ROOM));
+  self->service = g_strdup (pt_str (event, PT_F_SERVICE));
+  JsonNode *args = json_object_get_member (event, PT_F_ARGS);
   self->args = args && JSON_NODE_HOLDS_ARRAY (args) ? json_array_ref (json_node_get_array (args)) :
       json_array_new ();
-  self->ack_id = int_or_zero (event, "ackId");
-  self->stream_id = (guint32) int_or_zero (event, "streamId");
-  self->window = (gsize) int_or_zero (event, "window");
+  self->ack_id = pt_int (event, PT_F_ACK_ID, 0);
+  self->stream_id = (guint32) pt_int (event, PT_F_STREAM_ID, 0);
+  self->window = (gsize) pt_int (event, PT_F_WINDOW, 0);
   if (kind == PT_MESSAGE_STREAM_REQUEST && (!self->stream_id || !self->window || !self->ack_id)) {
     g_object_unref (self);
     return NULL;

@@ -1,0 +1,507 @@
+/* pt-protocol — see pt-protocol.h.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "pt-protocol.h"
+
+#include <string.h>
+
+#include "peertree/peertree-error.h"
+
+/* ---- names -------------------------------------------------------------- */
+
+gboolean
+pt_valid_id (const char *s)
+{
+  gsize n = s ? strlen (s) : 0;
+
+  if (n == 0 || n > PT_ID_MAX_LEN)
+    return FALSE;
+  for (gsize i = 0; i < n; i++) {
+    char c = s[i];
+
+    if (!(g_ascii_isalnum (c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@'))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+pt_valid_name (const char *s)
+{
+  gsize n = s ? strlen (s) : 0;
+  const char *end;
+
+  if (n == 0 || n > PT_NAME_MAX_LEN || !g_utf8_validate (s, n, &end))
+    return FALSE;
+  for (const char *p = s; *p; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+pt_json_depth_ok (const char *text, gsize len)
+{
+  int depth = 0;
+  gboolean in_string = FALSE;
+
+  for (gsize i = 0; i < len; i++) {
+    char ch = text[i];
+
+    if (in_string) {
+      if (ch == '\\')
+        i++;
+      else if (ch == '"')
+        in_string = FALSE;
+    } else if (ch == '"') {
+      in_string = TRUE;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > PT_MAX_JSON_DEPTH)
+        return FALSE;
+    } else if (ch == '}' || ch == ']') {
+      depth--;
+    }
+  }
+  return TRUE;
+}
+
+/* ---- error codes -------------------------------------------------------- */
+
+static const struct {
+  const char *code;
+  int error;
+} error_table[] = {
+#define PT_ERROR_ROW(name, code, error) { code, error },
+  PT_ERROR_CODES (PT_ERROR_ROW)
+#undef PT_ERROR_ROW
+};
+
+int
+pt_error_code_to_peer_tree_error (const char *code)
+{
+  for (gsize i = 0; code && i < G_N_ELEMENTS (error_table); i++)
+    if (strcmp (error_table[i].code, code) == 0)
+      return error_table[i].error;
+  return PEER_TREE_ERROR_FAILED;
+}
+
+const char *const *
+pt_error_codes (void)
+{
+  static const char *codes[G_N_ELEMENTS (error_table) + 1];
+
+  if (codes[0] == NULL)
+    for (gsize i = 0; i < G_N_ELEMENTS (error_table); i++)
+      codes[i] = error_table[i].code;
+  return codes;
+}
+
+/* ---- stream frames ------------------------------------------------------ */
+
+void
+pt_frame_header_write (guint8 out[PT_FRAME_HEADER_LEN], guint32 stream_id, PtFrameOp op)
+{
+  out[0] = stream_id >> 24;
+  out[1] = stream_id >> 16;
+  out[2] = stream_id >> 8;
+  out[3] = stream_id;
+  out[4] = op;
+}
+
+gboolean
+pt_frame_header_read (const guint8 *data, gsize len, guint32 *stream_id, guint8 *op)
+{
+  if (len < PT_FRAME_HEADER_LEN)
+    return FALSE;
+  *stream_id = ((guint32) data[0] << 24) | ((guint32) data[1] << 16) |
+      ((guint32) data[2] << 8) | data[3];
+  *op = data[4];
+  return TRUE;
+}
+
+/* ---- typed getters ------------------------------------------------------ */
+
+void
+pt_fault_clear (PtFault *f)
+{
+  g_clear_pointer (&f->message, g_free);
+  f->code = NULL;
+}
+
+gboolean
+pt_fault_set (PtFault *f, const char *code, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  g_free (f->message);
+  f->code = code;
+  f->message = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return FALSE;
+}
+
+/* The member, or NULL when absent or null (then fine unless @required). */
+static gboolean
+member (JsonObject *obj, const char *name, gboolean required, JsonNode **out, PtFault *f)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  *out = NULL;
+  if (!node || JSON_NODE_HOLDS_NULL (node)) {
+    if (required)
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "missing field \"%s\"", name);
+    return TRUE;
+  }
+  *out = node;
+  return TRUE;
+}
+
+static gboolean
+holds_value (JsonNode *node, GType type)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
+}
+
+gboolean
+pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out,
+    PtFault *f)
+{
+  JsonNode *node;
+
+  *out = NULL;
+  if (!member (obj, name, required, &node, f))
+    return FALSE;
+  if (node == NULL)
+    return TRUE;
+  if (!holds_value (node, G_TYPE_STRING))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be a string", name);
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+gboolean
+pt_get_id (JsonObject *obj, const char *name, gboolean required, const char **out, PtFault *f)
+{
+  if (!pt_get_string (obj, name, required, out, f))
+    return FALSE;
+  if (*out && !pt_valid_id (*out))
+    return pt_fault_set (f, PT_ERR_INVALID_ID,
+        "field \"%s\" must be 1 to %d characters of A-Z a-z 0-9 - _ . : @", name, PT_ID_MAX_LEN);
+  return TRUE;
+}
+
+gboolean
+pt_get_name (JsonObject *obj, const char *name, gboolean required, const char **out,
+    PtFault *f)
+{
+  if (!pt_get_string (obj, name, required, out, f))
+    return FALSE;
+  if (*out && !pt_valid_name (*out))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST,
+        "field \"%s\" must be 1 to %d bytes of UTF-8 without control characters", name,
+        PT_NAME_MAX_LEN);
+  return TRUE;
+}
+
+gboolean
+pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max, gint64 *out,
+    PtFault *f)
+{
+  JsonNode *node;
+  gint64 v;
+
+  *out = 0;
+  if (!member (obj, name, required, &node, f))
+    return FALSE;
+  if (node == NULL)
+    return TRUE;
+  if (!holds_value (node, G_TYPE_INT64))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an integer", name);
+  v = json_node_get_int (node);
+  if (v < 0 || v > max)
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST,
+        "field \"%s\" must be between 0 and %" G_GINT64_FORMAT, name, max);
+  *out = v;
+  return TRUE;
+}
+
+gboolean
+pt_get_bool (JsonObject *obj, const char *name, gboolean required, gboolean *out, PtFault *f)
+{
+  JsonNode *node;
+
+  *out = FALSE;
+  if (!member (obj, name, required, &node, f))
+    return FALSE;
+  if (node == NULL)
+    return TRUE;
+  if (!holds_value (node, G_TYPE_BOOLEAN))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be true or false", name);
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
+gboolean
+pt_get_object (JsonObject *obj, const char *name, gboolean required, JsonObject **out,
+    PtFault *f)
+{
+  JsonNode *node;
+
+  *out = NULL;
+  if (!member (obj, name, required, &node, f))
+    return FALSE;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an object", name);
+  *out = json_node_get_object (node);
+  return TRUE;
+}
+
+gboolean
+pt_get_array (JsonObject *obj, const char *name, gboolean required, JsonArray **out,
+    PtFault *f)
+{
+  JsonNode *node;
+
+  *out = NULL;
+  if (!member (obj, name, required, &node, f))
+    return FALSE;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an array", name);
+  *out = json_node_get_array (node);
+  return TRUE;
+}
+
+const char *
+pt_str (JsonObject *obj, const char *name)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, name) : NULL;
+
+  return n && holds_value (n, G_TYPE_STRING) ? json_node_get_string (n) : NULL;
+}
+
+gint64
+pt_int (JsonObject *obj, const char *name, gint64 dflt)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, name) : NULL;
+
+  return n && holds_value (n, G_TYPE_INT64) ? json_node_get_int (n) : dflt;
+}
+
+gboolean
+pt_bool (JsonObject *obj, const char *name)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, name) : NULL;
+
+  return n && holds_value (n, G_TYPE_BOOLEAN) && json_node_get_boolean (n);
+}
+
+gboolean
+pt_uint (JsonObject *obj, const char *name, guint *out)
+{
+  gint64 v = pt_int (obj, name, -1);
+
+  if (v < 0 || v > G_MAXUINT)
+    return FALSE;
+  *out = (guint) v;
+  return TRUE;
+}
+
+/* ---- the message table -------------------------------------------------- */
+
+#define REQ(name, ...) { PT_KIND_REQUEST, name, { __VA_ARGS__ } }
+#define EV(name, ...) { PT_KIND_EVENT, name, { __VA_ARGS__ } }
+#define R(field, type) { field, PT_FIELD_##type, TRUE }
+#define O(field, type) { field, PT_FIELD_##type, FALSE }
+
+static const PtMessageSpec specs[] = {
+  /* trees */
+  REQ (PT_REQ_HELLO, R (PT_F_VERSION, UINT), O (PT_F_CLIENT_ID, ID), O (PT_F_SECRET, STRING)),
+  REQ (PT_REQ_CREATE, O (PT_F_TREE_ID, ID), O (PT_F_K, UINT), O (PT_F_K1, UINT),
+      O (PT_F_SECRET, STRING)),
+  EV (PT_EV_SOURCE_LOST, R (PT_F_TREE_ID, ID), R (PT_F_GRACE, UINT)),
+  REQ (PT_REQ_REJOIN, R (PT_F_TREE_ID, ID), O (PT_F_PARENT, ID), O (PT_F_SOURCE, BOOL),
+      O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING)),
+  EV (PT_EV_PLACED, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT)),
+  REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID)),
+  REQ (PT_REQ_RECONNECT_UPSTREAM, R (PT_F_TREE_ID, ID)),
+  REQ (PT_REQ_LEAVE, R (PT_F_TREE_ID, ID)),
+  REQ (PT_REQ_SIGNAL, R (PT_F_TREE_ID, ID), R (PT_F_TO, ID), R (PT_F_DATA, OBJECT)),
+  EV (PT_EV_SIGNAL, R (PT_F_TREE_ID, ID), R (PT_F_FROM, ID), R (PT_F_DATA, OBJECT)),
+  EV (PT_EV_UPSTREAM, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT),
+      R (PT_F_REASON, STRING)),
+  EV (PT_EV_DOWNSTREAM_ADDED, R (PT_F_TREE_ID, ID), R (PT_F_CHILD, ID)),
+  EV (PT_EV_DOWNSTREAM_REMOVED, R (PT_F_TREE_ID, ID), R (PT_F_CHILD, ID),
+      R (PT_F_REASON, STRING)),
+  EV (PT_EV_TREE_CLOSED, R (PT_F_TREE_ID, ID), R (PT_F_REASON, STRING)),
+  /* messages between clients */
+  REQ (PT_REQ_LIST_CLIENTS, O (PT_F_PREFIX, STRING), O (PT_F_LIMIT, UINT)),
+  REQ (PT_REQ_IS_CONNECTED, R (PT_F_CLIENT_ID, ID)),
+  REQ (PT_REQ_EMIT, R (PT_F_TO, ID), R (PT_F_EVENT, NAME), O (PT_F_ARGS, ARRAY),
+      O (PT_F_ACK, BOOL), O (PT_F_TIMEOUT, UINT)),
+  EV (PT_EV_MESSAGE, R (PT_F_FROM, ID), R (PT_F_NAME, NAME), O (PT_F_ARGS, ARRAY),
+      O (PT_F_ACK_ID, UINT), O (PT_F_ROOM, NAME)),
+  REQ (PT_REQ_REPLY, R (PT_F_ACK_ID, UINT), R (PT_F_OK, BOOL), O (PT_F_VALUE, ANY),
+      O (PT_F_ERROR, OBJECT)),
+  REQ (PT_REQ_ADD_TARGET, R (PT_F_TARGET, ID)),
+  EV (PT_EV_TARGET_REQUEST, R (PT_F_FROM, ID), R (PT_F_ACK_ID, UINT)),
+  EV (PT_EV_TARGET_DISCONNECTED, R (PT_F_CLIENT_ID, ID)),
+  REQ (PT_REQ_ROOM_JOIN, R (PT_F_ROOM, NAME)),
+  REQ (PT_REQ_ROOM_LEAVE, R (PT_F_ROOM, NAME)),
+  REQ (PT_REQ_ROOM_EMIT, R (PT_F_ROOM, NAME), R (PT_F_EVENT, NAME), O (PT_F_ARGS, ARRAY)),
+  REQ (PT_REQ_LIST_ROOMS, O (PT_F_CLIENT_ID, ID)),
+  REQ (PT_REQ_STREAM_OPEN, R (PT_F_TO, ID), R (PT_F_CHANNEL, NAME), O (PT_F_ARGS, ARRAY)),
+  EV (PT_EV_STREAM_REQUEST, R (PT_F_FROM, ID), R (PT_F_STREAM_ID, UINT),
+      R (PT_F_CHANNEL, NAME), O (PT_F_ARGS, ARRAY), R (PT_F_WINDOW, UINT),
+      R (PT_F_ACK_ID, UINT)),
+  REQ (PT_REQ_SERVICE_PROVIDE, R (PT_F_SERVICE, NAME), O (PT_F_METHODS, ARRAY)),
+  REQ (PT_REQ_SERVICE_WITHDRAW, R (PT_F_SERVICE, NAME)),
+  REQ (PT_REQ_SERVICE_CALL, R (PT_F_SERVICE, NAME), R (PT_F_METHOD, NAME),
+      O (PT_F_ARGS, ARRAY), O (PT_F_TIMEOUT, UINT)),
+  EV (PT_EV_SERVICE_CALL, R (PT_F_FROM, ID), R (PT_F_SERVICE, NAME), R (PT_F_METHOD, NAME),
+      O (PT_F_ARGS, ARRAY), R (PT_F_ACK_ID, UINT)),
+  REQ (PT_REQ_TOPIC_CREATE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
+  REQ (PT_REQ_TOPIC_DESTROY, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
+  REQ (PT_REQ_TOPIC_PUBLISH, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME),
+      O (PT_F_ARGS, ARRAY)),
+  REQ (PT_REQ_TOPIC_SUBSCRIBE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
+  REQ (PT_REQ_TOPIC_UNSUBSCRIBE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
+  EV (PT_EV_TOPIC, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME), O (PT_F_ARGS, ARRAY)),
+  EV (PT_EV_TOPIC_DESTROYED, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
+  { PT_KIND_REQUEST, NULL, { { NULL } } },
+};
+
+#undef REQ
+#undef EV
+#undef R
+#undef O
+
+const PtMessageSpec *
+pt_message_specs (void)
+{
+  return specs;
+}
+
+const PtMessageSpec *
+pt_message_spec_find (PtSpecKind kind, const char *name)
+{
+  for (const PtMessageSpec *s = specs; name && s->name; s++)
+    if (s->kind == kind && strcmp (s->name, name) == 0)
+      return s;
+  return NULL;
+}
+
+static gboolean
+check_field (JsonObject *msg, const PtFieldSpec *fs, PtFault *f)
+{
+  const char *s;
+  gint64 i;
+  gboolean b;
+  JsonObject *o;
+  JsonArray *a;
+
+  switch (fs->type) {
+    case PT_FIELD_STRING:
+      return pt_get_string (msg, fs->name, fs->required, &s, f);
+    case PT_FIELD_ID:
+      return pt_get_id (msg, fs->name, fs->required, &s, f);
+    case PT_FIELD_NAME:
+      return pt_get_name (msg, fs->name, fs->required, &s, f);
+    case PT_FIELD_UINT:
+      return pt_get_uint (msg, fs->name, fs->required, PT_MAX_REQUEST_ID, &i, f);
+    case PT_FIELD_BOOL:
+      return pt_get_bool (msg, fs->name, fs->required, &b, f);
+    case PT_FIELD_OBJECT:
+      return pt_get_object (msg, fs->name, fs->required, &o, f);
+    case PT_FIELD_ARRAY:
+      return pt_get_array (msg, fs->name, fs->required, &a, f);
+    case PT_FIELD_ANY:
+      if (fs->required && !json_object_has_member (msg, fs->name))
+        return pt_fault_set (f, PT_ERR_BAD_REQUEST, "missing field \"%s\"", fs->name);
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+check_fields (JsonObject *msg, const PtMessageSpec *spec, PtFault *f)
+{
+  for (guint i = 0; i < PT_MAX_FIELDS && spec->fields[i].name; i++)
+    if (!check_field (msg, &spec->fields[i], f))
+      return FALSE;
+  return TRUE;
+}
+
+/* A server reply: {"id": ID or null, "ok": true, "result": {...}} or
+ * {"id", "ok": false, "error": {"code", "message"}}. */
+static gboolean
+check_server_reply (JsonObject *msg, PtFault *f)
+{
+  JsonNode *id = json_object_get_member (msg, PT_F_ID);
+  gint64 v;
+  gboolean ok;
+  JsonObject *o;
+  const char *s;
+
+  if (id == NULL)
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "missing field \"%s\"", PT_F_ID);
+  if (!JSON_NODE_HOLDS_NULL (id) &&
+      !pt_get_uint (msg, PT_F_ID, TRUE, PT_MAX_REQUEST_ID, &v, f))
+    return FALSE;
+  if (!pt_get_bool (msg, PT_F_OK, TRUE, &ok, f))
+    return FALSE;
+  if (ok)
+    return pt_get_object (msg, PT_F_RESULT, TRUE, &o, f);
+  return pt_get_object (msg, PT_F_ERROR, TRUE, &o, f) &&
+      pt_get_string (o, PT_F_CODE, TRUE, &s, f) && pt_get_string (o, PT_F_MESSAGE, TRUE, &s, f);
+}
+
+gboolean
+pt_message_check (JsonObject *msg, PtFault *f)
+{
+  const char *type, *name;
+  const PtMessageSpec *spec;
+  gint64 id;
+
+  if (!pt_get_string (msg, PT_F_TYPE, TRUE, &type, f))
+    return FALSE;
+  if (strcmp (type, PT_TYPE_EVENT) == 0) {
+    if (!pt_get_string (msg, PT_F_EVENT, TRUE, &name, f))
+      return FALSE;
+    spec = pt_message_spec_find (PT_KIND_EVENT, name);
+    if (spec == NULL)
+      return pt_fault_set (f, PT_ERR_UNKNOWN_TYPE, "no event \"%s\"", name);
+    return check_fields (msg, spec, f);
+  }
+  if (strcmp (type, PT_TYPE_REPLY) == 0 && !json_object_has_member (msg, PT_F_ACK_ID))
+    return check_server_reply (msg, f);
+  spec = pt_message_spec_find (PT_KIND_REQUEST, type);
+  if (spec == NULL)
+    return pt_fault_set (f, PT_ERR_UNKNOWN_TYPE, "no request \"%s\"", type);
+  return pt_get_uint (msg, PT_F_ID, TRUE, PT_MAX_REQUEST_ID, &id, f) &&
+      check_fields (msg, spec, f);
+}
+
+JsonObject *
+pt_msg_request_new (const char *type, gint64 id)
+{
+  JsonObject *o = json_object_new ();
+
+  json_object_set_string_member (o, PT_F_TYPE, type);
+  json_object_set_int_member (o, PT_F_ID, id);
+  return o;
+}
+
+JsonObject *
+pt_msg_event_new (const char *event)
+{
+  JsonObject *o = json_object_new ();
+
+  json_object_set_string_member (o, PT_F_TYPE, PT_TYPE_EVENT);
+  json_object_set_string_member (o, PT_F_EVENT, event);
+  return o;
+}
