@@ -1,12 +1,19 @@
 /* peertree-server — reading request fields: typed getters, faults, and the
  * rules for ids and names.
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Two rules (docs/protocol.md, "Names and limits"):
+ * - ids (clientId, tree id) are 1 to 64 of A-Z a-z 0-9 - _ . : @ — they end
+ *   up in logs, URIs and element properties; a bad one is `invalid-id`;
+ * - names (service, method, topic, room, event, channel) are 1 to 128 bytes
+ *   of UTF-8 without control characters; a bad one is `bad-request`.
  */
 #include "pt-server-private.h"
 
 #include <string.h>
 
 #define ID_MAX_LEN 64
+#define NAME_MAX_LEN 128
 
 void
 pt_fault_clear (Fault *f)
@@ -38,6 +45,18 @@ pt_valid_id (const char *s)
     if (!(g_ascii_isalnum (c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@'))
       return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+pt_valid_name (const char *s)
+{
+  gsize n = strlen (s);
+  if (n == 0 || n > NAME_MAX_LEN || !g_utf8_validate (s, n, NULL))
+    return FALSE;
+  for (const char *p = s; *p; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      return FALSE;
   return TRUE;
 }
 
@@ -128,9 +147,9 @@ pt_get_name (JsonObject *obj, const char *name, const char **out, Fault *f)
 {
   if (!pt_get_string (obj, name, TRUE, out, f))
     return FALSE;
-  gsize n = strlen (*out);
-  if (n == 0 || n > 128)
-    return pt_fault_set (f, "bad-request", "field \"%s\" must be 1 to 128 bytes", name);
+  if (!pt_valid_name (*out))
+    return pt_fault_set (f, "bad-request", "field \"%s\" must be 1 to %d bytes of UTF-8 without "
+        "control characters", name, NAME_MAX_LEN);
   return TRUE;
 }
 

@@ -251,7 +251,7 @@ handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
 {
   PtServer *self = c->server;
   const char *name;
-  if (!pt_get_id (msg, "room", TRUE, &name, f))
+  if (!pt_get_name (msg, "room", &name, f))
     return FALSE;
   if (c->rooms && g_hash_table_contains (c->rooms, name))
     return TRUE;
@@ -275,7 +275,7 @@ static PtRoom *
 member_room (PtConn *c, JsonObject *msg, Fault *f)
 {
   const char *name;
-  if (!pt_get_id (msg, "room", TRUE, &name, f))
+  if (!pt_get_name (msg, "room", &name, f))
     return NULL;
   PtRoom *r = c->rooms ? g_hash_table_lookup (c->rooms, name) : NULL;
   if (!r)

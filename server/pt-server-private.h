@@ -173,11 +173,15 @@ pt_set_size (GHashTable *set)
 
 void pt_fault_clear (Fault *f);
 G_GNUC_PRINTF (3, 4) gboolean pt_fault_set (Fault *f, const char *code, const char *fmt, ...);
+/* clientId, tree id */
 gboolean pt_valid_id (const char *s);
+/* service, method, topic, room, event, channel */
+gboolean pt_valid_name (const char *s);
 gboolean pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out,
     Fault *f);
 gboolean pt_get_id (JsonObject *obj, const char *name, gboolean required, const char **out,
     Fault *f);
+/* A required name (pt_valid_name). */
 gboolean pt_get_name (JsonObject *obj, const char *name, const char **out, Fault *f);
 gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max,
     gint64 *out, Fault *f);

@@ -90,7 +90,7 @@ static PtService *
 lookup_service (PtServer *self, JsonObject *msg, Fault *f)
 {
   const char *name;
-  if (!pt_get_id (msg, "service", TRUE, &name, f))
+  if (!pt_get_name (msg, "service", &name, f))
     return NULL;
   PtService *s = g_hash_table_lookup (self->services, name);
   if (!s)
@@ -113,7 +113,7 @@ static PtTopic *
 lookup_topic (PtService *s, JsonObject *msg, Fault *f)
 {
   const char *name;
-  if (!pt_get_id (msg, "topic", TRUE, &name, f))
+  if (!pt_get_name (msg, "topic", &name, f))
     return NULL;
   PtTopic *t = g_hash_table_lookup (s->topics, name);
   if (!t)
@@ -127,7 +127,7 @@ handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
 {
   PtServer *self = c->server;
   const char *name;
-  if (!pt_get_id (msg, "service", TRUE, &name, f))
+  if (!pt_get_name (msg, "service", &name, f))
     return FALSE;
   JsonNode *methods = json_object_get_member (msg, "methods");
   if (methods && !JSON_NODE_HOLDS_ARRAY (methods) && !JSON_NODE_HOLDS_NULL (methods))
@@ -136,7 +136,7 @@ handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
   for (guint i = 0; list && i < json_array_get_length (list); i++) {
     JsonNode *m = json_array_get_element (list, i);
     if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING ||
-        !pt_valid_id (json_node_get_string (m)))
+        !pt_valid_name (json_node_get_string (m)))
       return pt_fault_set (f, "bad-request", "\"methods\" must hold valid method names");
   }
   if (list && json_array_get_length (list) > 256)
@@ -173,7 +173,7 @@ handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
   PtService *s = lookup_service (self, msg, f);
-  if (!s || !pt_get_id (msg, "method", TRUE, &method, f) || !pt_get_args (msg, &args, f) ||
+  if (!s || !pt_get_name (msg, "method", &method, f) || !pt_get_args (msg, &args, f) ||
       !pt_get_timeout (msg, &deadline, f))
     return FALSE;
   if (s->methods && !g_hash_table_contains (s->methods, method))
@@ -210,8 +210,9 @@ handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
 static gboolean
 topic_create (PtService *s, const char *name, Fault *f)
 {
-  if (!pt_valid_id (name))
-    return pt_fault_set (f, "invalid-id", "topic names are 1 to 64 of A-Z a-z 0-9 - _ . : @");
+  if (!pt_valid_name (name))
+    return pt_fault_set (f, "bad-request",
+        "topic names are 1 to 128 bytes of UTF-8 without control characters");
   if (g_hash_table_contains (s->topics, name))
     return pt_fault_set (f, "topic-exists", "service \"%s\" has a topic \"%s\" already", s->name, name);
   if (g_hash_table_size (s->topics) >= PT_MAX_TOPICS)
@@ -310,7 +311,7 @@ pt_server_provide_service (PtServer *self, const char *name, const char *const *
 {
   g_return_val_if_fail (PT_IS_SERVER (self), FALSE);
   g_return_val_if_fail (name != NULL && func != NULL, FALSE);
-  if (!pt_valid_id (name) || g_hash_table_contains (self->services, name)) {
+  if (!pt_valid_name (name) || g_hash_table_contains (self->services, name)) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "service \"%s\" is taken or invalid", name);
     return FALSE;
   }
