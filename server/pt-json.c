@@ -60,7 +60,8 @@ pt_valid_name (const char *s)
   return TRUE;
 }
 
-/* Reads a string member (optional unless @required); FALSE (with @f set) if present but not a string. */
+/* Reads a string member (optional unless @required); FALSE (with @f set) if
+ * present but not a string. */
 gboolean
 pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out, Fault *f)
 {

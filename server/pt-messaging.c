@@ -7,10 +7,10 @@
  * bounded (PT_MAX_* in pt-server-private.h) and removed when the client goes.
  *
  * A request that needs another client's answer (emit with ack, add-target,
- * stream-open, a call to a client's service in pt-services.c) becomes a PtAck: the target gets
- * an event carrying an ackId, answers with a "reply" request, and the server
- * then replies to the original request. Acks expire (timeout), and fail when
- * the target disconnects.
+ * stream-open, a call to a client's service in pt-services.c) becomes a
+ * PtAck: the target gets an event carrying an ackId, answers with a "reply"
+ * request, and the server then replies to the original request. Acks expire
+ * (timeout), and fail when the target disconnects.
  *
  * Streams: binary frames, [stream id: 4 bytes big-endian][op: 1 byte][payload].
  * The server forwards frames between the two ends unchanged and enforces the

@@ -423,7 +423,8 @@ announce_move_after_reply (PtRequest *req, TreeEntry *t, const char *reason)
   pt_request_after_reply (req, announce_moved, m, (GDestroyNotify) move_free);
 }
 
-static gboolean handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f);
+static gboolean handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result,
+    Fault *f);
 
 /* rejoin {treeId, parent} — a member re-registering its position after the
  * server restarted (or its connection dropped);
