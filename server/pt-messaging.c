@@ -1,5 +1,5 @@
-/* peertree-server — client-to-client messages, rooms, targets, byte streams,
- * services and topics.
+/* peertree-server — client-to-client messages: acks and the reply request,
+ * emit, add-target, rooms, byte streams.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Every lookup is by key in a hash table: routing a message costs the same
@@ -7,10 +7,10 @@
  * bounded (PT_MAX_* in pt-server-private.h) and removed when the client goes.
  *
  * A request that needs another client's answer (emit with ack, add-target,
- * stream-open, a call to a client's service) becomes a PtAck: the target gets
- * an event carrying an ackId, answers with a "reply" request, and the server
- * then replies to the original request. Acks expire (timeout), and fail when
- * the target disconnects.
+ * stream-open, a call to a client's service in pt-services.c) becomes a
+ * PtAck: the target gets an event carrying an ackId, answers with a "reply"
+ * request, and the server then replies to the original request. Acks expire
+ * (timeout), and fail when the target disconnects.
  *
  * Streams: binary frames, [stream id: 4 bytes big-endian][op: 1 byte][payload].
  * The server forwards frames between the two ends unchanged and enforces the
@@ -21,7 +21,6 @@
 
 #include <string.h>
 
-enum { ACK_EMIT, ACK_TARGET, ACK_STREAM, ACK_SERVICE };
 enum { OP_DATA = 0, OP_CREDIT = 1, OP_END = 2, OP_RESET = 3 };
 
 typedef struct _PtStream PtStream;
@@ -33,7 +32,7 @@ typedef struct {
   gint64 req_id;       /* of from's request */
   PtConn *to;          /* must answer */
   gint64 deadline;
-  PtStream *stream;    /* ACK_STREAM */
+  PtStream *stream;    /* PT_ACK_STREAM */
 } PtAck;
 
 typedef struct {
@@ -49,102 +48,13 @@ struct _PtStream {
   gboolean ended[2];   /* a ended [0], b ended [1] */
 };
 
-typedef struct _PtService PtService;
-
-typedef struct {
-  PtService *service;
-  char *name;
-  GHashTable *subscribers; /* PtConn* set */
-} PtTopic;
-
-struct _PtService {
-  char *name;
-  PtConn *provider;        /* NULL: provided by the server */
-  GHashTable *methods;     /* method name set; NULL = any */
-  PtServiceFunc func;
-  gpointer user_data;
-  GDestroyNotify destroy;
-  GHashTable *topics;      /* name -> PtTopic* (owning) */
-};
-
-static GHashTable *
-lazy_set (GHashTable **set)
-{
-  if (!*set)
-    *set = g_hash_table_new (NULL, NULL);
-  return *set;
-}
-
-static GHashTable *
-lazy_str_set (GHashTable **set)
-{
-  if (!*set)
-    *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  return *set;
-}
-
-static guint
-set_size (GHashTable *set)
-{
-  return set ? g_hash_table_size (set) : 0;
-}
-
-static gboolean
-get_bool (JsonObject *obj, const char *name, gboolean *out, Fault *f)
-{
-  JsonNode *node = json_object_get_member (obj, name);
-  *out = FALSE;
-  if (!node || JSON_NODE_HOLDS_NULL (node))
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
-    return pt_fault_set (f, "bad-request", "field \"%s\" must be true or false", name);
-  *out = json_node_get_boolean (node);
-  return TRUE;
-}
-
-/* Optional "args" array, returned as a new node (an empty array if absent). */
-static gboolean
-get_args (JsonObject *obj, JsonNode **out, Fault *f)
-{
-  JsonNode *node = json_object_get_member (obj, "args");
-  if (!node || JSON_NODE_HOLDS_NULL (node)) {
-    *out = json_node_init_array (json_node_alloc (), json_array_new ());
-    return TRUE;
-  }
-  if (!JSON_NODE_HOLDS_ARRAY (node))
-    return pt_fault_set (f, "bad-request", "field \"args\" must be an array");
-  *out = json_node_ref (node);
-  return TRUE;
-}
-
-static gboolean
-get_name (JsonObject *obj, const char *field, const char **out, Fault *f)
-{
-  if (!pt_get_string (obj, field, TRUE, out, f))
-    return FALSE;
-  gsize n = strlen (*out);
-  if (n == 0 || n > 128)
-    return pt_fault_set (f, "bad-request", "field \"%s\" must be 1 to 128 bytes", field);
-  return TRUE;
-}
-
-static gboolean
-get_timeout (JsonObject *obj, gint64 *deadline, Fault *f)
-{
-  gint64 ms;
-  if (!pt_get_uint (obj, "timeout", FALSE, PT_MAX_TIMEOUT_MS, &ms, f))
-    return FALSE;
-  *deadline = g_get_monotonic_time () + (ms ? ms : PT_DEFAULT_TIMEOUT_MS) * 1000;
-  return TRUE;
-}
-
 static PtConn *
 get_target (PtConn *c, JsonObject *msg, const char *field, Fault *f)
 {
   const char *id;
   if (!pt_get_id (msg, field, TRUE, &id, f))
     return NULL;
-  PtConn *t = pt_server_lookup (c->server, id);
+  PtConn *t = pt_conn_lookup (c->server, id);
   if (!t)
     pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", id);
   return t;
@@ -156,22 +66,29 @@ get_target (PtConn *c, JsonObject *msg, const char *field, Fault *f)
 static void stream_free (PtServer *self, PtStream *s, gboolean tell_a, gboolean tell_b);
 
 static PtAck *
-ack_new (PtConn *from, PtConn *to, int kind, gint64 deadline)
+ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline)
 {
-  PtServer *self = from->server;
+  PtServer *self = req->server;
+  PtConn *from = req->conn;
   PtAck *a = g_new0 (PtAck, 1);
   a->id = ++self->next_ack;
   a->kind = kind;
   a->from = from;
-  a->req_id = self->req_id;
+  a->req_id = req->id;
   a->to = to;
   a->deadline = deadline;
   g_hash_table_insert (self->acks, &a->id, a);
-  g_hash_table_add (lazy_set (&from->acks), a);
-  g_hash_table_add (lazy_set (&to->acks), a);
+  g_hash_table_add (pt_lazy_set (&from->acks), a);
+  g_hash_table_add (pt_lazy_set (&to->acks), a);
   from->n_pending++;
-  self->req_deferred = TRUE;
+  pt_request_defer (req);
   return a;
+}
+
+guint64
+pt_ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline)
+{
+  return ack_new (req, to, kind, deadline)->id;
 }
 
 /* Forgets @a; the caller has answered (or will not answer) its requester. */
@@ -191,13 +108,13 @@ ack_fail (PtServer *self, PtAck *a, const char *code, const char *message)
 {
   Fault f = { code, (char *) message };
   pt_conn_reply_error (a->from, a->req_id, &f);
-  if (a->kind == ACK_STREAM && a->stream)
+  if (a->kind == PT_ACK_STREAM && a->stream)
     stream_free (self, a->stream, FALSE, TRUE);
   ack_remove (self, a);
 }
 
-static gboolean
-check_pending (PtConn *c, Fault *f)
+gboolean
+pt_check_pending (PtConn *c, Fault *f)
 {
   if (c->n_pending >= PT_MAX_PENDING)
     return pt_fault_set (f, "limit", "at most %d requests may wait for other clients' replies",
@@ -208,12 +125,12 @@ check_pending (PtConn *c, Fault *f)
 /* reply {ackId, ok, value?, error?: {code, message}} — a client answering an
  * event that carried an ackId. */
 static gboolean
-handle_reply (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_reply (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   PtServer *self = c->server;
   gint64 ack_id;
   gboolean ok;
-  if (!pt_get_uint (msg, "ackId", TRUE, G_MAXINT64, &ack_id, f) || !get_bool (msg, "ok", &ok, f))
+  if (!pt_get_uint (msg, "ackId", TRUE, G_MAXINT64, &ack_id, f) || !pt_get_bool (msg, "ok", &ok, f))
     return FALSE;
   guint64 key = (guint64) ack_id;
   PtAck *a = g_hash_table_lookup (self->acks, &key);
@@ -235,19 +152,19 @@ handle_reply (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 
   JsonObject *res = json_object_new ();
   switch (a->kind) {
-    case ACK_EMIT:
-    case ACK_SERVICE: {
+    case PT_ACK_EMIT:
+    case PT_ACK_SERVICE: {
       JsonNode *value = json_object_get_member (msg, "value");
       json_object_set_member (res, "value", value ? json_node_copy (value) :
           json_node_init_null (json_node_alloc ()));
       break;
     }
-    case ACK_TARGET:
-      g_hash_table_add (lazy_str_set (&a->from->targets), g_strdup (c->client_id));
-      g_hash_table_add (lazy_str_set (&c->targets), g_strdup (a->from->client_id));
+    case PT_ACK_TARGET:
+      g_hash_table_add (pt_lazy_str_set (&a->from->targets), g_strdup (c->client_id));
+      g_hash_table_add (pt_lazy_str_set (&c->targets), g_strdup (a->from->client_id));
       json_object_set_string_member (res, "target", c->client_id);
       break;
-    case ACK_STREAM:
+    case PT_ACK_STREAM:
       a->stream->accepted = TRUE;
       json_object_set_int_member (res, "streamId", a->stream->id);
       json_object_set_int_member (res, "window", PT_STREAM_WINDOW);
@@ -255,50 +172,6 @@ handle_reply (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   }
   pt_conn_reply_ok (a->from, a->req_id, res);
   ack_remove (self, a);
-  return TRUE;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Identity                                                                 */
-
-static gboolean
-handle_list_clients (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  const char *prefix;
-  gint64 limit;
-  if (!pt_get_string (msg, "prefix", FALSE, &prefix, f) ||
-      !pt_get_uint (msg, "limit", FALSE, PT_MAX_LIST, &limit, f))
-    return FALSE;
-  if (!limit)
-    limit = PT_MAX_LIST;
-  JsonArray *list = json_array_new ();
-  gboolean more = FALSE;
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, c->server->clients);
-  while (g_hash_table_iter_next (&it, &key, NULL)) {
-    if (prefix && !g_str_has_prefix (key, prefix))
-      continue;
-    if (json_array_get_length (list) == (guint) limit) {
-      more = TRUE;
-      break;
-    }
-    json_array_add_string_element (list, key);
-  }
-  *result = json_object_new ();
-  json_object_set_array_member (*result, "clients", list);
-  json_object_set_boolean_member (*result, "more", more);
-  return TRUE;
-}
-
-static gboolean
-handle_is_connected (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  const char *id;
-  if (!pt_get_id (msg, "clientId", TRUE, &id, f))
-    return FALSE;
-  *result = json_object_new ();
-  json_object_set_boolean_member (*result, "connected", pt_server_lookup (c->server, id) != NULL);
   return TRUE;
 }
 
@@ -317,38 +190,38 @@ message_event (PtConn *from, const char *name, JsonNode *args)
 
 /* emit {to, event, args?, ack?, timeout?} */
 static gboolean
-handle_emit (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   const char *name;
   gboolean want_ack;
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
   PtConn *to = get_target (c, msg, "to", f);
-  if (!to || !get_name (msg, "event", &name, f) || !get_args (msg, &args, f) ||
-      !get_bool (msg, "ack", &want_ack, f) || !get_timeout (msg, &deadline, f))
+  if (!to || !pt_get_name (msg, "event", &name, f) || !pt_get_args (msg, &args, f) ||
+      !pt_get_bool (msg, "ack", &want_ack, f) || !pt_get_timeout (msg, &deadline, f))
     return FALSE;
-  if (want_ack && !check_pending (c, f))
+  if (want_ack && !pt_check_pending (c, f))
     return FALSE;
   g_autoptr (JsonObject) ev = message_event (c, name, args);
   if (want_ack)
-    json_object_set_int_member (ev, "ackId", ack_new (c, to, ACK_EMIT, deadline)->id);
+    json_object_set_int_member (ev, "ackId", ack_new (req, to, PT_ACK_EMIT, deadline)->id);
   pt_conn_send (to, ev);
   return TRUE;
 }
 
 /* add-target {target, timeout?} */
 static gboolean
-handle_add_target (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_add_target (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   gint64 deadline;
   PtConn *to = get_target (c, msg, "target", f);
-  if (!to || !get_timeout (msg, &deadline, f) || !check_pending (c, f))
+  if (!to || !pt_get_timeout (msg, &deadline, f) || !pt_check_pending (c, f))
     return FALSE;
   if (to == c)
     return pt_fault_set (f, "bad-request", "a client cannot target itself");
   g_autoptr (JsonObject) ev = pt_event_new ("target-request", NULL);
   json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_int_member (ev, "ackId", ack_new (c, to, ACK_TARGET, deadline)->id);
+  json_object_set_int_member (ev, "ackId", ack_new (req, to, PT_ACK_TARGET, deadline)->id);
   pt_conn_send (to, ev);
   return TRUE;
 }
@@ -374,15 +247,15 @@ room_remove_member (PtServer *self, PtRoom *r, PtConn *c)
 }
 
 static gboolean
-handle_room_join (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   PtServer *self = c->server;
   const char *name;
-  if (!pt_get_id (msg, "room", TRUE, &name, f))
+  if (!pt_get_name (msg, "room", &name, f))
     return FALSE;
   if (c->rooms && g_hash_table_contains (c->rooms, name))
     return TRUE;
-  if (set_size (c->rooms) >= PT_MAX_ROOMS)
+  if (pt_set_size (c->rooms) >= PT_MAX_ROOMS)
     return pt_fault_set (f, "limit", "a client may be in at most %d rooms", PT_MAX_ROOMS);
   PtRoom *r = g_hash_table_lookup (self->rooms, name);
   if (!r) {
@@ -402,7 +275,7 @@ static PtRoom *
 member_room (PtConn *c, JsonObject *msg, Fault *f)
 {
   const char *name;
-  if (!pt_get_id (msg, "room", TRUE, &name, f))
+  if (!pt_get_name (msg, "room", &name, f))
     return NULL;
   PtRoom *r = c->rooms ? g_hash_table_lookup (c->rooms, name) : NULL;
   if (!r)
@@ -411,7 +284,7 @@ member_room (PtConn *c, JsonObject *msg, Fault *f)
 }
 
 static gboolean
-handle_room_leave (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   PtRoom *r = member_room (c, msg, f);
   if (!r)
@@ -423,12 +296,12 @@ handle_room_leave (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 /* room-emit {room, event, args?}: to every member but the sender; only
  * members may emit. */
 static gboolean
-handle_room_emit (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   const char *name;
   g_autoptr (JsonNode) args = NULL;
   PtRoom *r = member_room (c, msg, f);
-  if (!r || !get_name (msg, "event", &name, f) || !get_args (msg, &args, f))
+  if (!r || !pt_get_name (msg, "event", &name, f) || !pt_get_args (msg, &args, f))
     return FALSE;
   g_autoptr (JsonObject) ev = message_event (c, name, args);
   json_object_set_string_member (ev, "room", r->name);
@@ -448,7 +321,7 @@ handle_room_emit (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 
 /* list-rooms {clientId?}: the rooms of a client (the sender by default). */
 static gboolean
-handle_list_rooms (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   PtConn *who = c;
   if (json_object_has_member (msg, "clientId") && !(who = get_target (c, msg, "clientId", f)))
@@ -500,21 +373,21 @@ stream_free (PtServer *self, PtStream *s, gboolean tell_a, gboolean tell_b)
 
 /* stream-open {to, channel, args?, timeout?} */
 static gboolean
-handle_stream_open (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_stream_open (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
 {
   PtServer *self = c->server;
   const char *channel;
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
   PtConn *to = get_target (c, msg, "to", f);
-  if (!to || !get_name (msg, "channel", &channel, f) || !get_args (msg, &args, f) ||
-      !get_timeout (msg, &deadline, f) || !check_pending (c, f))
+  if (!to || !pt_get_name (msg, "channel", &channel, f) || !pt_get_args (msg, &args, f) ||
+      !pt_get_timeout (msg, &deadline, f) || !pt_check_pending (c, f))
     return FALSE;
   if (to == c)
     return pt_fault_set (f, "bad-request", "a client cannot open a stream to itself");
-  if (set_size (c->streams) >= PT_MAX_STREAMS)
+  if (pt_set_size (c->streams) >= PT_MAX_STREAMS)
     return pt_fault_set (f, "limit", "a client may have at most %d streams", PT_MAX_STREAMS);
-  if (set_size (to->streams) >= PT_MAX_STREAMS)
+  if (pt_set_size (to->streams) >= PT_MAX_STREAMS)
     return pt_fault_set (f, "limit", "client \"%s\" has too many streams", to->client_id);
 
   PtStream *s = g_new0 (PtStream, 1);
@@ -525,10 +398,10 @@ handle_stream_open (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   s->b = to;
   s->credit[0] = s->credit[1] = PT_STREAM_WINDOW;
   g_hash_table_insert (self->streams, GUINT_TO_POINTER (s->id), s);
-  g_hash_table_add (lazy_set (&c->streams), s);
-  g_hash_table_add (lazy_set (&to->streams), s);
+  g_hash_table_add (pt_lazy_set (&c->streams), s);
+  g_hash_table_add (pt_lazy_set (&to->streams), s);
 
-  PtAck *a = ack_new (c, to, ACK_STREAM, deadline);
+  PtAck *a = ack_new (req, to, PT_ACK_STREAM, deadline);
   a->stream = s;
   g_autoptr (JsonObject) ev = pt_event_new ("stream-request", NULL);
   json_object_set_string_member (ev, "from", c->client_id);
@@ -541,8 +414,8 @@ handle_stream_open (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
   return TRUE;
 }
 
-void
-pt_messaging_binary (PtConn *c, const guint8 *data, gsize len)
+static void
+messaging_binary (PtConn *c, const guint8 *data, gsize len)
 {
   PtServer *self = c->server;
   if (len < 5) {
@@ -608,447 +481,11 @@ pt_messaging_binary (PtConn *c, const guint8 *data, gsize len)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Services and topics                                                      */
-
-static void
-topic_notify_destroyed (PtTopic *t)
-{
-  g_autoptr (JsonObject) ev = pt_event_new ("topic-destroyed", NULL);
-  json_object_set_string_member (ev, "service", t->service->name);
-  json_object_set_string_member (ev, "topic", t->name);
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, t->subscribers);
-  while (g_hash_table_iter_next (&it, &key, NULL)) {
-    PtConn *sub = key;
-    g_hash_table_remove (sub->subscriptions, t);
-    pt_conn_send (sub, ev);
-  }
-  g_hash_table_remove_all (t->subscribers);
-}
-
-static void
-topic_free (PtTopic *t)
-{
-  topic_notify_destroyed (t);
-  g_hash_table_unref (t->subscribers);
-  g_free (t->name);
-  g_free (t);
-}
-
-static void
-service_free (PtService *s)
-{
-  g_hash_table_unref (s->topics); /* tells subscribers */
-  g_clear_pointer (&s->methods, g_hash_table_unref);
-  if (s->destroy)
-    s->destroy (s->user_data);
-  g_free (s->name);
-  g_free (s);
-}
-
-static PtService *
-service_add (PtServer *self, const char *name, PtConn *provider)
-{
-  PtService *s = g_new0 (PtService, 1);
-  s->name = g_strdup (name);
-  s->provider = provider;
-  s->topics = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) topic_free);
-  g_hash_table_insert (self->services, s->name, s);
-  if (provider)
-    g_hash_table_add (lazy_set (&provider->services), s);
-  return s;
-}
-
-static void
-service_remove (PtServer *self, PtService *s)
-{
-  if (s->provider && s->provider->services)
-    g_hash_table_remove (s->provider->services, s);
-  g_hash_table_remove (self->services, s->name);
-}
-
-static PtService *
-lookup_service (PtServer *self, JsonObject *msg, Fault *f)
-{
-  const char *name;
-  if (!pt_get_id (msg, "service", TRUE, &name, f))
-    return NULL;
-  PtService *s = g_hash_table_lookup (self->services, name);
-  if (!s)
-    pt_fault_set (f, "service-not-found", "no service \"%s\"", name);
-  return s;
-}
-
-static PtService *
-own_service (PtConn *c, JsonObject *msg, Fault *f)
-{
-  PtService *s = lookup_service (c->server, msg, f);
-  if (s && s->provider != c) {
-    pt_fault_set (f, "not-provider", "you do not provide service \"%s\"", s->name);
-    return NULL;
-  }
-  return s;
-}
-
-static PtTopic *
-lookup_topic (PtService *s, JsonObject *msg, Fault *f)
-{
-  const char *name;
-  if (!pt_get_id (msg, "topic", TRUE, &name, f))
-    return NULL;
-  PtTopic *t = g_hash_table_lookup (s->topics, name);
-  if (!t)
-    pt_fault_set (f, "topic-not-found", "service \"%s\" has no topic \"%s\"", s->name, name);
-  return t;
-}
-
-/* service-provide {service, methods?} */
-static gboolean
-handle_service_provide (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtServer *self = c->server;
-  const char *name;
-  if (!pt_get_id (msg, "service", TRUE, &name, f))
-    return FALSE;
-  JsonNode *methods = json_object_get_member (msg, "methods");
-  if (methods && !JSON_NODE_HOLDS_ARRAY (methods) && !JSON_NODE_HOLDS_NULL (methods))
-    return pt_fault_set (f, "bad-request", "field \"methods\" must be an array of names");
-  JsonArray *list = methods && JSON_NODE_HOLDS_ARRAY (methods) ? json_node_get_array (methods) : NULL;
-  for (guint i = 0; list && i < json_array_get_length (list); i++) {
-    JsonNode *m = json_array_get_element (list, i);
-    if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING ||
-        !pt_valid_id (json_node_get_string (m)))
-      return pt_fault_set (f, "bad-request", "\"methods\" must hold valid method names");
-  }
-  if (list && json_array_get_length (list) > 256)
-    return pt_fault_set (f, "limit", "a service may declare at most 256 methods");
-  if (g_hash_table_contains (self->services, name))
-    return pt_fault_set (f, "service-exists", "service \"%s\" is already provided", name);
-  if (set_size (c->services) >= PT_MAX_SERVICES)
-    return pt_fault_set (f, "limit", "a client may provide at most %d services", PT_MAX_SERVICES);
-  PtService *s = service_add (self, name, c);
-  if (list) {
-    s->methods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-    for (guint i = 0; i < json_array_get_length (list); i++)
-      g_hash_table_add (s->methods, g_strdup (json_array_get_string_element (list, i)));
-  }
-  return TRUE;
-}
-
-static gboolean
-handle_service_withdraw (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtService *s = own_service (c, msg, f);
-  if (!s)
-    return FALSE;
-  service_remove (c->server, s);
-  return TRUE;
-}
-
-/* service-call {service, method, args?, timeout?} */
-static gboolean
-handle_service_call (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtServer *self = c->server;
-  const char *method;
-  gint64 deadline;
-  g_autoptr (JsonNode) args = NULL;
-  PtService *s = lookup_service (self, msg, f);
-  if (!s || !pt_get_id (msg, "method", TRUE, &method, f) || !get_args (msg, &args, f) ||
-      !get_timeout (msg, &deadline, f))
-    return FALSE;
-  if (s->methods && !g_hash_table_contains (s->methods, method))
-    return pt_fault_set (f, "method-not-found", "service \"%s\" has no method \"%s\"", s->name,
-        method);
-
-  if (!s->provider) {
-    g_autoptr (GError) error = NULL;
-    JsonNode *value = s->func (self, c->client_id, method, json_node_get_array (args),
-        s->user_data, &error);
-    if (error) {
-      if (value)
-        json_node_unref (value);
-      return pt_fault_set (f, "service-error", "%s", error->message);
-    }
-    *result = json_object_new ();
-    json_object_set_member (*result, "value", value ? value : json_node_init_null (json_node_alloc ()));
-    return TRUE;
-  }
-  if (s->provider == c)
-    return pt_fault_set (f, "bad-request", "a provider cannot call its own service");
-  if (!check_pending (c, f))
-    return FALSE;
-  g_autoptr (JsonObject) ev = pt_event_new ("service-call", NULL);
-  json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_string_member (ev, "service", s->name);
-  json_object_set_string_member (ev, "method", method);
-  json_object_set_member (ev, "args", json_node_ref (args));
-  json_object_set_int_member (ev, "ackId", ack_new (c, s->provider, ACK_SERVICE, deadline)->id);
-  pt_conn_send (s->provider, ev);
-  return TRUE;
-}
-
-static gboolean
-topic_create (PtService *s, const char *name, Fault *f)
-{
-  if (!pt_valid_id (name))
-    return pt_fault_set (f, "invalid-id", "topic names are 1 to 64 of A-Z a-z 0-9 - _ . : @");
-  if (g_hash_table_contains (s->topics, name))
-    return pt_fault_set (f, "topic-exists", "service \"%s\" has a topic \"%s\" already", s->name, name);
-  if (g_hash_table_size (s->topics) >= PT_MAX_TOPICS)
-    return pt_fault_set (f, "limit", "a service may have at most %d topics", PT_MAX_TOPICS);
-  PtTopic *t = g_new0 (PtTopic, 1);
-  t->service = s;
-  t->name = g_strdup (name);
-  t->subscribers = g_hash_table_new (NULL, NULL);
-  g_hash_table_insert (s->topics, t->name, t);
-  return TRUE;
-}
-
-static guint
-topic_publish (PtTopic *t, JsonNode *args)
-{
-  g_autoptr (JsonObject) ev = pt_event_new ("topic", NULL);
-  json_object_set_string_member (ev, "service", t->service->name);
-  json_object_set_string_member (ev, "topic", t->name);
-  json_object_set_member (ev, "args", json_node_ref (args));
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, t->subscribers);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    pt_conn_send (key, ev);
-  return g_hash_table_size (t->subscribers);
-}
-
-static gboolean
-handle_topic_create (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  const char *name;
-  PtService *s = own_service (c, msg, f);
-  return s && pt_get_string (msg, "topic", TRUE, &name, f) && topic_create (s, name, f);
-}
-
-static gboolean
-handle_topic_destroy (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtService *s = own_service (c, msg, f);
-  PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
-  if (!t)
-    return FALSE;
-  g_hash_table_remove (s->topics, t->name);
-  return TRUE;
-}
-
-static gboolean
-handle_topic_publish (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  g_autoptr (JsonNode) args = NULL;
-  PtService *s = own_service (c, msg, f);
-  PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
-  if (!t || !get_args (msg, &args, f))
-    return FALSE;
-  *result = json_object_new ();
-  json_object_set_int_member (*result, "delivered", topic_publish (t, args));
-  return TRUE;
-}
-
-static gboolean
-handle_topic_subscribe (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtService *s = lookup_service (c->server, msg, f);
-  PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
-  if (!t)
-    return FALSE;
-  if (c->subscriptions && g_hash_table_contains (c->subscriptions, t))
-    return TRUE;
-  if (set_size (c->subscriptions) >= PT_MAX_SUBSCRIPTIONS)
-    return pt_fault_set (f, "limit", "a client may hold at most %d subscriptions",
-        PT_MAX_SUBSCRIPTIONS);
-  g_hash_table_add (lazy_set (&c->subscriptions), t);
-  g_hash_table_add (t->subscribers, c);
-  return TRUE;
-}
-
-static gboolean
-handle_topic_unsubscribe (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
-{
-  PtService *s = lookup_service (c->server, msg, f);
-  PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
-  if (!t)
-    return FALSE;
-  if (!c->subscriptions || !g_hash_table_remove (c->subscriptions, t))
-    return pt_fault_set (f, "not-member", "you are not subscribed to %s/%s", s->name, t->name);
-  g_hash_table_remove (t->subscribers, c);
-  return TRUE;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Server-side API                                                          */
-
-gboolean
-pt_server_provide_service (PtServer *self, const char *name, const char *const *methods,
-    PtServiceFunc func, gpointer user_data, GDestroyNotify destroy, GError **error)
-{
-  g_return_val_if_fail (PT_IS_SERVER (self), FALSE);
-  g_return_val_if_fail (name != NULL && func != NULL, FALSE);
-  if (!pt_valid_id (name) || g_hash_table_contains (self->services, name)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "service \"%s\" is taken or invalid", name);
-    return FALSE;
-  }
-  PtService *s = service_add (self, name, NULL);
-  s->func = func;
-  s->user_data = user_data;
-  s->destroy = destroy;
-  if (methods) {
-    s->methods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-    for (guint i = 0; methods[i]; i++)
-      g_hash_table_add (s->methods, g_strdup (methods[i]));
-  }
-  return TRUE;
-}
-
-gboolean
-pt_server_withdraw_service (PtServer *self, const char *name)
-{
-  PtService *s = g_hash_table_lookup (self->services, name);
-  if (!s)
-    return FALSE;
-  service_remove (self, s);
-  return TRUE;
-}
-
-gboolean
-pt_server_create_topic (PtServer *self, const char *service, const char *topic, GError **error)
-{
-  PtService *s = g_hash_table_lookup (self->services, service);
-  Fault f = { 0 };
-  if (!s || s->provider) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "the server provides no service \"%s\"",
-        service);
-    return FALSE;
-  }
-  if (!topic_create (s, topic, &f)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", f.message);
-    pt_fault_clear (&f);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-gboolean
-pt_server_destroy_topic (PtServer *self, const char *service, const char *topic)
-{
-  PtService *s = g_hash_table_lookup (self->services, service);
-  return s && !s->provider && g_hash_table_remove (s->topics, topic);
-}
-
-guint
-pt_server_publish (PtServer *self, const char *service, const char *topic, JsonArray *args)
-{
-  PtService *s = g_hash_table_lookup (self->services, service);
-  PtTopic *t = s && !s->provider ? g_hash_table_lookup (s->topics, topic) : NULL;
-  if (!t)
-    return 0;
-  g_autoptr (JsonNode) node = json_node_init_array (json_node_alloc (),
-      args ? args : json_array_new ());
-  if (!args)
-    json_array_unref (json_node_get_array (node)); /* init_array took its own ref */
-  return topic_publish (t, node);
-}
-
-/* The built-in service "peertree": the server's trees, to any client. */
-static JsonNode *
-builtin_service (PtServer *server, const char *caller, const char *method, JsonArray *args,
-    gpointer user_data, GError **error)
-{
-  g_autoptr (JsonNode) status = pt_server_build_status (server);
-  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
-  if (strcmp (method, "list-trees") == 0) {
-    JsonArray *out = json_array_new ();
-    for (guint i = 0; i < json_array_get_length (trees); i++) {
-      JsonObject *t = json_array_get_object_element (trees, i);
-      JsonObject *o = json_object_new ();
-      json_object_set_string_member (o, "id", json_object_get_string_member (t, "id"));
-      json_object_set_string_member (o, "root", json_object_get_string_member (t, "root"));
-      json_object_set_int_member (o, "size", json_object_get_int_member (t, "size"));
-      json_array_add_object_element (out, o);
-    }
-    return json_node_init_array (json_node_alloc (), out);
-  }
-  /* "tree" [id] */
-  const char *id = args && json_array_get_length (args) == 1 &&
-      JSON_NODE_HOLDS_VALUE (json_array_get_element (args, 0)) &&
-      json_node_get_value_type (json_array_get_element (args, 0)) == G_TYPE_STRING ?
-      json_array_get_string_element (args, 0) : NULL;
-  if (!id) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "tree takes one argument: a tree id");
-    return NULL;
-  }
-  for (guint i = 0; i < json_array_get_length (trees); i++)
-    if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (trees, i), "id"),
-            id) == 0)
-      return json_node_copy (json_array_get_element (trees, i));
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "tree \"%s\" does not exist", id);
-  return NULL;
-}
-
-void
-pt_messaging_add_builtin (PtServer *self)
-{
-  static const char *const methods[] = { "list-trees", "tree", NULL };
-  pt_server_provide_service (self, "peertree", methods, builtin_service, NULL, NULL, NULL);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Life cycle                                                               */
 
-static const struct {
-  const char *type;
-  PtHandler handler;
-} handlers[] = {
-  { "reply", handle_reply },
-  { "list-clients", handle_list_clients },
-  { "is-connected", handle_is_connected },
-  { "emit", handle_emit },
-  { "add-target", handle_add_target },
-  { "room-join", handle_room_join },
-  { "room-leave", handle_room_leave },
-  { "room-emit", handle_room_emit },
-  { "list-rooms", handle_list_rooms },
-  { "stream-open", handle_stream_open },
-  { "service-provide", handle_service_provide },
-  { "service-withdraw", handle_service_withdraw },
-  { "service-call", handle_service_call },
-  { "topic-create", handle_topic_create },
-  { "topic-destroy", handle_topic_destroy },
-  { "topic-publish", handle_topic_publish },
-  { "topic-subscribe", handle_topic_subscribe },
-  { "topic-unsubscribe", handle_topic_unsubscribe },
-};
-
-PtHandler
-pt_messaging_find_handler (const char *type)
-{
-  for (gsize i = 0; i < G_N_ELEMENTS (handlers); i++)
-    if (strcmp (handlers[i].type, type) == 0)
-      return handlers[i].handler;
-  return NULL;
-}
-
-void
-pt_messaging_init (PtServer *self)
-{
-  self->acks = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, g_free);
-  self->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
-  self->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
-  self->services = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-      (GDestroyNotify) service_free);
-}
-
 /* Removes everything @c takes part in, telling the other clients involved. */
-void
-pt_messaging_conn_gone (PtConn *c)
+static void
+messaging_conn_gone (PtConn *c)
 {
   PtServer *self = c->server;
   GHashTableIter it;
@@ -1060,7 +497,7 @@ pt_messaging_conn_gone (PtConn *c)
     for (GList *l = acks; l; l = l->next) {
       PtAck *a = l->data;
       if (a->from == c) {
-        if (a->kind == ACK_STREAM)
+        if (a->kind == PT_ACK_STREAM)
           stream_free (self, a->stream, FALSE, TRUE);
         ack_remove (self, a);
       } else {
@@ -1088,27 +525,16 @@ pt_messaging_conn_gone (PtConn *c)
     json_object_set_string_member (ev, "clientId", c->client_id);
     g_hash_table_iter_init (&it, c->targets);
     while (g_hash_table_iter_next (&it, &key, NULL)) {
-      PtConn *other = pt_server_lookup (self, key);
+      PtConn *other = pt_conn_lookup (self, key);
       if (other && other->targets && g_hash_table_remove (other->targets, c->client_id))
         pt_conn_send (other, ev);
     }
     g_hash_table_remove_all (c->targets);
   }
-  if (c->subscriptions) {
-    g_hash_table_iter_init (&it, c->subscriptions);
-    while (g_hash_table_iter_next (&it, &key, NULL))
-      g_hash_table_remove (((PtTopic *) key)->subscribers, c);
-    g_hash_table_remove_all (c->subscriptions);
-  }
-  if (c->services) {
-    g_autoptr (GList) services = g_hash_table_get_keys (c->services);
-    for (GList *l = services; l; l = l->next)
-      service_remove (self, l->data);
-  }
 }
 
-void
-pt_messaging_sweep (PtServer *self, gint64 now)
+static void
+messaging_sweep (PtServer *self, gint64 now)
 {
   g_autoptr (GPtrArray) expired = g_ptr_array_new ();
   GHashTableIter it;
@@ -1125,35 +551,44 @@ pt_messaging_sweep (PtServer *self, gint64 now)
   }
 }
 
-void
-pt_messaging_reset (PtServer *self)
+
+static void
+messaging_reset (PtServer *self)
 {
   g_hash_table_remove_all (self->acks);
   g_hash_table_remove_all (self->streams);
   g_hash_table_remove_all (self->rooms);
-  /* Client-provided services only; the server's own stay. Topic subscribers
-   * are connections being closed: forget them without telling. */
-  GHashTableIter it;
-  gpointer value;
-  g_hash_table_iter_init (&it, self->services);
-  while (g_hash_table_iter_next (&it, NULL, &value)) {
-    PtService *s = value;
-    GHashTableIter ti;
-    gpointer topic;
-    g_hash_table_iter_init (&ti, s->topics);
-    while (g_hash_table_iter_next (&ti, NULL, &topic))
-      g_hash_table_remove_all (((PtTopic *) topic)->subscribers);
-    if (s->provider)
-      g_hash_table_iter_remove (&it);
-  }
 }
 
-void
-pt_messaging_finalize (PtServer *self)
+static void
+messaging_finalize (PtServer *self)
 {
-  pt_messaging_reset (self);
-  g_hash_table_unref (self->services);
+  messaging_reset (self);
   g_hash_table_unref (self->streams);
   g_hash_table_unref (self->rooms);
   g_hash_table_unref (self->acks);
+}
+
+void
+pt_messaging_init (PtServer *self)
+{
+  static const PtHooks hooks = {
+    .conn_gone = messaging_conn_gone,
+    .sweep = messaging_sweep,
+    .reset = messaging_reset,
+    .finalize = messaging_finalize,
+  };
+  self->acks = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, g_free);
+  self->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
+  self->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  pt_server_add_handler (self, "reply", handle_reply, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "emit", handle_emit, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "add-target", handle_add_target, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "room-join", handle_room_join, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "room-leave", handle_room_leave, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "room-emit", handle_room_emit, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "list-rooms", handle_list_rooms, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "stream-open", handle_stream_open, PT_HANDLER_DEFAULT);
+  pt_server_set_binary_handler (self, messaging_binary);
+  pt_server_add_hooks (self, &hooks);
 }

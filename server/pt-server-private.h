@@ -1,8 +1,26 @@
-/* peertree-server internals shared by pt-server.c (connections, trees) and
- * pt-messaging.c (messages, rooms, targets, streams, services, topics).
+/* peertree-server internals shared by the server's modules.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Everything here runs on the server's one GMainContext: no locking.
+ *
+ * The modules, from the top down; each calls only files below it:
+ *
+ *   pt-server.c        the GObject: properties, config, listen/stop, the sweep;
+ *                      calls each module's init
+ *   pt-clients.c       hello, list-clients, is-connected
+ *   pt-tree-handlers.c create, join, leave, reconnect-upstream, signal, rejoin;
+ *                      the source's grace period and the rebuild after a restart
+ *   pt-services.c      services and topics, the built-in service "peertree"
+ *   pt-messaging.c     acks and the reply request, emit, add-target, rooms, streams
+ *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
+ *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
+ *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
+ *   pt-json.c          typed getters of request fields, faults, the id and name rules
+ *   pt-ws.c, pt-tree.c WebSocket framing on epoll; the k-tree
+ *
+ * A module registers its request types with pt_server_add_handler() and its
+ * part of the server's life (a client gone, the sweep, stop, finalize) with
+ * pt_server_add_hooks(), from its init function.
  */
 #pragma once
 
@@ -31,6 +49,11 @@
 #define PT_STREAM_WINDOW (256 * 1024) /* bytes in flight per stream direction */
 #define PT_DEFAULT_TIMEOUT_MS 10000
 #define PT_MAX_TIMEOUT_MS 120000
+#define PT_SECRET_MAX_LEN 256
+
+typedef struct _PtConn PtConn;
+typedef struct _PtRequest PtRequest;
+typedef struct _PtHooks PtHooks;
 
 struct _PtServer {
   GObject parent_instance;
@@ -54,20 +77,18 @@ struct _PtServer {
   guint bound_port;
   GMainContext *context;
   GSource *sweep;
-  JsonParser *parser;   /* reused for every message */
   GHashTable *conns;    /* PtConn* -> PtConn* (owning) */
   GHashTable *clients;  /* clientId -> PtConn* (registered only) */
-  GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
-
   PtWsLoop *ws_loop;    /* every client socket, on one epoll set */
 
-  /* the request being dispatched */
-  gint64 req_id;
-  gboolean req_deferred; /* set by a handler that replies later */
-  gboolean req_silent;   /* a tree move that existing media links already reflect */
-  void (*after_reply) (PtServer *self, char *arg); /* run once the reply is out */
-  char *after_reply_arg;
+  /* the registry (pt-request.c) */
+  JsonParser *parser;   /* reused for every message */
+  GHashTable *handlers; /* request type -> PtHandlerEntry* (owning) */
+  void (*binary_handler) (PtConn *c, const guint8 *data, gsize len);
+  GPtrArray *hooks;     /* const PtHooks*, in registration order */
 
+  /* trees (pt-tree-handlers.c) */
+  GHashTable *trees;    /* tree id -> TreeEntry* (owning) */
   /* positions reported after a server restart, waiting for their tree or
    * their parent: tree id -> GPtrArray of Claim* */
   GHashTable *claims;
@@ -78,6 +99,8 @@ struct _PtServer {
   GHashTable *rooms;    /* room name -> PtRoom* (owning) */
   guint32 next_stream;
   GHashTable *streams;  /* guint32 id -> PtStream* (owning) */
+
+  /* services (pt-services.c) */
   GHashTable *services; /* name -> PtService* (owning) */
 };
 
@@ -90,9 +113,12 @@ typedef struct {
   gint64 grace_deadline;
 } TreeEntry;
 
-typedef struct {
+typedef void (*PtReceiveFunc) (PtConn *c, gboolean binary, const guint8 *data, gsize len);
+
+struct _PtConn {
   PtServer *server;
   PtWs *ws;
+  PtReceiveFunc receive;         /* every message read (pt_request_receive) */
   char *client_id;               /* NULL before hello */
   guint8 secret_hash[32];
   gboolean has_secret;
@@ -113,26 +139,62 @@ typedef struct {
   GHashTable *streams;           /* PtStream* set */
   GHashTable *subscriptions;     /* PtTopic* set */
   GHashTable *services;          /* PtService* set, provided by this client */
-} PtConn;
+};
 
 typedef struct {
   const char *code;
   char *message;
 } Fault;
 
-typedef gboolean (*PtHandler) (PtConn *c, JsonObject *msg, JsonObject **result, Fault *f);
+/* Sets of pointers (and of strings), NULL until first used. */
+static inline GHashTable *
+pt_lazy_set (GHashTable **set)
+{
+  if (!*set)
+    *set = g_hash_table_new (NULL, NULL);
+  return *set;
+}
 
-/* pt-server.c */
+static inline GHashTable *
+pt_lazy_str_set (GHashTable **set)
+{
+  if (!*set)
+    *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return *set;
+}
+
+static inline guint
+pt_set_size (GHashTable *set)
+{
+  return set ? g_hash_table_size (set) : 0;
+}
+
+/* ---- pt-json.c: request fields ---- */
+
 void pt_fault_clear (Fault *f);
 G_GNUC_PRINTF (3, 4) gboolean pt_fault_set (Fault *f, const char *code, const char *fmt, ...);
+/* clientId, tree id */
 gboolean pt_valid_id (const char *s);
+/* service, method, topic, room, event, channel */
+gboolean pt_valid_name (const char *s);
 gboolean pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out,
     Fault *f);
 gboolean pt_get_id (JsonObject *obj, const char *name, gboolean required, const char **out,
     Fault *f);
+/* A required name (pt_valid_name). */
+gboolean pt_get_name (JsonObject *obj, const char *name, const char **out, Fault *f);
 gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max,
     gint64 *out, Fault *f);
+gboolean pt_get_bool (JsonObject *obj, const char *name, gboolean *out, Fault *f);
+gboolean pt_get_args (JsonObject *obj, JsonNode **out, Fault *f);
+gboolean pt_get_timeout (JsonObject *obj, gint64 *deadline, Fault *f);
 char *pt_random_id (const char *prefix);
+
+/* ---- pt-conn.c: connections ---- */
+
+PtConn *pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
+    PtReceiveFunc receive);
+PtConn *pt_conn_lookup (PtServer *self, const char *client_id);
 void pt_conn_send (PtConn *c, JsonObject *obj);
 void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
@@ -141,14 +203,79 @@ JsonObject *pt_event_new (const char *name, const char *tree_id);
 void pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event);
 void pt_conn_gone (PtConn *c, gushort code, const char *reason);
 gboolean pt_conn_take_token (PtConn *c);
-PtConn *pt_server_lookup (PtServer *self, const char *client_id);
+void pt_conn_free (PtConn *c);
+void pt_hash_secret (const char *secret, guint8 out[32]);
+gboolean pt_secret_equal (const guint8 *a, const guint8 *b);
 
-/* pt-messaging.c */
-PtHandler pt_messaging_find_handler (const char *type);
+/* ---- pt-request.c: requests, the handler registry, hooks ---- */
+
+/* Handles one request of its type. Returns TRUE with *result (NULL: an empty
+ * object) to be replied, or FALSE with @f set to reply an error. */
+typedef gboolean (*PtHandler) (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result,
+    Fault *f);
+typedef void (*PtAfterReplyFunc) (PtServer *self, gpointer data);
+
+/* The request being handled, handed to its handler. */
+struct _PtRequest {
+  PtServer *server;
+  PtConn *conn;
+  JsonObject *msg;     /* valid during the handler call only */
+  gint64 id;
+  /* A rejoin {source: true} handed to create: the source reclaims its tree
+   * over links that may still be up. */
+  gboolean rejoin;
+  gboolean deferred;   /* pt_request_defer() */
+  GArray *after;       /* after-reply work, in order */
+};
+
+/* The reply will be sent later (pt_conn_reply_ok/error with req->id), not on return. */
+void pt_request_defer (PtRequest *req);
+/* Runs @func (server, @data) once the reply of a successful request is out;
+ * @destroy frees @data, run or not. */
+void pt_request_after_reply (PtRequest *req, PtAfterReplyFunc func, gpointer data,
+    GDestroyNotify destroy);
+/* Reads one WebSocket message of @c: the PtReceiveFunc of every connection. */
+void pt_request_receive (PtConn *c, gboolean binary, const guint8 *data, gsize len);
+
+typedef enum {
+  PT_HANDLER_DEFAULT = 0,
+  PT_HANDLER_BEFORE_HELLO = 1 << 0, /* may be the first request of a connection */
+} PtHandlerFlags;
+
+/* What a module takes part in beyond its requests; any member may be NULL. */
+struct _PtHooks {
+  /* A registered client is gone: forget it and tell the clients concerned. */
+  void (*conn_gone) (PtConn *c);
+  /* Once a second. */
+  void (*sweep) (PtServer *self, gint64 now);
+  /* The server stops: drop all state, tell no one (the sockets are closing). */
+  void (*reset) (PtServer *self);
+  /* Free what the module's init made. */
+  void (*finalize) (PtServer *self);
+};
+
+void pt_request_init (PtServer *self);
+void pt_request_finalize (PtServer *self);
+void pt_server_add_handler (PtServer *self, const char *type, PtHandler handler,
+    PtHandlerFlags flags);
+/* Binary frames after hello (streams); one handler. */
+void pt_server_set_binary_handler (PtServer *self,
+    void (*handler) (PtConn *c, const guint8 *data, gsize len));
+/* @hooks must outlive the server (a static). Run in registration order. */
+void pt_server_add_hooks (PtServer *self, const PtHooks *hooks);
+
+/* ---- the modules' init functions, called by pt-server.c ---- */
+
+void pt_clients_init (PtServer *self);
+void pt_tree_handlers_init (PtServer *self);
 void pt_messaging_init (PtServer *self);
-void pt_messaging_reset (PtServer *self);   /* drops all state, tells no one */
-void pt_messaging_finalize (PtServer *self);
-void pt_messaging_conn_gone (PtConn *c);
-void pt_messaging_sweep (PtServer *self, gint64 now);
-void pt_messaging_binary (PtConn *c, const guint8 *data, gsize len);
-void pt_messaging_add_builtin (PtServer *self);
+void pt_services_init (PtServer *self);
+
+/* pt-messaging.c, for pt-services.c */
+enum { PT_ACK_EMIT, PT_ACK_TARGET, PT_ACK_STREAM, PT_ACK_SERVICE };
+/* Defers @req until @to answers the event that carries the returned ack id. */
+guint64 pt_ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline);
+gboolean pt_check_pending (PtConn *c, Fault *f);
+
+/* pt-http.c */
+gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);

@@ -14,7 +14,8 @@ G_DECLARE_FINAL_TYPE (PtServer, pt_server, PT, SERVER, GObject)
 
 /* Creates a server; configure it through its properties ("host", "port",
  * "k", "k1", "max-message-size", "keepalive-interval", "dead-timeout",
- * "rate", "burst", "max-clients", "max-trees-per-client", "allow-takeover")
+ * "rate", "burst", "max-clients", "max-trees-per-client", "max-buffered",
+ * "source-grace", "allow-takeover")
  * before pt_server_listen(). */
 PtServer *pt_server_new (void);
 

@@ -896,6 +896,121 @@ GST_START_TEST (test_limits)
 }
 GST_END_TEST;
 
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+
+/* Joins @room; FALSE with @error set if refused. */
+static gboolean
+room_join (PeerTreeClient *c, const char *room, GError **error)
+{
+  g_autoptr (GAsyncResult) res = NULL;
+  CALL (peer_tree_client_room_join_async (c, room, NULL, pt_test_store_result, &res));
+  return peer_tree_client_finish (c, res, NULL, error);
+}
+
+static void
+expect_bad_request (gboolean ok, GError **error, const char *what)
+{
+  fail_if (ok, "%s was accepted", what);
+  fail_unless (g_error_matches (*error, PEER_TREE_ERROR, PEER_TREE_ERROR_BAD_REQUEST),
+      "%s: %s", what, (*error)->message);
+  g_clear_error (error);
+}
+
+/* Service, method, topic, room, event and channel names are any UTF-8 of 1
+ * to 128 bytes without control characters; ids stay strict. */
+GST_START_TEST (test_names)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autoptr (PeerTreeClient) prov = pt_test_client_new (server, "seed");
+  g_autoptr (PeerTreeClient) a = pt_test_client_new (server, "alice");
+  g_autoptr (PeerTreeClient) b = pt_test_client_new (server, "bob");
+  g_autoptr (GAsyncResult) res = NULL;
+  g_autoptr (GError) error = NULL;
+  TopicLog l = { 0 };
+  g_signal_connect (a, "topic", G_CALLBACK (on_topic), &l);
+
+  /* The seed's own topic name, in a service whose name has a space too. */
+  CALL (peer_tree_client_provide_service_async (prov, "seed service", NULL, NULL,
+      pt_test_store_result, &res));
+  fail_unless (peer_tree_client_finish (prov, res, NULL, &error), "%s", error ? error->message : "");
+  CALL (peer_tree_client_topic_create_async (prov, "seed service", "first one", NULL,
+      pt_test_store_result, &res));
+  fail_unless (peer_tree_client_finish (prov, res, NULL, &error), "%s", error ? error->message : "");
+  CALL (peer_tree_client_subscribe_async (a, "seed service", "first one", NULL,
+      pt_test_store_result, &res));
+  fail_unless (peer_tree_client_finish (a, res, NULL, &error), "%s", error ? error->message : "");
+  fail_unless_equals_int (publish (prov, "seed service", "first one"), 1);
+  WAIT_UNTIL (l.received == 1);
+  /* The server's own API takes the same names. */
+  static const char *const m[] = { "say hello", NULL };
+  fail_unless (pt_server_provide_service (server, "server service", m, server_echo, NULL, NULL,
+      &error));
+  fail_unless (pt_server_create_topic (server, "server service", "first one", &error));
+
+  /* A UTF-8 room, and a UTF-8 event name in it. */
+  const char *room = "salle de séjour ☕";
+  Inbox *ib = inbox_new (b, "message", FALSE);
+  fail_unless (room_join (a, room, &error), "%s", error ? error->message : "");
+  fail_unless (room_join (b, room, &error), "%s", error ? error->message : "");
+  g_auto (GStrv) rooms = list_rooms (b, "alice");
+  fail_unless_equals_int (g_strv_length (rooms), 1);
+  fail_unless_equals_string (rooms[0], room);
+  guint n = 0;
+  CALL (peer_tree_client_room_emit_async (a, room, "dît « bonjour »", NULL, NULL,
+      pt_test_store_result, &res));
+  fail_unless (peer_tree_client_finish (a, res, &n, &error), "%s", error ? error->message : "");
+  fail_unless_equals_int (n, 1);
+  WAIT_UNTIL (ib->messages->len == 1);
+  fail_unless_equals_string (peer_tree_message_get_room (inbox_get (ib, 0)), room);
+  fail_unless_equals_string (peer_tree_message_get_name (inbox_get (ib, 0)), "dît « bonjour »");
+
+  /* 128 bytes is the limit: 64 two-byte characters pass, 65 do not. */
+  g_autoptr (GString) name = g_string_new (NULL);
+  for (guint i = 0; i < 64; i++)
+    g_string_append (name, "é");
+  fail_unless_equals_int (name->len, 128);
+  fail_unless (room_join (a, name->str, &error), "%s", error ? error->message : "");
+  g_string_append (name, "é");
+  expect_bad_request (room_join (a, name->str, &error), &error, "a room of 130 bytes");
+  CALL (peer_tree_client_topic_create_async (prov, "seed service", name->str, NULL,
+      pt_test_store_result, &res));
+  expect_bad_request (peer_tree_client_finish (prov, res, NULL, &error), &error,
+      "a topic of 130 bytes");
+
+  /* Control characters: C0, DEL and C1. */
+  expect_bad_request (room_join (a, "tab\there", &error), &error, "a room with a tab");
+  expect_bad_request (room_join (a, "del\x7f", &error), &error, "a room with DEL");
+  expect_bad_request (room_join (a, "next\xc2\x85line", &error), &error, "a room with U+0085");
+  CALL (peer_tree_client_topic_create_async (prov, "seed service", "line\nbreak", NULL,
+      pt_test_store_result, &res));
+  expect_bad_request (peer_tree_client_finish (prov, res, NULL, &error), &error,
+      "a topic with a newline");
+  CALL (peer_tree_client_provide_service_async (prov, "bell\a", NULL, NULL,
+      pt_test_store_result, &res));
+  expect_bad_request (peer_tree_client_finish (prov, res, NULL, &error), &error,
+      "a service with BEL");
+  CALL (peer_tree_client_emit_async (a, "bob", "esc\x1b", NULL, FALSE, 0, NULL,
+      pt_test_store_result, &res));
+  g_autoptr (JsonNode) v = peer_tree_client_emit_finish (a, res, &error);
+  expect_bad_request (error == NULL, &error, "an event with ESC");
+  CALL (peer_tree_client_open_stream_async (a, "bob", "files\x01", NULL, 0, NULL,
+      pt_test_store_result, &res));
+  g_autoptr (GIOStream) stream = peer_tree_client_open_stream_finish (a, res, &error);
+  expect_bad_request (stream != NULL, &error, "a channel with SOH");
+  fail_if (pt_server_create_topic (server, "server service", "bad\x01", NULL));
+
+  /* Ids stay strict. */
+  CALL (peer_tree_client_emit_async (a, "bob smith", "hi", NULL, FALSE, 0, NULL,
+      pt_test_store_result, &res));
+  g_autoptr (JsonNode) v2 = peer_tree_client_emit_finish (a, res, &error);
+  fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_INVALID_ID));
+  g_clear_error (&error);
+  inbox_free (ib);
+}
+GST_END_TEST;
+
 static Suite *
 messaging_suite (void)
 {
@@ -912,6 +1027,7 @@ messaging_suite (void)
   tcase_add_test (tc, test_services);
   tcase_add_test (tc, test_topics);
   tcase_add_test (tc, test_limits);
+  tcase_add_test (tc, test_names);
   return s;
 }
 

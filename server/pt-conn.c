@@ -1,0 +1,266 @@
+/* peertree-server — connections: the registry of clients, sending, replies
+ * and events, the message rate, and teardown.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Clients are indexed by clientId in a hash table, so routing a message to a
+ * peer is O(1) whatever the number of connected clients.
+ *
+ * Connection life cycle:
+ *   accepted ──hello──▶ registered ──(close | dead | flood)──▶ gone
+ * A connection that is "gone" has already been removed from every index and
+ * every tree (its peers told, by the modules' conn_gone hooks); only its
+ * WebSocket close handshake (pt-ws.c) may still be running, and its PtConn is
+ * freed when that ends. No message of a gone connection is read.
+ */
+#include "pt-server-private.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                  */
+
+/* A client that does not read makes its output buffer grow: past
+ * max-buffered it is marked slow, nothing more is queued to it and the
+ * sweep disconnects it. */
+static gboolean
+conn_can_send (PtConn *c)
+{
+  return !c->gone && !c->slow && pt_ws_is_open (c->ws);
+}
+
+static void
+conn_check_buffered (PtConn *c)
+{
+  if (pt_ws_get_buffered (c->ws) > c->server->max_buffered) {
+    g_debug ("client %s does not read: %" G_GSIZE_FORMAT " bytes queued", c->client_id,
+        pt_ws_get_buffered (c->ws));
+    c->slow = TRUE;
+  }
+}
+
+void
+pt_conn_send (PtConn *c, JsonObject *obj)
+{
+  if (!conn_can_send (c))
+    return;
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+  gsize len;
+  g_autofree char *text = json_to_string (node, FALSE);
+  len = strlen (text);
+  pt_ws_send (c->ws, FALSE, text, len);
+  conn_check_buffered (c);
+}
+
+void
+pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len)
+{
+  if (!conn_can_send (c))
+    return;
+  pt_ws_send (c->ws, TRUE, data, len);
+  conn_check_buffered (c);
+}
+
+void
+pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
+{
+  g_autoptr (JsonObject) obj = json_object_new ();
+  json_object_set_string_member (obj, "type", "reply");
+  json_object_set_int_member (obj, "id", id);
+  json_object_set_boolean_member (obj, "ok", TRUE);
+  json_object_set_object_member (obj, "result", result ? result : json_object_new ());
+  pt_conn_send (c, obj);
+}
+
+void
+pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f)
+{
+  g_autoptr (JsonObject) obj = json_object_new ();
+  g_autoptr (JsonObject) err = json_object_new ();
+  json_object_set_string_member (obj, "type", "reply");
+  if (id >= 0)
+    json_object_set_int_member (obj, "id", id);
+  else
+    json_object_set_null_member (obj, "id");
+  json_object_set_boolean_member (obj, "ok", FALSE);
+  json_object_set_string_member (err, "code", f->code);
+  json_object_set_string_member (err, "message", f->message);
+  json_object_set_object_member (obj, "error", g_steal_pointer (&err));
+  pt_conn_send (c, obj);
+}
+
+/* A new event object {"type":"event","event":NAME,"treeId":TREE}. */
+JsonObject *
+pt_event_new (const char *name, const char *tree_id)
+{
+  JsonObject *obj = json_object_new ();
+  json_object_set_string_member (obj, "type", "event");
+  json_object_set_string_member (obj, "event", name);
+  if (tree_id)
+    json_object_set_string_member (obj, "treeId", tree_id);
+  return obj;
+}
+
+void
+pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event /* transfer full */)
+{
+  PtConn *c = g_hash_table_lookup (self->clients, client_id);
+  if (c)
+    pt_conn_send (c, event);
+  json_object_unref (event);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Secrets                                                                  */
+
+
+void
+pt_hash_secret (const char *secret, guint8 out[32])
+{
+  gsize len = 32;
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (sum, (const guchar *) secret, strlen (secret));
+  g_checksum_get_digest (sum, out, &len);
+}
+
+gboolean
+pt_secret_equal (const guint8 *a, const guint8 *b)
+{
+  guint8 diff = 0; /* constant time */
+  for (int i = 0; i < 32; i++)
+    diff |= a[i] ^ b[i];
+  return diff == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Message rate                                                             */
+
+static gboolean conn_take_token (PtConn *c);
+
+/* Charges one message to @c's rate bucket; an empty bucket disconnects it. */
+gboolean
+pt_conn_take_token (PtConn *c)
+{
+  if (!conn_take_token (c)) {
+    pt_conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+conn_take_token (PtConn *c)
+{
+  PtServer *self = c->server;
+  gint64 now = g_get_monotonic_time ();
+  c->tokens += (double) (now - c->tokens_at) * self->rate / G_USEC_PER_SEC;
+  if (c->tokens > self->burst)
+    c->tokens = self->burst;
+  c->tokens_at = now;
+  if (c->tokens < 1.0)
+    return FALSE;
+  c->tokens -= 1.0;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                               */
+
+static void
+on_ws_message (PtWs *ws, gboolean binary, const guint8 *data, gsize len, gpointer user_data)
+{
+  PtConn *c = user_data;
+  if (c->gone)
+    return;
+  c->last_seen = g_get_monotonic_time ();
+  c->receive (c, binary, data, len);
+}
+
+static void
+on_ws_pong (PtWs *ws, gpointer user_data)
+{
+  PtConn *c = user_data;
+  c->last_seen = g_get_monotonic_time ();
+}
+
+/* Removes @c from every index and, through the modules' conn_gone hooks, from
+ * every tree, room, stream... (telling its peers), then closes its socket with
+ * @code if still open. Idempotent. */
+void
+pt_conn_gone (PtConn *c, gushort code, const char *reason)
+{
+  PtServer *self = c->server;
+  if (c->gone)
+    return;
+  c->gone = TRUE;
+  if (c->client_id) {
+    /* c->gone makes every send to c a no-op; c stays in clients until the
+     * modules have forgotten it so that lookups of it stay consistent. */
+    for (guint i = 0; i < self->hooks->len; i++) {
+      const PtHooks *hooks = self->hooks->pdata[i];
+      if (hooks->conn_gone)
+        hooks->conn_gone (c);
+    }
+    if (g_hash_table_lookup (self->clients, c->client_id) == c)
+      g_hash_table_remove (self->clients, c->client_id);
+  }
+  if (c->closed)
+    g_hash_table_remove (self->conns, c); /* frees */
+  else
+    pt_ws_close (c->ws, code, reason);
+}
+
+void
+pt_conn_free (PtConn *c)
+{
+  g_clear_pointer (&c->acks, g_hash_table_unref);
+  g_clear_pointer (&c->rooms, g_hash_table_unref);
+  g_clear_pointer (&c->targets, g_hash_table_unref);
+  g_clear_pointer (&c->streams, g_hash_table_unref);
+  g_clear_pointer (&c->subscriptions, g_hash_table_unref);
+  g_clear_pointer (&c->services, g_hash_table_unref);
+  pt_ws_free (c->ws);
+  if (c->trees)
+    g_hash_table_unref (c->trees);
+  g_free (c->client_id);
+  g_free (c);
+}
+
+static void
+on_ws_closed (PtWs *ws, gpointer user_data)
+{
+  PtConn *c = user_data;
+  PtServer *self = c->server;
+  g_debug ("client %s closed (code %u)", c->client_id ? c->client_id : "(no hello)",
+      pt_ws_get_close_code (ws));
+  c->closed = TRUE;
+  pt_conn_gone (c, 0, NULL); /* removes and frees c */
+  if (g_hash_table_contains (self->conns, c))
+    g_hash_table_remove (self->conns, c);
+}
+
+static const PtWsCallbacks ws_callbacks = { on_ws_message, on_ws_pong, on_ws_closed };
+
+/* A new connection on @fd, an upgraded WebSocket; @receive reads its messages. */
+PtConn *
+pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
+    PtReceiveFunc receive)
+{
+  PtConn *c = g_new0 (PtConn, 1);
+  c->server = self;
+  c->receive = receive;
+  c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
+  c->tokens = self->burst;
+  g_hash_table_add (self->conns, c);
+  c->ws = pt_ws_new (self->ws_loop, fd, initial, initial_len, self->max_message_size,
+      &ws_callbacks, c);
+  return c;
+}
+
+/* A client marked slow is no longer routed to: senders get client-not-found
+ * rather than a silent drop, until the sweep disconnects it. */
+PtConn *
+pt_conn_lookup (PtServer *self, const char *client_id)
+{
+  PtConn *c = client_id ? g_hash_table_lookup (self->clients, client_id) : NULL;
+  return c && !c->slow ? c : NULL;
+}

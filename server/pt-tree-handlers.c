@@ -1,0 +1,787 @@
+/* peertree-server — the tree requests: create, join, leave,
+ * reconnect-upstream, signal, rejoin; the notifications they cause; the
+ * source's grace period; and rebuilding the trees after a server restart
+ * from the positions members report (claims).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The placement itself is pt-tree.c's; this file keeps the index of trees
+ * (self->trees, and each client's c->trees) and tells the members.
+ */
+#include "pt-server-private.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Tree notifications                                                       */
+
+/* A client's trees; NULL until it joins one (idle clients stay small). */
+static guint
+conn_n_trees (PtConn *c)
+{
+  return c->trees ? g_hash_table_size (c->trees) : 0;
+}
+
+static TreeEntry *
+conn_tree (PtConn *c, const char *tree_id)
+{
+  return c->trees ? g_hash_table_lookup (c->trees, tree_id) : NULL;
+}
+
+static void
+conn_add_tree (PtConn *c, TreeEntry *t)
+{
+  if (!c->trees)
+    c->trees = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (c->trees, t->id, t);
+}
+
+static void
+conn_forget (PtConn *c, const char *tree_id)
+{
+  if (c->trees)
+    g_hash_table_remove (c->trees, tree_id);
+}
+
+static void
+notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char *child,
+    gboolean added, const char *reason)
+{
+  JsonObject *ev = pt_event_new (added ? "downstream-added" : "downstream-removed", t->id);
+  json_object_set_string_member (ev, "child", child);
+  if (reason)
+    json_object_set_string_member (ev, "reason", reason);
+  pt_send_event_to (self, parent, ev);
+}
+
+static void
+notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
+{
+  JsonObject *ev = pt_event_new ("upstream", t->id);
+  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
+  json_object_set_string_member (ev, "reason", reason);
+  pt_send_event_to (self, peer, ev);
+}
+
+static void
+conn_forget_tree (PtServer *self, const char *member, TreeEntry *t)
+{
+  PtConn *c = g_hash_table_lookup (self->clients, member);
+  if (c)
+    conn_forget (c, t->id);
+}
+
+static void
+close_member (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  (void) parent;
+  (void) depth;
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  const char *reason = args[2];
+  conn_forget_tree (self, peer, t);
+  JsonObject *ev = pt_event_new ("tree-closed", t->id);
+  json_object_set_string_member (ev, "reason", reason);
+  pt_send_event_to (self, peer, ev);
+}
+
+/* Closes a tree: every member (the root included) is told and forgets it. */
+static void
+tree_close (PtServer *self, TreeEntry *t, const char *reason)
+{
+  gpointer args[3] = { self, t, (gpointer) reason };
+  g_debug ("closing tree %s (%s)", t->id, reason);
+  pt_tree_foreach (t->tree, close_member, args);
+  g_hash_table_remove (self->trees, t->id);
+}
+
+/* Removes a non-root @peer from @t, telling its parent and re-parenting its
+ * children (each keeps its subtree). */
+static void
+tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
+{
+  g_autofree char *parent = g_strdup (pt_tree_get_parent (t->tree, peer));
+  g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  conn_forget_tree (self, peer, t);
+  if (!pt_tree_remove (t->tree, peer, moves))
+    return;
+  notify_downstream (self, t, parent, peer, FALSE, reason);
+  for (guint i = 0; i < moves->len; i++) {
+    PtMove *m = &g_array_index (moves, PtMove, i);
+    notify_upstream (self, t, m->peer, "parent-left");
+    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+
+static JsonObject *
+placement_result (TreeEntry *t, const char *peer)
+{
+  JsonObject *res = json_object_new ();
+  json_object_set_string_member (res, "treeId", t->id);
+  json_object_set_string_member (res, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (res, "depth", pt_tree_get_depth (t->tree, peer));
+  return res;
+}
+
+
+/* ---- Source grace period ---- */
+
+static void
+source_lost_member (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  if (parent == NULL)
+    return; /* the root itself */
+  JsonObject *ev = pt_event_new ("source-lost", t->id);
+  json_object_set_int_member (ev, "grace", self->source_grace);
+  pt_send_event_to (self, peer, ev);
+}
+
+/* The source disconnected: the tree keeps its shape for source-grace seconds,
+ * waiting for it (or a process with the tree's secret) to come back. */
+static void
+tree_source_lost (PtServer *self, TreeEntry *t)
+{
+  gpointer args[2] = { self, t };
+  t->source_gone = TRUE;
+  t->grace_deadline = g_get_monotonic_time () + (gint64) self->source_grace * G_USEC_PER_SEC;
+  g_debug ("tree %s lost its source; waiting %u s", t->id, self->source_grace);
+  pt_tree_foreach (t->tree, source_lost_member, args);
+}
+
+/* The source came back and has no links any more: it offers each of its
+ * children a new link. Under a new clientId (@renamed) the children are also
+ * told their parent changed; under the same one they keep it and just see an
+ * offer with a new session. */
+static void
+announce_root_children (PtServer *self, const char *tree_id, gboolean renamed)
+{
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  if (!t)
+    return;
+  const char *root = pt_tree_get_root (t->tree);
+  g_autofree const char **children = pt_tree_get_children (t->tree, root);
+  for (guint i = 0; children[i]; i++) {
+    if (renamed)
+      notify_upstream (self, t, children[i], "source-returned");
+    notify_downstream (self, t, root, children[i], TRUE, NULL);
+  }
+}
+
+static void
+announce_new_root (PtServer *self, gpointer tree_id)
+{
+  announce_root_children (self, tree_id, TRUE);
+}
+
+static void
+announce_children_to_root (PtServer *self, gpointer tree_id)
+{
+  announce_root_children (self, tree_id, FALSE);
+}
+
+/* create (or rejoin as source) of an existing tree: allowed to the source
+ * that comes back within the grace period, or after a server restart, with
+ * the tree's secret. */
+static gboolean
+tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonObject **result,
+    Fault *f)
+{
+  PtServer *self = c->server;
+  const char *root = pt_tree_get_root (t->tree);
+  if (!t->source_gone) {
+    if (g_strcmp0 (root, c->client_id) != 0)
+      return pt_fault_set (f, "tree-exists", "tree \"%s\" already exists", t->id);
+  } else {
+    guint8 hash[32];
+    if (secret)
+      pt_hash_secret (secret, hash);
+    if (!t->has_secret || !secret || !pt_secret_equal (hash, t->secret_hash))
+      return pt_fault_set (f, "tree-exists",
+          "tree \"%s\" exists and waits for its source; reclaiming it needs its secret", t->id);
+    if (g_strcmp0 (root, c->client_id) != 0 && pt_tree_contains (t->tree, c->client_id))
+      return pt_fault_set (f, "bad-request", "a member of tree \"%s\" cannot become its source",
+          t->id);
+    if (conn_n_trees (c) >= self->max_trees_per_client)
+      return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+          self->max_trees_per_client);
+    gboolean renamed = g_strcmp0 (root, c->client_id) != 0;
+    pt_tree_rename_root (t->tree, c->client_id);
+    t->source_gone = FALSE;
+    conn_add_tree (c, t);
+    g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
+    /* A rejoin under the same clientId comes from a client whose links may
+     * still be up (its connection to the server dropped): nothing to
+     * renegotiate. A create (a restarted source process) or a new clientId
+     * means new links to every child. */
+    if (renamed)
+      pt_request_after_reply (req, announce_new_root, g_strdup (t->id), g_free);
+    else if (!req->rejoin)
+      pt_request_after_reply (req, announce_children_to_root, g_strdup (t->id), g_free);
+  }
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", t->id);
+  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  json_object_set_boolean_member (*result, "reclaimed", TRUE);
+  return TRUE;
+}
+
+/* ---- Rebuilding after a server restart ---- */
+
+typedef struct {
+  char *peer, *parent;
+  gint64 deadline;
+} Claim;
+
+static void
+claim_free (Claim *cl)
+{
+  g_free (cl->peer);
+  g_free (cl->parent);
+  g_free (cl);
+}
+
+static GPtrArray *
+claims_of (PtServer *self, const char *tree_id, gboolean create)
+{
+  GPtrArray *list = g_hash_table_lookup (self->claims, tree_id);
+  if (!list && create) {
+    list = g_ptr_array_new_with_free_func ((GDestroyNotify) claim_free);
+    g_hash_table_insert (self->claims, g_strdup (tree_id), list);
+  }
+  return list;
+}
+
+static void
+send_placed (PtServer *self, TreeEntry *t, const char *peer)
+{
+  JsonObject *ev = pt_event_new ("placed", t->id);
+  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
+  pt_send_event_to (self, peer, ev);
+}
+
+/* Attaches every claim whose parent is in the tree, as claimed (silently:
+ * the media link is already there), until none makes progress. With
+ * @force, the rest are placed breadth-first and told to reconnect. */
+static void
+claims_settle (PtServer *self, TreeEntry *t, gboolean force)
+{
+  GPtrArray *list = claims_of (self, t->id, FALSE);
+  if (!list)
+    return;
+  gboolean progress = TRUE;
+  while (progress) {
+    progress = FALSE;
+    for (guint i = 0; i < list->len;) {
+      Claim *cl = list->pdata[i];
+      PtConn *c = pt_conn_lookup (self, cl->peer);
+      if (!c || pt_tree_contains (t->tree, cl->peer)) {
+        g_ptr_array_remove_index_fast (list, i);
+        continue;
+      }
+      if (pt_tree_attach (t->tree, cl->peer, cl->parent)) {
+        conn_add_tree (c, t);
+        send_placed (self, t, cl->peer);
+        g_ptr_array_remove_index_fast (list, i);
+        progress = TRUE;
+        continue;
+      }
+      /* Parent present but full: no point waiting. */
+      if (force || pt_tree_contains (t->tree, cl->parent)) {
+        pt_tree_join (t->tree, cl->peer);
+        conn_add_tree (c, t);
+        notify_upstream (self, t, cl->peer, "rebuilt");
+        notify_downstream (self, t, pt_tree_get_parent (t->tree, cl->peer), cl->peer, TRUE, NULL);
+        g_ptr_array_remove_index_fast (list, i);
+        progress = TRUE;
+        continue;
+      }
+      i++;
+    }
+  }
+  if (list->len == 0)
+    g_hash_table_remove (self->claims, t->id);
+}
+
+static void
+claims_process (PtServer *self, gpointer tree_id)
+{
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  if (t)
+    claims_settle (self, t, FALSE);
+}
+
+/* Expired claims: placed breadth-first if their tree exists, else told the
+ * tree is gone. */
+static void
+claims_sweep (PtServer *self, gint64 now)
+{
+  g_autoptr (GList) ids = g_hash_table_get_keys (self->claims);
+  for (GList *l = ids; l; l = l->next) {
+    GPtrArray *list = g_hash_table_lookup (self->claims, l->data);
+    gboolean expired = FALSE;
+    for (guint i = 0; i < list->len; i++)
+      expired |= ((Claim *) list->pdata[i])->deadline <= now;
+    if (!expired)
+      continue;
+    TreeEntry *t = g_hash_table_lookup (self->trees, l->data);
+    if (t) {
+      claims_settle (self, t, TRUE);
+      continue;
+    }
+    for (guint i = 0; i < list->len;) {
+      Claim *cl = list->pdata[i];
+      if (cl->deadline > now) {
+        i++;
+        continue;
+      }
+      JsonObject *ev = pt_event_new ("tree-closed", l->data);
+      json_object_set_string_member (ev, "reason", "source-not-back");
+      pt_send_event_to (self, cl->peer, ev);
+      g_ptr_array_remove_index_fast (list, i);
+    }
+    if (list->len == 0)
+      g_hash_table_remove (self->claims, l->data);
+  }
+}
+
+static void
+claims_forget_peer (PtServer *self, const char *peer)
+{
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->claims);
+  while (g_hash_table_iter_next (&it, NULL, &value)) {
+    GPtrArray *list = value;
+    for (guint i = 0; i < list->len;)
+      if (g_strcmp0 (((Claim *) list->pdata[i])->peer, peer) == 0)
+        g_ptr_array_remove_index_fast (list, i);
+      else
+        i++;
+    if (list->len == 0)
+      g_hash_table_iter_remove (&it);
+  }
+}
+
+/* ---- Moves ---- */
+
+typedef struct {
+  char *tree_id, *peer, *old_parent;
+  const char *reason;
+} Move;
+
+static void
+move_free (Move *m)
+{
+  g_free (m->tree_id);
+  g_free (m->peer);
+  g_free (m->old_parent);
+  g_free (m);
+}
+
+/* After @peer moved away from @old_parent (NULL if new), tells both parents. */
+static void
+announce_move (PtServer *self, TreeEntry *t, const char *peer, const char *old_parent,
+    const char *reason)
+{
+  const char *parent = pt_tree_get_parent (t->tree, peer);
+  if (old_parent && g_strcmp0 (old_parent, parent) == 0)
+    return;
+  if (old_parent)
+    notify_downstream (self, t, old_parent, peer, FALSE, reason);
+  notify_downstream (self, t, parent, peer, TRUE, NULL);
+}
+
+static void
+announce_moved (PtServer *self, gpointer data)
+{
+  Move *m = data;
+  TreeEntry *t = g_hash_table_lookup (self->trees, m->tree_id);
+  if (t && pt_tree_contains (t->tree, m->peer) && pt_tree_get_parent (t->tree, m->peer))
+    announce_move (self, t, m->peer, m->old_parent, m->reason);
+}
+
+/* Called before the requester moves in @t: tree moves tell the other peers
+ * after the requester's reply, so the requester always learns its new parent
+ * before that parent offers. */
+static void
+announce_move_after_reply (PtRequest *req, TreeEntry *t, const char *reason)
+{
+  Move *m = g_new0 (Move, 1);
+  m->tree_id = g_strdup (t->id);
+  m->peer = g_strdup (req->conn->client_id);
+  m->old_parent = g_strdup (pt_tree_get_parent (t->tree, m->peer));
+  m->reason = reason;
+  pt_request_after_reply (req, announce_moved, m, (GDestroyNotify) move_free);
+}
+
+static gboolean handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result,
+    Fault *f);
+
+/* rejoin {treeId, parent} — a member re-registering its position after the
+ * server restarted (or its connection dropped);
+ * rejoin {treeId, source: true, k?, k1?, secret?} — the source doing so. */
+static gboolean
+handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *tree_id, *parent;
+  gboolean source = FALSE;
+  JsonNode *src = json_object_get_member (msg, "source");
+  if (src && (!JSON_NODE_HOLDS_VALUE (src) || json_node_get_value_type (src) != G_TYPE_BOOLEAN))
+    return pt_fault_set (f, "bad-request", "field \"source\" must be true or false");
+  source = src && json_node_get_boolean (src);
+  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
+    return FALSE;
+  if (source) {
+    req->rejoin = TRUE;
+    return handle_create (req, c, msg, result, f);
+  }
+  if (!pt_get_id (msg, "parent", TRUE, &parent, f))
+    return FALSE;
+  if (g_strcmp0 (parent, c->client_id) == 0)
+    return pt_fault_set (f, "bad-request", "a peer cannot be its own parent");
+
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  /* The media links already exist: parents are told nothing unless the
+   * server has to place the peer elsewhere. */
+  if (t && pt_tree_contains (t->tree, c->client_id)) {
+    if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+      return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", tree_id);
+    *result = placement_result (t, c->client_id);
+    return TRUE;
+  }
+  if (conn_n_trees (c) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+  if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
+    conn_add_tree (c, t);
+    *result = placement_result (t, c->client_id);
+    /* Reports waiting for this peer (its children) can be attached now. */
+    pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
+    return TRUE;
+  }
+  if (t && pt_tree_contains (t->tree, parent)) {
+    /* Parent full: placed like a join; the new parent is told after the reply. */
+    announce_move_after_reply (req, t, "reconnected");
+    pt_tree_join (t->tree, c->client_id);
+    conn_add_tree (c, t);
+    *result = placement_result (t, c->client_id);
+    pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
+    return TRUE;
+  }
+  /* Its tree or its parent is not back yet. Pending reports count against
+   * the client's tree limit. */
+  guint mine = 0;
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->claims);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    for (guint i = 0; i < ((GPtrArray *) value)->len; i++)
+      mine += g_strcmp0 (((Claim *) ((GPtrArray *) value)->pdata[i])->peer, c->client_id) == 0;
+  if (mine + conn_n_trees (c) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+        self->max_trees_per_client);
+  GPtrArray *list = claims_of (self, tree_id, TRUE);
+  Claim *cl = g_new0 (Claim, 1);
+  cl->peer = g_strdup (c->client_id);
+  cl->parent = g_strdup (parent);
+  cl->deadline = g_get_monotonic_time () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
+  g_ptr_array_add (list, cl);
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", tree_id);
+  json_object_set_boolean_member (*result, "pending", TRUE);
+  return TRUE;
+}
+
+static gboolean
+handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *tree_id;
+  gint64 k, k1;
+
+  const char *secret;
+  if (!pt_get_id (msg, "treeId", FALSE, &tree_id, f) ||
+      !pt_get_uint (msg, "k", FALSE, self->k, &k, f) ||
+      !pt_get_uint (msg, "k1", FALSE, self->k1, &k1, f) ||
+      !pt_get_string (msg, "secret", FALSE, &secret, f))
+    return FALSE;
+  if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
+    return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
+  TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
+  if (existing)
+    return tree_reclaim (req, c, existing, secret, result, f);
+  if (conn_n_trees (c) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+
+  TreeEntry *t = g_new0 (TreeEntry, 1);
+  if (secret) {
+    pt_hash_secret (secret, t->secret_hash);
+    t->has_secret = TRUE;
+  }
+  if (tree_id)
+    t->id = g_strdup (tree_id);
+  else
+    do {
+      g_free (t->id);
+      t->id = pt_random_id ("t-");
+    } while (g_hash_table_contains (self->trees, t->id));
+  t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
+  g_hash_table_insert (self->trees, t->id, t);
+  conn_add_tree (c, t);
+
+  *result = json_object_new ();
+  json_object_set_string_member (*result, "treeId", t->id);
+  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  /* Members that reported this tree after a server restart take their places. */
+  pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
+  return TRUE;
+}
+
+static TreeEntry *
+lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
+{
+  const char *tree_id;
+  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
+    return NULL;
+  TreeEntry *t = g_hash_table_lookup (c->server->trees, tree_id);
+  if (!t) {
+    pt_fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
+    return NULL;
+  }
+  /* Membership is the connection's, not the clientId's: during a source's
+   * grace period another connection may say hello with the departed
+   * source's clientId, and must not act as the source. */
+  if (must_be_member && conn_tree (c, t->id) != t) {
+    pt_fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
+    return NULL;
+  }
+  return t;
+}
+
+static gboolean
+handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  TreeEntry *t = lookup_tree (c, msg, FALSE, f);
+  if (!t)
+    return FALSE;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
+  gboolean member = pt_tree_contains (t->tree, c->client_id);
+  if (!member && conn_n_trees (c) >= self->max_trees_per_client)
+    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+
+  /* A re-join moves the peer with its subtree; its parents are told after
+   * the reply. */
+  announce_move_after_reply (req, t, "rejoined");
+  pt_tree_join (t->tree, c->client_id);
+  conn_add_tree (c, t);
+  *result = placement_result (t, c->client_id);
+  return TRUE;
+}
+
+static gboolean
+handle_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t)
+    return FALSE;
+  *result = json_object_new ();
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    tree_close (self, t, "source-left");
+  else
+    tree_remove_member (self, t, c->client_id, "left");
+  return TRUE;
+}
+
+static gboolean
+handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t)
+    return FALSE;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
+    return pt_fault_set (f, "is-root", "the source of tree \"%s\" has no upstream", t->id);
+  announce_move_after_reply (req, t, "reconnected");
+  pt_tree_reconnect (t->tree, c->client_id);
+  *result = placement_result (t, c->client_id);
+  return TRUE;
+}
+
+/* data is {"sdp":{"type":"offer"|"answer","sdp":STRING}} or
+ * {"ice":{"mline":UINT,"candidate":STRING}} */
+static gboolean
+valid_signal_data (JsonObject *data, Fault *f)
+{
+  JsonNode *sdp = json_object_get_member (data, "sdp");
+  JsonNode *ice = json_object_get_member (data, "ice");
+  const char *s;
+  gint64 v;
+  if ((sdp != NULL) == (ice != NULL) || json_object_get_size (data) != 1)
+    return pt_fault_set (f, "bad-request", "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
+  if (sdp) {
+    if (!JSON_NODE_HOLDS_OBJECT (sdp))
+      return pt_fault_set (f, "bad-request", "\"data.sdp\" must be an object");
+    JsonObject *o = json_node_get_object (sdp);
+    const char *type;
+    if (!pt_get_string (o, "type", TRUE, &type, f) || !pt_get_string (o, "sdp", TRUE, &s, f))
+      return FALSE;
+    if (strcmp (type, "offer") != 0 && strcmp (type, "answer") != 0)
+      return pt_fault_set (f, "bad-request", "\"data.sdp.type\" must be \"offer\" or \"answer\"");
+  } else {
+    if (!JSON_NODE_HOLDS_OBJECT (ice))
+      return pt_fault_set (f, "bad-request", "\"data.ice\" must be an object");
+    JsonObject *o = json_node_get_object (ice);
+    if (!pt_get_uint (o, "mline", TRUE, 1024, &v, f) || !pt_get_string (o, "candidate", TRUE, &s, f))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+{
+  PtServer *self = c->server;
+  const char *to;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !pt_get_id (msg, "to", TRUE, &to, f))
+    return FALSE;
+  JsonNode *data = json_object_get_member (msg, "data");
+  if (!data || !JSON_NODE_HOLDS_OBJECT (data))
+    return pt_fault_set (f, "bad-request", "field \"data\" must be an object");
+  if (!valid_signal_data (json_node_get_object (data), f))
+    return FALSE;
+  /* Only between a child and its assigned parent. */
+  if (g_strcmp0 (pt_tree_get_parent (t->tree, to), c->client_id) != 0 &&
+      g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), to) != 0)
+    return pt_fault_set (f, "relay-refused",
+        "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
+  PtConn *target = pt_conn_lookup (self, to);
+  if (target && conn_tree (target, t->id) != t)
+    target = NULL; /* a departed source's clientId, reused by someone else */
+  if (!target)
+    return pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
+
+  JsonObject *ev = pt_event_new ("signal", t->id);
+  json_object_set_string_member (ev, "from", c->client_id);
+  json_object_set_member (ev, "data", json_node_ref (data));
+  pt_conn_send (target, ev);
+  json_object_unref (ev);
+  *result = NULL;
+  return TRUE;
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                               */
+
+static void
+remove_from_tree (gpointer key, gpointer value, gpointer user_data)
+{
+  (void) key;
+  PtConn *c = user_data;
+  TreeEntry *t = value;
+  if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0) {
+    if (c->server->source_grace)
+      tree_source_lost (c->server, t);
+    else
+      tree_close (c->server, t, "source-disconnected");
+  } else {
+    tree_remove_member (c->server, t, c->client_id, "disconnected");
+  }
+}
+
+/* @c left: its trees are repaired (or wait for their source), its claims dropped. */
+static void
+trees_conn_gone (PtConn *c)
+{
+  /* tree_close / tree_remove_member remove entries from c->trees: iterate a copy. */
+  g_autoptr (GHashTable) trees = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter it;
+  gpointer k, v;
+  if (c->trees) {
+    g_hash_table_iter_init (&it, c->trees);
+    while (g_hash_table_iter_next (&it, &k, &v))
+      g_hash_table_insert (trees, k, v);
+  }
+  g_hash_table_foreach (trees, remove_from_tree, c);
+  g_clear_pointer (&c->trees, g_hash_table_unref);
+  claims_forget_peer (c->server, c->client_id);
+}
+
+/* Expired claims, and trees whose source did not come back in time. */
+static void
+trees_sweep (PtServer *self, gint64 now)
+{
+  claims_sweep (self, now);
+  g_autoptr (GPtrArray) expired = g_ptr_array_new ();
+  GHashTableIter ti;
+  gpointer tv;
+  g_hash_table_iter_init (&ti, self->trees);
+  while (g_hash_table_iter_next (&ti, NULL, &tv))
+    if (((TreeEntry *) tv)->source_gone && ((TreeEntry *) tv)->grace_deadline <= now)
+      g_ptr_array_add (expired, tv);
+  for (guint i = 0; i < expired->len; i++)
+    tree_close (self, expired->pdata[i], "source-timeout");
+}
+
+/* Trees are closed without telling anyone: the sockets are closing too. */
+static void
+trees_reset (PtServer *self)
+{
+  g_hash_table_remove_all (self->trees);
+  g_hash_table_remove_all (self->claims);
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init (&it, self->conns);
+  while (g_hash_table_iter_next (&it, &k, NULL))
+    g_clear_pointer (&((PtConn *) k)->trees, g_hash_table_unref);
+}
+
+static void
+trees_finalize (PtServer *self)
+{
+  g_hash_table_unref (self->claims);
+  g_hash_table_unref (self->trees);
+}
+
+static void
+tree_entry_free (TreeEntry *t)
+{
+  pt_tree_free (t->tree);
+  g_free (t->id);
+  g_free (t);
+}
+
+void
+pt_tree_handlers_init (PtServer *self)
+{
+  static const PtHooks hooks = {
+    .conn_gone = trees_conn_gone,
+    .sweep = trees_sweep,
+    .reset = trees_reset,
+    .finalize = trees_finalize,
+  };
+  self->trees = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+      (GDestroyNotify) tree_entry_free);
+  self->claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      (GDestroyNotify) g_ptr_array_unref);
+  pt_server_add_handler (self, "create", handle_create, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "join", handle_join, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "leave", handle_leave, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "reconnect-upstream", handle_reconnect, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "signal", handle_signal, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, "rejoin", handle_rejoin, PT_HANDLER_DEFAULT);
+  pt_server_add_hooks (self, &hooks);
+}
