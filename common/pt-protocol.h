@@ -237,6 +237,21 @@ const char *const *pt_error_codes (void);
 #define PT_REASON_SOURCE_TIMEOUT "source-timeout"
 #define PT_REASON_SOURCE_NOT_BACK "source-not-back"
 
+/* ---- the server's own service ------------------------------------------ */
+
+#define PT_SERVICE_PEERTREE "peertree"
+#define PT_METHOD_LIST_TREES "list-trees"
+#define PT_METHOD_TREE "tree"
+
+/* ---- GET /status (plain HTTP on the same port) -------------------------- */
+
+#define PT_F_TREES "trees"
+#define PT_F_ROOT "root"
+#define PT_F_SIZE "size"
+#define PT_F_MEMBERS "members"
+#define PT_F_CHILDREN "children"
+/* and PT_F_CLIENTS, PT_F_ID, PT_F_K, PT_F_K1, PT_F_PARENT, PT_F_DEPTH */
+
 /* ---- stream frames (binary WebSocket frames) ---------------------------- */
 
 #define PT_FRAME_HEADER_LEN 5           /* stream id (4 bytes, big-endian), op */

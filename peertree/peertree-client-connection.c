@@ -321,15 +321,17 @@ handle_binary (PeerTreeClient *self, GBytes *frame)
 {
   gsize len;
   const guint8 *d = g_bytes_get_data (frame, &len);
-  if (len < 5)
+  guint32 id;
+  guint8 op;
+  if (!pt_frame_header_read (d, len, &id, &op))
     return;
-  guint32 id = (guint32) d[0] << 24 | (guint32) d[1] << 16 | (guint32) d[2] << 8 | d[3];
   PeerTreeStream *stream = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
   if (!stream)
     return;
-  g_autoptr (GBytes) payload = g_bytes_new_from_bytes (frame, 5, len - 5);
+  g_autoptr (GBytes) payload = g_bytes_new_from_bytes (frame, PT_FRAME_HEADER_LEN,
+      len - PT_FRAME_HEADER_LEN);
   g_object_ref (stream);
-  hooks->stream_receive (stream, d[4], payload);
+  hooks->stream_receive (stream, op, payload);
   g_object_unref (stream);
 }
 
@@ -761,15 +763,11 @@ _peer_tree_client_send_frame (PeerTreeClient *self, guint32 id, guint8 op, const
 {
   if (!self->ready || soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
     return FALSE;
-  g_autofree guint8 *buf = g_malloc (5 + len);
-  buf[0] = id >> 24;
-  buf[1] = id >> 16;
-  buf[2] = id >> 8;
-  buf[3] = id;
-  buf[4] = op;
+  g_autofree guint8 *buf = g_malloc (PT_FRAME_HEADER_LEN + len);
+  pt_frame_header_write (buf, id, op);
   if (len)
-    memcpy (buf + 5, data, len);
-  soup_websocket_connection_send_binary (self->ws, buf, 5 + len);
+    memcpy (buf + PT_FRAME_HEADER_LEN, data, len);
+  soup_websocket_connection_send_binary (self->ws, buf, PT_FRAME_HEADER_LEN + len);
   return TRUE;
 }
 

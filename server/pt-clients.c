@@ -6,26 +6,25 @@
 
 #include <string.h>
 
-#define PROTOCOL_VERSION 1
 
 static gboolean
-handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *client_id, *secret;
   gint64 version;
 
   if (c->client_id)
-    return pt_fault_set (f, "already-hello", "hello was already received on this connection");
-  if (!pt_get_uint (msg, "version", TRUE, G_MAXINT, &version, f) ||
-      !pt_get_id (msg, "clientId", FALSE, &client_id, f) ||
-      !pt_get_string (msg, "secret", FALSE, &secret, f))
+    return pt_fault_set (f, PT_ERR_ALREADY_HELLO, "hello was already received on this connection");
+  if (!pt_get_uint (msg, PT_F_VERSION, TRUE, G_MAXINT, &version, f) ||
+      !pt_get_id (msg, PT_F_CLIENT_ID, FALSE, &client_id, f) ||
+      !pt_get_string (msg, PT_F_SECRET, FALSE, &secret, f))
     return FALSE;
-  if (version != PROTOCOL_VERSION)
-    return pt_fault_set (f, "unsupported-version", "protocol version %" G_GINT64_FORMAT
-        " is not supported; this server speaks version %d", version, PROTOCOL_VERSION);
+  if (version != PT_PROTOCOL_VERSION)
+    return pt_fault_set (f, PT_ERR_UNSUPPORTED_VERSION, "protocol version %" G_GINT64_FORMAT
+        " is not supported; this server speaks version %d", version, PT_PROTOCOL_VERSION);
   if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
-    return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
 
   guint8 hash[32];
   if (secret)
@@ -37,10 +36,10 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, F
     if (old) {
       if (!self->allow_takeover || !secret || !old->has_secret ||
           !pt_secret_equal (hash, old->secret_hash))
-        return pt_fault_set (f, "duplicate-client-id",
+        return pt_fault_set (f, PT_ERR_DUPLICATE_CLIENT_ID,
             "clientId \"%s\" is already connected", client_id);
       g_debug ("client %s taken over by a new connection", client_id);
-      pt_conn_gone (old, CLOSE_TAKEN_OVER, "clientId taken over by a new connection");
+      pt_conn_gone (old, PT_CLOSE_TAKEN_OVER, "clientId taken over by a new connection");
     }
   } else {
     do {
@@ -58,21 +57,21 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, F
   g_hash_table_insert (self->clients, c->client_id, c);
 
   *result = json_object_new ();
-  json_object_set_string_member (*result, "clientId", c->client_id);
-  json_object_set_int_member (*result, "version", PROTOCOL_VERSION);
-  json_object_set_int_member (*result, "k", self->k);
-  json_object_set_int_member (*result, "k1", self->k1);
-  json_object_set_int_member (*result, "maxMessageSize", self->max_message_size);
+  json_object_set_string_member (*result, PT_F_CLIENT_ID, c->client_id);
+  json_object_set_int_member (*result, PT_F_VERSION, PT_PROTOCOL_VERSION);
+  json_object_set_int_member (*result, PT_F_K, self->k);
+  json_object_set_int_member (*result, PT_F_K1, self->k1);
+  json_object_set_int_member (*result, PT_F_MAX_MESSAGE_SIZE, self->max_message_size);
   return TRUE;
 }
 
 static gboolean
-handle_list_clients (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_list_clients (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   const char *prefix;
   gint64 limit;
-  if (!pt_get_string (msg, "prefix", FALSE, &prefix, f) ||
-      !pt_get_uint (msg, "limit", FALSE, PT_MAX_LIST, &limit, f))
+  if (!pt_get_string (msg, PT_F_PREFIX, FALSE, &prefix, f) ||
+      !pt_get_uint (msg, PT_F_LIMIT, FALSE, PT_MAX_LIST, &limit, f))
     return FALSE;
   if (!limit)
     limit = PT_MAX_LIST;
@@ -91,26 +90,26 @@ handle_list_clients (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
     json_array_add_string_element (list, key);
   }
   *result = json_object_new ();
-  json_object_set_array_member (*result, "clients", list);
-  json_object_set_boolean_member (*result, "more", more);
+  json_object_set_array_member (*result, PT_F_CLIENTS, list);
+  json_object_set_boolean_member (*result, PT_F_MORE, more);
   return TRUE;
 }
 
 static gboolean
-handle_is_connected (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_is_connected (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   const char *id;
-  if (!pt_get_id (msg, "clientId", TRUE, &id, f))
+  if (!pt_get_id (msg, PT_F_CLIENT_ID, TRUE, &id, f))
     return FALSE;
   *result = json_object_new ();
-  json_object_set_boolean_member (*result, "connected", pt_conn_lookup (c->server, id) != NULL);
+  json_object_set_boolean_member (*result, PT_F_CONNECTED, pt_conn_lookup (c->server, id) != NULL);
   return TRUE;
 }
 
 void
 pt_clients_init (PtServer *self)
 {
-  pt_server_add_handler (self, "hello", handle_hello, PT_HANDLER_BEFORE_HELLO);
-  pt_server_add_handler (self, "list-clients", handle_list_clients, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "is-connected", handle_is_connected, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_HELLO, handle_hello, PT_HANDLER_BEFORE_HELLO);
+  pt_server_add_handler (self, PT_REQ_LIST_CLIENTS, handle_list_clients, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_IS_CONNECTED, handle_is_connected, PT_HANDLER_DEFAULT);
 }

@@ -64,39 +64,37 @@ void
 pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
-  json_object_set_string_member (obj, "type", "reply");
-  json_object_set_int_member (obj, "id", id);
-  json_object_set_boolean_member (obj, "ok", TRUE);
-  json_object_set_object_member (obj, "result", result ? result : json_object_new ());
+  json_object_set_string_member (obj, PT_F_TYPE, PT_TYPE_REPLY);
+  json_object_set_int_member (obj, PT_F_ID, id);
+  json_object_set_boolean_member (obj, PT_F_OK, TRUE);
+  json_object_set_object_member (obj, PT_F_RESULT, result ? result : json_object_new ());
   pt_conn_send (c, obj);
 }
 
 void
-pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f)
+pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
   g_autoptr (JsonObject) err = json_object_new ();
-  json_object_set_string_member (obj, "type", "reply");
+  json_object_set_string_member (obj, PT_F_TYPE, PT_TYPE_REPLY);
   if (id >= 0)
-    json_object_set_int_member (obj, "id", id);
+    json_object_set_int_member (obj, PT_F_ID, id);
   else
-    json_object_set_null_member (obj, "id");
-  json_object_set_boolean_member (obj, "ok", FALSE);
-  json_object_set_string_member (err, "code", f->code);
-  json_object_set_string_member (err, "message", f->message);
-  json_object_set_object_member (obj, "error", g_steal_pointer (&err));
+    json_object_set_null_member (obj, PT_F_ID);
+  json_object_set_boolean_member (obj, PT_F_OK, FALSE);
+  json_object_set_string_member (err, PT_F_CODE, f->code);
+  json_object_set_string_member (err, PT_F_MESSAGE, f->message);
+  json_object_set_object_member (obj, PT_F_ERROR, g_steal_pointer (&err));
   pt_conn_send (c, obj);
 }
 
-/* A new event object {"type":"event","event":NAME,"treeId":TREE}. */
+/* A new event @name, with the tree's id (PT_F_TREE_ID) unless @tree_id is NULL. */
 JsonObject *
 pt_event_new (const char *name, const char *tree_id)
 {
-  JsonObject *obj = json_object_new ();
-  json_object_set_string_member (obj, "type", "event");
-  json_object_set_string_member (obj, "event", name);
+  JsonObject *obj = pt_msg_event_new (name);
   if (tree_id)
-    json_object_set_string_member (obj, "treeId", tree_id);
+    json_object_set_string_member (obj, PT_F_TREE_ID, tree_id);
   return obj;
 }
 
@@ -141,7 +139,7 @@ gboolean
 pt_conn_take_token (PtConn *c)
 {
   if (!conn_take_token (c)) {
-    pt_conn_gone (c, CLOSE_POLICY, "message rate limit exceeded");
+    pt_conn_gone (c, PT_CLOSE_POLICY, "message rate limit exceeded");
     return FALSE;
   }
   return TRUE;

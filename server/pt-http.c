@@ -18,14 +18,14 @@ status_member (const char *peer, const char *parent, guint depth, gpointer user_
   JsonArray *members = args[0];
   TreeEntry *t = args[1];
   JsonObject *m = json_object_new ();
-  json_object_set_string_member (m, "id", peer);
-  json_object_set_string_member (m, "parent", parent);
-  json_object_set_int_member (m, "depth", depth);
+  json_object_set_string_member (m, PT_F_ID, peer);
+  json_object_set_string_member (m, PT_F_PARENT, parent);
+  json_object_set_int_member (m, PT_F_DEPTH, depth);
   JsonArray *children = json_array_new ();
   g_autofree const char **ids = pt_tree_get_children (t->tree, peer);
   for (guint i = 0; ids[i]; i++)
     json_array_add_string_element (children, ids[i]);
-  json_object_set_array_member (m, "children", children);
+  json_object_set_array_member (m, PT_F_CHILDREN, children);
   json_array_add_object_element (members, m);
 }
 
@@ -42,17 +42,17 @@ pt_server_build_status (PtServer *self)
     JsonObject *o = json_object_new ();
     JsonArray *members = json_array_new ();
     gpointer args[2] = { members, t };
-    json_object_set_string_member (o, "id", t->id);
-    json_object_set_int_member (o, "k", pt_tree_get_k (t->tree));
-    json_object_set_int_member (o, "k1", pt_tree_get_k1 (t->tree));
-    json_object_set_string_member (o, "root", pt_tree_get_root (t->tree));
-    json_object_set_int_member (o, "size", pt_tree_size (t->tree));
+    json_object_set_string_member (o, PT_F_ID, t->id);
+    json_object_set_int_member (o, PT_F_K, pt_tree_get_k (t->tree));
+    json_object_set_int_member (o, PT_F_K1, pt_tree_get_k1 (t->tree));
+    json_object_set_string_member (o, PT_F_ROOT, pt_tree_get_root (t->tree));
+    json_object_set_int_member (o, PT_F_SIZE, pt_tree_size (t->tree));
     pt_tree_foreach (t->tree, status_member, args);
-    json_object_set_array_member (o, "members", members);
+    json_object_set_array_member (o, PT_F_MEMBERS, members);
     json_array_add_object_element (trees, o);
   }
-  json_object_set_int_member (root, "clients", g_hash_table_size (self->clients));
-  json_object_set_array_member (root, "trees", trees);
+  json_object_set_int_member (root, PT_F_CLIENTS, g_hash_table_size (self->clients));
+  json_object_set_array_member (root, PT_F_TREES, trees);
   return json_node_init_object (json_node_alloc (), root);
 }
 

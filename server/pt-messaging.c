@@ -21,7 +21,6 @@
 
 #include <string.h>
 
-enum { OP_DATA = 0, OP_CREDIT = 1, OP_END = 2, OP_RESET = 3 };
 
 typedef struct _PtStream PtStream;
 
@@ -49,14 +48,14 @@ struct _PtStream {
 };
 
 static PtConn *
-get_target (PtConn *c, JsonObject *msg, const char *field, Fault *f)
+get_target (PtConn *c, JsonObject *msg, const char *field, PtFault *f)
 {
   const char *id;
   if (!pt_get_id (msg, field, TRUE, &id, f))
     return NULL;
   PtConn *t = pt_conn_lookup (c->server, id);
   if (!t)
-    pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", id);
+    pt_fault_set (f, PT_ERR_CLIENT_NOT_FOUND, "client \"%s\" is not connected", id);
   return t;
 }
 
@@ -106,7 +105,7 @@ ack_remove (PtServer *self, PtAck *a)
 static void
 ack_fail (PtServer *self, PtAck *a, const char *code, const char *message)
 {
-  Fault f = { code, (char *) message };
+  PtFault f = { code, (char *) message };
   pt_conn_reply_error (a->from, a->req_id, &f);
   if (a->kind == PT_ACK_STREAM && a->stream)
     stream_free (self, a->stream, FALSE, TRUE);
@@ -114,10 +113,10 @@ ack_fail (PtServer *self, PtAck *a, const char *code, const char *message)
 }
 
 gboolean
-pt_check_pending (PtConn *c, Fault *f)
+pt_check_pending (PtConn *c, PtFault *f)
 {
   if (c->n_pending >= PT_MAX_PENDING)
-    return pt_fault_set (f, "limit", "at most %d requests may wait for other clients' replies",
+    return pt_fault_set (f, PT_ERR_LIMIT, "at most %d requests may wait for other clients' replies",
         PT_MAX_PENDING);
   return TRUE;
 }
@@ -125,28 +124,28 @@ pt_check_pending (PtConn *c, Fault *f)
 /* reply {ackId, ok, value?, error?: {code, message}} — a client answering an
  * event that carried an ackId. */
 static gboolean
-handle_reply (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_reply (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   gint64 ack_id;
   gboolean ok;
-  if (!pt_get_uint (msg, "ackId", TRUE, G_MAXINT64, &ack_id, f) || !pt_get_bool (msg, "ok", &ok, f))
+  if (!pt_get_uint (msg, PT_F_ACK_ID, TRUE, G_MAXINT64, &ack_id, f) || !pt_get_bool (msg, PT_F_OK, FALSE, &ok, f))
     return FALSE;
   guint64 key = (guint64) ack_id;
   PtAck *a = g_hash_table_lookup (self->acks, &key);
   if (!a || a->to != c)
-    return pt_fault_set (f, "not-found", "no request with ackId %" G_GINT64_FORMAT
+    return pt_fault_set (f, PT_ERR_NOT_FOUND, "no request with ackId %" G_GINT64_FORMAT
         " is waiting for your reply (expired or answered)", ack_id);
 
   if (!ok) {
     const char *message = NULL;
-    JsonNode *err = json_object_get_member (msg, "error");
+    JsonNode *err = json_object_get_member (msg, PT_F_ERROR);
     if (err && JSON_NODE_HOLDS_OBJECT (err))
-      pt_get_string (json_node_get_object (err), "message", FALSE, &message, f);
+      pt_get_string (json_node_get_object (err), PT_F_MESSAGE, FALSE, &message, f);
     pt_fault_clear (f);
     g_autofree char *text = g_strdup_printf ("%s refused: %.256s", c->client_id,
         message ? message : "no reason given");
-    ack_fail (self, a, "remote-error", text);
+    ack_fail (self, a, PT_ERR_REMOTE_ERROR, text);
     return TRUE;
   }
 
@@ -154,20 +153,20 @@ handle_reply (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, F
   switch (a->kind) {
     case PT_ACK_EMIT:
     case PT_ACK_SERVICE: {
-      JsonNode *value = json_object_get_member (msg, "value");
-      json_object_set_member (res, "value", value ? json_node_copy (value) :
+      JsonNode *value = json_object_get_member (msg, PT_F_VALUE);
+      json_object_set_member (res, PT_F_VALUE, value ? json_node_copy (value) :
           json_node_init_null (json_node_alloc ()));
       break;
     }
     case PT_ACK_TARGET:
       g_hash_table_add (pt_lazy_str_set (&a->from->targets), g_strdup (c->client_id));
       g_hash_table_add (pt_lazy_str_set (&c->targets), g_strdup (a->from->client_id));
-      json_object_set_string_member (res, "target", c->client_id);
+      json_object_set_string_member (res, PT_F_TARGET, c->client_id);
       break;
     case PT_ACK_STREAM:
       a->stream->accepted = TRUE;
-      json_object_set_int_member (res, "streamId", a->stream->id);
-      json_object_set_int_member (res, "window", PT_STREAM_WINDOW);
+      json_object_set_int_member (res, PT_F_STREAM_ID, a->stream->id);
+      json_object_set_int_member (res, PT_F_WINDOW, PT_STREAM_WINDOW);
       break;
   }
   pt_conn_reply_ok (a->from, a->req_id, res);
@@ -181,47 +180,47 @@ handle_reply (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, F
 static JsonObject *
 message_event (PtConn *from, const char *name, JsonNode *args)
 {
-  JsonObject *ev = pt_event_new ("message", NULL);
-  json_object_set_string_member (ev, "from", from->client_id);
-  json_object_set_string_member (ev, "name", name);
-  json_object_set_member (ev, "args", json_node_ref (args));
+  JsonObject *ev = pt_event_new (PT_EV_MESSAGE, NULL);
+  json_object_set_string_member (ev, PT_F_FROM, from->client_id);
+  json_object_set_string_member (ev, PT_F_NAME, name);
+  json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
   return ev;
 }
 
 /* emit {to, event, args?, ack?, timeout?} */
 static gboolean
-handle_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   const char *name;
   gboolean want_ack;
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
-  PtConn *to = get_target (c, msg, "to", f);
-  if (!to || !pt_get_name (msg, "event", &name, f) || !pt_get_args (msg, &args, f) ||
-      !pt_get_bool (msg, "ack", &want_ack, f) || !pt_get_timeout (msg, &deadline, f))
+  PtConn *to = get_target (c, msg, PT_F_TO, f);
+  if (!to || !pt_get_name (msg, PT_F_EVENT, TRUE, &name, f) || !pt_get_args (msg, &args, f) ||
+      !pt_get_bool (msg, PT_F_ACK, FALSE, &want_ack, f) || !pt_get_timeout (msg, &deadline, f))
     return FALSE;
   if (want_ack && !pt_check_pending (c, f))
     return FALSE;
   g_autoptr (JsonObject) ev = message_event (c, name, args);
   if (want_ack)
-    json_object_set_int_member (ev, "ackId", ack_new (req, to, PT_ACK_EMIT, deadline)->id);
+    json_object_set_int_member (ev, PT_F_ACK_ID, ack_new (req, to, PT_ACK_EMIT, deadline)->id);
   pt_conn_send (to, ev);
   return TRUE;
 }
 
 /* add-target {target, timeout?} */
 static gboolean
-handle_add_target (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_add_target (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   gint64 deadline;
-  PtConn *to = get_target (c, msg, "target", f);
+  PtConn *to = get_target (c, msg, PT_F_TARGET, f);
   if (!to || !pt_get_timeout (msg, &deadline, f) || !pt_check_pending (c, f))
     return FALSE;
   if (to == c)
-    return pt_fault_set (f, "bad-request", "a client cannot target itself");
-  g_autoptr (JsonObject) ev = pt_event_new ("target-request", NULL);
-  json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_int_member (ev, "ackId", ack_new (req, to, PT_ACK_TARGET, deadline)->id);
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "a client cannot target itself");
+  g_autoptr (JsonObject) ev = pt_event_new (PT_EV_TARGET_REQUEST, NULL);
+  json_object_set_string_member (ev, PT_F_FROM, c->client_id);
+  json_object_set_int_member (ev, PT_F_ACK_ID, ack_new (req, to, PT_ACK_TARGET, deadline)->id);
   pt_conn_send (to, ev);
   return TRUE;
 }
@@ -247,16 +246,16 @@ room_remove_member (PtServer *self, PtRoom *r, PtConn *c)
 }
 
 static gboolean
-handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *name;
-  if (!pt_get_name (msg, "room", &name, f))
+  if (!pt_get_name (msg, PT_F_ROOM, TRUE, &name, f))
     return FALSE;
   if (c->rooms && g_hash_table_contains (c->rooms, name))
     return TRUE;
   if (pt_set_size (c->rooms) >= PT_MAX_ROOMS)
-    return pt_fault_set (f, "limit", "a client may be in at most %d rooms", PT_MAX_ROOMS);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %d rooms", PT_MAX_ROOMS);
   PtRoom *r = g_hash_table_lookup (self->rooms, name);
   if (!r) {
     r = g_new0 (PtRoom, 1);
@@ -272,19 +271,19 @@ handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
 }
 
 static PtRoom *
-member_room (PtConn *c, JsonObject *msg, Fault *f)
+member_room (PtConn *c, JsonObject *msg, PtFault *f)
 {
   const char *name;
-  if (!pt_get_name (msg, "room", &name, f))
+  if (!pt_get_name (msg, PT_F_ROOM, TRUE, &name, f))
     return NULL;
   PtRoom *r = c->rooms ? g_hash_table_lookup (c->rooms, name) : NULL;
   if (!r)
-    pt_fault_set (f, "not-member", "you are not in room \"%s\"", name);
+    pt_fault_set (f, PT_ERR_NOT_MEMBER, "you are not in room \"%s\"", name);
   return r;
 }
 
 static gboolean
-handle_room_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtRoom *r = member_room (c, msg, f);
   if (!r)
@@ -296,15 +295,15 @@ handle_room_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resu
 /* room-emit {room, event, args?}: to every member but the sender; only
  * members may emit. */
 static gboolean
-handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   const char *name;
   g_autoptr (JsonNode) args = NULL;
   PtRoom *r = member_room (c, msg, f);
-  if (!r || !pt_get_name (msg, "event", &name, f) || !pt_get_args (msg, &args, f))
+  if (!r || !pt_get_name (msg, PT_F_EVENT, TRUE, &name, f) || !pt_get_args (msg, &args, f))
     return FALSE;
   g_autoptr (JsonObject) ev = message_event (c, name, args);
-  json_object_set_string_member (ev, "room", r->name);
+  json_object_set_string_member (ev, PT_F_ROOM, r->name);
   guint n = 0;
   GHashTableIter it;
   gpointer key;
@@ -315,16 +314,16 @@ handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
       n++;
     }
   *result = json_object_new ();
-  json_object_set_int_member (*result, "delivered", n);
+  json_object_set_int_member (*result, PT_F_DELIVERED, n);
   return TRUE;
 }
 
 /* list-rooms {clientId?}: the rooms of a client (the sender by default). */
 static gboolean
-handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtConn *who = c;
-  if (json_object_has_member (msg, "clientId") && !(who = get_target (c, msg, "clientId", f)))
+  if (json_object_has_member (msg, PT_F_CLIENT_ID) && !(who = get_target (c, msg, PT_F_CLIENT_ID, f)))
     return FALSE;
   JsonArray *list = json_array_new ();
   if (who->rooms) {
@@ -334,7 +333,7 @@ handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resu
       json_array_add_string_element (list, l->data);
   }
   *result = json_object_new ();
-  json_object_set_array_member (*result, "rooms", list);
+  json_object_set_array_member (*result, PT_F_ROOMS, list);
   return TRUE;
 }
 
@@ -344,15 +343,11 @@ handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resu
 static void
 send_frame (PtConn *c, guint32 id, guint8 op, const void *payload, gsize len)
 {
-  guint8 *buf = g_malloc (5 + len);
-  buf[0] = id >> 24;
-  buf[1] = id >> 16;
-  buf[2] = id >> 8;
-  buf[3] = id;
-  buf[4] = op;
+  guint8 *buf = g_malloc (PT_FRAME_HEADER_LEN + len);
+  pt_frame_header_write (buf, id, op);
   if (len)
-    memcpy (buf + 5, payload, len);
-  pt_conn_send_binary (c, buf, 5 + len);
+    memcpy (buf + PT_FRAME_HEADER_LEN, payload, len);
+  pt_conn_send_binary (c, buf, PT_FRAME_HEADER_LEN + len);
   g_free (buf);
 }
 
@@ -361,9 +356,9 @@ static void
 stream_free (PtServer *self, PtStream *s, gboolean tell_a, gboolean tell_b)
 {
   if (tell_a && s->accepted)
-    send_frame (s->a, s->id, OP_RESET, NULL, 0);
+    send_frame (s->a, s->id, PT_OP_RESET, NULL, 0);
   if (tell_b)
-    send_frame (s->b, s->id, OP_RESET, NULL, 0);
+    send_frame (s->b, s->id, PT_OP_RESET, NULL, 0);
   if (s->a->streams)
     g_hash_table_remove (s->a->streams, s);
   if (s->b->streams)
@@ -373,22 +368,22 @@ stream_free (PtServer *self, PtStream *s, gboolean tell_a, gboolean tell_b)
 
 /* stream-open {to, channel, args?, timeout?} */
 static gboolean
-handle_stream_open (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_stream_open (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *channel;
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
-  PtConn *to = get_target (c, msg, "to", f);
-  if (!to || !pt_get_name (msg, "channel", &channel, f) || !pt_get_args (msg, &args, f) ||
+  PtConn *to = get_target (c, msg, PT_F_TO, f);
+  if (!to || !pt_get_name (msg, PT_F_CHANNEL, TRUE, &channel, f) || !pt_get_args (msg, &args, f) ||
       !pt_get_timeout (msg, &deadline, f) || !pt_check_pending (c, f))
     return FALSE;
   if (to == c)
-    return pt_fault_set (f, "bad-request", "a client cannot open a stream to itself");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "a client cannot open a stream to itself");
   if (pt_set_size (c->streams) >= PT_MAX_STREAMS)
-    return pt_fault_set (f, "limit", "a client may have at most %d streams", PT_MAX_STREAMS);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may have at most %d streams", PT_MAX_STREAMS);
   if (pt_set_size (to->streams) >= PT_MAX_STREAMS)
-    return pt_fault_set (f, "limit", "client \"%s\" has too many streams", to->client_id);
+    return pt_fault_set (f, PT_ERR_LIMIT, "client \"%s\" has too many streams", to->client_id);
 
   PtStream *s = g_new0 (PtStream, 1);
   do
@@ -403,13 +398,13 @@ handle_stream_open (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **res
 
   PtAck *a = ack_new (req, to, PT_ACK_STREAM, deadline);
   a->stream = s;
-  g_autoptr (JsonObject) ev = pt_event_new ("stream-request", NULL);
-  json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_int_member (ev, "streamId", s->id);
-  json_object_set_string_member (ev, "channel", channel);
-  json_object_set_member (ev, "args", json_node_ref (args));
-  json_object_set_int_member (ev, "window", PT_STREAM_WINDOW);
-  json_object_set_int_member (ev, "ackId", a->id);
+  g_autoptr (JsonObject) ev = pt_event_new (PT_EV_STREAM_REQUEST, NULL);
+  json_object_set_string_member (ev, PT_F_FROM, c->client_id);
+  json_object_set_int_member (ev, PT_F_STREAM_ID, s->id);
+  json_object_set_string_member (ev, PT_F_CHANNEL, channel);
+  json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
+  json_object_set_int_member (ev, PT_F_WINDOW, PT_STREAM_WINDOW);
+  json_object_set_int_member (ev, PT_F_ACK_ID, a->id);
   pt_conn_send (to, ev);
   return TRUE;
 }
@@ -418,30 +413,30 @@ static void
 messaging_binary (PtConn *c, const guint8 *data, gsize len)
 {
   PtServer *self = c->server;
-  if (len < 5) {
-    pt_conn_gone (c, CLOSE_UNSUPPORTED, "binary frame shorter than its 5-byte header");
+  guint32 id;
+  guint8 op;
+  if (!pt_frame_header_read (data, len, &id, &op)) {
+    pt_conn_gone (c, PT_CLOSE_UNSUPPORTED, "binary frame shorter than its 5-byte header");
     return;
   }
-  guint32 id = (guint32) data[0] << 24 | (guint32) data[1] << 16 | (guint32) data[2] << 8 | data[3];
-  guint8 op = data[4];
-  gsize n = len - 5;
+  gsize n = len - PT_FRAME_HEADER_LEN;
   PtStream *s = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
   /* DATA and CREDIT of a live stream are paced by the window; every other
    * frame counts against the message rate. */
-  if ((!s || (op != OP_DATA && op != OP_CREDIT)) && !pt_conn_take_token (c))
+  if ((!s || (op != PT_OP_DATA && op != PT_OP_CREDIT)) && !pt_conn_take_token (c))
     return;
   /* Frames for a stream that just ended or was reset cross in flight: drop. */
   if (!s)
     return;
   if ((s->a != c && s->b != c) || !s->accepted) {
-    pt_conn_gone (c, CLOSE_POLICY, "frame for a stream that is not yours or not open");
+    pt_conn_gone (c, PT_CLOSE_POLICY, "frame for a stream that is not yours or not open");
     return;
   }
   int dir = s->a == c ? 0 : 1;
   PtConn *peer = dir == 0 ? s->b : s->a;
 
   switch (op) {
-    case OP_DATA:
+    case PT_OP_DATA:
       if (n == 0 || s->ended[dir] || (gint64) n > s->credit[dir]) {
         g_debug ("stream %u: %s sent beyond its credit or after end; reset", id, c->client_id);
         stream_free (self, s, TRUE, TRUE);
@@ -449,7 +444,7 @@ messaging_binary (PtConn *c, const guint8 *data, gsize len)
       }
       s->credit[dir] -= n;
       break;
-    case OP_CREDIT: {
+    case PT_OP_CREDIT: {
       if (n != 4) {
         stream_free (self, s, TRUE, TRUE);
         return;
@@ -465,10 +460,10 @@ messaging_binary (PtConn *c, const guint8 *data, gsize len)
       s->credit[1 - dir] += grant;
       break;
     }
-    case OP_END:
+    case PT_OP_END:
       s->ended[dir] = TRUE;
       break;
-    case OP_RESET:
+    case PT_OP_RESET:
       stream_free (self, s, dir == 1, dir == 0);
       return;
     default:
@@ -503,7 +498,7 @@ messaging_conn_gone (PtConn *c)
       } else {
         g_autofree char *msg = g_strdup_printf ("client \"%s\" disconnected before replying",
             c->client_id);
-        ack_fail (self, a, "client-disconnected", msg);
+        ack_fail (self, a, PT_ERR_CLIENT_DISCONNECTED, msg);
       }
     }
   }
@@ -521,8 +516,8 @@ messaging_conn_gone (PtConn *c)
       room_remove_member (self, l->data, c);
   }
   if (c->targets) {
-    g_autoptr (JsonObject) ev = pt_event_new ("target-disconnected", NULL);
-    json_object_set_string_member (ev, "clientId", c->client_id);
+    g_autoptr (JsonObject) ev = pt_event_new (PT_EV_TARGET_DISCONNECTED, NULL);
+    json_object_set_string_member (ev, PT_F_CLIENT_ID, c->client_id);
     g_hash_table_iter_init (&it, c->targets);
     while (g_hash_table_iter_next (&it, &key, NULL)) {
       PtConn *other = pt_conn_lookup (self, key);
@@ -547,7 +542,7 @@ messaging_sweep (PtServer *self, gint64 now)
     PtAck *a = expired->pdata[i];
     g_autofree char *msg = g_strdup_printf ("client \"%s\" did not reply in time",
         a->to->client_id);
-    ack_fail (self, a, "timeout", msg);
+    ack_fail (self, a, PT_ERR_TIMEOUT, msg);
   }
 }
 
@@ -581,14 +576,14 @@ pt_messaging_init (PtServer *self)
   self->acks = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL, g_free);
   self->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
   self->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
-  pt_server_add_handler (self, "reply", handle_reply, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "emit", handle_emit, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "add-target", handle_add_target, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "room-join", handle_room_join, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "room-leave", handle_room_leave, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "room-emit", handle_room_emit, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "list-rooms", handle_list_rooms, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "stream-open", handle_stream_open, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_REPLY, handle_reply, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_EMIT, handle_emit, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_ADD_TARGET, handle_add_target, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_ROOM_JOIN, handle_room_join, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_ROOM_LEAVE, handle_room_leave, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_ROOM_EMIT, handle_room_emit, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_LIST_ROOMS, handle_list_rooms, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_STREAM_OPEN, handle_stream_open, PT_HANDLER_DEFAULT);
   pt_server_set_binary_handler (self, messaging_binary);
   pt_server_add_hooks (self, &hooks);
 }

@@ -99,40 +99,12 @@ request_finish (PtRequest *req, gboolean run)
 /* ------------------------------------------------------------------------ */
 /* Dispatch                                                                 */
 
-/* JsonParser recurses once per nesting level: refuse deep documents before
- * parsing so that a 64 KiB message of brackets cannot exhaust the stack.
- * Brackets inside strings do not count. */
-#define MAX_JSON_DEPTH 32
-static gboolean
-json_depth_ok (const char *text, gsize len)
-{
-  int depth = 0;
-  gboolean in_string = FALSE;
-  for (gsize i = 0; i < len; i++) {
-    char ch = text[i];
-    if (in_string) {
-      if (ch == '\\')
-        i++;
-      else if (ch == '"')
-        in_string = FALSE;
-    } else if (ch == '"') {
-      in_string = TRUE;
-    } else if (ch == '{' || ch == '[') {
-      if (++depth > MAX_JSON_DEPTH)
-        return FALSE;
-    } else if (ch == '}' || ch == ']') {
-      depth--;
-    }
-  }
-  return TRUE;
-}
-
 static void
 dispatch (PtConn *c, const char *text, gsize len)
 {
   PtServer *self = c->server;
   g_autoptr (GError) error = NULL;
-  Fault f = { 0 };
+  PtFault f = { 0 };
   PtRequest req = { .server = self, .conn = c, .id = -1 };
   const char *type;
   JsonObject *result = NULL;
@@ -140,38 +112,40 @@ dispatch (PtConn *c, const char *text, gsize len)
   if (text == NULL || len == 0) {
     /* wslay hands over NULL for an empty message; json-glib refuses it
      * without setting an error */
-    pt_fault_set (&f, "bad-json", "message is empty");
+    pt_fault_set (&f, PT_ERR_BAD_JSON, "message is empty");
     goto fail;
   }
-  if (!json_depth_ok (text, len)) {
-    pt_fault_set (&f, "bad-json", "message nests deeper than %d levels", MAX_JSON_DEPTH);
+  /* JsonParser recurses once per nesting level: refuse deep documents before
+   * parsing so that a 64 KiB message of brackets cannot exhaust the stack */
+  if (!pt_json_depth_ok (text, len)) {
+    pt_fault_set (&f, PT_ERR_BAD_JSON, "message nests deeper than %d levels", PT_MAX_JSON_DEPTH);
     goto fail;
   }
   if (!json_parser_load_from_data (self->parser, text, len, &error)) {
-    pt_fault_set (&f, "bad-json", "message is not valid JSON: %s",
+    pt_fault_set (&f, PT_ERR_BAD_JSON, "message is not valid JSON: %s",
         error ? error->message : "unknown parse error");
     goto fail;
   }
   JsonNode *root = json_parser_get_root (self->parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    pt_fault_set (&f, "bad-request", "message must be a JSON object");
+    pt_fault_set (&f, PT_ERR_BAD_REQUEST, "message must be a JSON object");
     goto fail;
   }
   JsonObject *msg = json_node_get_object (root);
-  if (!pt_get_uint (msg, "id", TRUE, (G_GINT64_CONSTANT (1) << 53), &req.id, &f)) {
+  if (!pt_get_uint (msg, PT_F_ID, TRUE, PT_MAX_REQUEST_ID, &req.id, &f)) {
     req.id = -1;
     goto fail;
   }
-  if (!pt_get_string (msg, "type", TRUE, &type, &f))
+  if (!pt_get_string (msg, PT_F_TYPE, TRUE, &type, &f))
     goto fail;
 
   PtHandlerEntry *entry = g_hash_table_lookup (self->handlers, type);
   if (!entry) {
-    pt_fault_set (&f, "unknown-type", "unknown message type \"%.64s\"", type);
+    pt_fault_set (&f, PT_ERR_UNKNOWN_TYPE, "unknown message type \"%.64s\"", type);
     goto fail;
   }
   if (!c->client_id && !(entry->flags & PT_HANDLER_BEFORE_HELLO)) {
-    pt_fault_set (&f, "hello-required", "the first message must be a hello");
+    pt_fault_set (&f, PT_ERR_HELLO_REQUIRED, "the first message must be a hello");
     goto fail;
   }
 
@@ -180,7 +154,7 @@ dispatch (PtConn *c, const char *text, gsize len)
     goto fail;
   /* "noReply": true spares the success reply of a request that completes at
    * once (fire-and-forget emits, publications); errors are always replied. */
-  JsonNode *quiet = json_object_get_member (msg, "noReply");
+  JsonNode *quiet = json_object_get_member (msg, PT_F_NO_REPLY);
   if (!req.deferred && !(quiet && JSON_NODE_HOLDS_VALUE (quiet) &&
           json_node_get_value_type (quiet) == G_TYPE_BOOLEAN && json_node_get_boolean (quiet)))
     pt_conn_reply_ok (c, req.id, result);
@@ -205,7 +179,7 @@ pt_request_receive (PtConn *c, gboolean binary, const guint8 *data, gsize len)
     /* Stream data is paced by its credit window, not by the message rate:
      * the binary handler charges only the other frames. */
     if (!c->client_id)
-      pt_conn_gone (c, CLOSE_POLICY, "binary frame before hello");
+      pt_conn_gone (c, PT_CLOSE_POLICY, "binary frame before hello");
     else if (self->binary_handler)
       self->binary_handler (c, data, len);
     return;

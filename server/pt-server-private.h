@@ -28,15 +28,11 @@
 #include "pt-tree.h"
 #include "pt-ws.h"
 
+#include "common/pt-protocol.h"
+
 #include <libsoup/soup.h>
 
 /* WebSocket close codes used by the server. */
-#define CLOSE_POLICY 1008      /* flood, hello timeout, stream protocol violation */
-#define CLOSE_UNSUPPORTED 1003 /* malformed binary frame */
-#define CLOSE_TRY_LATER 1013   /* server full */
-#define CLOSE_GOING_AWAY 1001  /* server shutting down */
-#define CLOSE_TAKEN_OVER 4001  /* another connection took this clientId */
-#define CLOSE_DEAD 4002        /* keepalive timeout */
 
 /* Per-client bounds (docs/protocol.md). */
 #define PT_MAX_PENDING 256         /* requests awaiting another client's reply */
@@ -141,10 +137,6 @@ struct _PtConn {
   GHashTable *services;          /* PtService* set, provided by this client */
 };
 
-typedef struct {
-  const char *code;
-  char *message;
-} Fault;
 
 /* Sets of pointers (and of strings), NULL until first used. */
 static inline GHashTable *
@@ -171,23 +163,8 @@ pt_set_size (GHashTable *set)
 
 /* ---- pt-json.c: request fields ---- */
 
-void pt_fault_clear (Fault *f);
-G_GNUC_PRINTF (3, 4) gboolean pt_fault_set (Fault *f, const char *code, const char *fmt, ...);
-/* clientId, tree id */
-gboolean pt_valid_id (const char *s);
-/* service, method, topic, room, event, channel */
-gboolean pt_valid_name (const char *s);
-gboolean pt_get_string (JsonObject *obj, const char *name, gboolean required, const char **out,
-    Fault *f);
-gboolean pt_get_id (JsonObject *obj, const char *name, gboolean required, const char **out,
-    Fault *f);
-/* A required name (pt_valid_name). */
-gboolean pt_get_name (JsonObject *obj, const char *name, const char **out, Fault *f);
-gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max,
-    gint64 *out, Fault *f);
-gboolean pt_get_bool (JsonObject *obj, const char *name, gboolean *out, Fault *f);
-gboolean pt_get_args (JsonObject *obj, JsonNode **out, Fault *f);
-gboolean pt_get_timeout (JsonObject *obj, gint64 *deadline, Fault *f);
+gboolean pt_get_args (JsonObject *obj, JsonNode **out, PtFault *f);
+gboolean pt_get_timeout (JsonObject *obj, gint64 *deadline, PtFault *f);
 char *pt_random_id (const char *prefix);
 
 /* ---- pt-conn.c: connections ---- */
@@ -198,7 +175,7 @@ PtConn *pt_conn_lookup (PtServer *self, const char *client_id);
 void pt_conn_send (PtConn *c, JsonObject *obj);
 void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
-void pt_conn_reply_error (PtConn *c, gint64 id, const Fault *f);
+void pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);
 void pt_send_event_to (PtServer *self, const char *client_id, JsonObject *event);
 void pt_conn_gone (PtConn *c, gushort code, const char *reason);
@@ -212,7 +189,7 @@ gboolean pt_secret_equal (const guint8 *a, const guint8 *b);
 /* Handles one request of its type. Returns TRUE with *result (NULL: an empty
  * object) to be replied, or FALSE with @f set to reply an error. */
 typedef gboolean (*PtHandler) (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result,
-    Fault *f);
+    PtFault *f);
 typedef void (*PtAfterReplyFunc) (PtServer *self, gpointer data);
 
 /* The request being handled, handed to its handler. */
@@ -275,7 +252,7 @@ void pt_services_init (PtServer *self);
 enum { PT_ACK_EMIT, PT_ACK_TARGET, PT_ACK_STREAM, PT_ACK_SERVICE };
 /* Defers @req until @to answers the event that carries the returned ack id. */
 guint64 pt_ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline);
-gboolean pt_check_pending (PtConn *c, Fault *f);
+gboolean pt_check_pending (PtConn *c, PtFault *f);
 
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);

@@ -71,7 +71,7 @@ sweep (gpointer user_data)
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
-    pt_conn_gone (c, c->slow ? CLOSE_POLICY : c->client_id ? CLOSE_DEAD : CLOSE_POLICY,
+    pt_conn_gone (c, c->slow ? PT_CLOSE_POLICY : c->client_id ? PT_CLOSE_DEAD : PT_CLOSE_POLICY,
         c->slow ? "not reading its messages" : c->client_id ? "keepalive timeout" :
         "no hello in time");
   }
@@ -173,7 +173,7 @@ pt_server_stop (PtServer *self)
     PtConn *c = k;
     c->gone = TRUE;
     /* Queued now, written by pt_ws_free() as it closes the socket. */
-    pt_ws_close (c->ws, CLOSE_GOING_AWAY, "server shutting down");
+    pt_ws_close (c->ws, PT_CLOSE_GOING_AWAY, "server shutting down");
   }
   g_hash_table_remove_all (self->clients);
   g_hash_table_remove_all (self->conns);

@@ -31,9 +31,9 @@ struct _PtService {
 static void
 topic_notify_destroyed (PtTopic *t)
 {
-  g_autoptr (JsonObject) ev = pt_event_new ("topic-destroyed", NULL);
-  json_object_set_string_member (ev, "service", t->service->name);
-  json_object_set_string_member (ev, "topic", t->name);
+  g_autoptr (JsonObject) ev = pt_event_new (PT_EV_TOPIC_DESTROYED, NULL);
+  json_object_set_string_member (ev, PT_F_SERVICE, t->service->name);
+  json_object_set_string_member (ev, PT_F_TOPIC, t->name);
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, t->subscribers);
@@ -87,64 +87,64 @@ service_remove (PtServer *self, PtService *s)
 }
 
 static PtService *
-lookup_service (PtServer *self, JsonObject *msg, Fault *f)
+lookup_service (PtServer *self, JsonObject *msg, PtFault *f)
 {
   const char *name;
-  if (!pt_get_name (msg, "service", &name, f))
+  if (!pt_get_name (msg, PT_F_SERVICE, TRUE, &name, f))
     return NULL;
   PtService *s = g_hash_table_lookup (self->services, name);
   if (!s)
-    pt_fault_set (f, "service-not-found", "no service \"%s\"", name);
+    pt_fault_set (f, PT_ERR_SERVICE_NOT_FOUND, "no service \"%s\"", name);
   return s;
 }
 
 static PtService *
-own_service (PtConn *c, JsonObject *msg, Fault *f)
+own_service (PtConn *c, JsonObject *msg, PtFault *f)
 {
   PtService *s = lookup_service (c->server, msg, f);
   if (s && s->provider != c) {
-    pt_fault_set (f, "not-provider", "you do not provide service \"%s\"", s->name);
+    pt_fault_set (f, PT_ERR_NOT_PROVIDER, "you do not provide service \"%s\"", s->name);
     return NULL;
   }
   return s;
 }
 
 static PtTopic *
-lookup_topic (PtService *s, JsonObject *msg, Fault *f)
+lookup_topic (PtService *s, JsonObject *msg, PtFault *f)
 {
   const char *name;
-  if (!pt_get_name (msg, "topic", &name, f))
+  if (!pt_get_name (msg, PT_F_TOPIC, TRUE, &name, f))
     return NULL;
   PtTopic *t = g_hash_table_lookup (s->topics, name);
   if (!t)
-    pt_fault_set (f, "topic-not-found", "service \"%s\" has no topic \"%s\"", s->name, name);
+    pt_fault_set (f, PT_ERR_TOPIC_NOT_FOUND, "service \"%s\" has no topic \"%s\"", s->name, name);
   return t;
 }
 
 /* service-provide {service, methods?} */
 static gboolean
-handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *name;
-  if (!pt_get_name (msg, "service", &name, f))
+  if (!pt_get_name (msg, PT_F_SERVICE, TRUE, &name, f))
     return FALSE;
-  JsonNode *methods = json_object_get_member (msg, "methods");
+  JsonNode *methods = json_object_get_member (msg, PT_F_METHODS);
   if (methods && !JSON_NODE_HOLDS_ARRAY (methods) && !JSON_NODE_HOLDS_NULL (methods))
-    return pt_fault_set (f, "bad-request", "field \"methods\" must be an array of names");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"methods\" must be an array of names");
   JsonArray *list = methods && JSON_NODE_HOLDS_ARRAY (methods) ? json_node_get_array (methods) : NULL;
   for (guint i = 0; list && i < json_array_get_length (list); i++) {
     JsonNode *m = json_array_get_element (list, i);
     if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING ||
         !pt_valid_name (json_node_get_string (m)))
-      return pt_fault_set (f, "bad-request", "\"methods\" must hold valid method names");
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"methods\" must hold valid method names");
   }
   if (list && json_array_get_length (list) > 256)
-    return pt_fault_set (f, "limit", "a service may declare at most 256 methods");
+    return pt_fault_set (f, PT_ERR_LIMIT, "a service may declare at most 256 methods");
   if (g_hash_table_contains (self->services, name))
-    return pt_fault_set (f, "service-exists", "service \"%s\" is already provided", name);
+    return pt_fault_set (f, PT_ERR_SERVICE_EXISTS, "service \"%s\" is already provided", name);
   if (pt_set_size (c->services) >= PT_MAX_SERVICES)
-    return pt_fault_set (f, "limit", "a client may provide at most %d services", PT_MAX_SERVICES);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may provide at most %d services", PT_MAX_SERVICES);
   PtService *s = service_add (self, name, c);
   if (list) {
     s->methods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -155,7 +155,7 @@ handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
 }
 
 static gboolean
-handle_service_withdraw (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_service_withdraw (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtService *s = own_service (c, msg, f);
   if (!s)
@@ -166,18 +166,18 @@ handle_service_withdraw (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject 
 
 /* service-call {service, method, args?, timeout?} */
 static gboolean
-handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *method;
   gint64 deadline;
   g_autoptr (JsonNode) args = NULL;
   PtService *s = lookup_service (self, msg, f);
-  if (!s || !pt_get_name (msg, "method", &method, f) || !pt_get_args (msg, &args, f) ||
+  if (!s || !pt_get_name (msg, PT_F_METHOD, TRUE, &method, f) || !pt_get_args (msg, &args, f) ||
       !pt_get_timeout (msg, &deadline, f))
     return FALSE;
   if (s->methods && !g_hash_table_contains (s->methods, method))
-    return pt_fault_set (f, "method-not-found", "service \"%s\" has no method \"%s\"", s->name,
+    return pt_fault_set (f, PT_ERR_METHOD_NOT_FOUND, "service \"%s\" has no method \"%s\"", s->name,
         method);
 
   if (!s->provider) {
@@ -187,36 +187,36 @@ handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
     if (error) {
       if (value)
         json_node_unref (value);
-      return pt_fault_set (f, "service-error", "%s", error->message);
+      return pt_fault_set (f, PT_ERR_SERVICE_ERROR, "%s", error->message);
     }
     *result = json_object_new ();
-    json_object_set_member (*result, "value", value ? value : json_node_init_null (json_node_alloc ()));
+    json_object_set_member (*result, PT_F_VALUE, value ? value : json_node_init_null (json_node_alloc ()));
     return TRUE;
   }
   if (s->provider == c)
-    return pt_fault_set (f, "bad-request", "a provider cannot call its own service");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "a provider cannot call its own service");
   if (!pt_check_pending (c, f))
     return FALSE;
-  g_autoptr (JsonObject) ev = pt_event_new ("service-call", NULL);
-  json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_string_member (ev, "service", s->name);
-  json_object_set_string_member (ev, "method", method);
-  json_object_set_member (ev, "args", json_node_ref (args));
-  json_object_set_int_member (ev, "ackId", pt_ack_new (req, s->provider, PT_ACK_SERVICE, deadline));
+  g_autoptr (JsonObject) ev = pt_event_new (PT_EV_SERVICE_CALL, NULL);
+  json_object_set_string_member (ev, PT_F_FROM, c->client_id);
+  json_object_set_string_member (ev, PT_F_SERVICE, s->name);
+  json_object_set_string_member (ev, PT_F_METHOD, method);
+  json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
+  json_object_set_int_member (ev, PT_F_ACK_ID, pt_ack_new (req, s->provider, PT_ACK_SERVICE, deadline));
   pt_conn_send (s->provider, ev);
   return TRUE;
 }
 
 static gboolean
-topic_create (PtService *s, const char *name, Fault *f)
+topic_create (PtService *s, const char *name, PtFault *f)
 {
   if (!pt_valid_name (name))
-    return pt_fault_set (f, "bad-request",
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST,
         "topic names are 1 to 128 bytes of UTF-8 without control characters");
   if (g_hash_table_contains (s->topics, name))
-    return pt_fault_set (f, "topic-exists", "service \"%s\" has a topic \"%s\" already", s->name, name);
+    return pt_fault_set (f, PT_ERR_TOPIC_EXISTS, "service \"%s\" has a topic \"%s\" already", s->name, name);
   if (g_hash_table_size (s->topics) >= PT_MAX_TOPICS)
-    return pt_fault_set (f, "limit", "a service may have at most %d topics", PT_MAX_TOPICS);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a service may have at most %d topics", PT_MAX_TOPICS);
   PtTopic *t = g_new0 (PtTopic, 1);
   t->service = s;
   t->name = g_strdup (name);
@@ -228,10 +228,10 @@ topic_create (PtService *s, const char *name, Fault *f)
 static guint
 topic_publish (PtTopic *t, JsonNode *args)
 {
-  g_autoptr (JsonObject) ev = pt_event_new ("topic", NULL);
-  json_object_set_string_member (ev, "service", t->service->name);
-  json_object_set_string_member (ev, "topic", t->name);
-  json_object_set_member (ev, "args", json_node_ref (args));
+  g_autoptr (JsonObject) ev = pt_event_new (PT_EV_TOPIC, NULL);
+  json_object_set_string_member (ev, PT_F_SERVICE, t->service->name);
+  json_object_set_string_member (ev, PT_F_TOPIC, t->name);
+  json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, t->subscribers);
@@ -241,15 +241,15 @@ topic_publish (PtTopic *t, JsonNode *args)
 }
 
 static gboolean
-handle_topic_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_topic_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   const char *name;
   PtService *s = own_service (c, msg, f);
-  return s && pt_get_string (msg, "topic", TRUE, &name, f) && topic_create (s, name, f);
+  return s && pt_get_string (msg, PT_F_TOPIC, TRUE, &name, f) && topic_create (s, name, f);
 }
 
 static gboolean
-handle_topic_destroy (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_topic_destroy (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtService *s = own_service (c, msg, f);
   PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
@@ -260,7 +260,7 @@ handle_topic_destroy (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **r
 }
 
 static gboolean
-handle_topic_publish (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_topic_publish (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   g_autoptr (JsonNode) args = NULL;
   PtService *s = own_service (c, msg, f);
@@ -268,12 +268,12 @@ handle_topic_publish (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **r
   if (!t || !pt_get_args (msg, &args, f))
     return FALSE;
   *result = json_object_new ();
-  json_object_set_int_member (*result, "delivered", topic_publish (t, args));
+  json_object_set_int_member (*result, PT_F_DELIVERED, topic_publish (t, args));
   return TRUE;
 }
 
 static gboolean
-handle_topic_subscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_topic_subscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtService *s = lookup_service (c->server, msg, f);
   PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
@@ -282,7 +282,7 @@ handle_topic_subscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
   if (c->subscriptions && g_hash_table_contains (c->subscriptions, t))
     return TRUE;
   if (pt_set_size (c->subscriptions) >= PT_MAX_SUBSCRIPTIONS)
-    return pt_fault_set (f, "limit", "a client may hold at most %d subscriptions",
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may hold at most %d subscriptions",
         PT_MAX_SUBSCRIPTIONS);
   g_hash_table_add (pt_lazy_set (&c->subscriptions), t);
   g_hash_table_add (t->subscribers, c);
@@ -290,14 +290,14 @@ handle_topic_subscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
 }
 
 static gboolean
-handle_topic_unsubscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_topic_unsubscribe (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtService *s = lookup_service (c->server, msg, f);
   PtTopic *t = s ? lookup_topic (s, msg, f) : NULL;
   if (!t)
     return FALSE;
   if (!c->subscriptions || !g_hash_table_remove (c->subscriptions, t))
-    return pt_fault_set (f, "not-member", "you are not subscribed to %s/%s", s->name, t->name);
+    return pt_fault_set (f, PT_ERR_NOT_MEMBER, "you are not subscribed to %s/%s", s->name, t->name);
   g_hash_table_remove (t->subscribers, c);
   return TRUE;
 }
@@ -341,7 +341,7 @@ gboolean
 pt_server_create_topic (PtServer *self, const char *service, const char *topic, GError **error)
 {
   PtService *s = g_hash_table_lookup (self->services, service);
-  Fault f = { 0 };
+  PtFault f = { 0 };
   if (!s || s->provider) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "the server provides no service \"%s\"",
         service);
@@ -382,15 +382,15 @@ builtin_service (PtServer *server, const char *caller, const char *method, JsonA
     gpointer user_data, GError **error)
 {
   g_autoptr (JsonNode) status = pt_server_build_status (server);
-  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
-  if (strcmp (method, "list-trees") == 0) {
+  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), PT_F_TREES);
+  if (strcmp (method, PT_METHOD_LIST_TREES) == 0) {
     JsonArray *out = json_array_new ();
     for (guint i = 0; i < json_array_get_length (trees); i++) {
       JsonObject *t = json_array_get_object_element (trees, i);
       JsonObject *o = json_object_new ();
-      json_object_set_string_member (o, "id", json_object_get_string_member (t, "id"));
-      json_object_set_string_member (o, "root", json_object_get_string_member (t, "root"));
-      json_object_set_int_member (o, "size", json_object_get_int_member (t, "size"));
+      json_object_set_string_member (o, PT_F_ID, json_object_get_string_member (t, PT_F_ID));
+      json_object_set_string_member (o, PT_F_ROOT, json_object_get_string_member (t, PT_F_ROOT));
+      json_object_set_int_member (o, PT_F_SIZE, json_object_get_int_member (t, PT_F_SIZE));
       json_array_add_object_element (out, o);
     }
     return json_node_init_array (json_node_alloc (), out);
@@ -405,7 +405,7 @@ builtin_service (PtServer *server, const char *caller, const char *method, JsonA
     return NULL;
   }
   for (guint i = 0; i < json_array_get_length (trees); i++)
-    if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (trees, i), "id"),
+    if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (trees, i), PT_F_ID),
             id) == 0)
       return json_node_copy (json_array_get_element (trees, i));
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "tree \"%s\" does not exist", id);
@@ -415,8 +415,8 @@ builtin_service (PtServer *server, const char *caller, const char *method, JsonA
 static void
 add_builtin (PtServer *self)
 {
-  static const char *const methods[] = { "list-trees", "tree", NULL };
-  pt_server_provide_service (self, "peertree", methods, builtin_service, NULL, NULL, NULL);
+  static const char *const methods[] = { PT_METHOD_LIST_TREES, PT_METHOD_TREE, NULL };
+  pt_server_provide_service (self, PT_SERVICE_PEERTREE, methods, builtin_service, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -480,14 +480,14 @@ pt_services_init (PtServer *self)
   };
   self->services = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) service_free);
-  pt_server_add_handler (self, "service-provide", handle_service_provide, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "service-withdraw", handle_service_withdraw, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "service-call", handle_service_call, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "topic-create", handle_topic_create, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "topic-destroy", handle_topic_destroy, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "topic-publish", handle_topic_publish, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "topic-subscribe", handle_topic_subscribe, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "topic-unsubscribe", handle_topic_unsubscribe, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_SERVICE_PROVIDE, handle_service_provide, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_SERVICE_WITHDRAW, handle_service_withdraw, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_SERVICE_CALL, handle_service_call, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_TOPIC_CREATE, handle_topic_create, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_TOPIC_DESTROY, handle_topic_destroy, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_TOPIC_PUBLISH, handle_topic_publish, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_TOPIC_SUBSCRIBE, handle_topic_subscribe, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_TOPIC_UNSUBSCRIBE, handle_topic_unsubscribe, PT_HANDLER_DEFAULT);
   pt_server_add_hooks (self, &hooks);
   add_builtin (self);
 }

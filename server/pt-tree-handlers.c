@@ -46,20 +46,20 @@ static void
 notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char *child,
     gboolean added, const char *reason)
 {
-  JsonObject *ev = pt_event_new (added ? "downstream-added" : "downstream-removed", t->id);
-  json_object_set_string_member (ev, "child", child);
+  JsonObject *ev = pt_event_new (added ? PT_EV_DOWNSTREAM_ADDED : PT_EV_DOWNSTREAM_REMOVED, t->id);
+  json_object_set_string_member (ev, PT_F_CHILD, child);
   if (reason)
-    json_object_set_string_member (ev, "reason", reason);
+    json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, parent, ev);
 }
 
 static void
 notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *reason)
 {
-  JsonObject *ev = pt_event_new ("upstream", t->id);
-  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
-  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
-  json_object_set_string_member (ev, "reason", reason);
+  JsonObject *ev = pt_event_new (PT_EV_UPSTREAM, t->id);
+  json_object_set_string_member (ev, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
+  json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, peer, ev);
 }
 
@@ -81,8 +81,8 @@ close_member (const char *peer, const char *parent, guint depth, gpointer user_d
   TreeEntry *t = args[1];
   const char *reason = args[2];
   conn_forget_tree (self, peer, t);
-  JsonObject *ev = pt_event_new ("tree-closed", t->id);
-  json_object_set_string_member (ev, "reason", reason);
+  JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
+  json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, peer, ev);
 }
 
@@ -109,7 +109,7 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   notify_downstream (self, t, parent, peer, FALSE, reason);
   for (guint i = 0; i < moves->len; i++) {
     PtMove *m = &g_array_index (moves, PtMove, i);
-    notify_upstream (self, t, m->peer, "parent-left");
+    notify_upstream (self, t, m->peer, PT_REASON_PARENT_LEFT);
     notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
   }
 }
@@ -121,9 +121,9 @@ static JsonObject *
 placement_result (TreeEntry *t, const char *peer)
 {
   JsonObject *res = json_object_new ();
-  json_object_set_string_member (res, "treeId", t->id);
-  json_object_set_string_member (res, "parent", pt_tree_get_parent (t->tree, peer));
-  json_object_set_int_member (res, "depth", pt_tree_get_depth (t->tree, peer));
+  json_object_set_string_member (res, PT_F_TREE_ID, t->id);
+  json_object_set_string_member (res, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (res, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   return res;
 }
 
@@ -138,8 +138,8 @@ source_lost_member (const char *peer, const char *parent, guint depth, gpointer 
   TreeEntry *t = args[1];
   if (parent == NULL)
     return; /* the root itself */
-  JsonObject *ev = pt_event_new ("source-lost", t->id);
-  json_object_set_int_member (ev, "grace", self->source_grace);
+  JsonObject *ev = pt_event_new (PT_EV_SOURCE_LOST, t->id);
+  json_object_set_int_member (ev, PT_F_GRACE, self->source_grace);
   pt_send_event_to (self, peer, ev);
 }
 
@@ -169,7 +169,7 @@ announce_root_children (PtServer *self, const char *tree_id, gboolean renamed)
   g_autofree const char **children = pt_tree_get_children (t->tree, root);
   for (guint i = 0; children[i]; i++) {
     if (renamed)
-      notify_upstream (self, t, children[i], "source-returned");
+      notify_upstream (self, t, children[i], PT_REASON_SOURCE_RETURNED);
     notify_downstream (self, t, root, children[i], TRUE, NULL);
   }
 }
@@ -191,25 +191,25 @@ announce_children_to_root (PtServer *self, gpointer tree_id)
  * the tree's secret. */
 static gboolean
 tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonObject **result,
-    Fault *f)
+    PtFault *f)
 {
   PtServer *self = c->server;
   const char *root = pt_tree_get_root (t->tree);
   if (!t->source_gone) {
     if (g_strcmp0 (root, c->client_id) != 0)
-      return pt_fault_set (f, "tree-exists", "tree \"%s\" already exists", t->id);
+      return pt_fault_set (f, PT_ERR_TREE_EXISTS, "tree \"%s\" already exists", t->id);
   } else {
     guint8 hash[32];
     if (secret)
       pt_hash_secret (secret, hash);
     if (!t->has_secret || !secret || !pt_secret_equal (hash, t->secret_hash))
-      return pt_fault_set (f, "tree-exists",
+      return pt_fault_set (f, PT_ERR_TREE_EXISTS,
           "tree \"%s\" exists and waits for its source; reclaiming it needs its secret", t->id);
     if (g_strcmp0 (root, c->client_id) != 0 && pt_tree_contains (t->tree, c->client_id))
-      return pt_fault_set (f, "bad-request", "a member of tree \"%s\" cannot become its source",
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "a member of tree \"%s\" cannot become its source",
           t->id);
     if (conn_n_trees (c) >= self->max_trees_per_client)
-      return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+      return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees",
           self->max_trees_per_client);
     gboolean renamed = g_strcmp0 (root, c->client_id) != 0;
     pt_tree_rename_root (t->tree, c->client_id);
@@ -226,10 +226,10 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
       pt_request_after_reply (req, announce_children_to_root, g_strdup (t->id), g_free);
   }
   *result = json_object_new ();
-  json_object_set_string_member (*result, "treeId", t->id);
-  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
-  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
-  json_object_set_boolean_member (*result, "reclaimed", TRUE);
+  json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
+  json_object_set_int_member (*result, PT_F_K, pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, PT_F_K1, pt_tree_get_k1 (t->tree));
+  json_object_set_boolean_member (*result, PT_F_RECLAIMED, TRUE);
   return TRUE;
 }
 
@@ -262,9 +262,9 @@ claims_of (PtServer *self, const char *tree_id, gboolean create)
 static void
 send_placed (PtServer *self, TreeEntry *t, const char *peer)
 {
-  JsonObject *ev = pt_event_new ("placed", t->id);
-  json_object_set_string_member (ev, "parent", pt_tree_get_parent (t->tree, peer));
-  json_object_set_int_member (ev, "depth", pt_tree_get_depth (t->tree, peer));
+  JsonObject *ev = pt_event_new (PT_EV_PLACED, t->id);
+  json_object_set_string_member (ev, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
+  json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   pt_send_event_to (self, peer, ev);
 }
 
@@ -298,7 +298,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
       if (force || pt_tree_contains (t->tree, cl->parent)) {
         pt_tree_join (t->tree, cl->peer);
         conn_add_tree (c, t);
-        notify_upstream (self, t, cl->peer, "rebuilt");
+        notify_upstream (self, t, cl->peer, PT_REASON_REBUILT);
         notify_downstream (self, t, pt_tree_get_parent (t->tree, cl->peer), cl->peer, TRUE, NULL);
         g_ptr_array_remove_index_fast (list, i);
         progress = TRUE;
@@ -343,8 +343,8 @@ claims_sweep (PtServer *self, gint64 now)
         i++;
         continue;
       }
-      JsonObject *ev = pt_event_new ("tree-closed", l->data);
-      json_object_set_string_member (ev, "reason", "source-not-back");
+      JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, l->data);
+      json_object_set_string_member (ev, PT_F_REASON, PT_REASON_SOURCE_NOT_BACK);
       pt_send_event_to (self, cl->peer, ev);
       g_ptr_array_remove_index_fast (list, i);
     }
@@ -424,43 +424,43 @@ announce_move_after_reply (PtRequest *req, TreeEntry *t, const char *reason)
 }
 
 static gboolean handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result,
-    Fault *f);
+    PtFault *f);
 
 /* rejoin {treeId, parent} — a member re-registering its position after the
  * server restarted (or its connection dropped);
  * rejoin {treeId, source: true, k?, k1?, secret?} — the source doing so. */
 static gboolean
-handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *tree_id, *parent;
   gboolean source = FALSE;
-  JsonNode *src = json_object_get_member (msg, "source");
+  JsonNode *src = json_object_get_member (msg, PT_F_SOURCE);
   if (src && (!JSON_NODE_HOLDS_VALUE (src) || json_node_get_value_type (src) != G_TYPE_BOOLEAN))
-    return pt_fault_set (f, "bad-request", "field \"source\" must be true or false");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"source\" must be true or false");
   source = src && json_node_get_boolean (src);
-  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
+  if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f))
     return FALSE;
   if (source) {
     req->rejoin = TRUE;
     return handle_create (req, c, msg, result, f);
   }
-  if (!pt_get_id (msg, "parent", TRUE, &parent, f))
+  if (!pt_get_id (msg, PT_F_PARENT, TRUE, &parent, f))
     return FALSE;
   if (g_strcmp0 (parent, c->client_id) == 0)
-    return pt_fault_set (f, "bad-request", "a peer cannot be its own parent");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "a peer cannot be its own parent");
 
   TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
   /* The media links already exist: parents are told nothing unless the
    * server has to place the peer elsewhere. */
   if (t && pt_tree_contains (t->tree, c->client_id)) {
     if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-      return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", tree_id);
+      return pt_fault_set (f, PT_ERR_IS_ROOT, "you are the source of tree \"%s\"", tree_id);
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
   if (conn_n_trees (c) >= self->max_trees_per_client)
-    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
   if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
     conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
@@ -470,7 +470,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   }
   if (t && pt_tree_contains (t->tree, parent)) {
     /* Parent full: placed like a join; the new parent is told after the reply. */
-    announce_move_after_reply (req, t, "reconnected");
+    announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
     pt_tree_join (t->tree, c->client_id);
     conn_add_tree (c, t);
     *result = placement_result (t, c->client_id);
@@ -487,7 +487,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     for (guint i = 0; i < ((GPtrArray *) value)->len; i++)
       mine += g_strcmp0 (((Claim *) ((GPtrArray *) value)->pdata[i])->peer, c->client_id) == 0;
   if (mine + conn_n_trees (c) >= self->max_trees_per_client)
-    return pt_fault_set (f, "limit", "a client may be in at most %u trees",
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees",
         self->max_trees_per_client);
   GPtrArray *list = claims_of (self, tree_id, TRUE);
   Claim *cl = g_new0 (Claim, 1);
@@ -496,31 +496,31 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   cl->deadline = g_get_monotonic_time () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
   g_ptr_array_add (list, cl);
   *result = json_object_new ();
-  json_object_set_string_member (*result, "treeId", tree_id);
-  json_object_set_boolean_member (*result, "pending", TRUE);
+  json_object_set_string_member (*result, PT_F_TREE_ID, tree_id);
+  json_object_set_boolean_member (*result, PT_F_PENDING, TRUE);
   return TRUE;
 }
 
 static gboolean
-handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *tree_id;
   gint64 k, k1;
 
   const char *secret;
-  if (!pt_get_id (msg, "treeId", FALSE, &tree_id, f) ||
-      !pt_get_uint (msg, "k", FALSE, self->k, &k, f) ||
-      !pt_get_uint (msg, "k1", FALSE, self->k1, &k1, f) ||
-      !pt_get_string (msg, "secret", FALSE, &secret, f))
+  if (!pt_get_id (msg, PT_F_TREE_ID, FALSE, &tree_id, f) ||
+      !pt_get_uint (msg, PT_F_K, FALSE, self->k, &k, f) ||
+      !pt_get_uint (msg, PT_F_K1, FALSE, self->k1, &k1, f) ||
+      !pt_get_string (msg, PT_F_SECRET, FALSE, &secret, f))
     return FALSE;
   if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
-    return pt_fault_set (f, "bad-request", "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
   if (existing)
     return tree_reclaim (req, c, existing, secret, result, f);
   if (conn_n_trees (c) >= self->max_trees_per_client)
-    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
 
   TreeEntry *t = g_new0 (TreeEntry, 1);
   if (secret) {
@@ -539,51 +539,51 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   conn_add_tree (c, t);
 
   *result = json_object_new ();
-  json_object_set_string_member (*result, "treeId", t->id);
-  json_object_set_int_member (*result, "k", pt_tree_get_k (t->tree));
-  json_object_set_int_member (*result, "k1", pt_tree_get_k1 (t->tree));
+  json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
+  json_object_set_int_member (*result, PT_F_K, pt_tree_get_k (t->tree));
+  json_object_set_int_member (*result, PT_F_K1, pt_tree_get_k1 (t->tree));
   /* Members that reported this tree after a server restart take their places. */
   pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
   return TRUE;
 }
 
 static TreeEntry *
-lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, Fault *f)
+lookup_tree (PtConn *c, JsonObject *msg, gboolean must_be_member, PtFault *f)
 {
   const char *tree_id;
-  if (!pt_get_id (msg, "treeId", TRUE, &tree_id, f))
+  if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f))
     return NULL;
   TreeEntry *t = g_hash_table_lookup (c->server->trees, tree_id);
   if (!t) {
-    pt_fault_set (f, "tree-not-found", "tree \"%s\" does not exist", tree_id);
+    pt_fault_set (f, PT_ERR_TREE_NOT_FOUND, "tree \"%s\" does not exist", tree_id);
     return NULL;
   }
   /* Membership is the connection's, not the clientId's: during a source's
    * grace period another connection may say hello with the departed
    * source's clientId, and must not act as the source. */
   if (must_be_member && conn_tree (c, t->id) != t) {
-    pt_fault_set (f, "not-member", "you are not a member of tree \"%s\"", tree_id);
+    pt_fault_set (f, PT_ERR_NOT_MEMBER, "you are not a member of tree \"%s\"", tree_id);
     return NULL;
   }
   return t;
 }
 
 static gboolean
-handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   TreeEntry *t = lookup_tree (c, msg, FALSE, f);
   if (!t)
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    return pt_fault_set (f, "is-root", "you are the source of tree \"%s\"", t->id);
+    return pt_fault_set (f, PT_ERR_IS_ROOT, "you are the source of tree \"%s\"", t->id);
   gboolean member = pt_tree_contains (t->tree, c->client_id);
   if (!member && conn_n_trees (c) >= self->max_trees_per_client)
-    return pt_fault_set (f, "limit", "a client may be in at most %u trees", self->max_trees_per_client);
+    return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
 
   /* A re-join moves the peer with its subtree; its parents are told after
    * the reply. */
-  announce_move_after_reply (req, t, "rejoined");
+  announce_move_after_reply (req, t, PT_REASON_REJOINED);
   pt_tree_join (t->tree, c->client_id);
   conn_add_tree (c, t);
   *result = placement_result (t, c->client_id);
@@ -591,7 +591,7 @@ handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fa
 }
 
 static gboolean
-handle_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   TreeEntry *t = lookup_tree (c, msg, TRUE, f);
@@ -599,21 +599,21 @@ handle_leave (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, F
     return FALSE;
   *result = json_object_new ();
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    tree_close (self, t, "source-left");
+    tree_close (self, t, PT_REASON_SOURCE_LEFT);
   else
-    tree_remove_member (self, t, c->client_id, "left");
+    tree_remove_member (self, t, c->client_id, PT_REASON_LEFT);
   return TRUE;
 }
 
 static gboolean
-handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   TreeEntry *t = lookup_tree (c, msg, TRUE, f);
   if (!t)
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
-    return pt_fault_set (f, "is-root", "the source of tree \"%s\" has no upstream", t->id);
-  announce_move_after_reply (req, t, "reconnected");
+    return pt_fault_set (f, PT_ERR_IS_ROOT, "the source of tree \"%s\" has no upstream", t->id);
+  announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
   pt_tree_reconnect (t->tree, c->client_id);
   *result = placement_result (t, c->client_id);
   return TRUE;
@@ -622,60 +622,60 @@ handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
 /* data is {"sdp":{"type":"offer"|"answer","sdp":STRING}} or
  * {"ice":{"mline":UINT,"candidate":STRING}} */
 static gboolean
-valid_signal_data (JsonObject *data, Fault *f)
+valid_signal_data (JsonObject *data, PtFault *f)
 {
-  JsonNode *sdp = json_object_get_member (data, "sdp");
-  JsonNode *ice = json_object_get_member (data, "ice");
+  JsonNode *sdp = json_object_get_member (data, PT_F_SDP);
+  JsonNode *ice = json_object_get_member (data, PT_F_ICE);
   const char *s;
   gint64 v;
   if ((sdp != NULL) == (ice != NULL) || json_object_get_size (data) != 1)
-    return pt_fault_set (f, "bad-request", "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"data\" must hold exactly one of \"sdp\" or \"ice\"");
   if (sdp) {
     if (!JSON_NODE_HOLDS_OBJECT (sdp))
-      return pt_fault_set (f, "bad-request", "\"data.sdp\" must be an object");
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"data.sdp\" must be an object");
     JsonObject *o = json_node_get_object (sdp);
     const char *type;
-    if (!pt_get_string (o, "type", TRUE, &type, f) || !pt_get_string (o, "sdp", TRUE, &s, f))
+    if (!pt_get_string (o, PT_F_SDP_TYPE, TRUE, &type, f) || !pt_get_string (o, PT_F_SDP, TRUE, &s, f))
       return FALSE;
-    if (strcmp (type, "offer") != 0 && strcmp (type, "answer") != 0)
-      return pt_fault_set (f, "bad-request", "\"data.sdp.type\" must be \"offer\" or \"answer\"");
+    if (strcmp (type, PT_SDP_OFFER) != 0 && strcmp (type, PT_SDP_ANSWER) != 0)
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"data.sdp.type\" must be \"offer\" or \"answer\"");
   } else {
     if (!JSON_NODE_HOLDS_OBJECT (ice))
-      return pt_fault_set (f, "bad-request", "\"data.ice\" must be an object");
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"data.ice\" must be an object");
     JsonObject *o = json_node_get_object (ice);
-    if (!pt_get_uint (o, "mline", TRUE, 1024, &v, f) || !pt_get_string (o, "candidate", TRUE, &s, f))
+    if (!pt_get_uint (o, PT_F_MLINE, TRUE, 1024, &v, f) || !pt_get_string (o, PT_F_CANDIDATE, TRUE, &s, f))
       return FALSE;
   }
   return TRUE;
 }
 
 static gboolean
-handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Fault *f)
+handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *to;
   TreeEntry *t = lookup_tree (c, msg, TRUE, f);
-  if (!t || !pt_get_id (msg, "to", TRUE, &to, f))
+  if (!t || !pt_get_id (msg, PT_F_TO, TRUE, &to, f))
     return FALSE;
-  JsonNode *data = json_object_get_member (msg, "data");
+  JsonNode *data = json_object_get_member (msg, PT_F_DATA);
   if (!data || !JSON_NODE_HOLDS_OBJECT (data))
-    return pt_fault_set (f, "bad-request", "field \"data\" must be an object");
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"data\" must be an object");
   if (!valid_signal_data (json_node_get_object (data), f))
     return FALSE;
   /* Only between a child and its assigned parent. */
   if (g_strcmp0 (pt_tree_get_parent (t->tree, to), c->client_id) != 0 &&
       g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), to) != 0)
-    return pt_fault_set (f, "relay-refused",
+    return pt_fault_set (f, PT_ERR_RELAY_REFUSED,
         "\"%s\" is neither your parent nor your child in tree \"%s\"", to, t->id);
   PtConn *target = pt_conn_lookup (self, to);
   if (target && conn_tree (target, t->id) != t)
     target = NULL; /* a departed source's clientId, reused by someone else */
   if (!target)
-    return pt_fault_set (f, "client-not-found", "client \"%s\" is not connected", to);
+    return pt_fault_set (f, PT_ERR_CLIENT_NOT_FOUND, "client \"%s\" is not connected", to);
 
-  JsonObject *ev = pt_event_new ("signal", t->id);
-  json_object_set_string_member (ev, "from", c->client_id);
-  json_object_set_member (ev, "data", json_node_ref (data));
+  JsonObject *ev = pt_event_new (PT_EV_SIGNAL, t->id);
+  json_object_set_string_member (ev, PT_F_FROM, c->client_id);
+  json_object_set_member (ev, PT_F_DATA, json_node_ref (data));
   pt_conn_send (target, ev);
   json_object_unref (ev);
   *result = NULL;
@@ -696,9 +696,9 @@ remove_from_tree (gpointer key, gpointer value, gpointer user_data)
     if (c->server->source_grace)
       tree_source_lost (c->server, t);
     else
-      tree_close (c->server, t, "source-disconnected");
+      tree_close (c->server, t, PT_REASON_SOURCE_DISCONNECTED);
   } else {
-    tree_remove_member (c->server, t, c->client_id, "disconnected");
+    tree_remove_member (c->server, t, c->client_id, PT_REASON_DISCONNECTED);
   }
 }
 
@@ -733,7 +733,7 @@ trees_sweep (PtServer *self, gint64 now)
     if (((TreeEntry *) tv)->source_gone && ((TreeEntry *) tv)->grace_deadline <= now)
       g_ptr_array_add (expired, tv);
   for (guint i = 0; i < expired->len; i++)
-    tree_close (self, expired->pdata[i], "source-timeout");
+    tree_close (self, expired->pdata[i], PT_REASON_SOURCE_TIMEOUT);
 }
 
 /* Trees are closed without telling anyone: the sockets are closing too. */
@@ -777,11 +777,11 @@ pt_tree_handlers_init (PtServer *self)
       (GDestroyNotify) tree_entry_free);
   self->claims = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
       (GDestroyNotify) g_ptr_array_unref);
-  pt_server_add_handler (self, "create", handle_create, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "join", handle_join, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "leave", handle_leave, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "reconnect-upstream", handle_reconnect, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "signal", handle_signal, PT_HANDLER_DEFAULT);
-  pt_server_add_handler (self, "rejoin", handle_rejoin, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_CREATE, handle_create, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_JOIN, handle_join, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_LEAVE, handle_leave, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_RECONNECT_UPSTREAM, handle_reconnect, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_SIGNAL, handle_signal, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_REJOIN, handle_rejoin, PT_HANDLER_DEFAULT);
   pt_server_add_hooks (self, &hooks);
 }
