@@ -4,10 +4,12 @@
  * peertree-server (server/) and libpeertree (peertree/) both link this static
  * library; neither spells a message type, event, field, reason, error code,
  * close code or frame op itself. The sections follow docs/protocol.md, in its
- * order: envelope, names and limits, close codes, error codes, requests (tree,
- * then messages between clients), events, reasons, stream frames. Typed JSON
- * getters and the message table that tests/test-protocol.c holds against
- * every example of docs/protocol.md close the file.
+ * order: envelope, names and limits of fields, close codes (limits and
+ * connection handling), error codes, tree requests, tree events and their
+ * reasons, messages between clients (requests, events, stream frames, the
+ * server's own service), GET /status. Typed JSON getters and the message
+ * table that tests/test-protocol.c holds against every example of
+ * docs/protocol.md close the file.
  */
 #pragma once
 
@@ -34,7 +36,7 @@ G_BEGIN_DECLS
 #define PT_F_EVENT "event"              /* an event's name */
 #define PT_MAX_REQUEST_ID (G_GINT64_CONSTANT (1) << 53)
 
-/* ---- names and limits (docs/protocol.md, "Names and limits") ------------- */
+/* ---- names and limits of fields ----------------------------------------- */
 
 #define PT_ID_MAX_LEN 64                /* clientId, tree id: A-Z a-z 0-9 - _ . : @ */
 #define PT_NAME_MAX_LEN 128             /* room, event, channel, service, method, topic */
@@ -155,6 +157,36 @@ const char *const *pt_error_codes (void);
 #define PT_F_MLINE "mline"
 #define PT_F_CANDIDATE "candidate"
 
+/* ---- events: trees ------------------------------------------------------ */
+
+#define PT_EV_SOURCE_LOST "source-lost"
+#define PT_EV_PLACED "placed"
+#define PT_EV_SIGNAL "signal"
+#define PT_EV_UPSTREAM "upstream"
+#define PT_EV_DOWNSTREAM_ADDED "downstream-added"
+#define PT_EV_DOWNSTREAM_REMOVED "downstream-removed"
+#define PT_EV_TREE_CLOSED "tree-closed"
+#define PT_F_GRACE "grace"
+#define PT_F_CHILD "child"
+#define PT_F_REASON "reason"
+
+/* ---- reasons (upstream, downstream-removed, tree-closed) ----------------- */
+
+/* upstream */
+#define PT_REASON_PARENT_LEFT "parent-left"
+#define PT_REASON_SOURCE_RETURNED "source-returned"
+#define PT_REASON_REBUILT "rebuilt"
+/* downstream-removed */
+#define PT_REASON_LEFT "left"
+#define PT_REASON_DISCONNECTED "disconnected"
+#define PT_REASON_REJOINED "rejoined"
+#define PT_REASON_RECONNECTED "reconnected"
+/* tree-closed */
+#define PT_REASON_SOURCE_LEFT "source-left"
+#define PT_REASON_SOURCE_DISCONNECTED "source-disconnected"
+#define PT_REASON_SOURCE_TIMEOUT "source-timeout"
+#define PT_REASON_SOURCE_NOT_BACK "source-not-back"
+
 /* ---- requests: messages between clients --------------------------------- */
 
 #define PT_REQ_LIST_CLIENTS "list-clients"
@@ -199,15 +231,8 @@ const char *const *pt_error_codes (void);
 #define PT_F_METHOD "method"
 #define PT_F_TOPIC "topic"
 
-/* ---- events ------------------------------------------------------------- */
+/* ---- events: messages between clients ------------------------------------ */
 
-#define PT_EV_SOURCE_LOST "source-lost"
-#define PT_EV_PLACED "placed"
-#define PT_EV_SIGNAL "signal"
-#define PT_EV_UPSTREAM "upstream"
-#define PT_EV_DOWNSTREAM_ADDED "downstream-added"
-#define PT_EV_DOWNSTREAM_REMOVED "downstream-removed"
-#define PT_EV_TREE_CLOSED "tree-closed"
 #define PT_EV_MESSAGE "message"
 #define PT_EV_TARGET_REQUEST "target-request"
 #define PT_EV_TARGET_DISCONNECTED "target-disconnected"
@@ -215,42 +240,6 @@ const char *const *pt_error_codes (void);
 #define PT_EV_SERVICE_CALL "service-call"
 #define PT_EV_TOPIC "topic"
 #define PT_EV_TOPIC_DESTROYED "topic-destroyed"
-
-#define PT_F_GRACE "grace"
-#define PT_F_CHILD "child"
-#define PT_F_REASON "reason"
-
-/* ---- reasons ------------------------------------------------------------ */
-
-/* upstream */
-#define PT_REASON_PARENT_LEFT "parent-left"
-#define PT_REASON_SOURCE_RETURNED "source-returned"
-#define PT_REASON_REBUILT "rebuilt"
-/* downstream-removed */
-#define PT_REASON_LEFT "left"
-#define PT_REASON_DISCONNECTED "disconnected"
-#define PT_REASON_REJOINED "rejoined"
-#define PT_REASON_RECONNECTED "reconnected"
-/* tree-closed */
-#define PT_REASON_SOURCE_LEFT "source-left"
-#define PT_REASON_SOURCE_DISCONNECTED "source-disconnected"
-#define PT_REASON_SOURCE_TIMEOUT "source-timeout"
-#define PT_REASON_SOURCE_NOT_BACK "source-not-back"
-
-/* ---- the server's own service ------------------------------------------ */
-
-#define PT_SERVICE_PEERTREE "peertree"
-#define PT_METHOD_LIST_TREES "list-trees"
-#define PT_METHOD_TREE "tree"
-
-/* ---- GET /status (plain HTTP on the same port) -------------------------- */
-
-#define PT_F_TREES "trees"
-#define PT_F_ROOT "root"
-#define PT_F_SIZE "size"
-#define PT_F_MEMBERS "members"
-#define PT_F_CHILDREN "children"
-/* and PT_F_CLIENTS, PT_F_ID, PT_F_K, PT_F_K1, PT_F_PARENT, PT_F_DEPTH */
 
 /* ---- stream frames (binary WebSocket frames) ---------------------------- */
 
@@ -268,6 +257,21 @@ typedef enum {
 void pt_frame_header_write (guint8 out[PT_FRAME_HEADER_LEN], guint32 stream_id, PtFrameOp op);
 /* Reads a frame's header; FALSE if @len is shorter than a header. */
 gboolean pt_frame_header_read (const guint8 *data, gsize len, guint32 *stream_id, guint8 *op);
+
+/* ---- the server's own service ------------------------------------------ */
+
+#define PT_SERVICE_PEERTREE "peertree"
+#define PT_METHOD_LIST_TREES "list-trees"
+#define PT_METHOD_TREE "tree"
+
+/* ---- GET /status (plain HTTP on the same port) -------------------------- */
+
+#define PT_F_TREES "trees"
+#define PT_F_ROOT "root"
+#define PT_F_SIZE "size"
+#define PT_F_MEMBERS "members"
+#define PT_F_CHILDREN "children"
+/* and PT_F_CLIENTS, PT_F_ID, PT_F_K, PT_F_K1, PT_F_PARENT, PT_F_DEPTH */
 
 /* ---- typed JSON getters ------------------------------------------------- */
 
