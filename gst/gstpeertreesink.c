@@ -257,7 +257,7 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
         GST_PAD_NAME (st->ghost));
     g_autoptr (GstPad) paysrc = gst_element_get_static_pad (pay, "src");
 
-    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, NULL, error);
+    st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, NULL, error);
     if (st->tee == NULL)
       return NULL;
     g_ptr_array_add (st->elements, gst_object_ref (st->tee));
@@ -781,7 +781,7 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
     case GST_STATE_CHANGE_NULL_TO_READY:
       if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      pt_link_prewarm ();
+      pt_webrtc_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_sink_start (self))
@@ -806,7 +806,7 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_NULL:
-      pt_link_prewarm_wait ();
+      pt_webrtc_prewarm_wait ();
       break;
     default:
       break;

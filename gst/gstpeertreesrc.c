@@ -202,7 +202,7 @@ static gboolean
 build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
     GError ** error)
 {
-  g_autoptr (GstCaps) rtp_caps = pt_link_get_fanout_caps (st->tee);
+  g_autoptr (GstCaps) rtp_caps = pt_relay_get_tee_caps (st->tee);
   GstElement *queue, *depay, *last;
   g_autoptr (GstPad) teesrc = NULL;
   g_autoptr (GstPad) qsink = NULL;
@@ -572,7 +572,7 @@ on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
     g_autofree gchar *tee_name = g_strdup_printf ("fanout_%u", mline);
 
     st->is_video = g_strcmp0 (media, "audio") != 0;
-    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, pad, &error);
+    st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, pad, &error);
   }
   if (st->tee) {
     g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
@@ -1437,7 +1437,7 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
     case GST_STATE_CHANGE_NULL_TO_READY:
       if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      pt_link_prewarm ();
+      pt_webrtc_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_src_start (self))
@@ -1467,7 +1467,7 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
       gst_peer_tree_src_stop (self);
       break;
     case GST_STATE_CHANGE_READY_TO_NULL:
-      pt_link_prewarm_wait ();
+      pt_webrtc_prewarm_wait ();
       break;
     default:
       break;
