@@ -37,6 +37,7 @@
 #include "pt-link.h"
 #include "pt-loop.h"
 #include "pt-settings.h"
+#include "pt-uri.h"
 #include "peertree/peertree-client.h"
 #include "common/pt-element-packages.h"
 
@@ -122,8 +123,11 @@ gst_peer_tree_video_codec_get_type (void)
   return type;
 }
 
+static void gst_peer_tree_sink_uri_handler_init (gpointer iface, gpointer iface_data);
+
 #define gst_peer_tree_sink_parent_class parent_class
-G_DEFINE_TYPE (GstPeerTreeSink, gst_peer_tree_sink, GST_TYPE_BIN);
+G_DEFINE_TYPE_WITH_CODE (GstPeerTreeSink, gst_peer_tree_sink, GST_TYPE_BIN,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_peer_tree_sink_uri_handler_init));
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (peertreesink, "peertreesink", GST_RANK_NONE,
     GST_TYPE_PEER_TREE_SINK,
     GST_DEBUG_CATEGORY_INIT (gst_peer_tree_sink_debug, "peertreesink", 0,
@@ -832,6 +836,23 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
       break;
   }
   GST_BIN_CLASS (parent_class)->handle_message (bin, message);
+}
+
+/* ---------------------------------------------------------------------- */
+/* URI handler (application thread): pt-uri.c. peertree://HOST:PORT/[TREE-ID]
+ * [?k=…&k1=…&video-codec=…&client-id=…&local-addresses=…] */
+
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+  "k", "k1", "video-codec", NULL
+};
+
+static const PtUriSpec uri_spec = { GST_URI_SINK, uri_query_properties };
+
+static void
+gst_peer_tree_sink_uri_handler_init (gpointer iface, gpointer iface_data)
+{
+  (void) iface_data;
+  pt_uri_handler_init (iface, &uri_spec);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -51,7 +51,6 @@
 #include "config.h"
 #endif
 
-#include <string.h>
 
 #ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
@@ -63,6 +62,7 @@
 #include "pt-link.h"
 #include "pt-loop.h"
 #include "pt-settings.h"
+#include "pt-uri.h"
 #include "peertree/peertree-client.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
@@ -1493,145 +1493,19 @@ gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
 }
 
 /* ---------------------------------------------------------------------- */
-/* URI handler: peertree://HOST:PORT/TREE-ID?local-addresses=…&client-id=… */
+/* URI handler (application thread): pt-uri.c */
 
-static GstURIType
-uri_get_type (GType type)
-{
-  (void) type;
-  return GST_URI_SRC;
-}
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+  "latency", NULL
+};
 
-static const gchar *const *
-uri_get_protocols (GType type)
-{
-  static const gchar *protocols[] = { "peertree", NULL };
-
-  (void) type;
-  return protocols;
-}
-
-static gchar *
-uri_get_uri (GstURIHandler * handler)
-{
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
-  const PtSettings *set = &self->settings;
-  g_autoptr (GUri) server = NULL;
-  g_autoptr (GString) query = g_string_new (NULL);
-  gchar *ret = NULL;
-
-  GST_OBJECT_LOCK (self);
-  server = set->server ? g_uri_parse (set->server, G_URI_FLAGS_NONE, NULL) : NULL;
-  if (server && set->tree_id) {
-    if (set->local_addresses && *set->local_addresses) {
-      g_autofree gchar *v = g_uri_escape_string (set->local_addresses, ",", FALSE);
-
-      g_string_append_printf (query, "%slocal-addresses=%s", query->len ? "&" : "", v);
-    }
-    if (set->client_id && *set->client_id) {
-      g_autofree gchar *v = g_uri_escape_string (set->client_id, NULL, FALSE);
-
-      g_string_append_printf (query, "%sclient-id=%s", query->len ? "&" : "", v);
-    }
-    if (self->latency != DEFAULT_LATENCY)
-      g_string_append_printf (query, "%slatency=%u", query->len ? "&" : "", self->latency);
-    {
-      g_autofree gchar *tree = g_uri_escape_string (set->tree_id, NULL, FALSE);
-      g_autofree gchar *path = g_strconcat ("/", tree, NULL);
-
-      ret = g_uri_join (G_URI_FLAGS_ENCODED, "peertree", NULL, g_uri_get_host (server),
-          g_uri_get_port (server), path, query->len ? query->str : NULL, NULL);
-    }
-  }
-  GST_OBJECT_UNLOCK (self);
-  return ret;
-}
-
-static gboolean
-uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
-{
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
-  PtSettings *set = &self->settings;
-  g_autoptr (GUri) parsed = NULL;
-  g_autoptr (GHashTable) params = NULL;
-  g_autofree gchar *tree = NULL;
-  g_autofree gchar *server = NULL;
-  const gchar *path, *v;
-  GError *err = NULL;
-
-  if (GST_STATE (self) >= GST_STATE_PAUSED) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
-        "Changing the URI of peertreesrc in PAUSED or PLAYING is not supported");
-    return FALSE;
-  }
-  parsed = g_uri_parse (uri, G_URI_FLAGS_NONE, &err);
-  if (parsed == NULL) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid URI '%s': %s", uri,
-        err->message);
-    g_error_free (err);
-    return FALSE;
-  }
-  path = g_uri_get_path (parsed);
-  while (path && *path == '/')
-    path++;
-  if (g_strcmp0 (g_uri_get_scheme (parsed), "peertree") != 0 || g_uri_get_host (parsed) == NULL
-      || path == NULL || *path == '\0' || strchr (path, '/')) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-        "Expected peertree://HOST:PORT/TREE-ID, got '%s'", uri);
-    return FALSE;
-  }
-  tree = g_strdup (path);
-  server = g_uri_join (G_URI_FLAGS_NONE, "ws", NULL, g_uri_get_host (parsed),
-      g_uri_get_port (parsed), "", NULL, NULL);
-  if (g_uri_get_query (parsed)) {
-    params = g_uri_parse_params (g_uri_get_query (parsed), -1, "&", G_URI_PARAMS_NONE, &err);
-    if (params == NULL) {
-      g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid query in '%s': %s",
-          uri, err->message);
-      g_error_free (err);
-      return FALSE;
-    }
-  }
-
-  GST_OBJECT_LOCK (self);
-  g_free (set->server);
-  set->server = g_steal_pointer (&server);
-  g_free (set->tree_id);
-  set->tree_id = g_steal_pointer (&tree);
-  if (params) {
-    if ((v = g_hash_table_lookup (params, "local-addresses"))) {
-      g_free (set->local_addresses);
-      set->local_addresses = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "client-id"))) {
-      g_free (set->client_id);
-      set->client_id = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "stun-server"))) {
-      g_free (set->stun_server);
-      set->stun_server = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "turn-server"))) {
-      g_free (set->turn_server);
-      set->turn_server = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "latency")))
-      self->latency = (guint) g_ascii_strtoull (v, NULL, 10);
-  }
-  GST_OBJECT_UNLOCK (self);
-  return TRUE;
-}
+static const PtUriSpec uri_spec = { GST_URI_SRC, uri_query_properties };
 
 static void
 gst_peer_tree_src_uri_handler_init (gpointer iface, gpointer iface_data)
 {
-  GstURIHandlerInterface *i = iface;
-
   (void) iface_data;
-  i->get_type = uri_get_type;
-  i->get_protocols = uri_get_protocols;
-  i->get_uri = uri_get_uri;
-  i->set_uri = uri_set_uri;
+  pt_uri_handler_init (iface, &uri_spec);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1728,7 +1602,7 @@ gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
     return;
   }
   if (prop_id == PROP_URI) {
-    g_value_take_string (value, uri_get_uri (GST_URI_HANDLER (self)));
+    g_value_take_string (value, gst_uri_handler_get_uri (GST_URI_HANDLER (self)));
     return;
   }
 
