@@ -62,6 +62,7 @@
 #include "pt-link.h"
 #include "pt-loop.h"
 #include "pt-settings.h"
+#include "pt-upstream.h"
 #include "pt-uri.h"
 #include "peertree/peertree-client.h"
 
@@ -69,9 +70,6 @@ GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
 #define DEFAULT_LATENCY 20
-/* An upstream link whose ICE state stays "disconnected" this long is lost
- * (libnice's own keepalives only fail it after tens of seconds). */
-#define UPSTREAM_DISCONNECTED_MS 2000
 
 enum {
   PROP_0,
@@ -123,15 +121,7 @@ struct _GstPeerTreeSrc {
   GCancellable *cancellable;
   PtLinkConfig config;
   gchar *active_tree;
-  gchar *parent_id;
-  guint depth;
-  gboolean joined_posted;       /* tree-joined message posted for this join */
-  PtLink *upstream;
-  gchar *upstream_session;      /* SDP session id of the upstream's offer */
-  GSource *disconnected_timer;  /* upstream ICE disconnected since */
-  gboolean upstream_lost;       /* the parent is unreachable: a new one is needed */
-  gboolean reconnecting;        /* reconnect-upstream in flight */
-  gboolean source_lost;         /* the server waits for the tree's source */
+  PtUpstream *upstream;         /* the parent */
   PtFanout *children;
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
@@ -453,7 +443,7 @@ hold_cb (gpointer data)
  * children's links can take neither its caps (their downstream caps query
  * would fail the new stream with not-negotiated) nor its packets (SRTP
  * state): wait until the loop has closed them (or until the upstream link
- * is being replaced: close_upstream must never wait for this thread).
+ * is being replaced: pt_upstream_close must never wait for this thread).
  * They get new links once the new stream flows (upstream_flowing). */
 static void
 hold_for_new_source (GstPeerTreeSrc * self)
@@ -512,10 +502,11 @@ watch_first_buffer (GstPeerTreeSrc * self, PtSrcStream * st, GstPad * pad)
 static GstPadProbeReturn on_tee_buffer (GstPad * pad, GstPadProbeInfo * info,
     gpointer data);
 
+/* PtUpstreamCallbacks.pad_added */
 static void
-on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
+on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   g_autoptr (GstWebRTCRTPTransceiver) trans = NULL;
   g_autoptr (GstCaps) caps = get_pad_caps (pad);
   g_autoptr (GError) error = NULL;
@@ -621,212 +612,24 @@ on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
 /* ---------------------------------------------------------------------- */
 /* links (loop thread) */
 
+/* PtUpstreamCallbacks.link_changed: the buffers of the old link are no
+ * longer the current ones; releases a streaming thread of the old link
+ * waiting in hold_for_new_source */
 static void
-on_upstream_description (PtLink * link, const gchar * type, const gchar * sdp,
-    gpointer data)
+on_upstream_link_changed (GstElement * element)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  if (self->client && self->active_tree)
-    peer_tree_client_send_sdp (self->client, self->active_tree, pt_link_get_peer_id (link),
-        type, sdp);
-}
-
-static void
-on_upstream_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  if (self->client && self->active_tree)
-    peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
-        mline, candidate);
-}
-
-static void request_new_upstream (GstPeerTreeSrc * self);
-
-static void
-on_upstream_reconnected (GObject * source, GAsyncResult * res, gpointer data)
-{
-  PtCall *call = data;
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (call->self);
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *parent = NULL;
-  guint depth = 0;
-  gboolean ok = peer_tree_client_reconnect_upstream_finish (PEER_TREE_CLIENT (source), res,
-      &parent, &depth, &error);
-
-  if (pt_call_stopped (call)) {
-    pt_call_free (call);
-    return;
-  }
-  self->reconnecting = FALSE;
-  if (ok) {
-    /* upstream-changed already gave us the new parent */
-    GST_INFO_OBJECT (self, "new parent %s at depth %u", parent, depth);
-  } else if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED) ||
-      g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_TIMEOUT)) {
-    /* the server is away: asked again once the client is reconnected */
-    GST_INFO_OBJECT (self, "reconnect-upstream: %s; retrying after reconnection",
-        error->message);
-  } else {
-    GST_ELEMENT_WARNING (self, RESOURCE, READ,
-        ("The peertree server %s found no new parent peer.", self->settings.server),
-        ("reconnect-upstream: %s", error->message));
-  }
-  pt_call_free (call);
-}
-
-/* The parent is unreachable (ICE failed, or disconnected for too long):
- * ask the server for another one, unless the parent is the tree's source
- * and the server is waiting for it to come back (then the returning source,
- * or the end of the tree, settles it). */
-static void
-upstream_lost (GstPeerTreeSrc * self, const gchar * reason)
-{
-  if (self->upstream_lost)
-    return;
-  self->upstream_lost = TRUE;
-  GST_INFO_OBJECT (self, "lost the parent %s: %s", self->parent_id, reason);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_UPSTREAM_LOST,
-      "tree-id", G_TYPE_STRING, self->active_tree, "parent-id", G_TYPE_STRING,
-      self->parent_id, "reason", G_TYPE_STRING, reason, NULL);
-  request_new_upstream (self);
-}
-
-static void
-request_new_upstream (GstPeerTreeSrc * self)
-{
-  if (self->reconnecting || self->client == NULL || self->active_tree == NULL)
-    return;
-  if (self->source_lost && self->depth <= 1) {
-    GST_INFO_OBJECT (self, "the source is away: waiting for it");
-    return;
-  }
-  if (!peer_tree_client_is_connected (self->client)) {
-    GST_INFO_OBJECT (self, "no server connection: asking after reconnection");
-    return;
-  }
-  self->reconnecting = TRUE;
-  peer_tree_client_reconnect_upstream_async (self->client, self->active_tree, NULL,
-      on_upstream_reconnected, pt_call_new (self, self->cancellable));
-}
-
-static gboolean
-on_disconnected_timeout (gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  g_clear_pointer (&self->disconnected_timer, g_source_unref);
-  if (self->upstream && pt_link_get_state (self->upstream) == PT_LINK_STATE_DISCONNECTED)
-    upstream_lost (self, "ICE disconnected");
-  return G_SOURCE_REMOVE;
-}
-
-static void
-clear_disconnected_timer (GstPeerTreeSrc * self)
-{
-  if (self->disconnected_timer) {
-    g_source_destroy (self->disconnected_timer);
-    g_clear_pointer (&self->disconnected_timer, g_source_unref);
-  }
-}
-
-static void
-on_upstream_state (PtLink * link, PtLinkState state, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  GST_DEBUG_OBJECT (self, "%s: %s", pt_link_get_peer_id (link),
-      pt_link_state_to_string (state));
-  if (link != self->upstream)
-    return;
-  switch (state) {
-    case PT_LINK_STATE_CONNECTED:
-      clear_disconnected_timer (self);
-      break;
-    case PT_LINK_STATE_DISCONNECTED:
-      if (self->disconnected_timer == NULL) {
-        self->disconnected_timer = g_timeout_source_new (UPSTREAM_DISCONNECTED_MS);
-        g_source_set_callback (self->disconnected_timer, on_disconnected_timeout, self, NULL);
-        g_source_attach (self->disconnected_timer, pt_loop_get_context (self->loop));
-      }
-      break;
-    case PT_LINK_STATE_FAILED:
-      clear_disconnected_timer (self);
-      upstream_lost (self, "ICE failed");
-      break;
-    default:
-      break;
-  }
-}
-
-static void
-on_upstream_error (PtLink * link, const GError * error, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  if (link == self->upstream)
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("Could not negotiate with the parent peer %s.", pt_link_get_peer_id (link)),
-        ("%s", error->message));
-}
-
-/* (the children's links are the PtFanout's) */
-static const PtLinkCallbacks upstream_callbacks = {
-  .local_description = on_upstream_description,
-  .local_candidate = on_upstream_candidate,
-  .state_changed = on_upstream_state,
-  .error = on_upstream_error,
-  .pad_added = on_upstream_pad,
-};
-
-static void
-close_upstream (GstPeerTreeSrc * self)
-{
-  /* releases a streaming thread of this link waiting in on_upstream_caps */
   g_mutex_lock (&self->streams_lock);
   self->generation++;
   g_cond_broadcast (&self->hold_cond);
   g_mutex_unlock (&self->streams_lock);
-  clear_disconnected_timer (self);
-  g_clear_pointer (&self->upstream_session, g_free);
-  if (self->upstream) {
-    pt_link_close (self->upstream);
-    g_clear_pointer (&self->upstream, pt_link_unref);
-  }
 }
 
-/* A new upstream link to @parent_id (the parent offers; the link answers).
- * The tees, the children's links and the local output stay: the new link's
- * src pads are linked into the same tees as they appear. Unless @force, an
- * existing link to the same parent is kept. */
-static void
-set_parent (GstPeerTreeSrc * self, const gchar * parent_id, gboolean force)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!force && self->upstream
-      && g_strcmp0 (pt_link_get_peer_id (self->upstream), parent_id) == 0)
-    return;
-  close_upstream (self);
-  g_free (self->parent_id);
-  self->parent_id = g_strdup (parent_id);
-  self->upstream_lost = FALSE;
-  if (parent_id == NULL)
-    return;
-  g_mutex_lock (&self->streams_lock);
-  self->generation++;
-  g_mutex_unlock (&self->streams_lock);
-  self->upstream = pt_link_new (PT_LINK_ROLE_RECEIVER, parent_id, GST_BIN (self),
-      &self->config, &upstream_callbacks, self, NULL, pt_loop_get_context (self->loop),
-      &error);
-  if (self->upstream == NULL) {
-    GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot receive from the parent peer."),
-        ("%s", error->message));
-    return;
-  }
-  pt_link_start (self->upstream);
-}
+static const PtUpstreamCallbacks upstream_callbacks = {
+  .pad_added = on_upstream_pad,
+  .link_changed = on_upstream_link_changed,
+};
 
 /* PtFanoutGetTee: every received stream can be relayed */
 static GstElement *
@@ -990,8 +793,7 @@ on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpo
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  self->depth = depth;
-  self->joined_posted = FALSE;
+  pt_upstream_tree_joined (self->upstream, depth);
 }
 
 static void
@@ -999,25 +801,11 @@ on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar
     guint depth, gpointer data)
 {
   GstPeerTreeSrc *self = data;
-  const gchar *name = PT_MESSAGE_UPSTREAM_CHANGED;
 
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  self->depth = depth;
-  self->source_lost = FALSE;
-  /* the parent will offer; the receiver link answers. A new link even to
-   * the same parent if the old one is lost (the parent offers anew). */
-  set_parent (self, parent_id, self->upstream_lost);
-  if (!self->joined_posted) {
-    self->joined_posted = TRUE;
-    name = PT_MESSAGE_TREE_JOINED;
-  }
-  GST_INFO_OBJECT (self, "%s: parent %s, depth %u", name, parent_id, depth);
-  pt_post_element_message (GST_ELEMENT (self), name,
-      "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
-      peer_tree_client_get_client_id (self->client), "parent-id", G_TYPE_STRING, parent_id,
-      "depth", G_TYPE_UINT, depth, NULL);
+  pt_upstream_changed (self->upstream, tree_id, parent_id, depth);
 }
 
 static void
@@ -1066,28 +854,14 @@ on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
   if (g_str_equal (type, "offer")) {
-    g_autofree gchar *session = pt_link_sdp_session_id (sdp);
-
-    /* only a parent offers; the server relays only parent ↔ child */
-    if (self->upstream == NULL || g_strcmp0 (peer_id, self->parent_id) != 0) {
-      set_parent (self, peer_id, FALSE);
-    } else if (self->upstream_session && g_strcmp0 (session, self->upstream_session) != 0) {
-      /* a new peer connection from the same parent (it restarted, lost us,
-       * or renews its links for a new source), not a renegotiation */
-      GST_INFO_OBJECT (self, "new session from parent %s", peer_id);
-      set_parent (self, peer_id, TRUE);
-    }
-    if (self->depth <= 1)
-      self->source_lost = FALSE;        /* the source offers: it is back */
-    if (self->upstream) {
-      g_free (self->upstream_session);
-      self->upstream_session = g_steal_pointer (&session);
+    /* from the parent (a new one, maybe): the streams it offers */
+    if (pt_upstream_take_offer (self->upstream, peer_id, sdp)) {
       g_mutex_lock (&self->streams_lock);
       self->expected_streams = 0;
       g_mutex_unlock (&self->streams_lock);
-      pt_link_set_remote_description (self->upstream, type, sdp);
+      pt_upstream_set_remote_description (self->upstream, type, sdp);
       g_mutex_lock (&self->streams_lock);
-      self->expected_streams = pt_link_get_n_remote_streams (self->upstream);
+      self->expected_streams = pt_upstream_get_n_remote_streams (self->upstream);
       g_mutex_unlock (&self->streams_lock);
       check_streams_ready (self);
     }
@@ -1105,10 +879,8 @@ on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * pee
   (void) client;
   if (g_strcmp0 (tree_id, self->active_tree) != 0)
     return;
-  if (self->upstream && g_strcmp0 (peer_id, self->parent_id) == 0) {
-    pt_link_add_remote_candidate (self->upstream, mline, candidate);
+  if (pt_upstream_add_remote_candidate (self->upstream, peer_id, mline, candidate))
     return;
-  }
   pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
 }
 
@@ -1145,7 +917,7 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
   pt_fanout_clear (self->children);
   g_ptr_array_set_size (self->renewing, 0);
   self->holding_children = FALSE;
-  close_upstream (self);
+  pt_upstream_close (self->upstream);
   g_clear_pointer (&self->active_tree, g_free);
 
   tees = g_ptr_array_new_with_free_func (gst_object_unref);
@@ -1181,7 +953,7 @@ on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
     return;
   GST_INFO_OBJECT (self, "the source of %s is away; the server waits %u s for it", tree_id,
       grace);
-  self->source_lost = TRUE;
+  pt_upstream_source_lost (self->upstream);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SOURCE_LOST,
       "tree-id", G_TYPE_STRING, tree_id, "grace", G_TYPE_UINT, grace, NULL);
 }
@@ -1223,8 +995,7 @@ on_reconnected (PeerTreeClient * client, gpointer data)
   GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
       "server", G_TYPE_STRING, self->settings.server, NULL);
-  if (self->upstream_lost)
-    request_new_upstream (self);
+  pt_upstream_reconnected (self->upstream);
 }
 
 static void
@@ -1295,6 +1066,9 @@ start_in_loop (gpointer data)
   self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
       get_tee, self->client, &self->active_tree, &self->config,
       pt_loop_get_context (self->loop));
+  self->upstream = pt_upstream_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &upstream_callbacks,
+      self->client, &self->active_tree, &self->config, pt_loop_get_context (self->loop),
+      self->cancellable, server);
   g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
   g_signal_connect (self->client, "upstream-changed", G_CALLBACK (on_upstream_changed), self);
   g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
@@ -1317,12 +1091,8 @@ reconnect_upstream_in_loop (gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
-  if (self->active_tree == NULL || self->parent_id == NULL)
-    return G_SOURCE_REMOVE;
-  GST_INFO_OBJECT (self, "asked for a new parent (now %s)", self->parent_id);
-  /* the current link is given up even if the server gives the same parent */
-  self->upstream_lost = TRUE;
-  request_new_upstream (self);
+  if (self->upstream)
+    pt_upstream_reconnect (self->upstream);
   return G_SOURCE_REMOVE;
 }
 
@@ -1351,12 +1121,10 @@ stop_in_loop (gpointer data)
   g_clear_pointer (&self->children, pt_fanout_free);
   g_clear_pointer (&self->renewing, g_ptr_array_unref);
   self->holding_children = FALSE;
-  close_upstream (self);
+  g_clear_pointer (&self->upstream, pt_upstream_free);
   pt_client_close (&self->client, self, self->active_tree);
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->active_tree, g_free);
-  g_clear_pointer (&self->parent_id, g_free);
-  self->upstream_lost = self->reconnecting = self->source_lost = FALSE;
   return G_SOURCE_REMOVE;
 }
 
@@ -1523,18 +1291,8 @@ collect_links (gpointer data)
   GstPeerTreeSrc *self = ctx->self;
   GValue list = G_VALUE_INIT;
 
-  gst_structure_set (ctx->s, "depth", G_TYPE_UINT, self->depth,
-      "parent-id", G_TYPE_STRING, self->parent_id,
-      "upstream-state", G_TYPE_STRING, self->upstream ?
-      pt_link_state_to_string (pt_link_get_state (self->upstream)) : "none", NULL);
-  if (self->upstream) {
-    GstStructure *up = pt_link_get_stats (self->upstream);
-
-    if (up) {
-      gst_structure_set (ctx->s, "upstream-webrtc", GST_TYPE_STRUCTURE, up, NULL);
-      gst_structure_free (up);
-    }
-  }
+  if (self->upstream)
+    pt_upstream_append_stats (self->upstream, ctx->s);
   gst_value_list_init (&list, 0);
   if (self->children)
     pt_fanout_append_stats (self->children, &list);
