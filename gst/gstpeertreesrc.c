@@ -61,6 +61,7 @@
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-session.h"
 #include "pt-settings.h"
 #include "pt-upstream.h"
 #include "pt-uri.h"
@@ -115,14 +116,12 @@ struct _GstPeerTreeSrc {
   guint hold_generation;        /* a new source's stream waits for hold_cb */
   GCond hold_cond;
 
+  /* the loop thread, the client, the children (pt-session.h); its
+   * active_tree is the tree joined */
+  PtSession session;
+
   /* loop thread only */
-  PtLoop *loop;
-  PeerTreeClient *client;
-  GCancellable *cancellable;
-  PtLinkConfig config;
-  gchar *active_tree;
   PtUpstream *upstream;         /* the parent */
-  PtFanout *children;
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
 };
@@ -407,12 +406,7 @@ on_first_upstream_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
     copy->self = gst_object_ref (self);
     copy->st = st;
     copy->generation = f->generation;
-    GST_OBJECT_LOCK (self);
-    if (self->loop)
-      pt_loop_invoke (self->loop, upstream_flowing_cb, copy, pt_flowing_free);
-    else
-      pt_flowing_free (copy);
-    GST_OBJECT_UNLOCK (self);
+    pt_session_invoke (&self->session, upstream_flowing_cb, copy, pt_flowing_free);
   }
   return GST_PAD_PROBE_REMOVE;
 }
@@ -452,12 +446,8 @@ hold_for_new_source (GstPeerTreeSrc * self)
   gint64 deadline;
 
   self->hold_generation = generation;
-  GST_OBJECT_LOCK (self);
-  if (self->loop)
-    pt_loop_invoke (self->loop, hold_cb, gst_object_ref (self), gst_object_unref);
-  else
+  if (!pt_session_invoke (&self->session, hold_cb, gst_object_ref (self), gst_object_unref))
     self->hold_generation = 0;
-  GST_OBJECT_UNLOCK (self);
   /* bounded: never hang a streaming thread on a busy loop */
   deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
   while (self->hold_generation == generation && self->generation == generation)
@@ -603,10 +593,8 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
   if (all)
     gst_element_no_more_pads (GST_ELEMENT (self));
 
-  GST_OBJECT_LOCK (self);
-  if (self->loop)
-    pt_loop_invoke (self->loop, streams_ready_cb, gst_object_ref (self), gst_object_unref);
-  GST_OBJECT_UNLOCK (self);
+  pt_session_invoke (&self->session, streams_ready_cb, gst_object_ref (self),
+      gst_object_unref);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -656,11 +644,11 @@ all_streams_ready (GstPeerTreeSrc * self)
 static void
 check_streams_ready (GstPeerTreeSrc * self)
 {
-  if (self->children == NULL || self->holding_children || !all_streams_ready (self))
+  if (self->session.children == NULL || self->holding_children || !all_streams_ready (self))
     return;
-  pt_fanout_start_waiting (self->children);
+  pt_fanout_start_waiting (self->session.children);
   for (guint i = 0; i < self->renewing->len; i++)
-    pt_fanout_start_child (self->children, g_ptr_array_index (self->renewing, i), FALSE);
+    pt_fanout_start_child (self->session.children, g_ptr_array_index (self->renewing, i), FALSE);
   g_ptr_array_set_size (self->renewing, 0);
 }
 
@@ -674,10 +662,10 @@ hold_children (GstPeerTreeSrc * self)
 {
   g_autoptr (GPtrArray) ids = NULL;
 
-  if (self->children == NULL)
+  if (self->session.children == NULL)
     return;
   self->holding_children = TRUE;
-  ids = pt_fanout_drop_children (self->children);
+  ids = pt_fanout_drop_children (self->session.children);
   for (guint i = 0; i < ids->len; i++) {
     gchar *id = g_ptr_array_index (ids, i);
 
@@ -747,7 +735,7 @@ request_keyframe_later (GstPeerTreeSrc * self, PtSrcStream * st, guint ms)
   f->generation = self->generation;
   g_mutex_unlock (&self->streams_lock);
   g_source_set_callback (timer, keyframe_again_cb, f, pt_flowing_free);
-  g_source_attach (timer, pt_loop_get_context (self->loop));
+  g_source_attach (timer, pt_loop_get_context (self->session.loop));
 }
 
 /* Media flows from the current upstream link into @st. */
@@ -780,18 +768,25 @@ upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st)
 }
 
 /* ---------------------------------------------------------------------- */
-/* signalling (loop thread) */
+/* signalling: PtSessionCallbacks and the client signals of a viewer (loop
+ * thread) */
+
+static PeerTreeClient *
+make_client (GstElement * element, const gchar * server, const gchar * client_id)
+{
+  (void) element;
+  return peer_tree_client_new (server, client_id);
+}
 
 /* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
  * parent, depth) for a join: the first upstream-changed after a join is
  * posted as the tree-joined message, which then names the parent too. */
 static void
-on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
+on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
   pt_upstream_tree_joined (self->upstream, depth);
 }
@@ -803,122 +798,78 @@ on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar
   GstPeerTreeSrc *self = data;
 
   (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
   pt_upstream_changed (self->upstream, tree_id, parent_id, depth);
 }
 
-static void
-forget_waiting_child (GstPeerTreeSrc * self, const gchar * child_id)
+static gboolean
+children_ready (GstElement * element)
 {
-  pt_fanout_forget (self->children, child_id);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  return all_streams_ready (self) && !self->holding_children;
+}
+
+static void
+forget_waiting_child (GstElement * element, const gchar * child_id)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  pt_fanout_forget (self->session.children, child_id);
   for (guint i = 0; i < self->renewing->len; i++)
     if (g_str_equal (g_ptr_array_index (self->renewing, i), child_id))
       g_ptr_array_remove_index (self->renewing, i--);
 }
 
-static void
-on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar * child_id,
-    gpointer data)
+/* Only a parent offers: an offer is the upstream's; answers are the
+ * children's. */
+static gboolean
+on_remote_sdp (GstElement * element, const gchar * peer_id, const gchar * type,
+    const gchar * sdp)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  forget_waiting_child (self, child_id);
-  pt_fanout_add (self->children, child_id,
-      all_streams_ready (self) && !self->holding_children);
-}
-
-static void
-on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
-    const gchar * child_id, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  forget_waiting_child (self, child_id);
-  pt_fanout_remove (self->children, child_id, "left the tree");
-}
-
-static void
-on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    const gchar * type, const gchar * sdp, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  if (g_str_equal (type, "offer")) {
-    /* from the parent (a new one, maybe): the streams it offers */
-    if (pt_upstream_take_offer (self->upstream, peer_id, sdp)) {
-      g_mutex_lock (&self->streams_lock);
-      self->expected_streams = 0;
-      g_mutex_unlock (&self->streams_lock);
-      pt_upstream_set_remote_description (self->upstream, type, sdp);
-      g_mutex_lock (&self->streams_lock);
-      self->expected_streams = pt_upstream_get_n_remote_streams (self->upstream);
-      g_mutex_unlock (&self->streams_lock);
-      check_streams_ready (self);
-    }
-    return;
+  if (!g_str_equal (type, "offer"))
+    return FALSE;
+  /* from the parent (a new one, maybe): the streams it offers */
+  if (pt_upstream_take_offer (self->upstream, peer_id, sdp)) {
+    g_mutex_lock (&self->streams_lock);
+    self->expected_streams = 0;
+    g_mutex_unlock (&self->streams_lock);
+    pt_upstream_set_remote_description (self->upstream, type, sdp);
+    g_mutex_lock (&self->streams_lock);
+    self->expected_streams = pt_upstream_get_n_remote_streams (self->upstream);
+    g_mutex_unlock (&self->streams_lock);
+    check_streams_ready (self);
   }
-  pt_fanout_set_remote_description (self->children, peer_id, type, sdp);
+  return TRUE;
 }
 
-static void
-on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    guint mline, const gchar * candidate, gpointer data)
+static gboolean
+on_remote_ice (GstElement * element, const gchar * peer_id, guint mline,
+    const gchar * candidate)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  if (pt_upstream_add_remote_candidate (self->upstream, peer_id, mline, candidate))
-    return;
-  pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
-}
-
-static const gchar *
-describe_tree_closed (const gchar * reason)
-{
-  if (g_strcmp0 (reason, "source-left") == 0)
-    return "the source ended the broadcast";
-  if (g_strcmp0 (reason, "source-timeout") == 0)
-    return "the source did not come back within the server's grace period";
-  if (g_strcmp0 (reason, "source-disconnected") == 0)
-    return "the source disconnected";
-  if (g_strcmp0 (reason, "source-not-back") == 0)
-    return "the source did not come back after the server restarted";
-  return reason;
+  return pt_upstream_add_remote_candidate (self->upstream, peer_id, mline, candidate);
 }
 
 /* The tree is gone: the broadcast ended. Streams already received end with
  * EOS (so a recording is finalised); with none, the viewer cannot go on. */
 static void
-on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * reason,
-    gpointer data)
+on_tree_closed (GstElement * element, const gchar * tree_id, const gchar * reason,
+    const gchar * description)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   GPtrArray *tees;
 
-  (void) client;
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_CLOSED,
-      "tree-id", G_TYPE_STRING, tree_id, "reason", G_TYPE_STRING, reason,
-      "description", G_TYPE_STRING, describe_tree_closed (reason), NULL);
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
   GST_INFO_OBJECT (self, "tree %s closed: %s", tree_id, reason);
-  pt_fanout_clear (self->children);
+  pt_fanout_clear (self->session.children);
   g_ptr_array_set_size (self->renewing, 0);
   self->holding_children = FALSE;
   pt_upstream_close (self->upstream);
-  g_clear_pointer (&self->active_tree, g_free);
+  g_clear_pointer (&self->session.active_tree, g_free);
 
   tees = g_ptr_array_new_with_free_func (gst_object_unref);
   g_mutex_lock (&self->streams_lock);
@@ -929,7 +880,7 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
   if (tees->len == 0) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("The tree \"%s\" was closed before any stream arrived: %s", tree_id,
-            describe_tree_closed (reason)), ("reason %s", reason));
+            description), ("reason %s", reason));
   }
   for (guint i = 0; i < tees->len; i++) {
     g_autoptr (GstPad) sink = gst_element_get_static_pad (g_ptr_array_index (tees, i), "sink");
@@ -940,6 +891,15 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
 }
 
 static void
+on_reconnected (GstElement * element)
+{
+  pt_upstream_reconnected (GST_PEER_TREE_SRC (element)->upstream);
+}
+
+/* The tree's source is away; the server waits @grace s for it. The only
+ * handler that reads the client's raw JSON (a generic "event::source-lost"
+ * signal): to become a typed "source-lost" signal of PeerTreeClient. */
+static void
 on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
     gpointer data)
 {
@@ -949,53 +909,13 @@ on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
 
   (void) client;
   (void) name;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
   GST_INFO_OBJECT (self, "the source of %s is away; the server waits %u s for it", tree_id,
       grace);
   pt_upstream_source_lost (self->upstream);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SOURCE_LOST,
       "tree-id", G_TYPE_STRING, tree_id, "grace", G_TYPE_UINT, grace, NULL);
-}
-
-static void
-on_client_error (PeerTreeClient * client, GError * error, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->settings.server,
-      self->active_tree);
-}
-
-static void
-on_disconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  /* the links stay: media keeps flowing while the client reconnects (with
-   * backoff) and re-registers its place in the tree */
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
-  GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
-      ("Lost the connection to the peertree server %s; the stream continues "
-          "while the parent peer lasts, and the element reconnects.", self->settings.server),
-      (NULL));
-}
-
-static void
-on_reconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
-  pt_upstream_reconnected (self->upstream);
 }
 
 static void
@@ -1014,77 +934,79 @@ on_joined (GObject * source, GAsyncResult * res, gpointer data)
     return;
   }
   if (!ok) {
-    g_clear_pointer (&self->active_tree, g_free);
-    pt_post_client_error (GST_ELEMENT (self), error, "join", self->settings.server,
+    g_clear_pointer (&self->session.active_tree, g_free);
+    pt_post_client_error (GST_ELEMENT (self), error, "join", self->session.server,
         self->settings.tree_id);
     pt_call_free (call);
     return;
   }
   /* The parent was taken from ::upstream-changed, which the client emits as
    * soon as the reply is read; by now a later one may have moved us. */
-  GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->active_tree, parent, depth);
+  GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->session.active_tree, parent,
+      depth);
   pt_call_free (call);
 }
 
+/* connected: join the tree */
 static void
-on_connected (GObject * source, GAsyncResult * res, gpointer data)
+on_connected (GstElement * element, PtCall * call)
 {
-  PtCall *call = data;
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (call->self);
-  g_autoptr (GError) error = NULL;
-  gboolean ok = peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  if (pt_call_stopped (call) || !ok) {
-    if (!pt_call_stopped (call))
-      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->settings.server, NULL);
-    pt_call_free (call);
-    return;
-  }
   GST_OBJECT_LOCK (self);
-  self->active_tree = g_strdup (self->settings.tree_id);
+  self->session.active_tree = g_strdup (self->settings.tree_id);
   GST_OBJECT_UNLOCK (self);
   /* set before joining: signals about the tree may precede the reply */
-  peer_tree_client_join_async (self->client, self->active_tree, NULL, on_joined,
-      call /* reused */ );
+  peer_tree_client_join_async (self->session.client, self->session.active_tree, NULL,
+      on_joined, call /* reused */ );
 }
 
-static gboolean
-start_in_loop (gpointer data)
+static void
+started (GstElement * element)
 {
-  GstPeerTreeSrc *self = data;
-  g_autofree gchar *server = NULL;
-  g_autofree gchar *client_id = NULL;
-
-  GST_OBJECT_LOCK (self);
-  server = g_strdup (self->settings.server);
-  client_id = g_strdup (self->settings.client_id);
-  GST_OBJECT_UNLOCK (self);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+  PtSession *session = &self->session;
 
   self->renewing = g_ptr_array_new_with_free_func (g_free);
-  self->cancellable = g_cancellable_new ();
-  self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
-  self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
-      get_tee, self->client, &self->active_tree, &self->config,
-      pt_loop_get_context (self->loop));
-  self->upstream = pt_upstream_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &upstream_callbacks,
-      self->client, &self->active_tree, &self->config, pt_loop_get_context (self->loop),
-      self->cancellable, server);
-  g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
-  g_signal_connect (self->client, "upstream-changed", G_CALLBACK (on_upstream_changed), self);
-  g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
-  g_signal_connect (self->client, "downstream-removed",
-      G_CALLBACK (on_downstream_removed), self);
-  g_signal_connect (self->client, "remote-sdp", G_CALLBACK (on_remote_sdp), self);
-  g_signal_connect (self->client, "remote-ice", G_CALLBACK (on_remote_ice), self);
-  g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
-  g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
-  g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
-  g_signal_connect (self->client, "reconnected", G_CALLBACK (on_reconnected), self);
-  g_signal_connect (self->client, "event::source-lost", G_CALLBACK (on_source_lost), self);
-  peer_tree_client_connect_async (self->client, NULL, on_connected,
-      pt_call_new (self, self->cancellable));
-  return G_SOURCE_REMOVE;
+  self->upstream = pt_upstream_new (element, GST_CAT_DEFAULT, &upstream_callbacks,
+      session->client, &session->active_tree, &session->config,
+      pt_loop_get_context (session->loop), session->cancellable, session->server);
+  g_signal_connect (session->client, "upstream-changed", G_CALLBACK (on_upstream_changed),
+      self);
+  g_signal_connect (session->client, "event::source-lost", G_CALLBACK (on_source_lost), self);
 }
+
+static void
+stopping (GstElement * element)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  g_clear_pointer (&self->renewing, g_ptr_array_unref);
+  self->holding_children = FALSE;
+  g_clear_pointer (&self->upstream, pt_upstream_free);
+}
+
+static const PtSessionCallbacks session_callbacks = {
+  .make_client = make_client,
+  .started = started,
+  .stopping = stopping,
+  .connected = on_connected,
+  .get_tee = get_tee,
+  .children_ready = children_ready,
+  .forget_child = forget_waiting_child,
+  .remote_sdp = on_remote_sdp,
+  .remote_ice = on_remote_ice,
+  .tree_joined = on_tree_joined,
+  .tree_closed = on_tree_closed,
+  .reconnected = on_reconnected,
+  /* the links stay: media keeps flowing while the client reconnects (with
+   * backoff) and re-registers its place in the tree */
+  .disconnected_consequence = "the stream continues while the parent peer lasts, "
+      "and the element reconnects.",
+};
+
+/* ---------------------------------------------------------------------- */
+/* reconnect-upstream (application thread, then loop thread) */
 
 static gboolean
 reconnect_upstream_in_loop (gpointer data)
@@ -1100,37 +1022,19 @@ reconnect_upstream_in_loop (gpointer data)
 static gboolean
 gst_peer_tree_src_reconnect_upstream (GstPeerTreeSrc * self)
 {
-  gboolean ret = FALSE;
-
-  GST_OBJECT_LOCK (self);
-  if (self->loop) {
-    pt_loop_invoke (self->loop, reconnect_upstream_in_loop, gst_object_ref (self),
-        gst_object_unref);
-    ret = TRUE;
-  }
-  GST_OBJECT_UNLOCK (self);
-  return ret;
+  return pt_session_invoke (&self->session, reconnect_upstream_in_loop,
+      gst_object_ref (self), gst_object_unref);
 }
 
-static gboolean
-stop_in_loop (gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  g_cancellable_cancel (self->cancellable);
-  g_clear_pointer (&self->children, pt_fanout_free);
-  g_clear_pointer (&self->renewing, g_ptr_array_unref);
-  self->holding_children = FALSE;
-  g_clear_pointer (&self->upstream, pt_upstream_free);
-  pt_client_close (&self->client, self, self->active_tree);
-  g_clear_object (&self->cancellable);
-  g_clear_pointer (&self->active_tree, g_free);
-  return G_SOURCE_REMOVE;
-}
+/* ---------------------------------------------------------------------- */
+/* state changes (application thread) */
 
 static gboolean
 gst_peer_tree_src_start (GstPeerTreeSrc * self)
 {
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *client_id = NULL;
+
   GST_OBJECT_LOCK (self);
   if (self->settings.tree_id == NULL || *self->settings.tree_id == '\0') {
     GST_OBJECT_UNLOCK (self);
@@ -1138,11 +1042,13 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
         ("No tree to join: set the tree-id property or a peertree:// URI."), (NULL));
     return FALSE;
   }
-  pt_settings_fill_link_config (&self->settings, &self->config);
-  self->config.latency_ms = self->latency;
+  pt_settings_fill_link_config (&self->settings, &self->session.config);
+  self->session.config.latency_ms = self->latency;
+  server = g_strdup (self->settings.server);
+  client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
-  pt_element_start_loop (GST_ELEMENT (self), &self->loop, "peertreesrc", start_in_loop);
+  pt_session_start (&self->session, "peertreesrc", server, client_id);
   return TRUE;
 }
 
@@ -1170,7 +1076,7 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
 static void
 gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 {
-  pt_element_stop_loop (GST_ELEMENT (self), &self->loop, stop_in_loop);
+  pt_session_stop (&self->session);
 }
 
 /* PAUSED→READY, after the children stopped streaming: the tees, the local
@@ -1192,7 +1098,6 @@ gst_peer_tree_src_stop (GstPeerTreeSrc * self)
   for (guint i = 0; i < streams->len; i++)
     stream_free (g_ptr_array_index (streams, i), self);
   g_ptr_array_unref (streams);
-  pt_link_config_clear (&self->config);
 }
 
 static GstStateChangeReturn
@@ -1294,8 +1199,7 @@ collect_links (gpointer data)
   if (self->upstream)
     pt_upstream_append_stats (self->upstream, ctx->s);
   gst_value_list_init (&list, 0);
-  if (self->children)
-    pt_fanout_append_stats (self->children, &list);
+  pt_session_append_children_stats (&self->session, &list);
   gst_structure_set (ctx->s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&list), NULL);
   gst_structure_take_value (ctx->s, "children", &list);
   return G_SOURCE_REMOVE;
@@ -1305,19 +1209,16 @@ static GstStructure *
 make_stats (GstPeerTreeSrc * self)
 {
   PtStatsCtx ctx = { self, gst_structure_new_empty ("application/x-peertree-src-stats") };
-  PtLoop *loop;
 
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
   gst_structure_set (ctx.s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
       "latency", G_TYPE_UINT, self->latency, NULL);
-  loop = self->loop;
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (ctx.s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
   g_mutex_unlock (&self->streams_lock);
-  if (loop)
-    pt_loop_invoke_sync (loop, collect_links, &ctx);
+  pt_session_invoke_sync (&self->session, collect_links, &ctx);
   GST_STATE_UNLOCK (self);
   return ctx.s;
 }
@@ -1386,7 +1287,7 @@ gst_peer_tree_src_finalize (GObject * object)
   g_ptr_array_unref (self->streams);
   g_mutex_clear (&self->streams_lock);
   g_cond_clear (&self->hold_cond);
-  pt_link_config_clear (&self->config);
+  pt_session_clear (&self->session);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -1469,7 +1370,8 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
   self->streams = g_ptr_array_new ();
-  pt_link_config_init (&self->config);
+  pt_session_init (&self->session, GST_ELEMENT (self), GST_CAT_DEFAULT, &session_callbacks,
+      &self->streams_lock);
   self->missing_element = pt_find_missing_element (required);
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
 }
