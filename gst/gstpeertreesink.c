@@ -287,6 +287,7 @@ missing_named:
 #undef APPEND
 }
 
+/* loop thread: a stream became ready */
 static gboolean
 streams_ready_cb (gpointer data)
 {
@@ -403,6 +404,9 @@ stream_free (PtSinkStream * st)
   g_free (st);
 }
 
+/* ---------------------------------------------------------------------- */
+/* request pads (application thread) */
+
 static GstPad *
 gst_peer_tree_sink_request_new_pad (GstElement * element, GstPadTemplate * templ,
     const gchar * name, const GstCaps * caps)
@@ -475,7 +479,7 @@ gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
 }
 
 /* ---------------------------------------------------------------------- */
-/* children (loop thread) */
+/* children (loop thread; get_ready_tee: any thread, with streams_lock) */
 
 /* PtFanoutGetTee: a stream can be sent once its tee has RTP caps */
 static GstElement *

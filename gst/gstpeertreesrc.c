@@ -1,5 +1,14 @@
 /* peertreesrc — viewer and relay of a peertree broadcast tree
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Over 1 000 lines because the element's streams are one piece: the pads a
+ * parent's link adds, the tees they feed, the decode branch behind each
+ * exposed pad, the keyframe requests and the hold for a new source all
+ * share PtSrcStream and its generation counter under streams_lock. What is
+ * not about the streams lives elsewhere: the signalling in pt-session.c, the
+ * parent link and re-parenting in pt-upstream.c, the children in
+ * pt-fanout.c, the URI in pt-uri.c. Each section heading names the thread
+ * its functions run in.
  */
 /**
  * SECTION:element-peertreesrc
@@ -319,16 +328,15 @@ on_ghost_linked (GstPad * pad, GstPad * peer, gpointer user_data)
 }
 
 /* ---------------------------------------------------------------------- */
-/* upstream (streaming thread) */
+/* streams from the parent (streaming threads: the upstream link's
+ * pad-added, its first buffers, the tee's buffers) */
 
-static gboolean
-streams_ready_cb (gpointer data)
-{
-  check_streams_ready (GST_PEER_TREE_SRC (data));
-  return G_SOURCE_REMOVE;
-}
-
-static void upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st);
+/* defined below: the loop thread's callbacks, the tee's probe */
+static gboolean streams_ready_cb (gpointer data);
+static gboolean upstream_flowing_cb (gpointer data);
+static gboolean hold_cb (gpointer data);
+static GstPadProbeReturn on_tee_buffer (GstPad * pad, GstPadProbeInfo * info,
+    gpointer data);
 
 typedef struct {
   GstPeerTreeSrc *self;         /* a ref */
@@ -356,16 +364,6 @@ flowing_is_current (PtFlowing * f)
   current = f->generation == f->self->generation;
   g_mutex_unlock (&f->self->streams_lock);
   return current;
-}
-
-static gboolean
-upstream_flowing_cb (gpointer data)
-{
-  PtFlowing *f = data;
-
-  if (flowing_is_current (f))
-    upstream_flowing (f->self, f->st);
-  return G_SOURCE_REMOVE;
 }
 
 /* First buffer from an upstream link's src pad (streaming thread): note the
@@ -409,26 +407,6 @@ on_first_upstream_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
     pt_session_invoke (&self->session, upstream_flowing_cb, copy, pt_flowing_free);
   }
   return GST_PAD_PROBE_REMOVE;
-}
-
-static void hold_children (GstPeerTreeSrc * self);
-
-static gboolean
-hold_cb (gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-  gboolean current;
-
-  g_mutex_lock (&self->streams_lock);
-  current = self->hold_generation == self->generation;
-  g_mutex_unlock (&self->streams_lock);
-  if (current)
-    hold_children (self);
-  g_mutex_lock (&self->streams_lock);
-  self->hold_generation = 0;
-  g_cond_broadcast (&self->hold_cond);
-  g_mutex_unlock (&self->streams_lock);
-  return G_SOURCE_REMOVE;
 }
 
 /* A new upstream pad of @st with another SSRC (streaming thread, in
@@ -488,9 +466,6 @@ watch_first_buffer (GstPeerTreeSrc * self, PtSrcStream * st, GstPad * pad)
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_first_upstream_buffer, f,
       pt_flowing_free);
 }
-
-static GstPadProbeReturn on_tee_buffer (GstPad * pad, GstPadProbeInfo * info,
-    gpointer data);
 
 /* PtUpstreamCallbacks.pad_added */
 static void
@@ -597,8 +572,72 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
       gst_object_unref);
 }
 
+/* A buffer enters the tee: sends the keyframe request request_keyframe()
+ * asked for. */
+static GstPadProbeReturn
+on_tee_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtSrcStream *st = data;
+  GstStructure *s;
+  guint ssrc, pt;
+
+  (void) info;
+  if (!g_atomic_int_compare_and_exchange (&st->keyframe_wanted, 1, 0))
+    return GST_PAD_PROBE_OK;
+  g_mutex_lock (&st->self->streams_lock);
+  ssrc = st->ssrc;
+  pt = st->pt;
+  g_mutex_unlock (&st->self->streams_lock);
+  s = gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+      GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
+      "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, pt, NULL);
+  GST_DEBUG_OBJECT (st->self, "keyframe request for stream %u (ssrc %08x)", st->mline, ssrc);
+  gst_pad_push_event (pad, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, s));
+  return GST_PAD_PROBE_OK;
+}
+
 /* ---------------------------------------------------------------------- */
-/* links (loop thread) */
+/* streams from the parent, and children held for a new source (loop
+ * thread) */
+
+static void upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st);
+static void hold_children (GstPeerTreeSrc * self);
+
+static gboolean
+streams_ready_cb (gpointer data)
+{
+  check_streams_ready (GST_PEER_TREE_SRC (data));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+upstream_flowing_cb (gpointer data)
+{
+  PtFlowing *f = data;
+
+  if (flowing_is_current (f))
+    upstream_flowing (f->self, f->st);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+hold_cb (gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  gboolean current;
+
+  g_mutex_lock (&self->streams_lock);
+  current = self->hold_generation == self->generation;
+  g_mutex_unlock (&self->streams_lock);
+  if (current)
+    hold_children (self);
+  g_mutex_lock (&self->streams_lock);
+  self->hold_generation = 0;
+  g_cond_broadcast (&self->hold_cond);
+  g_mutex_unlock (&self->streams_lock);
+  return G_SOURCE_REMOVE;
+}
+
 
 /* PtUpstreamCallbacks.link_changed: the buffers of the old link are no
  * longer the current ones; releases a streaming thread of the old link
@@ -619,7 +658,8 @@ static const PtUpstreamCallbacks upstream_callbacks = {
   .link_changed = on_upstream_link_changed,
 };
 
-/* PtFanoutGetTee: every received stream can be relayed */
+/* PtFanoutGetTee (any thread, with streams_lock): every received stream can
+ * be relayed */
 static GstElement *
 get_tee (GstElement * element, guint index)
 {
@@ -652,7 +692,7 @@ check_streams_ready (GstPeerTreeSrc * self)
   g_ptr_array_set_size (self->renewing, 0);
 }
 
-/* The streams come from another source now (see on_upstream_caps): close
+/* The streams come from another source now (see hold_for_new_source): close
  * the children's links; each child gets a new one, with the new caps, once
  * every stream flows from the new upstream. The child then sees an offer of
  * a new session from the same parent and replaces its own upstream link
@@ -686,29 +726,6 @@ request_keyframe (GstPeerTreeSrc * self, PtSrcStream * st)
 {
   GST_DEBUG_OBJECT (self, "keyframe wanted for stream %u", st->mline);
   g_atomic_int_set (&st->keyframe_wanted, 1);
-}
-
-/* streaming thread: a buffer enters the tee */
-static GstPadProbeReturn
-on_tee_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
-{
-  PtSrcStream *st = data;
-  GstStructure *s;
-  guint ssrc, pt;
-
-  (void) info;
-  if (!g_atomic_int_compare_and_exchange (&st->keyframe_wanted, 1, 0))
-    return GST_PAD_PROBE_OK;
-  g_mutex_lock (&st->self->streams_lock);
-  ssrc = st->ssrc;
-  pt = st->pt;
-  g_mutex_unlock (&st->self->streams_lock);
-  s = gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
-      GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
-      "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, pt, NULL);
-  GST_DEBUG_OBJECT (st->self, "keyframe request for stream %u (ssrc %08x)", st->mline, ssrc);
-  gst_pad_push_event (pad, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, s));
-  return GST_PAD_PROBE_OK;
 }
 
 /* The request may be lost (the parent itself may be switching parents, or
