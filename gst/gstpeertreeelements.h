@@ -65,17 +65,6 @@ PtCall *pt_call_new (gpointer element, GCancellable * cancellable);
 gboolean pt_call_stopped (PtCall * call);
 void pt_call_free (PtCall * call);
 
-/* READY→PAUSED: starts the element's loop thread, publishes it in *@loop
- * (under the object lock: streaming threads queue work on it) and runs
- * @start_in_loop (element) there. */
-void pt_element_start_loop (GstElement *element, PtLoop **loop, const gchar *name,
-    GSourceFunc start_in_loop);
-/* PAUSED→READY: runs @stop_in_loop (element) in the loop, unpublishes it
- * and frees it (once the sources already queued have run). FALSE if it was
- * not started. */
-gboolean pt_element_stop_loop (GstElement *element, PtLoop **loop,
-    GSourceFunc stop_in_loop);
-
 /* Stop, in the loop thread: disconnects @data's handlers from *@client,
  * leaves @tree_id (if set), closes the client and clears *@client. */
 void pt_client_close (PeerTreeClient **client, gpointer data, const gchar *tree_id);

@@ -36,7 +36,9 @@
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-session.h"
 #include "pt-settings.h"
+#include "pt-uri.h"
 #include "peertree/peertree-client.h"
 #include "common/pt-element-packages.h"
 
@@ -87,13 +89,9 @@ struct _GstPeerTreeSink {
   GPtrArray *streams;           /* PtSinkStream, in request order */
   guint next_video, next_audio, next_pt;
 
-  /* loop thread only (created at READY→PAUSED, freed at PAUSED→READY) */
-  PtLoop *loop;
-  PeerTreeClient *client;
-  GCancellable *cancellable;
-  PtLinkConfig config;
-  gchar *active_tree;           /* tree created on the server */
-  PtFanout *children;
+  /* the loop thread, the client, the children (pt-session.h); its
+   * active_tree is the tree created on the server */
+  PtSession session;
 };
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
@@ -122,8 +120,11 @@ gst_peer_tree_video_codec_get_type (void)
   return type;
 }
 
+static void gst_peer_tree_sink_uri_handler_init (gpointer iface, gpointer iface_data);
+
 #define gst_peer_tree_sink_parent_class parent_class
-G_DEFINE_TYPE (GstPeerTreeSink, gst_peer_tree_sink, GST_TYPE_BIN);
+G_DEFINE_TYPE_WITH_CODE (GstPeerTreeSink, gst_peer_tree_sink, GST_TYPE_BIN,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_peer_tree_sink_uri_handler_init));
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (peertreesink, "peertreesink", GST_RANK_NONE,
     GST_TYPE_PEER_TREE_SINK,
     GST_DEBUG_CATEGORY_INIT (gst_peer_tree_sink_debug, "peertreesink", 0,
@@ -275,7 +276,7 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
         GST_PAD_NAME (st->ghost));
     g_autoptr (GstPad) paysrc = gst_element_get_static_pad (pay, "src");
 
-    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, NULL, error);
+    st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, NULL, error);
     if (st->tee == NULL)
       return NULL;
     g_ptr_array_add (st->elements, gst_object_ref (st->tee));
@@ -304,6 +305,7 @@ missing_named:
 #undef APPEND
 }
 
+/* loop thread: a stream became ready */
 static gboolean
 streams_ready_cb (gpointer data)
 {
@@ -331,10 +333,8 @@ on_tee_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 
   if (first) {
     GST_DEBUG_OBJECT (self, "stream %s ready", GST_PAD_NAME (st->ghost));
-    GST_OBJECT_LOCK (self);
-    if (self->loop)
-      pt_loop_invoke (self->loop, streams_ready_cb, gst_object_ref (self), gst_object_unref);
-    GST_OBJECT_UNLOCK (self);
+    pt_session_invoke (&self->session, streams_ready_cb, gst_object_ref (self),
+        gst_object_unref);
   }
   return GST_PAD_PROBE_OK;
 }
@@ -422,6 +422,9 @@ stream_free (PtSinkStream * st)
   g_free (st);
 }
 
+/* ---------------------------------------------------------------------- */
+/* request pads (application thread) */
+
 static GstPad *
 gst_peer_tree_sink_request_new_pad (GstElement * element, GstPadTemplate * templ,
     const gchar * name, const GstCaps * caps)
@@ -494,7 +497,7 @@ gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
 }
 
 /* ---------------------------------------------------------------------- */
-/* children (loop thread) */
+/* children (loop thread; get_ready_tee: any thread, with streams_lock) */
 
 /* PtFanoutGetTee: a stream can be sent once its tee has RTP caps */
 static GstElement *
@@ -525,132 +528,69 @@ all_streams_ready (GstPeerTreeSink * self)
 static void
 check_streams_ready (GstPeerTreeSink * self)
 {
-  if (self->children == NULL || !all_streams_ready (self))
+  if (self->session.children == NULL || !all_streams_ready (self))
     return;
   /* streams added after a child joined: renegotiate with it */
-  pt_fanout_add_streams (self->children);
-  pt_fanout_start_waiting (self->children);
+  pt_fanout_add_streams (self->session.children);
+  pt_fanout_start_waiting (self->session.children);
 }
 
 /* ---------------------------------------------------------------------- */
-/* signalling (loop thread) */
+/* signalling: PtSessionCallbacks (loop thread) */
+
+static PeerTreeClient *
+make_client (GstElement * element, const gchar * server, const gchar * client_id)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  g_autofree gchar *secret = NULL;
+
+  GST_OBJECT_LOCK (self);
+  if (self->secret == NULL || *self->secret == '\0') {
+    /* random, and readable from now on: an application that keeps it can
+     * restart its source and reclaim the tree */
+    g_free (self->secret);
+    self->secret = g_uuid_string_random ();
+  }
+  secret = g_strdup (self->secret);
+  GST_OBJECT_UNLOCK (self);
+
+  /* The secret proves that the tree is ours when we come back within the
+   * server's grace period. */
+  return g_object_new (PEER_TREE_TYPE_CLIENT, "uri", server, "client-id", client_id,
+      "secret", secret, NULL);
+}
+
+static gboolean
+children_ready (GstElement * element)
+{
+  return all_streams_ready (GST_PEER_TREE_SINK (element));
+}
 
 static void
-on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
+on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {
-  GstPeerTreeSink *self = data;
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
 
-  (void) client;
   /* Emitted by the client as soon as the create reply is read, before the
    * events that follow it: a restarted source reclaiming its tree gets its
    * children (downstream-added) right after the reply, possibly before
    * on_created runs. */
-  if (self->active_tree == NULL)
-    self->active_tree = g_strdup (tree_id);
+  if (self->session.active_tree == NULL)
+    self->session.active_tree = g_strdup (tree_id);
   /* the source is the root: no parent */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
       "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
-      peer_tree_client_get_client_id (self->client), "parent-id", G_TYPE_STRING, NULL,
+      peer_tree_client_get_client_id (self->session.client), "parent-id", G_TYPE_STRING, NULL,
       "depth", G_TYPE_UINT, depth, NULL);
 }
 
 static void
-on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar * child_id,
-    gpointer data)
+on_tree_closed (GstElement * element, const gchar * tree_id, const gchar * reason,
+    const gchar * description)
 {
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  pt_fanout_add (self->children, child_id, all_streams_ready (self));
-}
-
-static void
-on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
-    const gchar * child_id, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  pt_fanout_forget (self->children, child_id);
-  pt_fanout_remove (self->children, child_id, "left the tree");
-}
-
-static void
-on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    const gchar * type, const gchar * sdp, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) == 0)
-    pt_fanout_set_remote_description (self->children, peer_id, type, sdp);
-}
-
-static void
-on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    guint mline, const gchar * candidate, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) == 0)
-    pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
-}
-
-static void
-on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * reason,
-    gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_CLOSED,
-      "tree-id", G_TYPE_STRING, tree_id, "reason", G_TYPE_STRING, reason, NULL);
-  if (g_strcmp0 (tree_id, self->active_tree) == 0)
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("The peertree server closed tree \"%s\": %s", tree_id, reason), (NULL));
-}
-
-static void
-on_client_error (PeerTreeClient * client, GError * error, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->settings.server,
-      self->active_tree);
-}
-
-static void
-on_disconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  /* existing children keep receiving; no new child can join until the
-   * client is reconnected and has registered the tree again */
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
-  GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
-      ("Lost the connection to the peertree server %s; the viewers keep receiving, "
-          "no new viewer can join until it is back.", self->settings.server), (NULL));
-}
-
-static void
-on_reconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  (void) client;
-  GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
+  (void) description;
+  GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
+      ("The peertree server closed tree \"%s\": %s", tree_id, reason), (NULL));
 }
 
 static void
@@ -667,14 +607,14 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
     return;
   }
   if (tree_id == NULL) {
-    pt_post_client_error (GST_ELEMENT (self), error, "create", self->settings.server,
+    pt_post_client_error (GST_ELEMENT (self), error, "create", self->session.server,
         self->settings.tree_id);
     pt_call_free (call);
     return;
   }
   GST_INFO_OBJECT (self, "created tree %s", tree_id);
-  if (self->active_tree == NULL)
-    self->active_tree = g_strdup (tree_id);
+  if (self->session.active_tree == NULL)
+    self->session.active_tree = g_strdup (tree_id);
   GST_OBJECT_LOCK (self);
   g_free (self->settings.tree_id);
   self->settings.tree_id = g_strdup (tree_id);
@@ -683,105 +623,60 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
   pt_call_free (call);
 }
 
+/* connected: create the tree */
 static void
-on_connected (GObject * source, GAsyncResult * res, gpointer data)
+on_connected (GstElement * element, PtCall * call)
 {
-  PtCall *call = data;
-  GstPeerTreeSink *self = GST_PEER_TREE_SINK (call->self);
-  g_autoptr (GError) error = NULL;
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
   g_autofree gchar *tree_id = NULL;
   guint k, k1;
-  gboolean ok = peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error);
 
-  if (pt_call_stopped (call) || !ok) {
-    if (!pt_call_stopped (call))
-      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->settings.server, NULL);
-    pt_call_free (call);
-    return;
-  }
   GST_OBJECT_LOCK (self);
   tree_id = g_strdup (self->settings.tree_id);
   k = self->k;
   k1 = self->k1;
   GST_OBJECT_UNLOCK (self);
-  peer_tree_client_create_async (self->client, tree_id && *tree_id ? tree_id : NULL, k, k1,
-      NULL, on_created, call /* reused */ );
+  peer_tree_client_create_async (self->session.client, tree_id && *tree_id ? tree_id : NULL,
+      k, k1, NULL, on_created, call /* reused */ );
 }
 
-static gboolean
-start_in_loop (gpointer data)
-{
-  GstPeerTreeSink *self = data;
-  g_autofree gchar *server = NULL;
-  g_autofree gchar *client_id = NULL;
-  g_autofree gchar *secret = NULL;
+static const PtSessionCallbacks session_callbacks = {
+  .make_client = make_client,
+  .connected = on_connected,
+  .get_tee = get_ready_tee,
+  .children_ready = children_ready,
+  .tree_joined = on_tree_joined,
+  .tree_closed = on_tree_closed,
+  /* existing children keep receiving; no new child can join until the
+   * client is reconnected and has registered the tree again */
+  .disconnected_consequence = "the viewers keep receiving, no new viewer can join "
+      "until it is back.",
+};
 
-  GST_OBJECT_LOCK (self);
-  server = g_strdup (self->settings.server);
-  client_id = g_strdup (self->settings.client_id);
-  if (self->secret == NULL || *self->secret == '\0') {
-    /* random, and readable from now on: an application that keeps it can
-     * restart its source and reclaim the tree */
-    g_free (self->secret);
-    self->secret = g_uuid_string_random ();
-  }
-  secret = g_strdup (self->secret);
-  GST_OBJECT_UNLOCK (self);
-
-  self->cancellable = g_cancellable_new ();
-  /* binds to this thread's default context. The secret proves that the
-   * tree is ours when we come back within the server's grace period. */
-  self->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", server,
-      "client-id", client_id && *client_id ? client_id : NULL, "secret", secret, NULL);
-  self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
-      get_ready_tee, self->client, &self->active_tree, &self->config,
-      pt_loop_get_context (self->loop));
-  g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
-  g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
-  g_signal_connect (self->client, "downstream-removed",
-      G_CALLBACK (on_downstream_removed), self);
-  g_signal_connect (self->client, "remote-sdp", G_CALLBACK (on_remote_sdp), self);
-  g_signal_connect (self->client, "remote-ice", G_CALLBACK (on_remote_ice), self);
-  g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
-  g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
-  g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
-  g_signal_connect (self->client, "reconnected", G_CALLBACK (on_reconnected), self);
-  peer_tree_client_connect_async (self->client, NULL, on_connected,
-      pt_call_new (self, self->cancellable));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-stop_in_loop (gpointer data)
-{
-  GstPeerTreeSink *self = data;
-
-  g_cancellable_cancel (self->cancellable);
-  /* links first (their callbacks use the client), then signalling */
-  g_clear_pointer (&self->children, pt_fanout_free);
-  pt_client_close (&self->client, self, self->active_tree);
-  g_clear_object (&self->cancellable);
-  g_clear_pointer (&self->active_tree, g_free);
-  return G_SOURCE_REMOVE;
-}
+/* ---------------------------------------------------------------------- */
+/* state changes (application thread) */
 
 static gboolean
 gst_peer_tree_sink_start (GstPeerTreeSink * self)
 {
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *client_id = NULL;
+
   GST_OBJECT_LOCK (self);
-  pt_settings_fill_link_config (&self->settings, &self->config);
+  pt_settings_fill_link_config (&self->settings, &self->session.config);
+  server = g_strdup (self->settings.server);
+  client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
-  pt_element_start_loop (GST_ELEMENT (self), &self->loop, "peertreesink", start_in_loop);
+  pt_session_start (&self->session, "peertreesink", server, client_id);
   return TRUE;
 }
 
 static void
 gst_peer_tree_sink_stop (GstPeerTreeSink * self)
 {
-  if (!pt_element_stop_loop (GST_ELEMENT (self), &self->loop, stop_in_loop))
+  if (!pt_session_stop (&self->session))
     return;
-  pt_link_config_clear (&self->config);
 
   g_mutex_lock (&self->streams_lock);
   for (guint i = 0; i < self->streams->len; i++)
@@ -799,7 +694,7 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
     case GST_STATE_CHANGE_NULL_TO_READY:
       if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      pt_link_prewarm ();
+      pt_webrtc_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_sink_start (self))
@@ -824,7 +719,7 @@ gst_peer_tree_sink_change_state (GstElement * element, GstStateChange transition
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_NULL:
-      pt_link_prewarm_wait ();
+      pt_webrtc_prewarm_wait ();
       break;
     default:
       break;
@@ -853,6 +748,23 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
 }
 
 /* ---------------------------------------------------------------------- */
+/* URI handler (application thread): pt-uri.c. peertree://HOST:PORT/[TREE-ID]
+ * [?k=…&k1=…&video-codec=…&client-id=…&local-addresses=…] */
+
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+  "k", "k1", "video-codec", NULL
+};
+
+static const PtUriSpec uri_spec = { GST_URI_SINK, uri_query_properties };
+
+static void
+gst_peer_tree_sink_uri_handler_init (gpointer iface, gpointer iface_data)
+{
+  (void) iface_data;
+  pt_uri_handler_init (iface, &uri_spec);
+}
+
+/* ---------------------------------------------------------------------- */
 /* properties */
 
 typedef struct {
@@ -866,8 +778,7 @@ collect_children (gpointer data)
 {
   PtStatsCtx *ctx = data;
 
-  if (ctx->self->children)
-    pt_fanout_append_stats (ctx->self->children, ctx->list);
+  pt_session_append_children_stats (&ctx->self->session, ctx->list);
   return G_SOURCE_REMOVE;
 }
 
@@ -876,15 +787,14 @@ make_stats (GstPeerTreeSink * self)
 {
   GstStructure *s;
   GValue children = G_VALUE_INIT;
-  PtLoop *loop;
+  PtStatsCtx ctx = { self, &children };
 
   s = gst_structure_new_empty ("application/x-peertree-sink-stats");
   /* the state lock keeps stop() from freeing the loop meanwhile */
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
   gst_structure_set (s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
-      "running", G_TYPE_BOOLEAN, self->loop != NULL, NULL);
-  loop = self->loop;
+      "running", G_TYPE_BOOLEAN, self->session.loop != NULL, NULL);
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
@@ -892,11 +802,7 @@ make_stats (GstPeerTreeSink * self)
 
   gst_value_list_init (&children, 0);
   /* children live on the loop thread: read them there */
-  if (loop) {
-    PtStatsCtx ctx = { self, &children };
-
-    pt_loop_invoke_sync (loop, collect_children, &ctx);
-  }
+  pt_session_invoke_sync (&self->session, collect_children, &ctx);
   GST_STATE_UNLOCK (self);
   gst_structure_set (s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&children),
       NULL);
@@ -981,7 +887,7 @@ gst_peer_tree_sink_finalize (GObject * object)
   }
   g_ptr_array_unref (self->streams);
   g_mutex_clear (&self->streams_lock);
-  pt_link_config_clear (&self->config);
+  pt_session_clear (&self->session);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -1070,7 +976,8 @@ gst_peer_tree_sink_init (GstPeerTreeSink * self)
   g_mutex_init (&self->streams_lock);
   self->streams = g_ptr_array_new ();
   self->next_pt = 96;
-  pt_link_config_init (&self->config);
+  pt_session_init (&self->session, GST_ELEMENT (self), GST_CAT_DEFAULT, &session_callbacks,
+      &self->streams_lock);
   self->missing_element = pt_find_missing_element (required);
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SINK);
 }

@@ -1,5 +1,14 @@
 /* peertreesrc — viewer and relay of a peertree broadcast tree
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Over 1 000 lines because the element's streams are one piece: the pads a
+ * parent's link adds, the tees they feed, the decode branch behind each
+ * exposed pad, the keyframe requests and the hold for a new source all
+ * share PtSrcStream and its generation counter under streams_lock. What is
+ * not about the streams lives elsewhere: the signalling in pt-session.c, the
+ * parent link and re-parenting in pt-upstream.c, the children in
+ * pt-fanout.c, the URI in pt-uri.c. Each section heading names the thread
+ * its functions run in.
  */
 /**
  * SECTION:element-peertreesrc
@@ -51,7 +60,6 @@
 #include "config.h"
 #endif
 
-#include <string.h>
 
 #ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
@@ -62,16 +70,16 @@
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-session.h"
 #include "pt-settings.h"
+#include "pt-upstream.h"
+#include "pt-uri.h"
 #include "peertree/peertree-client.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
 #define DEFAULT_LATENCY 20
-/* An upstream link whose ICE state stays "disconnected" this long is lost
- * (libnice's own keepalives only fail it after tens of seconds). */
-#define UPSTREAM_DISCONNECTED_MS 2000
 
 enum {
   PROP_0,
@@ -117,22 +125,12 @@ struct _GstPeerTreeSrc {
   guint hold_generation;        /* a new source's stream waits for hold_cb */
   GCond hold_cond;
 
+  /* the loop thread, the client, the children (pt-session.h); its
+   * active_tree is the tree joined */
+  PtSession session;
+
   /* loop thread only */
-  PtLoop *loop;
-  PeerTreeClient *client;
-  GCancellable *cancellable;
-  PtLinkConfig config;
-  gchar *active_tree;
-  gchar *parent_id;
-  guint depth;
-  gboolean joined_posted;       /* tree-joined message posted for this join */
-  PtLink *upstream;
-  gchar *upstream_session;      /* SDP session id of the upstream's offer */
-  GSource *disconnected_timer;  /* upstream ICE disconnected since */
-  gboolean upstream_lost;       /* the parent is unreachable: a new one is needed */
-  gboolean reconnecting;        /* reconnect-upstream in flight */
-  gboolean source_lost;         /* the server waits for the tree's source */
-  PtFanout *children;
+  PtUpstream *upstream;         /* the parent */
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
 };
@@ -202,7 +200,7 @@ static gboolean
 build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
     GError ** error)
 {
-  g_autoptr (GstCaps) rtp_caps = pt_link_get_fanout_caps (st->tee);
+  g_autoptr (GstCaps) rtp_caps = pt_relay_get_tee_caps (st->tee);
   GstElement *queue, *depay, *last;
   g_autoptr (GstPad) teesrc = NULL;
   g_autoptr (GstPad) qsink = NULL;
@@ -330,16 +328,15 @@ on_ghost_linked (GstPad * pad, GstPad * peer, gpointer user_data)
 }
 
 /* ---------------------------------------------------------------------- */
-/* upstream (streaming thread) */
+/* streams from the parent (streaming threads: the upstream link's
+ * pad-added, its first buffers, the tee's buffers) */
 
-static gboolean
-streams_ready_cb (gpointer data)
-{
-  check_streams_ready (GST_PEER_TREE_SRC (data));
-  return G_SOURCE_REMOVE;
-}
-
-static void upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st);
+/* defined below: the loop thread's callbacks, the tee's probe */
+static gboolean streams_ready_cb (gpointer data);
+static gboolean upstream_flowing_cb (gpointer data);
+static gboolean hold_cb (gpointer data);
+static GstPadProbeReturn on_tee_buffer (GstPad * pad, GstPadProbeInfo * info,
+    gpointer data);
 
 typedef struct {
   GstPeerTreeSrc *self;         /* a ref */
@@ -367,16 +364,6 @@ flowing_is_current (PtFlowing * f)
   current = f->generation == f->self->generation;
   g_mutex_unlock (&f->self->streams_lock);
   return current;
-}
-
-static gboolean
-upstream_flowing_cb (gpointer data)
-{
-  PtFlowing *f = data;
-
-  if (flowing_is_current (f))
-    upstream_flowing (f->self, f->st);
-  return G_SOURCE_REMOVE;
 }
 
 /* First buffer from an upstream link's src pad (streaming thread): note the
@@ -417,34 +404,9 @@ on_first_upstream_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
     copy->self = gst_object_ref (self);
     copy->st = st;
     copy->generation = f->generation;
-    GST_OBJECT_LOCK (self);
-    if (self->loop)
-      pt_loop_invoke (self->loop, upstream_flowing_cb, copy, pt_flowing_free);
-    else
-      pt_flowing_free (copy);
-    GST_OBJECT_UNLOCK (self);
+    pt_session_invoke (&self->session, upstream_flowing_cb, copy, pt_flowing_free);
   }
   return GST_PAD_PROBE_REMOVE;
-}
-
-static void hold_children (GstPeerTreeSrc * self);
-
-static gboolean
-hold_cb (gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-  gboolean current;
-
-  g_mutex_lock (&self->streams_lock);
-  current = self->hold_generation == self->generation;
-  g_mutex_unlock (&self->streams_lock);
-  if (current)
-    hold_children (self);
-  g_mutex_lock (&self->streams_lock);
-  self->hold_generation = 0;
-  g_cond_broadcast (&self->hold_cond);
-  g_mutex_unlock (&self->streams_lock);
-  return G_SOURCE_REMOVE;
 }
 
 /* A new upstream pad of @st with another SSRC (streaming thread, in
@@ -453,7 +415,7 @@ hold_cb (gpointer data)
  * children's links can take neither its caps (their downstream caps query
  * would fail the new stream with not-negotiated) nor its packets (SRTP
  * state): wait until the loop has closed them (or until the upstream link
- * is being replaced: close_upstream must never wait for this thread).
+ * is being replaced: pt_upstream_close must never wait for this thread).
  * They get new links once the new stream flows (upstream_flowing). */
 static void
 hold_for_new_source (GstPeerTreeSrc * self)
@@ -462,12 +424,8 @@ hold_for_new_source (GstPeerTreeSrc * self)
   gint64 deadline;
 
   self->hold_generation = generation;
-  GST_OBJECT_LOCK (self);
-  if (self->loop)
-    pt_loop_invoke (self->loop, hold_cb, gst_object_ref (self), gst_object_unref);
-  else
+  if (!pt_session_invoke (&self->session, hold_cb, gst_object_ref (self), gst_object_unref))
     self->hold_generation = 0;
-  GST_OBJECT_UNLOCK (self);
   /* bounded: never hang a streaming thread on a busy loop */
   deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
   while (self->hold_generation == generation && self->generation == generation)
@@ -509,13 +467,11 @@ watch_first_buffer (GstPeerTreeSrc * self, PtSrcStream * st, GstPad * pad)
       pt_flowing_free);
 }
 
-static GstPadProbeReturn on_tee_buffer (GstPad * pad, GstPadProbeInfo * info,
-    gpointer data);
-
+/* PtUpstreamCallbacks.pad_added */
 static void
-on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
+on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   g_autoptr (GstWebRTCRTPTransceiver) trans = NULL;
   g_autoptr (GstCaps) caps = get_pad_caps (pad);
   g_autoptr (GError) error = NULL;
@@ -572,7 +528,7 @@ on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
     g_autofree gchar *tee_name = g_strdup_printf ("fanout_%u", mline);
 
     st->is_video = g_strcmp0 (media, "audio") != 0;
-    st->tee = pt_link_make_fanout (GST_BIN (self), tee_name, pad, &error);
+    st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, pad, &error);
   }
   if (st->tee) {
     g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
@@ -612,223 +568,98 @@ on_upstream_pad (PtLink * link, GstPad * pad, gpointer data)
   if (all)
     gst_element_no_more_pads (GST_ELEMENT (self));
 
-  GST_OBJECT_LOCK (self);
-  if (self->loop)
-    pt_loop_invoke (self->loop, streams_ready_cb, gst_object_ref (self), gst_object_unref);
-  GST_OBJECT_UNLOCK (self);
+  pt_session_invoke (&self->session, streams_ready_cb, gst_object_ref (self),
+      gst_object_unref);
+}
+
+/* A buffer enters the tee: sends the keyframe request request_keyframe()
+ * asked for. */
+static GstPadProbeReturn
+on_tee_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtSrcStream *st = data;
+  GstStructure *s;
+  guint ssrc, pt;
+
+  (void) info;
+  if (!g_atomic_int_compare_and_exchange (&st->keyframe_wanted, 1, 0))
+    return GST_PAD_PROBE_OK;
+  g_mutex_lock (&st->self->streams_lock);
+  ssrc = st->ssrc;
+  pt = st->pt;
+  g_mutex_unlock (&st->self->streams_lock);
+  s = gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
+      GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
+      "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, pt, NULL);
+  GST_DEBUG_OBJECT (st->self, "keyframe request for stream %u (ssrc %08x)", st->mline, ssrc);
+  gst_pad_push_event (pad, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, s));
+  return GST_PAD_PROBE_OK;
 }
 
 /* ---------------------------------------------------------------------- */
-/* links (loop thread) */
+/* streams from the parent, and children held for a new source (loop
+ * thread) */
 
-static void
-on_upstream_description (PtLink * link, const gchar * type, const gchar * sdp,
-    gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  if (self->client && self->active_tree)
-    peer_tree_client_send_sdp (self->client, self->active_tree, pt_link_get_peer_id (link),
-        type, sdp);
-}
-
-static void
-on_upstream_candidate (PtLink * link, guint mline, const gchar * candidate, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  if (self->client && self->active_tree)
-    peer_tree_client_send_ice (self->client, self->active_tree, pt_link_get_peer_id (link),
-        mline, candidate);
-}
-
-static void request_new_upstream (GstPeerTreeSrc * self);
-
-static void
-on_upstream_reconnected (GObject * source, GAsyncResult * res, gpointer data)
-{
-  PtCall *call = data;
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (call->self);
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *parent = NULL;
-  guint depth = 0;
-  gboolean ok = peer_tree_client_reconnect_upstream_finish (PEER_TREE_CLIENT (source), res,
-      &parent, &depth, &error);
-
-  if (pt_call_stopped (call)) {
-    pt_call_free (call);
-    return;
-  }
-  self->reconnecting = FALSE;
-  if (ok) {
-    /* upstream-changed already gave us the new parent */
-    GST_INFO_OBJECT (self, "new parent %s at depth %u", parent, depth);
-  } else if (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED) ||
-      g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_TIMEOUT)) {
-    /* the server is away: asked again once the client is reconnected */
-    GST_INFO_OBJECT (self, "reconnect-upstream: %s; retrying after reconnection",
-        error->message);
-  } else {
-    GST_ELEMENT_WARNING (self, RESOURCE, READ,
-        ("The peertree server %s found no new parent peer.", self->settings.server),
-        ("reconnect-upstream: %s", error->message));
-  }
-  pt_call_free (call);
-}
-
-/* The parent is unreachable (ICE failed, or disconnected for too long):
- * ask the server for another one, unless the parent is the tree's source
- * and the server is waiting for it to come back (then the returning source,
- * or the end of the tree, settles it). */
-static void
-upstream_lost (GstPeerTreeSrc * self, const gchar * reason)
-{
-  if (self->upstream_lost)
-    return;
-  self->upstream_lost = TRUE;
-  GST_INFO_OBJECT (self, "lost the parent %s: %s", self->parent_id, reason);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_UPSTREAM_LOST,
-      "tree-id", G_TYPE_STRING, self->active_tree, "parent-id", G_TYPE_STRING,
-      self->parent_id, "reason", G_TYPE_STRING, reason, NULL);
-  request_new_upstream (self);
-}
-
-static void
-request_new_upstream (GstPeerTreeSrc * self)
-{
-  if (self->reconnecting || self->client == NULL || self->active_tree == NULL)
-    return;
-  if (self->source_lost && self->depth <= 1) {
-    GST_INFO_OBJECT (self, "the source is away: waiting for it");
-    return;
-  }
-  if (!peer_tree_client_is_connected (self->client)) {
-    GST_INFO_OBJECT (self, "no server connection: asking after reconnection");
-    return;
-  }
-  self->reconnecting = TRUE;
-  peer_tree_client_reconnect_upstream_async (self->client, self->active_tree, NULL,
-      on_upstream_reconnected, pt_call_new (self, self->cancellable));
-}
+static void upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st);
+static void hold_children (GstPeerTreeSrc * self);
 
 static gboolean
-on_disconnected_timeout (gpointer data)
+streams_ready_cb (gpointer data)
 {
-  GstPeerTreeSrc *self = data;
-
-  g_clear_pointer (&self->disconnected_timer, g_source_unref);
-  if (self->upstream && pt_link_get_state (self->upstream) == PT_LINK_STATE_DISCONNECTED)
-    upstream_lost (self, "ICE disconnected");
+  check_streams_ready (GST_PEER_TREE_SRC (data));
   return G_SOURCE_REMOVE;
 }
 
-static void
-clear_disconnected_timer (GstPeerTreeSrc * self)
+static gboolean
+upstream_flowing_cb (gpointer data)
 {
-  if (self->disconnected_timer) {
-    g_source_destroy (self->disconnected_timer);
-    g_clear_pointer (&self->disconnected_timer, g_source_unref);
-  }
+  PtFlowing *f = data;
+
+  if (flowing_is_current (f))
+    upstream_flowing (f->self, f->st);
+  return G_SOURCE_REMOVE;
 }
 
-static void
-on_upstream_state (PtLink * link, PtLinkState state, gpointer data)
+static gboolean
+hold_cb (gpointer data)
 {
   GstPeerTreeSrc *self = data;
+  gboolean current;
 
-  GST_DEBUG_OBJECT (self, "%s: %s", pt_link_get_peer_id (link),
-      pt_link_state_to_string (state));
-  if (link != self->upstream)
-    return;
-  switch (state) {
-    case PT_LINK_STATE_CONNECTED:
-      clear_disconnected_timer (self);
-      break;
-    case PT_LINK_STATE_DISCONNECTED:
-      if (self->disconnected_timer == NULL) {
-        self->disconnected_timer = g_timeout_source_new (UPSTREAM_DISCONNECTED_MS);
-        g_source_set_callback (self->disconnected_timer, on_disconnected_timeout, self, NULL);
-        g_source_attach (self->disconnected_timer, pt_loop_get_context (self->loop));
-      }
-      break;
-    case PT_LINK_STATE_FAILED:
-      clear_disconnected_timer (self);
-      upstream_lost (self, "ICE failed");
-      break;
-    default:
-      break;
-  }
+  g_mutex_lock (&self->streams_lock);
+  current = self->hold_generation == self->generation;
+  g_mutex_unlock (&self->streams_lock);
+  if (current)
+    hold_children (self);
+  g_mutex_lock (&self->streams_lock);
+  self->hold_generation = 0;
+  g_cond_broadcast (&self->hold_cond);
+  g_mutex_unlock (&self->streams_lock);
+  return G_SOURCE_REMOVE;
 }
 
+
+/* PtUpstreamCallbacks.link_changed: the buffers of the old link are no
+ * longer the current ones; releases a streaming thread of the old link
+ * waiting in hold_for_new_source */
 static void
-on_upstream_error (PtLink * link, const GError * error, gpointer data)
+on_upstream_link_changed (GstElement * element)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  if (link == self->upstream)
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("Could not negotiate with the parent peer %s.", pt_link_get_peer_id (link)),
-        ("%s", error->message));
-}
-
-/* (the children's links are the PtFanout's) */
-static const PtLinkCallbacks upstream_callbacks = {
-  .local_description = on_upstream_description,
-  .local_candidate = on_upstream_candidate,
-  .state_changed = on_upstream_state,
-  .error = on_upstream_error,
-  .pad_added = on_upstream_pad,
-};
-
-static void
-close_upstream (GstPeerTreeSrc * self)
-{
-  /* releases a streaming thread of this link waiting in on_upstream_caps */
   g_mutex_lock (&self->streams_lock);
   self->generation++;
   g_cond_broadcast (&self->hold_cond);
   g_mutex_unlock (&self->streams_lock);
-  clear_disconnected_timer (self);
-  g_clear_pointer (&self->upstream_session, g_free);
-  if (self->upstream) {
-    pt_link_close (self->upstream);
-    g_clear_pointer (&self->upstream, pt_link_unref);
-  }
 }
 
-/* A new upstream link to @parent_id (the parent offers; the link answers).
- * The tees, the children's links and the local output stay: the new link's
- * src pads are linked into the same tees as they appear. Unless @force, an
- * existing link to the same parent is kept. */
-static void
-set_parent (GstPeerTreeSrc * self, const gchar * parent_id, gboolean force)
-{
-  g_autoptr (GError) error = NULL;
+static const PtUpstreamCallbacks upstream_callbacks = {
+  .pad_added = on_upstream_pad,
+  .link_changed = on_upstream_link_changed,
+};
 
-  if (!force && self->upstream
-      && g_strcmp0 (pt_link_get_peer_id (self->upstream), parent_id) == 0)
-    return;
-  close_upstream (self);
-  g_free (self->parent_id);
-  self->parent_id = g_strdup (parent_id);
-  self->upstream_lost = FALSE;
-  if (parent_id == NULL)
-    return;
-  g_mutex_lock (&self->streams_lock);
-  self->generation++;
-  g_mutex_unlock (&self->streams_lock);
-  self->upstream = pt_link_new (PT_LINK_ROLE_RECEIVER, parent_id, GST_BIN (self),
-      &self->config, &upstream_callbacks, self, NULL, pt_loop_get_context (self->loop),
-      &error);
-  if (self->upstream == NULL) {
-    GST_ELEMENT_ERROR (self, CORE, FAILED, ("Cannot receive from the parent peer."),
-        ("%s", error->message));
-    return;
-  }
-  pt_link_start (self->upstream);
-}
-
-/* PtFanoutGetTee: every received stream can be relayed */
+/* PtFanoutGetTee (any thread, with streams_lock): every received stream can
+ * be relayed */
 static GstElement *
 get_tee (GstElement * element, guint index)
 {
@@ -853,15 +684,15 @@ all_streams_ready (GstPeerTreeSrc * self)
 static void
 check_streams_ready (GstPeerTreeSrc * self)
 {
-  if (self->children == NULL || self->holding_children || !all_streams_ready (self))
+  if (self->session.children == NULL || self->holding_children || !all_streams_ready (self))
     return;
-  pt_fanout_start_waiting (self->children);
+  pt_fanout_start_waiting (self->session.children);
   for (guint i = 0; i < self->renewing->len; i++)
-    pt_fanout_start_child (self->children, g_ptr_array_index (self->renewing, i), FALSE);
+    pt_fanout_start_child (self->session.children, g_ptr_array_index (self->renewing, i), FALSE);
   g_ptr_array_set_size (self->renewing, 0);
 }
 
-/* The streams come from another source now (see on_upstream_caps): close
+/* The streams come from another source now (see hold_for_new_source): close
  * the children's links; each child gets a new one, with the new caps, once
  * every stream flows from the new upstream. The child then sees an offer of
  * a new session from the same parent and replaces its own upstream link
@@ -871,10 +702,10 @@ hold_children (GstPeerTreeSrc * self)
 {
   g_autoptr (GPtrArray) ids = NULL;
 
-  if (self->children == NULL)
+  if (self->session.children == NULL)
     return;
   self->holding_children = TRUE;
-  ids = pt_fanout_drop_children (self->children);
+  ids = pt_fanout_drop_children (self->session.children);
   for (guint i = 0; i < ids->len; i++) {
     gchar *id = g_ptr_array_index (ids, i);
 
@@ -895,29 +726,6 @@ request_keyframe (GstPeerTreeSrc * self, PtSrcStream * st)
 {
   GST_DEBUG_OBJECT (self, "keyframe wanted for stream %u", st->mline);
   g_atomic_int_set (&st->keyframe_wanted, 1);
-}
-
-/* streaming thread: a buffer enters the tee */
-static GstPadProbeReturn
-on_tee_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
-{
-  PtSrcStream *st = data;
-  GstStructure *s;
-  guint ssrc, pt;
-
-  (void) info;
-  if (!g_atomic_int_compare_and_exchange (&st->keyframe_wanted, 1, 0))
-    return GST_PAD_PROBE_OK;
-  g_mutex_lock (&st->self->streams_lock);
-  ssrc = st->ssrc;
-  pt = st->pt;
-  g_mutex_unlock (&st->self->streams_lock);
-  s = gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
-      GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
-      "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, pt, NULL);
-  GST_DEBUG_OBJECT (st->self, "keyframe request for stream %u (ssrc %08x)", st->mline, ssrc);
-  gst_pad_push_event (pad, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, s));
-  return GST_PAD_PROBE_OK;
 }
 
 /* The request may be lost (the parent itself may be switching parents, or
@@ -944,7 +752,7 @@ request_keyframe_later (GstPeerTreeSrc * self, PtSrcStream * st, guint ms)
   f->generation = self->generation;
   g_mutex_unlock (&self->streams_lock);
   g_source_set_callback (timer, keyframe_again_cb, f, pt_flowing_free);
-  g_source_attach (timer, pt_loop_get_context (self->loop));
+  g_source_attach (timer, pt_loop_get_context (self->session.loop));
 }
 
 /* Media flows from the current upstream link into @st. */
@@ -977,21 +785,27 @@ upstream_flowing (GstPeerTreeSrc * self, PtSrcStream * st)
 }
 
 /* ---------------------------------------------------------------------- */
-/* signalling (loop thread) */
+/* signalling: PtSessionCallbacks and the client signals of a viewer (loop
+ * thread) */
+
+static PeerTreeClient *
+make_client (GstElement * element, const gchar * server, const gchar * client_id)
+{
+  (void) element;
+  return peer_tree_client_new (server, client_id);
+}
 
 /* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
  * parent, depth) for a join: the first upstream-changed after a join is
  * posted as the tree-joined message, which then names the parent too. */
 static void
-on_tree_joined (PeerTreeClient * client, const gchar * tree_id, guint depth, gpointer data)
+on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
-  self->depth = depth;
-  self->joined_posted = FALSE;
+  pt_upstream_tree_joined (self->upstream, depth);
 }
 
 static void
@@ -999,154 +813,80 @@ on_upstream_changed (PeerTreeClient * client, const gchar * tree_id, const gchar
     guint depth, gpointer data)
 {
   GstPeerTreeSrc *self = data;
-  const gchar *name = PT_MESSAGE_UPSTREAM_CHANGED;
 
   (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
-  self->depth = depth;
-  self->source_lost = FALSE;
-  /* the parent will offer; the receiver link answers. A new link even to
-   * the same parent if the old one is lost (the parent offers anew). */
-  set_parent (self, parent_id, self->upstream_lost);
-  if (!self->joined_posted) {
-    self->joined_posted = TRUE;
-    name = PT_MESSAGE_TREE_JOINED;
-  }
-  GST_INFO_OBJECT (self, "%s: parent %s, depth %u", name, parent_id, depth);
-  pt_post_element_message (GST_ELEMENT (self), name,
-      "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
-      peer_tree_client_get_client_id (self->client), "parent-id", G_TYPE_STRING, parent_id,
-      "depth", G_TYPE_UINT, depth, NULL);
+  pt_upstream_changed (self->upstream, tree_id, parent_id, depth);
+}
+
+static gboolean
+children_ready (GstElement * element)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  return all_streams_ready (self) && !self->holding_children;
 }
 
 static void
-forget_waiting_child (GstPeerTreeSrc * self, const gchar * child_id)
+forget_waiting_child (GstElement * element, const gchar * child_id)
 {
-  pt_fanout_forget (self->children, child_id);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  pt_fanout_forget (self->session.children, child_id);
   for (guint i = 0; i < self->renewing->len; i++)
     if (g_str_equal (g_ptr_array_index (self->renewing, i), child_id))
       g_ptr_array_remove_index (self->renewing, i--);
 }
 
-static void
-on_downstream_added (PeerTreeClient * client, const gchar * tree_id, const gchar * child_id,
-    gpointer data)
+/* Only a parent offers: an offer is the upstream's; answers are the
+ * children's. */
+static gboolean
+on_remote_sdp (GstElement * element, const gchar * peer_id, const gchar * type,
+    const gchar * sdp)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  forget_waiting_child (self, child_id);
-  pt_fanout_add (self->children, child_id,
-      all_streams_ready (self) && !self->holding_children);
-}
-
-static void
-on_downstream_removed (PeerTreeClient * client, const gchar * tree_id,
-    const gchar * child_id, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  forget_waiting_child (self, child_id);
-  pt_fanout_remove (self->children, child_id, "left the tree");
-}
-
-static void
-on_remote_sdp (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    const gchar * type, const gchar * sdp, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  if (g_str_equal (type, "offer")) {
-    g_autofree gchar *session = pt_link_sdp_session_id (sdp);
-
-    /* only a parent offers; the server relays only parent ↔ child */
-    if (self->upstream == NULL || g_strcmp0 (peer_id, self->parent_id) != 0) {
-      set_parent (self, peer_id, FALSE);
-    } else if (self->upstream_session && g_strcmp0 (session, self->upstream_session) != 0) {
-      /* a new peer connection from the same parent (it restarted, lost us,
-       * or renews its links for a new source), not a renegotiation */
-      GST_INFO_OBJECT (self, "new session from parent %s", peer_id);
-      set_parent (self, peer_id, TRUE);
-    }
-    if (self->depth <= 1)
-      self->source_lost = FALSE;        /* the source offers: it is back */
-    if (self->upstream) {
-      g_free (self->upstream_session);
-      self->upstream_session = g_steal_pointer (&session);
-      g_mutex_lock (&self->streams_lock);
-      self->expected_streams = 0;
-      g_mutex_unlock (&self->streams_lock);
-      pt_link_set_remote_description (self->upstream, type, sdp);
-      g_mutex_lock (&self->streams_lock);
-      self->expected_streams = pt_link_get_n_remote_streams (self->upstream);
-      g_mutex_unlock (&self->streams_lock);
-      check_streams_ready (self);
-    }
-    return;
+  if (!g_str_equal (type, "offer"))
+    return FALSE;
+  /* from the parent (a new one, maybe): the streams it offers */
+  if (pt_upstream_take_offer (self->upstream, peer_id, sdp)) {
+    g_mutex_lock (&self->streams_lock);
+    self->expected_streams = 0;
+    g_mutex_unlock (&self->streams_lock);
+    pt_upstream_set_remote_description (self->upstream, type, sdp);
+    g_mutex_lock (&self->streams_lock);
+    self->expected_streams = pt_upstream_get_n_remote_streams (self->upstream);
+    g_mutex_unlock (&self->streams_lock);
+    check_streams_ready (self);
   }
-  pt_fanout_set_remote_description (self->children, peer_id, type, sdp);
+  return TRUE;
 }
 
-static void
-on_remote_ice (PeerTreeClient * client, const gchar * tree_id, const gchar * peer_id,
-    guint mline, const gchar * candidate, gpointer data)
+static gboolean
+on_remote_ice (GstElement * element, const gchar * peer_id, guint mline,
+    const gchar * candidate)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  (void) client;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
-  if (self->upstream && g_strcmp0 (peer_id, self->parent_id) == 0) {
-    pt_link_add_remote_candidate (self->upstream, mline, candidate);
-    return;
-  }
-  pt_fanout_add_remote_candidate (self->children, peer_id, mline, candidate);
-}
-
-static const gchar *
-describe_tree_closed (const gchar * reason)
-{
-  if (g_strcmp0 (reason, "source-left") == 0)
-    return "the source ended the broadcast";
-  if (g_strcmp0 (reason, "source-timeout") == 0)
-    return "the source did not come back within the server's grace period";
-  if (g_strcmp0 (reason, "source-disconnected") == 0)
-    return "the source disconnected";
-  if (g_strcmp0 (reason, "source-not-back") == 0)
-    return "the source did not come back after the server restarted";
-  return reason;
+  return pt_upstream_add_remote_candidate (self->upstream, peer_id, mline, candidate);
 }
 
 /* The tree is gone: the broadcast ended. Streams already received end with
  * EOS (so a recording is finalised); with none, the viewer cannot go on. */
 static void
-on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * reason,
-    gpointer data)
+on_tree_closed (GstElement * element, const gchar * tree_id, const gchar * reason,
+    const gchar * description)
 {
-  GstPeerTreeSrc *self = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   GPtrArray *tees;
 
-  (void) client;
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_CLOSED,
-      "tree-id", G_TYPE_STRING, tree_id, "reason", G_TYPE_STRING, reason,
-      "description", G_TYPE_STRING, describe_tree_closed (reason), NULL);
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
-    return;
   GST_INFO_OBJECT (self, "tree %s closed: %s", tree_id, reason);
-  pt_fanout_clear (self->children);
+  pt_fanout_clear (self->session.children);
   g_ptr_array_set_size (self->renewing, 0);
   self->holding_children = FALSE;
-  close_upstream (self);
-  g_clear_pointer (&self->active_tree, g_free);
+  pt_upstream_close (self->upstream);
+  g_clear_pointer (&self->session.active_tree, g_free);
 
   tees = g_ptr_array_new_with_free_func (gst_object_unref);
   g_mutex_lock (&self->streams_lock);
@@ -1157,7 +897,7 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
   if (tees->len == 0) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("The tree \"%s\" was closed before any stream arrived: %s", tree_id,
-            describe_tree_closed (reason)), ("reason %s", reason));
+            description), ("reason %s", reason));
   }
   for (guint i = 0; i < tees->len; i++) {
     g_autoptr (GstPad) sink = gst_element_get_static_pad (g_ptr_array_index (tees, i), "sink");
@@ -1168,6 +908,15 @@ on_tree_closed (PeerTreeClient * client, const gchar * tree_id, const gchar * re
 }
 
 static void
+on_reconnected (GstElement * element)
+{
+  pt_upstream_reconnected (GST_PEER_TREE_SRC (element)->upstream);
+}
+
+/* The tree's source is away; the server waits @grace s for it. The only
+ * handler that reads the client's raw JSON (a generic "event::source-lost"
+ * signal): to become a typed "source-lost" signal of PeerTreeClient. */
+static void
 on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
     gpointer data)
 {
@@ -1177,54 +926,13 @@ on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
 
   (void) client;
   (void) name;
-  if (g_strcmp0 (tree_id, self->active_tree) != 0)
+  if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
   GST_INFO_OBJECT (self, "the source of %s is away; the server waits %u s for it", tree_id,
       grace);
-  self->source_lost = TRUE;
+  pt_upstream_source_lost (self->upstream);
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SOURCE_LOST,
       "tree-id", G_TYPE_STRING, tree_id, "grace", G_TYPE_UINT, grace, NULL);
-}
-
-static void
-on_client_error (PeerTreeClient * client, GError * error, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  pt_post_client_error (GST_ELEMENT (self), error, "signalling", self->settings.server,
-      self->active_tree);
-}
-
-static void
-on_disconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  if (g_cancellable_is_cancelled (self->cancellable))
-    return;
-  /* the links stay: media keeps flowing while the client reconnects (with
-   * backoff) and re-registers its place in the tree */
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_DISCONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
-  GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE,
-      ("Lost the connection to the peertree server %s; the stream continues "
-          "while the parent peer lasts, and the element reconnects.", self->settings.server),
-      (NULL));
-}
-
-static void
-on_reconnected (PeerTreeClient * client, gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  (void) client;
-  GST_INFO_OBJECT (self, "reconnected to %s", self->settings.server);
-  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_SERVER_RECONNECTED,
-      "server", G_TYPE_STRING, self->settings.server, NULL);
-  if (self->upstream_lost)
-    request_new_upstream (self);
 }
 
 static void
@@ -1243,86 +951,87 @@ on_joined (GObject * source, GAsyncResult * res, gpointer data)
     return;
   }
   if (!ok) {
-    g_clear_pointer (&self->active_tree, g_free);
-    pt_post_client_error (GST_ELEMENT (self), error, "join", self->settings.server,
+    g_clear_pointer (&self->session.active_tree, g_free);
+    pt_post_client_error (GST_ELEMENT (self), error, "join", self->session.server,
         self->settings.tree_id);
     pt_call_free (call);
     return;
   }
   /* The parent was taken from ::upstream-changed, which the client emits as
    * soon as the reply is read; by now a later one may have moved us. */
-  GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->active_tree, parent, depth);
+  GST_INFO_OBJECT (self, "joined %s under %s at depth %u", self->session.active_tree, parent,
+      depth);
   pt_call_free (call);
 }
 
+/* connected: join the tree */
 static void
-on_connected (GObject * source, GAsyncResult * res, gpointer data)
+on_connected (GstElement * element, PtCall * call)
 {
-  PtCall *call = data;
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (call->self);
-  g_autoptr (GError) error = NULL;
-  gboolean ok = peer_tree_client_connect_finish (PEER_TREE_CLIENT (source), res, &error);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
-  if (pt_call_stopped (call) || !ok) {
-    if (!pt_call_stopped (call))
-      pt_post_client_error (GST_ELEMENT (self), error, "connect", self->settings.server, NULL);
-    pt_call_free (call);
-    return;
-  }
   GST_OBJECT_LOCK (self);
-  self->active_tree = g_strdup (self->settings.tree_id);
+  self->session.active_tree = g_strdup (self->settings.tree_id);
   GST_OBJECT_UNLOCK (self);
   /* set before joining: signals about the tree may precede the reply */
-  peer_tree_client_join_async (self->client, self->active_tree, NULL, on_joined,
-      call /* reused */ );
+  peer_tree_client_join_async (self->session.client, self->session.active_tree, NULL,
+      on_joined, call /* reused */ );
 }
 
-static gboolean
-start_in_loop (gpointer data)
+static void
+started (GstElement * element)
 {
-  GstPeerTreeSrc *self = data;
-  g_autofree gchar *server = NULL;
-  g_autofree gchar *client_id = NULL;
-
-  GST_OBJECT_LOCK (self);
-  server = g_strdup (self->settings.server);
-  client_id = g_strdup (self->settings.client_id);
-  GST_OBJECT_UNLOCK (self);
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+  PtSession *session = &self->session;
 
   self->renewing = g_ptr_array_new_with_free_func (g_free);
-  self->cancellable = g_cancellable_new ();
-  self->client = peer_tree_client_new (server, client_id && *client_id ? client_id : NULL);
-  self->children = pt_fanout_new (GST_ELEMENT (self), GST_CAT_DEFAULT, &self->streams_lock,
-      get_tee, self->client, &self->active_tree, &self->config,
-      pt_loop_get_context (self->loop));
-  g_signal_connect (self->client, "tree-joined", G_CALLBACK (on_tree_joined), self);
-  g_signal_connect (self->client, "upstream-changed", G_CALLBACK (on_upstream_changed), self);
-  g_signal_connect (self->client, "downstream-added", G_CALLBACK (on_downstream_added), self);
-  g_signal_connect (self->client, "downstream-removed",
-      G_CALLBACK (on_downstream_removed), self);
-  g_signal_connect (self->client, "remote-sdp", G_CALLBACK (on_remote_sdp), self);
-  g_signal_connect (self->client, "remote-ice", G_CALLBACK (on_remote_ice), self);
-  g_signal_connect (self->client, "tree-closed", G_CALLBACK (on_tree_closed), self);
-  g_signal_connect (self->client, "error", G_CALLBACK (on_client_error), self);
-  g_signal_connect (self->client, "disconnected", G_CALLBACK (on_disconnected), self);
-  g_signal_connect (self->client, "reconnected", G_CALLBACK (on_reconnected), self);
-  g_signal_connect (self->client, "event::source-lost", G_CALLBACK (on_source_lost), self);
-  peer_tree_client_connect_async (self->client, NULL, on_connected,
-      pt_call_new (self, self->cancellable));
-  return G_SOURCE_REMOVE;
+  self->upstream = pt_upstream_new (element, GST_CAT_DEFAULT, &upstream_callbacks,
+      session->client, &session->active_tree, &session->config,
+      pt_loop_get_context (session->loop), session->cancellable, session->server);
+  g_signal_connect (session->client, "upstream-changed", G_CALLBACK (on_upstream_changed),
+      self);
+  g_signal_connect (session->client, "event::source-lost", G_CALLBACK (on_source_lost), self);
 }
+
+static void
+stopping (GstElement * element)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  g_clear_pointer (&self->renewing, g_ptr_array_unref);
+  self->holding_children = FALSE;
+  g_clear_pointer (&self->upstream, pt_upstream_free);
+}
+
+static const PtSessionCallbacks session_callbacks = {
+  .make_client = make_client,
+  .started = started,
+  .stopping = stopping,
+  .connected = on_connected,
+  .get_tee = get_tee,
+  .children_ready = children_ready,
+  .forget_child = forget_waiting_child,
+  .remote_sdp = on_remote_sdp,
+  .remote_ice = on_remote_ice,
+  .tree_joined = on_tree_joined,
+  .tree_closed = on_tree_closed,
+  .reconnected = on_reconnected,
+  /* the links stay: media keeps flowing while the client reconnects (with
+   * backoff) and re-registers its place in the tree */
+  .disconnected_consequence = "the stream continues while the parent peer lasts, "
+      "and the element reconnects.",
+};
+
+/* ---------------------------------------------------------------------- */
+/* reconnect-upstream (application thread, then loop thread) */
 
 static gboolean
 reconnect_upstream_in_loop (gpointer data)
 {
   GstPeerTreeSrc *self = data;
 
-  if (self->active_tree == NULL || self->parent_id == NULL)
-    return G_SOURCE_REMOVE;
-  GST_INFO_OBJECT (self, "asked for a new parent (now %s)", self->parent_id);
-  /* the current link is given up even if the server gives the same parent */
-  self->upstream_lost = TRUE;
-  request_new_upstream (self);
+  if (self->upstream)
+    pt_upstream_reconnect (self->upstream);
   return G_SOURCE_REMOVE;
 }
 
@@ -1330,39 +1039,19 @@ reconnect_upstream_in_loop (gpointer data)
 static gboolean
 gst_peer_tree_src_reconnect_upstream (GstPeerTreeSrc * self)
 {
-  gboolean ret = FALSE;
-
-  GST_OBJECT_LOCK (self);
-  if (self->loop) {
-    pt_loop_invoke (self->loop, reconnect_upstream_in_loop, gst_object_ref (self),
-        gst_object_unref);
-    ret = TRUE;
-  }
-  GST_OBJECT_UNLOCK (self);
-  return ret;
+  return pt_session_invoke (&self->session, reconnect_upstream_in_loop,
+      gst_object_ref (self), gst_object_unref);
 }
 
-static gboolean
-stop_in_loop (gpointer data)
-{
-  GstPeerTreeSrc *self = data;
-
-  g_cancellable_cancel (self->cancellable);
-  g_clear_pointer (&self->children, pt_fanout_free);
-  g_clear_pointer (&self->renewing, g_ptr_array_unref);
-  self->holding_children = FALSE;
-  close_upstream (self);
-  pt_client_close (&self->client, self, self->active_tree);
-  g_clear_object (&self->cancellable);
-  g_clear_pointer (&self->active_tree, g_free);
-  g_clear_pointer (&self->parent_id, g_free);
-  self->upstream_lost = self->reconnecting = self->source_lost = FALSE;
-  return G_SOURCE_REMOVE;
-}
+/* ---------------------------------------------------------------------- */
+/* state changes (application thread) */
 
 static gboolean
 gst_peer_tree_src_start (GstPeerTreeSrc * self)
 {
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *client_id = NULL;
+
   GST_OBJECT_LOCK (self);
   if (self->settings.tree_id == NULL || *self->settings.tree_id == '\0') {
     GST_OBJECT_UNLOCK (self);
@@ -1370,11 +1059,13 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
         ("No tree to join: set the tree-id property or a peertree:// URI."), (NULL));
     return FALSE;
   }
-  pt_settings_fill_link_config (&self->settings, &self->config);
-  self->config.latency_ms = self->latency;
+  pt_settings_fill_link_config (&self->settings, &self->session.config);
+  self->session.config.latency_ms = self->latency;
+  server = g_strdup (self->settings.server);
+  client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
-  pt_element_start_loop (GST_ELEMENT (self), &self->loop, "peertreesrc", start_in_loop);
+  pt_session_start (&self->session, "peertreesrc", server, client_id);
   return TRUE;
 }
 
@@ -1402,7 +1093,7 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
 static void
 gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 {
-  pt_element_stop_loop (GST_ELEMENT (self), &self->loop, stop_in_loop);
+  pt_session_stop (&self->session);
 }
 
 /* PAUSED→READY, after the children stopped streaming: the tees, the local
@@ -1424,7 +1115,6 @@ gst_peer_tree_src_stop (GstPeerTreeSrc * self)
   for (guint i = 0; i < streams->len; i++)
     stream_free (g_ptr_array_index (streams, i), self);
   g_ptr_array_unref (streams);
-  pt_link_config_clear (&self->config);
 }
 
 static GstStateChangeReturn
@@ -1437,7 +1127,7 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
     case GST_STATE_CHANGE_NULL_TO_READY:
       if (!pt_check_missing_element (element, self->missing_element))
         return GST_STATE_CHANGE_FAILURE;
-      pt_link_prewarm ();
+      pt_webrtc_prewarm ();
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!gst_peer_tree_src_start (self))
@@ -1467,7 +1157,7 @@ gst_peer_tree_src_change_state (GstElement * element, GstStateChange transition)
       gst_peer_tree_src_stop (self);
       break;
     case GST_STATE_CHANGE_READY_TO_NULL:
-      pt_link_prewarm_wait ();
+      pt_webrtc_prewarm_wait ();
       break;
     default:
       break;
@@ -1493,145 +1183,19 @@ gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
 }
 
 /* ---------------------------------------------------------------------- */
-/* URI handler: peertree://HOST:PORT/TREE-ID?local-addresses=…&client-id=… */
+/* URI handler (application thread): pt-uri.c */
 
-static GstURIType
-uri_get_type (GType type)
-{
-  (void) type;
-  return GST_URI_SRC;
-}
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+  "latency", NULL
+};
 
-static const gchar *const *
-uri_get_protocols (GType type)
-{
-  static const gchar *protocols[] = { "peertree", NULL };
-
-  (void) type;
-  return protocols;
-}
-
-static gchar *
-uri_get_uri (GstURIHandler * handler)
-{
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
-  const PtSettings *set = &self->settings;
-  g_autoptr (GUri) server = NULL;
-  g_autoptr (GString) query = g_string_new (NULL);
-  gchar *ret = NULL;
-
-  GST_OBJECT_LOCK (self);
-  server = set->server ? g_uri_parse (set->server, G_URI_FLAGS_NONE, NULL) : NULL;
-  if (server && set->tree_id) {
-    if (set->local_addresses && *set->local_addresses) {
-      g_autofree gchar *v = g_uri_escape_string (set->local_addresses, ",", FALSE);
-
-      g_string_append_printf (query, "%slocal-addresses=%s", query->len ? "&" : "", v);
-    }
-    if (set->client_id && *set->client_id) {
-      g_autofree gchar *v = g_uri_escape_string (set->client_id, NULL, FALSE);
-
-      g_string_append_printf (query, "%sclient-id=%s", query->len ? "&" : "", v);
-    }
-    if (self->latency != DEFAULT_LATENCY)
-      g_string_append_printf (query, "%slatency=%u", query->len ? "&" : "", self->latency);
-    {
-      g_autofree gchar *tree = g_uri_escape_string (set->tree_id, NULL, FALSE);
-      g_autofree gchar *path = g_strconcat ("/", tree, NULL);
-
-      ret = g_uri_join (G_URI_FLAGS_ENCODED, "peertree", NULL, g_uri_get_host (server),
-          g_uri_get_port (server), path, query->len ? query->str : NULL, NULL);
-    }
-  }
-  GST_OBJECT_UNLOCK (self);
-  return ret;
-}
-
-static gboolean
-uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
-{
-  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (handler);
-  PtSettings *set = &self->settings;
-  g_autoptr (GUri) parsed = NULL;
-  g_autoptr (GHashTable) params = NULL;
-  g_autofree gchar *tree = NULL;
-  g_autofree gchar *server = NULL;
-  const gchar *path, *v;
-  GError *err = NULL;
-
-  if (GST_STATE (self) >= GST_STATE_PAUSED) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
-        "Changing the URI of peertreesrc in PAUSED or PLAYING is not supported");
-    return FALSE;
-  }
-  parsed = g_uri_parse (uri, G_URI_FLAGS_NONE, &err);
-  if (parsed == NULL) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid URI '%s': %s", uri,
-        err->message);
-    g_error_free (err);
-    return FALSE;
-  }
-  path = g_uri_get_path (parsed);
-  while (path && *path == '/')
-    path++;
-  if (g_strcmp0 (g_uri_get_scheme (parsed), "peertree") != 0 || g_uri_get_host (parsed) == NULL
-      || path == NULL || *path == '\0' || strchr (path, '/')) {
-    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-        "Expected peertree://HOST:PORT/TREE-ID, got '%s'", uri);
-    return FALSE;
-  }
-  tree = g_strdup (path);
-  server = g_uri_join (G_URI_FLAGS_NONE, "ws", NULL, g_uri_get_host (parsed),
-      g_uri_get_port (parsed), "", NULL, NULL);
-  if (g_uri_get_query (parsed)) {
-    params = g_uri_parse_params (g_uri_get_query (parsed), -1, "&", G_URI_PARAMS_NONE, &err);
-    if (params == NULL) {
-      g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid query in '%s': %s",
-          uri, err->message);
-      g_error_free (err);
-      return FALSE;
-    }
-  }
-
-  GST_OBJECT_LOCK (self);
-  g_free (set->server);
-  set->server = g_steal_pointer (&server);
-  g_free (set->tree_id);
-  set->tree_id = g_steal_pointer (&tree);
-  if (params) {
-    if ((v = g_hash_table_lookup (params, "local-addresses"))) {
-      g_free (set->local_addresses);
-      set->local_addresses = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "client-id"))) {
-      g_free (set->client_id);
-      set->client_id = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "stun-server"))) {
-      g_free (set->stun_server);
-      set->stun_server = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "turn-server"))) {
-      g_free (set->turn_server);
-      set->turn_server = g_strdup (v);
-    }
-    if ((v = g_hash_table_lookup (params, "latency")))
-      self->latency = (guint) g_ascii_strtoull (v, NULL, 10);
-  }
-  GST_OBJECT_UNLOCK (self);
-  return TRUE;
-}
+static const PtUriSpec uri_spec = { GST_URI_SRC, uri_query_properties };
 
 static void
 gst_peer_tree_src_uri_handler_init (gpointer iface, gpointer iface_data)
 {
-  GstURIHandlerInterface *i = iface;
-
   (void) iface_data;
-  i->get_type = uri_get_type;
-  i->get_protocols = uri_get_protocols;
-  i->get_uri = uri_get_uri;
-  i->set_uri = uri_set_uri;
+  pt_uri_handler_init (iface, &uri_spec);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1649,21 +1213,10 @@ collect_links (gpointer data)
   GstPeerTreeSrc *self = ctx->self;
   GValue list = G_VALUE_INIT;
 
-  gst_structure_set (ctx->s, "depth", G_TYPE_UINT, self->depth,
-      "parent-id", G_TYPE_STRING, self->parent_id,
-      "upstream-state", G_TYPE_STRING, self->upstream ?
-      pt_link_state_to_string (pt_link_get_state (self->upstream)) : "none", NULL);
-  if (self->upstream) {
-    GstStructure *up = pt_link_get_stats (self->upstream);
-
-    if (up) {
-      gst_structure_set (ctx->s, "upstream-webrtc", GST_TYPE_STRUCTURE, up, NULL);
-      gst_structure_free (up);
-    }
-  }
+  if (self->upstream)
+    pt_upstream_append_stats (self->upstream, ctx->s);
   gst_value_list_init (&list, 0);
-  if (self->children)
-    pt_fanout_append_stats (self->children, &list);
+  pt_session_append_children_stats (&self->session, &list);
   gst_structure_set (ctx->s, "n-children", G_TYPE_UINT, gst_value_list_get_size (&list), NULL);
   gst_structure_take_value (ctx->s, "children", &list);
   return G_SOURCE_REMOVE;
@@ -1673,19 +1226,16 @@ static GstStructure *
 make_stats (GstPeerTreeSrc * self)
 {
   PtStatsCtx ctx = { self, gst_structure_new_empty ("application/x-peertree-src-stats") };
-  PtLoop *loop;
 
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
   gst_structure_set (ctx.s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
       "latency", G_TYPE_UINT, self->latency, NULL);
-  loop = self->loop;
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (ctx.s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
   g_mutex_unlock (&self->streams_lock);
-  if (loop)
-    pt_loop_invoke_sync (loop, collect_links, &ctx);
+  pt_session_invoke_sync (&self->session, collect_links, &ctx);
   GST_STATE_UNLOCK (self);
   return ctx.s;
 }
@@ -1728,7 +1278,7 @@ gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
     return;
   }
   if (prop_id == PROP_URI) {
-    g_value_take_string (value, uri_get_uri (GST_URI_HANDLER (self)));
+    g_value_take_string (value, gst_uri_handler_get_uri (GST_URI_HANDLER (self)));
     return;
   }
 
@@ -1754,7 +1304,7 @@ gst_peer_tree_src_finalize (GObject * object)
   g_ptr_array_unref (self->streams);
   g_mutex_clear (&self->streams_lock);
   g_cond_clear (&self->hold_cond);
-  pt_link_config_clear (&self->config);
+  pt_session_clear (&self->session);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -1837,7 +1387,8 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
   self->streams = g_ptr_array_new ();
-  pt_link_config_init (&self->config);
+  pt_session_init (&self->session, GST_ELEMENT (self), GST_CAT_DEFAULT, &session_callbacks,
+      &self->streams_lock);
   self->missing_element = pt_find_missing_element (required);
   GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
 }

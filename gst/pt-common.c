@@ -33,36 +33,6 @@ pt_call_free (PtCall * call)
 }
 
 void
-pt_element_start_loop (GstElement * element, PtLoop ** loop, const gchar * name,
-    GSourceFunc start_in_loop)
-{
-  PtLoop *l = pt_loop_new (name);
-
-  GST_OBJECT_LOCK (element);
-  *loop = l;
-  GST_OBJECT_UNLOCK (element);
-  pt_loop_invoke_sync (l, start_in_loop, element);
-}
-
-gboolean
-pt_element_stop_loop (GstElement * element, PtLoop ** loop, GSourceFunc stop_in_loop)
-{
-  PtLoop *l;
-
-  GST_OBJECT_LOCK (element);
-  l = *loop;
-  GST_OBJECT_UNLOCK (element);
-  if (l == NULL)
-    return FALSE;
-  pt_loop_invoke_sync (l, stop_in_loop, element);
-  GST_OBJECT_LOCK (element);
-  *loop = NULL;
-  GST_OBJECT_UNLOCK (element);
-  pt_loop_free (l);
-  return TRUE;
-}
-
-void
 pt_client_close (PeerTreeClient ** client, gpointer data, const gchar * tree_id)
 {
   if (*client == NULL)

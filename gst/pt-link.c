@@ -1,7 +1,13 @@
 /* peertree — signalling-agnostic WebRTC links between tree nodes
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The negotiation and life cycle of one PtLink (pt-link.h). The webrtcbin it
+ * negotiates over is made by pt-webrtc.c; the relay branches a sender link
+ * takes from the tees are pt-relay.c's.
  */
 #include "pt-link.h"
+#include "pt-relay.h"
+#include "pt-webrtc.h"
 
 #include <string.h>
 
@@ -10,28 +16,11 @@
 #endif
 #include <gst/webrtc/webrtc.h>
 #include <gst/sdp/sdp.h>
-#include <nice/agent.h>
 
-#include "common/pt-element-packages.h"
 
-GST_DEBUG_CATEGORY_STATIC (pt_link_debug);
+GST_DEBUG_CATEGORY (pt_link_debug);
 #define GST_CAT_DEFAULT pt_link_debug
 
-/* A relay child's branch: tee src pad → leaky queue → webrtcbin sink pad.
- * The tee pad is requested only once the link is started, so that the queue's
- * task never meets a flushing (NULL-state) webrtcbin pad. (Linking it later,
- * from webrtcbin's thread when ICE connects, made teardown hit a double free
- * in OpenSSL's per-thread cleanup under ASan in 3 of 6 runs.) */
-typedef struct {
-  GstElement *tee;
-  GstPad *tee_pad;              /* NULL until linked */
-  GstElement *queue;
-} PtRelayBranch;
-
-/* Relay queue: short and leaky, so a slow or unnegotiated child drops its own
- * stale packets and never stalls its siblings (see webrtc-relay.md). */
-#define PT_RELAY_QUEUE_TIME (50 * GST_MSECOND)
-#define PT_RELAY_QUEUE_BYTES (4 * 1024 * 1024)
 
 struct _PtLink {
   gint ref_count;
@@ -79,7 +68,7 @@ pt_candidate_free (PtCandidate * c)
   g_free (c);
 }
 
-static void
+void
 pt_link_init_debug (void)
 {
   static gsize once = 0;
@@ -110,229 +99,6 @@ pt_link_state_to_string (PtLinkState state)
   return "unknown";
 }
 
-/* ---------------------------------------------------------------------- */
-/* config */
-
-void
-pt_link_config_init (PtLinkConfig * config)
-{
-  memset (config, 0, sizeof (*config));
-  config->latency_ms = PT_LINK_DEFAULT_LATENCY_MS;
-}
-
-void
-pt_link_config_clear (PtLinkConfig * config)
-{
-  g_clear_pointer (&config->local_addresses, g_strfreev);
-  g_clear_pointer (&config->stun_server, g_free);
-  g_clear_pointer (&config->turn_server, g_free);
-}
-
-void
-pt_link_config_copy (PtLinkConfig * dest, const PtLinkConfig * src)
-{
-  dest->latency_ms = src->latency_ms;
-  dest->local_addresses = g_strdupv (src->local_addresses);
-  dest->stun_server = g_strdup (src->stun_server);
-  dest->turn_server = g_strdup (src->turn_server);
-}
-
-gchar **
-pt_link_parse_address_list (const gchar * list)
-{
-  g_auto (GStrv) parts = NULL;
-  g_autoptr (GStrvBuilder) builder = NULL;
-
-  if (list == NULL || *list == '\0')
-    return NULL;
-
-  builder = g_strv_builder_new ();
-  parts = g_strsplit (list, ",", -1);
-  for (guint i = 0; parts[i]; i++) {
-    g_strstrip (parts[i]);
-    if (*parts[i] != '\0')
-      g_strv_builder_add (builder, parts[i]);
-  }
-  {
-    gchar **ret = g_strv_builder_end (builder);
-
-    if (ret[0] == NULL) {
-      g_strfreev (ret);
-      return NULL;
-    }
-    return ret;
-  }
-}
-
-/* ---------------------------------------------------------------------- */
-/* DTLS certificate */
-
-static GMutex prewarm_lock;
-static GCond prewarm_cond;
-static gboolean prewarm_running;
-
-static gpointer
-prewarm_thread (gpointer data)
-{
-  GstElement *dec = gst_element_factory_make ("dtlssrtpdec", NULL);
-
-  (void) data;
-  if (dec)
-    gst_object_unref (dec);
-  GST_DEBUG ("DTLS certificate ready");
-  g_mutex_lock (&prewarm_lock);
-  prewarm_running = FALSE;
-  g_cond_broadcast (&prewarm_cond);
-  g_mutex_unlock (&prewarm_lock);
-  return NULL;
-}
-
-void
-pt_link_prewarm (void)
-{
-  static gsize once = 0;
-
-  pt_link_init_debug ();
-  if (g_once_init_enter (&once)) {
-    /* The first DTLS element of a process generates the process-wide
-     * certificate (an RSA key: ~250 ms here), which otherwise delays the
-     * first link's handshake. */
-    g_mutex_lock (&prewarm_lock);
-    prewarm_running = TRUE;
-    g_mutex_unlock (&prewarm_lock);
-    g_thread_unref (g_thread_new ("pt-dtls-cert", prewarm_thread, NULL));
-    g_once_init_leave (&once, 1);
-  }
-}
-
-void
-pt_link_prewarm_wait (void)
-{
-  g_mutex_lock (&prewarm_lock);
-  while (prewarm_running)
-    g_cond_wait (&prewarm_cond, &prewarm_lock);
-  g_mutex_unlock (&prewarm_lock);
-}
-
-/* ---------------------------------------------------------------------- */
-/* webrtcbin factory */
-
-/* webrtcbin puts a `clocksync sync=TRUE` in front of each transport; in a
- * relay it would hold every packet for the pipeline latency. Forwarding must
- * never wait for a clock, so turn it off (as webrtcbin's own tests do). */
-static void
-on_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
-    gpointer user_data)
-{
-  GstElementFactory *factory = gst_element_get_factory (element);
-
-  (void) bin;
-  (void) sub_bin;
-  (void) user_data;
-
-  if (factory && g_strcmp0 (GST_OBJECT_NAME (factory), "clocksync") == 0) {
-    GST_DEBUG_OBJECT (bin, "sync=FALSE on %" GST_PTR_FORMAT, element);
-    g_object_set (element, "sync", FALSE, NULL);
-  }
-}
-
-static gboolean
-configure_ice (GstElement * webrtcbin, const PtLinkConfig * config, GError ** error)
-{
-  g_autoptr (GstWebRTCICE) ice = NULL;
-  g_autoptr (GObject) agent = NULL;
-
-  g_object_get (webrtcbin, "ice-agent", &ice, NULL);
-  if (ice == NULL) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
-        "webrtcbin has no ICE agent");
-    return FALSE;
-  }
-  if (g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "ice-tcp"))
-    g_object_set (ice, "ice-tcp", FALSE, NULL);
-
-  if (!g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent")) {
-    if (config->local_addresses && config->local_addresses[0]) {
-      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NOT_IMPLEMENTED,
-          "The ICE implementation %s cannot be limited to local addresses",
-          G_OBJECT_TYPE_NAME (ice));
-      return FALSE;
-    }
-    return TRUE;
-  }
-  g_object_get (ice, "agent", &agent, NULL);
-  if (agent == NULL || !NICE_IS_AGENT (agent)) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
-        "webrtcbin's ICE agent has no NiceAgent");
-    return FALSE;
-  }
-  /* libnice 0.1.21 has no consent freshness: without keepalive connchecks a
-   * vanished peer may never drive ICE to FAILED. */
-  g_object_set (agent, "keepalive-conncheck", TRUE, NULL);
-  /* Ta, the pacing of connectivity checks: libnice's 20 ms made ICE take
-   * about three of them (60 ms) on a link with one candidate per side, half
-   * of a viewer's wait for its first frame. 5 ms is RFC 8445's floor for
-   * media sessions. */
-  g_object_set (agent, "stun-pacing-timer", 5u, NULL);
-  /* no UPnP port mapping: it only adds a gupnp thread and HTTP servers */
-  if (g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
-    g_object_set (agent, "upnp", FALSE, NULL);
-
-  for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++) {
-    NiceAddress addr;
-
-    nice_address_init (&addr);
-    if (!nice_address_set_from_string (&addr, config->local_addresses[i])) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-          "'%s' is not a valid local IP address", config->local_addresses[i]);
-      return FALSE;
-    }
-    /* Must happen before set-local-description, which starts gathering;
-     * once an address is added, libnice uses only the added ones (loopback
-     * included, which it otherwise ignores). */
-    if (!nice_agent_add_local_address (NICE_AGENT (agent), &addr)) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-          "Could not use local address '%s' for ICE", config->local_addresses[i]);
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-GstElement *
-pt_link_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GError ** error)
-{
-  GstElement *webrtcbin;
-
-  pt_link_init_debug ();
-
-  webrtcbin = gst_element_factory_make ("webrtcbin", name);
-  if (webrtcbin == NULL) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The GStreamer element 'webrtcbin' is missing: install the Debian package %s",
-        pt_element_package ("webrtcbin"));
-    return NULL;
-  }
-  gst_object_ref_sink (webrtcbin);
-
-  g_signal_connect (webrtcbin, "deep-element-added",
-      G_CALLBACK (on_deep_element_added), NULL);
-  g_object_set (webrtcbin,
-      "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE,
-      "latency", config->latency_ms, NULL);
-  if (config->stun_server && *config->stun_server)
-    g_object_set (webrtcbin, "stun-server", config->stun_server, NULL);
-  if (config->turn_server && *config->turn_server)
-    g_object_set (webrtcbin, "turn-server", config->turn_server, NULL);
-
-  if (!configure_ice (webrtcbin, config, error)) {
-    gst_object_unref (webrtcbin);
-    return NULL;
-  }
-  /* give back a floating ref, like gst_element_factory_make() */
-  g_object_force_floating (G_OBJECT (webrtcbin));
-  return webrtcbin;
-}
 
 /* ---------------------------------------------------------------------- */
 /* callback marshalling */
@@ -724,63 +490,10 @@ on_ice_candidate (GstElement * webrtcbin, guint mline, gchar * candidate, gpoint
   pt_link_post (link, ev);
 }
 
-/* The GstForceKeyUnit a child's PLI would produce, for the stream of @pad. */
-static GstEvent *
-keyframe_request_for (GstPad * pad)
-{
-  g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
-  const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
-  guint ssrc = 0;
-  gint pt = 0;
-
-  if (s == NULL || !gst_structure_get_uint (s, "ssrc", &ssrc) ||
-      !gst_structure_get_int (s, "payload", &pt))
-    return NULL;
-  GST_DEBUG_OBJECT (pad, "child connected: keyframe asked for ssrc %08x", ssrc);
-  return gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
-      gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME,
-          GST_CLOCK_TIME_NONE, "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0,
-          "ssrc", G_TYPE_UINT, ssrc, "payload", G_TYPE_UINT, (guint) pt, NULL));
-}
-
-/* streaming thread: the next buffer for a child that just connected */
-static GstPadProbeReturn
-ask_keyframe_on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
-{
-  GstEvent *event = keyframe_request_for (pad);
-
-  (void) info;
-  (void) user_data;
-  if (event)
-    gst_pad_push_event (pad, event);
-  return GST_PAD_PROBE_REMOVE;
-}
-
-/* Whether @tee relays what an upstream webrtcbin receives (a viewer's
- * fan-out), rather than what this process encodes (the source's). */
-static gboolean
-fanout_fed_by_webrtcbin (GstElement * tee)
-{
-  g_autoptr (GstPad) sink = gst_element_get_static_pad (tee, "sink");
-  g_autoptr (GstPad) peer = sink ? gst_pad_get_peer (sink) : NULL;
-  g_autoptr (GstElement) up = peer ? gst_pad_get_parent_element (peer) : NULL;
-  GstElementFactory *f = up ? gst_element_get_factory (up) : NULL;
-
-  return f && g_strcmp0 (GST_OBJECT_NAME (f), "webrtcbin") == 0;
-}
-
-/* A sender's child is reachable (DTLS done, SRTP keys set): ask upstream for
- * a keyframe of each stream now, instead of waiting for the child to see its
- * first packet through its jitterbuffer and send a PLI back. The request
- * carries the stream's SSRC and payload type, as a child's PLI would, and
- * the fan-out's coalescing applies.
- * At the source the request only reaches the encoder: it is pushed at once,
- * from this (webrtcbin's) thread, and the next frame is a keyframe. At a
- * relay it becomes a PLI of the upstream webrtcbin, which may be sent
- * through OpenSSL from the pushing thread, and OpenSSL's per-thread state
- * must stay in threads that outlive the link (see request_keyframe in
- * gstpeertreesrc.c): there it goes with the stream's next buffer, from the
- * streaming thread. */
+/* A sender's child is reachable (DTLS done, SRTP keys set): each relay
+ * branch asks upstream for a keyframe once (see
+ * pt_relay_request_keyframe_on_connect). The branches are taken under the
+ * lock, the requests made without it. */
 static void
 on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data)
 {
@@ -797,27 +510,19 @@ on_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_data
   if (!link->closed && !link->keyframe_asked) {
     link->keyframe_asked = TRUE;
     for (guint i = 0; i < link->branches->len; i++) {
-      PtRelayBranch *br = g_ptr_array_index (link->branches, i);
+      GstElement *tee;
+      GstPad *qsink;
 
-      g_ptr_array_add (pairs, gst_object_ref (br->tee));
-      g_ptr_array_add (pairs, gst_element_get_static_pad (br->queue, "sink"));
+      pt_relay_branch_get_pads (g_ptr_array_index (link->branches, i), &tee, &qsink);
+      g_ptr_array_add (pairs, tee);
+      g_ptr_array_add (pairs, qsink);
     }
   }
   g_mutex_unlock (&link->lock);
 
-  for (guint i = 0; i + 1 < pairs->len; i += 2) {
-    GstPad *qsink = g_ptr_array_index (pairs, i + 1);
-
-    if (fanout_fed_by_webrtcbin (g_ptr_array_index (pairs, i))) {
-      gst_pad_add_probe (qsink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
-          ask_keyframe_on_buffer, NULL, NULL);
-    } else {
-      GstEvent *event = keyframe_request_for (qsink);
-
-      if (event)
-        gst_pad_push_event (qsink, event);
-    }
-  }
+  for (guint i = 0; i + 1 < pairs->len; i += 2)
+    pt_relay_request_keyframe_on_connect (g_ptr_array_index (pairs, i),
+        g_ptr_array_index (pairs, i + 1));
 }
 
 static void
@@ -906,7 +611,7 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   name = g_strdup_printf ("%s-%s", role == PT_LINK_ROLE_SENDER ? "to" : "from", peer_id);
   /* element names may not contain '/' */
   g_strdelimit (name, "/", '_');
-  webrtcbin = pt_link_make_webrtcbin (name, config, error);
+  webrtcbin = pt_webrtc_make_webrtcbin (name, config, error);
   if (webrtcbin == NULL)
     return NULL;
 
@@ -983,33 +688,6 @@ pt_link_unref (PtLink * link)
 
 /* called with lock */
 static gboolean
-link_branch_locked (PtLink * link, PtRelayBranch * br, GError ** error)
-{
-  g_autoptr (GstPad) qsink = gst_element_get_static_pad (br->queue, "sink");
-  GstPadLinkReturn ret;
-
-  gst_element_sync_state_with_parent (br->queue);
-  br->tee_pad = gst_element_request_pad_simple (br->tee, "src_%u");
-  if (br->tee_pad == NULL) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_PAD,
-        "Could not get a src pad from %s", GST_ELEMENT_NAME (br->tee));
-    return FALSE;
-  }
-  ret = gst_pad_link (br->tee_pad, qsink);
-  if (GST_PAD_LINK_FAILED (ret)) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-        "Could not link %s to the relay queue: %s", GST_ELEMENT_NAME (br->tee),
-        gst_pad_link_get_name (ret));
-    gst_element_release_request_pad (br->tee, br->tee_pad);
-    gst_clear_object (&br->tee_pad);
-    return FALSE;
-  }
-  GST_DEBUG ("link %s: linked %s:%s", link->peer_id, GST_DEBUG_PAD_NAME (br->tee_pad));
-  return TRUE;
-}
-
-/* called with lock */
-static gboolean
 link_branches_locked (PtLink * link, GError ** error)
 {
   gboolean ok = TRUE;
@@ -1017,8 +695,8 @@ link_branches_locked (PtLink * link, GError ** error)
   for (guint i = 0; i < link->branches->len && ok; i++) {
     PtRelayBranch *br = g_ptr_array_index (link->branches, i);
 
-    if (br->tee_pad == NULL)
-      ok = link_branch_locked (link, br, error);
+    if (!pt_relay_branch_is_linked (br))
+      ok = pt_relay_branch_link (br, link->peer_id, error);
   }
   return ok;
 }
@@ -1097,15 +775,13 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
 {
   g_autoptr (GstCaps) caps = NULL;
   g_autoptr (GstPad) wpad = NULL;
-  g_autoptr (GstPad) qsrc = NULL;
-  GstElement *queue;
   PtRelayBranch *br;
   gboolean ok = TRUE;
 
   g_return_val_if_fail (link != NULL, FALSE);
   g_return_val_if_fail (GST_IS_ELEMENT (tee), FALSE);
 
-  caps = pt_link_get_fanout_caps (tee);
+  caps = pt_relay_get_tee_caps (tee);
   if (caps == NULL || !gst_caps_is_fixed (caps)) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
         "Relay stream %s has no RTP caps yet", GST_ELEMENT_NAME (tee));
@@ -1116,231 +792,18 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
   if (wpad == NULL)
     return FALSE;
 
-  queue = gst_element_factory_make ("queue", NULL);
-  if (queue == NULL) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The GStreamer element 'queue' is missing: install the Debian package %s",
-        pt_element_package ("queue"));
+  br = pt_relay_branch_new (link->bin, tee, wpad, error);
+  if (br == NULL)
     return FALSE;
-  }
-  g_object_set (queue, "leaky", 2 /* downstream: drop the oldest */ ,
-      "max-size-buffers", 0, "max-size-bytes", PT_RELAY_QUEUE_BYTES,
-      "max-size-time", (guint64) PT_RELAY_QUEUE_TIME, "silent", TRUE, NULL);
-  gst_bin_add (link->bin, queue);
-  qsrc = gst_element_get_static_pad (queue, "src");
-  if (GST_PAD_LINK_FAILED (gst_pad_link (qsrc, wpad))) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-        "Could not link the relay queue to webrtcbin");
-    gst_bin_remove (link->bin, queue);
-    return FALSE;
-  }
-
-  br = g_new0 (PtRelayBranch, 1);
-  br->tee = gst_object_ref (tee);
-  br->queue = gst_object_ref (queue);
 
   g_mutex_lock (&link->lock);
   g_ptr_array_add (link->branches, br);
   if (link->started && !link->closed)
-    ok = link_branch_locked (link, br, error);
+    ok = pt_relay_branch_link (br, link->peer_id, error);
   g_mutex_unlock (&link->lock);
   return ok;
 }
 
-GstCaps *
-pt_link_get_fanout_caps (GstElement * tee)
-{
-  g_autoptr (GstPad) sink = gst_element_get_static_pad (tee, "sink");
-  g_autoptr (GstPad) peer = NULL;
-  GstCaps *caps;
-
-  if (sink == NULL)
-    return NULL;
-  caps = gst_pad_get_current_caps (sink);
-  if (caps)
-    return caps;
-  /* right after linking, the sticky CAPS event is still on the upstream pad
-   * until the first buffer pushes it */
-  peer = gst_pad_get_peer (sink);
-  return peer ? gst_pad_get_current_caps (peer) : NULL;
-}
-
-/* Keyframe requests (GstForceKeyUnit, from each child's PLI/FIR) travel up
- * through the tee; one keyframe serves every child, so a request that follows
- * a forwarded one within KEYFRAME_COALESCE_US is dropped. Without this every
- * lost packet in a big subtree becomes its own request at the source. */
-#define KEYFRAME_COALESCE_US (250 * G_TIME_SPAN_MILLISECOND)
-
-typedef struct {
-  GMutex lock;
-  gint64 last;
-  guint dropped;
-} PtKeyframeGate;
-
-static void
-keyframe_gate_free (gpointer data)
-{
-  PtKeyframeGate *gate = data;
-  g_mutex_clear (&gate->lock);
-  g_free (gate);
-}
-
-static GstPadProbeReturn
-on_upstream_event (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
-{
-  PtKeyframeGate *gate = user_data;
-  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
-  gboolean pass = TRUE;
-
-  if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_UPSTREAM ||
-      !gst_event_has_name (event, "GstForceKeyUnit"))
-    return GST_PAD_PROBE_OK;
-  gint64 now = g_get_monotonic_time ();
-  g_mutex_lock (&gate->lock);
-  if (gate->last && now - gate->last < KEYFRAME_COALESCE_US) {
-    pass = FALSE;
-    gate->dropped++;
-  } else {
-    gate->last = now;
-  }
-  g_mutex_unlock (&gate->lock);
-  if (!pass)
-    GST_LOG_OBJECT (pad, "keyframe request coalesced with one sent %" G_GINT64_FORMAT " us ago",
-        now - gate->last);
-  return pass ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
-}
-
-GstElement *
-pt_link_make_fanout (GstBin * bin, const gchar * name, GstPad * upstream, GError ** error)
-{
-  GstElement *tee = gst_element_factory_make ("tee", name);
-  g_autoptr (GstPad) sink = NULL;
-
-  pt_link_init_debug ();
-
-  if (tee == NULL) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
-        "The GStreamer element 'tee' is missing: install the Debian package %s",
-        pt_element_package ("tee"));
-    return NULL;
-  }
-  /* a tee with no linked src pad would fail the upstream stream */
-  g_object_set (tee, "allow-not-linked", TRUE, NULL);
-  if (!gst_bin_add (bin, tee)) {
-    gst_object_unref (tee);
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
-        "Could not add tee %s", name ? name : "");
-    return NULL;
-  }
-  gst_element_sync_state_with_parent (tee);
-  {
-    g_autoptr (GstPad) tee_sink = gst_element_get_static_pad (tee, "sink");
-    PtKeyframeGate *gate = g_new0 (PtKeyframeGate, 1);
-    g_mutex_init (&gate->lock);
-    gst_pad_add_probe (tee_sink, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_upstream_event, gate,
-        keyframe_gate_free);
-  }
-  if (upstream) {
-    sink = gst_element_get_static_pad (tee, "sink");
-    if (GST_PAD_LINK_FAILED (gst_pad_link (upstream, sink))) {
-      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-          "Could not link %s:%s to the relay tee", GST_DEBUG_PAD_NAME (upstream));
-      pt_element_stop_and_remove (bin, tee);
-      return NULL;
-    }
-  }
-  return tee;
-}
-
-void
-pt_element_stop_and_remove (GstBin * bin, GstElement * element)
-{
-  g_return_if_fail (GST_IS_BIN (bin));
-  g_return_if_fail (GST_IS_ELEMENT (element));
-
-  gst_object_ref (element);
-  gst_element_set_locked_state (element, TRUE);
-  gst_element_set_state (element, GST_STATE_NULL);
-  if (GST_OBJECT_PARENT (element) == GST_OBJECT_CAST (bin))
-    gst_bin_remove (bin, element);
-  gst_object_unref (element);
-}
-
-typedef struct {
-  GMutex lock;
-  GCond cond;
-  gboolean done;
-  GstPad *peer;
-} PtUnlinkData;
-
-static void
-pt_unlink_data_clear (gpointer data)
-{
-  PtUnlinkData *d = data;
-
-  g_mutex_clear (&d->lock);
-  g_cond_clear (&d->cond);
-  gst_object_unref (d->peer);
-}
-
-static void
-pt_unlink_data_unref (gpointer data)
-{
-  g_atomic_rc_box_release_full (data, pt_unlink_data_clear);
-}
-
-static GstPadProbeReturn
-unlink_when_idle (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
-{
-  PtUnlinkData *d = user_data;
-
-  (void) info;
-
-  g_mutex_lock (&d->lock);
-  if (!d->done) {
-    gst_pad_unlink (pad, d->peer);
-    d->done = TRUE;
-    g_cond_broadcast (&d->cond);
-  }
-  g_mutex_unlock (&d->lock);
-  return GST_PAD_PROBE_REMOVE;
-}
-
-static void
-unlink_branch (PtLink * link, PtRelayBranch * br)
-{
-  PtUnlinkData *d;
-  gint64 deadline;
-
-  if (br->tee_pad == NULL)
-    return;
-
-  d = g_atomic_rc_box_new0 (PtUnlinkData);
-  g_mutex_init (&d->lock);
-  g_cond_init (&d->cond);
-  d->peer = gst_element_get_static_pad (br->queue, "sink");
-
-  /* the leaky queue never blocks the tee, so the pad goes idle quickly; the
-   * probe runs at once if it is idle already */
-  gst_pad_add_probe (br->tee_pad, GST_PAD_PROBE_TYPE_IDLE, unlink_when_idle,
-      g_atomic_rc_box_acquire (d), pt_unlink_data_unref);
-
-  deadline = g_get_monotonic_time () + G_TIME_SPAN_SECOND;
-  g_mutex_lock (&d->lock);
-  while (!d->done)
-    if (!g_cond_wait_until (&d->cond, &d->lock, deadline))
-      break;
-  if (!d->done) {
-    GST_WARNING ("link %s: tee pad never went idle, unlinking anyway", link->peer_id);
-    gst_pad_unlink (br->tee_pad, d->peer);
-    d->done = TRUE;
-  }
-  g_mutex_unlock (&d->lock);
-  pt_unlink_data_unref (d);
-
-  gst_element_release_request_pad (br->tee, br->tee_pad);
-  gst_clear_object (&br->tee_pad);
-}
 
 void
 pt_link_close (PtLink * link)
@@ -1373,7 +836,7 @@ pt_link_close (PtLink * link)
 
   /* 2. detach relay branches from the shared tees (siblings keep flowing) */
   for (guint i = 0; i < branches->len; i++)
-    unlink_branch (link, g_ptr_array_index (branches, i));
+    pt_relay_branch_unlink (g_ptr_array_index (branches, i), link->peer_id);
 
   /* 3. stop webrtcbin first: that unblocks queue threads pushing into its
    *    (still unnegotiated) sink pads, then the queues. Each element's state
@@ -1385,14 +848,8 @@ pt_link_close (PtLink * link)
    *    pt_element_stop_and_remove() has set it, no state change of the bin
    *    reaches the element any more. */
   pt_element_stop_and_remove (link->bin, webrtcbin);
-  for (guint i = 0; i < branches->len; i++) {
-    PtRelayBranch *br = g_ptr_array_index (branches, i);
-
-    pt_element_stop_and_remove (link->bin, br->queue);
-    gst_object_unref (br->queue);
-    gst_object_unref (br->tee);
-    g_free (br);
-  }
+  for (guint i = 0; i < branches->len; i++)
+    pt_relay_branch_free (g_ptr_array_index (branches, i), link->bin);
   g_ptr_array_unref (branches);
 
   if (link->user_data_free)

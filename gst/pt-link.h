@@ -17,21 +17,17 @@
  * pt_link_close() must be called from a thread that is not one of the link's
  * streaming threads (typically the owner's main context).
  *
- * Relaying: a receiver link's RTP src pad is fed into a #GstElement "tee"
- * created with pt_link_make_fanout(); each child's sender link then takes its
- * own branch of that tee with pt_link_add_relay_stream():
- *
- *   upstream webrtcbin src_N ─► tee (allow-not-linked) ─┬─► queue (leaky, 50 ms) ─► child A webrtcbin sink_N
- *                                                       ├─► queue (leaky, 50 ms) ─► child B webrtcbin sink_N
- *                                                       └─► (local output, optional)
- *
- * The RTP caps, payload type and SSRC pass unchanged, so the children's
- * PLI/FIR become upstream GstForceKeyUnit events that cross the tee back to
- * the upstream webrtcbin, which turns them into PLI/FIR towards the parent.
+ * Relaying: a receiver link's RTP src pad is fed into a relay tee
+ * (pt_relay_make_tee(), pt-relay.h); each child's sender link then takes its
+ * own branch of that tee with pt_link_add_relay_stream(). The webrtcbin
+ * itself is made by pt_webrtc_make_webrtcbin() (pt-webrtc.h).
  */
 #pragma once
 
 #include <gst/gst.h>
+
+#include "pt-relay.h"
+#include "pt-webrtc.h"
 
 G_BEGIN_DECLS
 
@@ -60,30 +56,10 @@ typedef enum {
 
 const gchar *pt_link_state_to_string (PtLinkState state);
 
-/**
- * PtLinkConfig:
- * @latency_ms: webrtcbin `latency` (jitterbuffer bound for lost packets).
- * @local_addresses: (nullable): %NULL-terminated list of IP addresses ICE may
- *   use; %NULL or empty means every interface.
- * @stun_server: (nullable): `stun://host:port`.
- * @turn_server: (nullable): `turn(s)://user:password@host:port`.
- *
- * Settings shared by every webrtcbin of one element. pt_link_new() copies it.
- */
-typedef struct {
-  guint latency_ms;
-  gchar **local_addresses;
-  gchar *stun_server;
-  gchar *turn_server;
-} PtLinkConfig;
-
-#define PT_LINK_DEFAULT_LATENCY_MS 20
-
-void pt_link_config_init (PtLinkConfig *config);
-void pt_link_config_clear (PtLinkConfig *config);
-void pt_link_config_copy (PtLinkConfig *dest, const PtLinkConfig *src);
-/* Parses a comma-separated list ("127.0.0.1, 10.0.0.2"); empty → NULL. */
-gchar **pt_link_parse_address_list (const gchar *list);
+/* The "ptlink" debug category, shared by pt-link.c, pt-webrtc.c and
+ * pt-relay.c; pt_link_init_debug() sets it up (idempotent). */
+GST_DEBUG_CATEGORY_EXTERN (pt_link_debug);
+void pt_link_init_debug (void);
 
 typedef struct _PtLink PtLink;
 
@@ -107,31 +83,6 @@ typedef struct {
   void (*error) (PtLink *link, const GError *error, gpointer user_data);
   void (*pad_added) (PtLink *link, GstPad *pad, gpointer user_data);
 } PtLinkCallbacks;
-
-/**
- * pt_link_make_webrtcbin:
- *
- * Creates a webrtcbin set up for peertree: bundle-policy max-bundle, latency,
- * STUN/TURN, ICE limited to @config's local addresses (UDP only, keepalive
- * connchecks on) and its internal clocksync elements set to sync=FALSE so
- * that forwarding never waits for the pipeline clock.
- *
- * Returns: (transfer floating): the webrtcbin, or %NULL with @error set
- *   (missing plugin, bad address…).
- */
-GstElement *pt_link_make_webrtcbin (const gchar *name, const PtLinkConfig *config,
-    GError **error);
-
-/**
- * pt_link_prewarm:
- *
- * Once per process, generates the DTLS certificate in a background thread,
- * so that the first link does not wait for it. Call it early (NULL→READY).
- */
-void pt_link_prewarm (void);
-/* Waits for that thread (READY→NULL), so that a process quitting at once,
- * e.g. on an error, never exits while it is still running. */
-void pt_link_prewarm_wait (void);
 
 /**
  * pt_link_new:
@@ -172,7 +123,7 @@ GstPad *pt_link_add_send_stream (PtLink *link, GstCaps *rtp_caps, GError **error
 
 /**
  * pt_link_add_relay_stream:
- * @tee: a fan-out made by pt_link_make_fanout() whose sink pad has caps
+ * @tee: a relay tee made by pt_relay_make_tee() whose sink pad has caps
  *
  * Sender only. Adds a send stream with the tee's RTP caps, a short
  * leaky queue (added to the link's bin) and links tee → queue → webrtcbin
@@ -180,23 +131,6 @@ GstPad *pt_link_add_send_stream (PtLink *link, GstCaps *rtp_caps, GError **error
  * by pt_link_close().
  */
 gboolean pt_link_add_relay_stream (PtLink *link, GstElement *tee, GError **error);
-
-/**
- * pt_link_make_fanout:
- * @bin: bin to add the tee to
- * @upstream: (nullable): a receiver's RTP src pad to link into the tee
- *
- * Creates a `tee allow-not-linked=TRUE` in @bin, synced to its state, and
- * links @upstream to it. May be called from the pad_added callback.
- *
- * Returns: (transfer none): the tee, owned by @bin.
- */
-GstElement *pt_link_make_fanout (GstBin *bin, const gchar *name, GstPad *upstream,
-    GError **error);
-
-/* RTP caps of a fan-out: its sink pad's, or its upstream peer's before the
- * first buffer has carried the CAPS event over. (transfer full) (nullable) */
-GstCaps *pt_link_get_fanout_caps (GstElement *tee);
 
 /* Brings the webrtcbin (and relay queues) to the bin's state. */
 gboolean pt_link_start (PtLink *link);
@@ -228,17 +162,6 @@ GstElement *pt_link_get_webrtcbin (PtLink *link);
  * Returns: (transfer full) (nullable): webrtcbin's stats structure.
  */
 GstStructure *pt_link_get_stats (PtLink *link);
-
-/**
- * pt_element_stop_and_remove:
- *
- * Locks @element's state, sets it to NULL and removes it from @bin (if it is
- * still there). Safe against a concurrent state change of @bin from another
- * thread: the bin skips an element whose state is locked, so the element is
- * never brought back up (threads running) before it is disposed of. Not from
- * one of @element's streaming threads.
- */
-void pt_element_stop_and_remove (GstBin *bin, GstElement *element);
 
 /**
  * pt_link_close:

@@ -108,7 +108,7 @@ pt_settings_fill_link_config (const PtSettings * settings, PtLinkConfig * config
 {
   pt_link_config_clear (config);
   pt_link_config_init (config);
-  config->local_addresses = pt_link_parse_address_list (settings->local_addresses);
+  config->local_addresses = pt_webrtc_parse_address_list (settings->local_addresses);
   config->stun_server = g_strdup (settings->stun_server);
   config->turn_server = g_strdup (settings->turn_server);
 }

@@ -1,0 +1,248 @@
+/* peertree GStreamer elements — webrtcbin set-up and ICE
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Everything a webrtcbin of peertree needs before it negotiates: the
+ * element's link settings (PtLinkConfig), the process-wide DTLS certificate
+ * made early, and the webrtcbin itself with its ICE agent restricted to the
+ * configured local addresses (through libnice's NiceAgent). PtLink
+ * (pt-link.c) negotiates with it; the relay tee and its branches are in
+ * pt-relay.c.
+ */
+#include "pt-webrtc.h"
+#include "pt-link.h"
+
+#include <string.h>
+
+#ifndef GST_USE_UNSTABLE_API
+#define GST_USE_UNSTABLE_API
+#endif
+#include <gst/webrtc/webrtc.h>
+#include <nice/agent.h>
+
+#include "common/pt-element-packages.h"
+
+#define GST_CAT_DEFAULT pt_link_debug
+
+/* ---------------------------------------------------------------------- */
+/* config */
+
+void
+pt_link_config_init (PtLinkConfig * config)
+{
+  memset (config, 0, sizeof (*config));
+  config->latency_ms = PT_LINK_DEFAULT_LATENCY_MS;
+}
+
+void
+pt_link_config_clear (PtLinkConfig * config)
+{
+  g_clear_pointer (&config->local_addresses, g_strfreev);
+  g_clear_pointer (&config->stun_server, g_free);
+  g_clear_pointer (&config->turn_server, g_free);
+}
+
+void
+pt_link_config_copy (PtLinkConfig * dest, const PtLinkConfig * src)
+{
+  dest->latency_ms = src->latency_ms;
+  dest->local_addresses = g_strdupv (src->local_addresses);
+  dest->stun_server = g_strdup (src->stun_server);
+  dest->turn_server = g_strdup (src->turn_server);
+}
+
+gchar **
+pt_webrtc_parse_address_list (const gchar * list)
+{
+  g_auto (GStrv) parts = NULL;
+  g_autoptr (GStrvBuilder) builder = NULL;
+
+  if (list == NULL || *list == '\0')
+    return NULL;
+
+  builder = g_strv_builder_new ();
+  parts = g_strsplit (list, ",", -1);
+  for (guint i = 0; parts[i]; i++) {
+    g_strstrip (parts[i]);
+    if (*parts[i] != '\0')
+      g_strv_builder_add (builder, parts[i]);
+  }
+  {
+    gchar **ret = g_strv_builder_end (builder);
+
+    if (ret[0] == NULL) {
+      g_strfreev (ret);
+      return NULL;
+    }
+    return ret;
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* DTLS certificate */
+
+static GMutex prewarm_lock;
+static GCond prewarm_cond;
+static gboolean prewarm_running;
+
+static gpointer
+prewarm_thread (gpointer data)
+{
+  GstElement *dec = gst_element_factory_make ("dtlssrtpdec", NULL);
+
+  (void) data;
+  if (dec)
+    gst_object_unref (dec);
+  GST_DEBUG ("DTLS certificate ready");
+  g_mutex_lock (&prewarm_lock);
+  prewarm_running = FALSE;
+  g_cond_broadcast (&prewarm_cond);
+  g_mutex_unlock (&prewarm_lock);
+  return NULL;
+}
+
+void
+pt_webrtc_prewarm (void)
+{
+  static gsize once = 0;
+
+  pt_link_init_debug ();
+  if (g_once_init_enter (&once)) {
+    /* The first DTLS element of a process generates the process-wide
+     * certificate (an RSA key: ~250 ms here), which otherwise delays the
+     * first link's handshake. */
+    g_mutex_lock (&prewarm_lock);
+    prewarm_running = TRUE;
+    g_mutex_unlock (&prewarm_lock);
+    g_thread_unref (g_thread_new ("pt-dtls-cert", prewarm_thread, NULL));
+    g_once_init_leave (&once, 1);
+  }
+}
+
+void
+pt_webrtc_prewarm_wait (void)
+{
+  g_mutex_lock (&prewarm_lock);
+  while (prewarm_running)
+    g_cond_wait (&prewarm_cond, &prewarm_lock);
+  g_mutex_unlock (&prewarm_lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* webrtcbin factory */
+
+/* webrtcbin puts a `clocksync sync=TRUE` in front of each transport; in a
+ * relay it would hold every packet for the pipeline latency. Forwarding must
+ * never wait for a clock, so turn it off (as webrtcbin's own tests do). */
+static void
+on_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
+    gpointer user_data)
+{
+  GstElementFactory *factory = gst_element_get_factory (element);
+
+  (void) bin;
+  (void) sub_bin;
+  (void) user_data;
+
+  if (factory && g_strcmp0 (GST_OBJECT_NAME (factory), "clocksync") == 0) {
+    GST_DEBUG_OBJECT (bin, "sync=FALSE on %" GST_PTR_FORMAT, element);
+    g_object_set (element, "sync", FALSE, NULL);
+  }
+}
+
+static gboolean
+configure_ice (GstElement * webrtcbin, const PtLinkConfig * config, GError ** error)
+{
+  g_autoptr (GstWebRTCICE) ice = NULL;
+  g_autoptr (GObject) agent = NULL;
+
+  g_object_get (webrtcbin, "ice-agent", &ice, NULL);
+  if (ice == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "webrtcbin has no ICE agent");
+    return FALSE;
+  }
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "ice-tcp"))
+    g_object_set (ice, "ice-tcp", FALSE, NULL);
+
+  if (!g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent")) {
+    if (config->local_addresses && config->local_addresses[0]) {
+      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NOT_IMPLEMENTED,
+          "The ICE implementation %s cannot be limited to local addresses",
+          G_OBJECT_TYPE_NAME (ice));
+      return FALSE;
+    }
+    return TRUE;
+  }
+  g_object_get (ice, "agent", &agent, NULL);
+  if (agent == NULL || !NICE_IS_AGENT (agent)) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "webrtcbin's ICE agent has no NiceAgent");
+    return FALSE;
+  }
+  /* libnice 0.1.21 has no consent freshness: without keepalive connchecks a
+   * vanished peer may never drive ICE to FAILED. */
+  g_object_set (agent, "keepalive-conncheck", TRUE, NULL);
+  /* Ta, the pacing of connectivity checks: libnice's 20 ms made ICE take
+   * about three of them (60 ms) on a link with one candidate per side, half
+   * of a viewer's wait for its first frame. 5 ms is RFC 8445's floor for
+   * media sessions. */
+  g_object_set (agent, "stun-pacing-timer", 5u, NULL);
+  /* no UPnP port mapping: it only adds a gupnp thread and HTTP servers */
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (agent), "upnp"))
+    g_object_set (agent, "upnp", FALSE, NULL);
+
+  for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++) {
+    NiceAddress addr;
+
+    nice_address_init (&addr);
+    if (!nice_address_set_from_string (&addr, config->local_addresses[i])) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+          "'%s' is not a valid local IP address", config->local_addresses[i]);
+      return FALSE;
+    }
+    /* Must happen before set-local-description, which starts gathering;
+     * once an address is added, libnice uses only the added ones (loopback
+     * included, which it otherwise ignores). */
+    if (!nice_agent_add_local_address (NICE_AGENT (agent), &addr)) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+          "Could not use local address '%s' for ICE", config->local_addresses[i]);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+GstElement *
+pt_webrtc_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GError ** error)
+{
+  GstElement *webrtcbin;
+
+  pt_link_init_debug ();
+
+  webrtcbin = gst_element_factory_make ("webrtcbin", name);
+  if (webrtcbin == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+        "The GStreamer element 'webrtcbin' is missing: install the Debian package %s",
+        pt_element_package ("webrtcbin"));
+    return NULL;
+  }
+  gst_object_ref_sink (webrtcbin);
+
+  g_signal_connect (webrtcbin, "deep-element-added",
+      G_CALLBACK (on_deep_element_added), NULL);
+  g_object_set (webrtcbin,
+      "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE,
+      "latency", config->latency_ms, NULL);
+  if (config->stun_server && *config->stun_server)
+    g_object_set (webrtcbin, "stun-server", config->stun_server, NULL);
+  if (config->turn_server && *config->turn_server)
+    g_object_set (webrtcbin, "turn-server", config->turn_server, NULL);
+
+  if (!configure_ice (webrtcbin, config, error)) {
+    gst_object_unref (webrtcbin);
+    return NULL;
+  }
+  /* give back a floating ref, like gst_element_factory_make() */
+  g_object_force_floating (G_OBJECT (webrtcbin));
+  return webrtcbin;
+}
