@@ -913,19 +913,14 @@ on_reconnected (GstElement * element)
   pt_upstream_reconnected (GST_PEER_TREE_SRC (element)->upstream);
 }
 
-/* The tree's source is away; the server waits @grace s for it. The only
- * handler that reads the client's raw JSON (a generic "event::source-lost"
- * signal): to become a typed "source-lost" signal of PeerTreeClient. */
+/* The tree's source is away; the server waits @grace s for it
+ * (PeerTreeClient::source-lost). */
 static void
-on_source_lost (PeerTreeClient * client, const gchar * name, JsonObject * event,
-    gpointer data)
+on_source_lost (PeerTreeClient * client, const gchar * tree_id, guint grace, gpointer data)
 {
   GstPeerTreeSrc *self = data;
-  const gchar *tree_id = json_object_get_string_member_with_default (event, "treeId", NULL);
-  guint grace = (guint) json_object_get_int_member_with_default (event, "grace", 0);
 
   (void) client;
-  (void) name;
   if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
   GST_INFO_OBJECT (self, "the source of %s is away; the server waits %u s for it", tree_id,
@@ -990,7 +985,7 @@ started (GstElement * element)
       pt_loop_get_context (session->loop), session->cancellable, session->server);
   g_signal_connect (session->client, "upstream-changed", G_CALLBACK (on_upstream_changed),
       self);
-  g_signal_connect (session->client, "event::source-lost", G_CALLBACK (on_source_lost), self);
+  g_signal_connect (session->client, "source-lost", G_CALLBACK (on_source_lost), self);
 }
 
 static void

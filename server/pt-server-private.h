@@ -15,7 +15,8 @@
  *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
- *   pt-json.c          typed getters of request fields, faults, the id and name rules
+ *   pt-json.c          the server's own readers (args, timeout), random ids
+ *   common/pt-protocol the protocol: names, typed getters, faults, id and name rules
  *   pt-ws.c, pt-tree.c WebSocket framing on epoll; the k-tree
  *
  * A module registers its request types with pt_server_add_handler() and its
