@@ -29,9 +29,8 @@ gboolean
 pt_valid_name (const char *s)
 {
   gsize n = s ? strlen (s) : 0;
-  const char *end;
 
-  if (n == 0 || n > PT_NAME_MAX_LEN || !g_utf8_validate (s, n, &end))
+  if (n == 0 || n > PT_NAME_MAX_LEN || !g_utf8_validate (s, n, NULL))
     return FALSE;
   for (const char *p = s; *p; p = g_utf8_next_char (p))
     if (g_unichar_iscntrl (g_utf8_get_char (p)))
@@ -49,16 +48,19 @@ pt_json_depth_ok (const char *text, gsize len)
     char ch = text[i];
 
     if (in_string) {
-      if (ch == '\\')
+      if (ch == '\\') {
+        /* \u0000: a NUL json-glib would silently cut the string at */
+        if (i + 5 < len && text[i + 1] == 'u' && memcmp (text + i + 2, "0000", 4) == 0)
+          return FALSE;
         i++;
-      else if (ch == '"')
+      } else if (ch == '"')
         in_string = FALSE;
     } else if (ch == '"') {
       in_string = TRUE;
     } else if (ch == '{' || ch == '[') {
       if (++depth > PT_MAX_JSON_DEPTH)
         return FALSE;
-    } else if (ch == '}' || ch == ']') {
+    } else if ((ch == '}' || ch == ']') && depth > 0) {
       depth--;
     }
   }
@@ -76,6 +78,13 @@ static const struct {
 #undef PT_ERROR_ROW
 };
 
+static const char *const error_code_list[] = {
+#define PT_ERROR_NAME(name, code, error) code,
+  PT_ERROR_CODES (PT_ERROR_NAME)
+#undef PT_ERROR_NAME
+  NULL
+};
+
 int
 pt_error_code_to_peer_tree_error (const char *code)
 {
@@ -88,12 +97,7 @@ pt_error_code_to_peer_tree_error (const char *code)
 const char *const *
 pt_error_codes (void)
 {
-  static const char *codes[G_N_ELEMENTS (error_table) + 1];
-
-  if (codes[0] == NULL)
-    for (gsize i = 0; i < G_N_ELEMENTS (error_table); i++)
-      codes[i] = error_table[i].code;
-  return codes;
+  return error_code_list;
 }
 
 /* ---- stream frames ------------------------------------------------------ */
@@ -300,6 +304,14 @@ pt_bool (JsonObject *obj, const char *name)
   return n && holds_value (n, G_TYPE_BOOLEAN) && json_node_get_boolean (n);
 }
 
+JsonObject *
+pt_obj (JsonObject *obj, const char *name)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, name) : NULL;
+
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
 gboolean
 pt_uint (JsonObject *obj, const char *name, guint *out)
 {
@@ -324,6 +336,7 @@ static const PtMessageSpec specs[] = {
   REQ (PT_REQ_CREATE, O (PT_F_TREE_ID, ID), O (PT_F_K, UINT), O (PT_F_K1, UINT),
       O (PT_F_SECRET, STRING)),
   EV (PT_EV_SOURCE_LOST, R (PT_F_TREE_ID, ID), R (PT_F_GRACE, UINT)),
+  /* parent: required unless source is true (the handler checks) */
   REQ (PT_REQ_REJOIN, R (PT_F_TREE_ID, ID), O (PT_F_PARENT, ID), O (PT_F_SOURCE, BOOL),
       O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING)),
   EV (PT_EV_PLACED, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT)),
@@ -343,34 +356,36 @@ static const PtMessageSpec specs[] = {
   REQ (PT_REQ_IS_CONNECTED, R (PT_F_CLIENT_ID, ID)),
   REQ (PT_REQ_EMIT, R (PT_F_TO, ID), R (PT_F_EVENT, NAME), O (PT_F_ARGS, ARRAY),
       O (PT_F_ACK, BOOL), O (PT_F_TIMEOUT, UINT)),
-  EV (PT_EV_MESSAGE, R (PT_F_FROM, ID), R (PT_F_NAME, NAME), O (PT_F_ARGS, ARRAY),
+  EV (PT_EV_MESSAGE, R (PT_F_FROM, ID), R (PT_F_NAME, NAME), R (PT_F_ARGS, ARRAY),
       O (PT_F_ACK_ID, UINT), O (PT_F_ROOM, NAME)),
-  REQ (PT_REQ_REPLY, R (PT_F_ACK_ID, UINT), R (PT_F_OK, BOOL), O (PT_F_VALUE, ANY),
+  /* ok absent is a refusal */
+  REQ (PT_REQ_REPLY, R (PT_F_ACK_ID, UINT), O (PT_F_OK, BOOL), O (PT_F_VALUE, ANY),
       O (PT_F_ERROR, OBJECT)),
-  REQ (PT_REQ_ADD_TARGET, R (PT_F_TARGET, ID)),
+  REQ (PT_REQ_ADD_TARGET, R (PT_F_TARGET, ID), O (PT_F_TIMEOUT, UINT)),
   EV (PT_EV_TARGET_REQUEST, R (PT_F_FROM, ID), R (PT_F_ACK_ID, UINT)),
   EV (PT_EV_TARGET_DISCONNECTED, R (PT_F_CLIENT_ID, ID)),
   REQ (PT_REQ_ROOM_JOIN, R (PT_F_ROOM, NAME)),
   REQ (PT_REQ_ROOM_LEAVE, R (PT_F_ROOM, NAME)),
   REQ (PT_REQ_ROOM_EMIT, R (PT_F_ROOM, NAME), R (PT_F_EVENT, NAME), O (PT_F_ARGS, ARRAY)),
   REQ (PT_REQ_LIST_ROOMS, O (PT_F_CLIENT_ID, ID)),
-  REQ (PT_REQ_STREAM_OPEN, R (PT_F_TO, ID), R (PT_F_CHANNEL, NAME), O (PT_F_ARGS, ARRAY)),
+  REQ (PT_REQ_STREAM_OPEN, R (PT_F_TO, ID), R (PT_F_CHANNEL, NAME), O (PT_F_ARGS, ARRAY),
+      O (PT_F_TIMEOUT, UINT)),
   EV (PT_EV_STREAM_REQUEST, R (PT_F_FROM, ID), R (PT_F_STREAM_ID, UINT),
-      R (PT_F_CHANNEL, NAME), O (PT_F_ARGS, ARRAY), R (PT_F_WINDOW, UINT),
+      R (PT_F_CHANNEL, NAME), R (PT_F_ARGS, ARRAY), R (PT_F_WINDOW, UINT),
       R (PT_F_ACK_ID, UINT)),
   REQ (PT_REQ_SERVICE_PROVIDE, R (PT_F_SERVICE, NAME), O (PT_F_METHODS, ARRAY)),
   REQ (PT_REQ_SERVICE_WITHDRAW, R (PT_F_SERVICE, NAME)),
   REQ (PT_REQ_SERVICE_CALL, R (PT_F_SERVICE, NAME), R (PT_F_METHOD, NAME),
       O (PT_F_ARGS, ARRAY), O (PT_F_TIMEOUT, UINT)),
   EV (PT_EV_SERVICE_CALL, R (PT_F_FROM, ID), R (PT_F_SERVICE, NAME), R (PT_F_METHOD, NAME),
-      O (PT_F_ARGS, ARRAY), R (PT_F_ACK_ID, UINT)),
+      R (PT_F_ARGS, ARRAY), R (PT_F_ACK_ID, UINT)),
   REQ (PT_REQ_TOPIC_CREATE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
   REQ (PT_REQ_TOPIC_DESTROY, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
   REQ (PT_REQ_TOPIC_PUBLISH, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME),
       O (PT_F_ARGS, ARRAY)),
   REQ (PT_REQ_TOPIC_SUBSCRIBE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
   REQ (PT_REQ_TOPIC_UNSUBSCRIBE, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
-  EV (PT_EV_TOPIC, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME), O (PT_F_ARGS, ARRAY)),
+  EV (PT_EV_TOPIC, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME), R (PT_F_ARGS, ARRAY)),
   EV (PT_EV_TOPIC_DESTROYED, R (PT_F_SERVICE, NAME), R (PT_F_TOPIC, NAME)),
   { PT_KIND_REQUEST, NULL, { { NULL } } },
 };
@@ -477,7 +492,10 @@ pt_message_check (JsonObject *msg, PtFault *f)
       return pt_fault_set (f, PT_ERR_UNKNOWN_TYPE, "no event \"%s\"", name);
     return check_fields (msg, spec, f);
   }
-  if (strcmp (type, PT_TYPE_REPLY) == 0 && !json_object_has_member (msg, PT_F_ACK_ID))
+  /* "reply" both ways: the server's carries result or error, the client's
+   * reply request an ackId */
+  if (strcmp (type, PT_TYPE_REPLY) == 0 && !json_object_has_member (msg, PT_F_ACK_ID) &&
+      (json_object_has_member (msg, PT_F_RESULT) || json_object_has_member (msg, PT_F_ERROR)))
     return check_server_reply (msg, f);
   spec = pt_message_spec_find (PT_KIND_REQUEST, type);
   if (spec == NULL)

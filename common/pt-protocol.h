@@ -42,11 +42,14 @@ G_BEGIN_DECLS
 #define PT_NAME_MAX_LEN 128             /* room, event, channel, service, method, topic */
 #define PT_SECRET_MAX_LEN 256
 #define PT_MAX_JSON_DEPTH 32
+#define PT_MAX_MLINE 1024               /* ICE candidates' m-line index */
 
 gboolean pt_valid_id (const char *s);
 gboolean pt_valid_name (const char *s);
-/* FALSE if @text nests objects/arrays deeper than PT_MAX_JSON_DEPTH (checked
- * before parsing, so that a hostile message costs no deep recursion). */
+/* FALSE if @text nests objects/arrays deeper than PT_MAX_JSON_DEPTH, or if a
+ * string holds U+0000 (json-glib's C strings would silently cut it there, so
+ * that e.g. a name with a control character after a \u0000 would pass).
+ * Checked before parsing, so that a hostile message costs no deep recursion. */
 gboolean pt_json_depth_ok (const char *text, gsize len);
 
 /* ---- WebSocket close codes ---------------------------------------------- */
@@ -55,41 +58,13 @@ gboolean pt_json_depth_ok (const char *text, gsize len);
 #define PT_CLOSE_UNSUPPORTED 1003       /* malformed binary frame */
 #define PT_CLOSE_POLICY 1008            /* flood, hello timeout, stream protocol violation */
 #define PT_CLOSE_TOO_BIG 1009           /* message over max-message-size */
-#define PT_CLOSE_TRY_LATER 1013         /* server full */
 #define PT_CLOSE_TAKEN_OVER 4001        /* another connection took this clientId */
 #define PT_CLOSE_DEAD 4002              /* keepalive timeout */
 
 /* ---- error codes ---------------------------------------------------------
- * X (NAME, "wire-code", PEER_TREE_ERROR_* value): the one table of error
- * codes, and their one mapping to libpeertree's #PeerTreeError. */
-
-#define PT_ERROR_CODES(X) \
-  X (BAD_JSON, "bad-json", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (BAD_REQUEST, "bad-request", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (UNKNOWN_TYPE, "unknown-type", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (HELLO_REQUIRED, "hello-required", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (ALREADY_HELLO, "already-hello", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (UNSUPPORTED_VERSION, "unsupported-version", PEER_TREE_ERROR_BAD_REQUEST) \
-  X (INVALID_ID, "invalid-id", PEER_TREE_ERROR_INVALID_ID) \
-  X (DUPLICATE_CLIENT_ID, "duplicate-client-id", PEER_TREE_ERROR_DUPLICATE_CLIENT_ID) \
-  X (TREE_NOT_FOUND, "tree-not-found", PEER_TREE_ERROR_TREE_NOT_FOUND) \
-  X (TREE_EXISTS, "tree-exists", PEER_TREE_ERROR_TREE_EXISTS) \
-  X (NOT_MEMBER, "not-member", PEER_TREE_ERROR_NOT_MEMBER) \
-  X (IS_ROOT, "is-root", PEER_TREE_ERROR_IS_ROOT) \
-  X (RELAY_REFUSED, "relay-refused", PEER_TREE_ERROR_RELAY_REFUSED) \
-  X (CLIENT_NOT_FOUND, "client-not-found", PEER_TREE_ERROR_NOT_FOUND) \
-  X (LIMIT, "limit", PEER_TREE_ERROR_LIMIT) \
-  X (NOT_FOUND, "not-found", PEER_TREE_ERROR_NOT_FOUND) \
-  X (REMOTE_ERROR, "remote-error", PEER_TREE_ERROR_REMOTE) \
-  X (CLIENT_DISCONNECTED, "client-disconnected", PEER_TREE_ERROR_DISCONNECTED) \
-  X (TIMEOUT, "timeout", PEER_TREE_ERROR_TIMEOUT) \
-  X (SERVICE_NOT_FOUND, "service-not-found", PEER_TREE_ERROR_NOT_FOUND) \
-  X (METHOD_NOT_FOUND, "method-not-found", PEER_TREE_ERROR_NOT_FOUND) \
-  X (TOPIC_NOT_FOUND, "topic-not-found", PEER_TREE_ERROR_NOT_FOUND) \
-  X (SERVICE_EXISTS, "service-exists", PEER_TREE_ERROR_EXISTS) \
-  X (TOPIC_EXISTS, "topic-exists", PEER_TREE_ERROR_EXISTS) \
-  X (NOT_PROVIDER, "not-provider", PEER_TREE_ERROR_NOT_PERMITTED) \
-  X (SERVICE_ERROR, "service-error", PEER_TREE_ERROR_REMOTE)
+ * Each wire code once as PT_ERR_*, then PT_ERROR_CODES: X (NAME, PT_ERR_NAME,
+ * PEER_TREE_ERROR_* value), the one table of error codes and their one
+ * mapping to libpeertree's #PeerTreeError. */
 
 #define PT_ERR_BAD_JSON "bad-json"
 #define PT_ERR_BAD_REQUEST "bad-request"
@@ -117,6 +92,34 @@ gboolean pt_json_depth_ok (const char *text, gsize len);
 #define PT_ERR_TOPIC_EXISTS "topic-exists"
 #define PT_ERR_NOT_PROVIDER "not-provider"
 #define PT_ERR_SERVICE_ERROR "service-error"
+
+#define PT_ERROR_CODES(X) \
+  X (BAD_JSON, PT_ERR_BAD_JSON, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (BAD_REQUEST, PT_ERR_BAD_REQUEST, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (UNKNOWN_TYPE, PT_ERR_UNKNOWN_TYPE, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (HELLO_REQUIRED, PT_ERR_HELLO_REQUIRED, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (ALREADY_HELLO, PT_ERR_ALREADY_HELLO, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (UNSUPPORTED_VERSION, PT_ERR_UNSUPPORTED_VERSION, PEER_TREE_ERROR_BAD_REQUEST) \
+  X (INVALID_ID, PT_ERR_INVALID_ID, PEER_TREE_ERROR_INVALID_ID) \
+  X (DUPLICATE_CLIENT_ID, PT_ERR_DUPLICATE_CLIENT_ID, PEER_TREE_ERROR_DUPLICATE_CLIENT_ID) \
+  X (TREE_NOT_FOUND, PT_ERR_TREE_NOT_FOUND, PEER_TREE_ERROR_TREE_NOT_FOUND) \
+  X (TREE_EXISTS, PT_ERR_TREE_EXISTS, PEER_TREE_ERROR_TREE_EXISTS) \
+  X (NOT_MEMBER, PT_ERR_NOT_MEMBER, PEER_TREE_ERROR_NOT_MEMBER) \
+  X (IS_ROOT, PT_ERR_IS_ROOT, PEER_TREE_ERROR_IS_ROOT) \
+  X (RELAY_REFUSED, PT_ERR_RELAY_REFUSED, PEER_TREE_ERROR_RELAY_REFUSED) \
+  X (CLIENT_NOT_FOUND, PT_ERR_CLIENT_NOT_FOUND, PEER_TREE_ERROR_NOT_FOUND) \
+  X (LIMIT, PT_ERR_LIMIT, PEER_TREE_ERROR_LIMIT) \
+  X (NOT_FOUND, PT_ERR_NOT_FOUND, PEER_TREE_ERROR_NOT_FOUND) \
+  X (REMOTE_ERROR, PT_ERR_REMOTE_ERROR, PEER_TREE_ERROR_REMOTE) \
+  X (CLIENT_DISCONNECTED, PT_ERR_CLIENT_DISCONNECTED, PEER_TREE_ERROR_DISCONNECTED) \
+  X (TIMEOUT, PT_ERR_TIMEOUT, PEER_TREE_ERROR_TIMEOUT) \
+  X (SERVICE_NOT_FOUND, PT_ERR_SERVICE_NOT_FOUND, PEER_TREE_ERROR_NOT_FOUND) \
+  X (METHOD_NOT_FOUND, PT_ERR_METHOD_NOT_FOUND, PEER_TREE_ERROR_NOT_FOUND) \
+  X (TOPIC_NOT_FOUND, PT_ERR_TOPIC_NOT_FOUND, PEER_TREE_ERROR_NOT_FOUND) \
+  X (SERVICE_EXISTS, PT_ERR_SERVICE_EXISTS, PEER_TREE_ERROR_EXISTS) \
+  X (TOPIC_EXISTS, PT_ERR_TOPIC_EXISTS, PEER_TREE_ERROR_EXISTS) \
+  X (NOT_PROVIDER, PT_ERR_NOT_PROVIDER, PEER_TREE_ERROR_NOT_PERMITTED) \
+  X (SERVICE_ERROR, PT_ERR_SERVICE_ERROR, PEER_TREE_ERROR_REMOTE)
 
 /* The #PeerTreeError (as an int: this module sits below libpeertree) of a
  * wire error code; PEER_TREE_ERROR_FAILED (0) for an unknown or NULL code. */
@@ -309,6 +312,8 @@ gboolean pt_get_array (JsonObject *obj, const char *name, gboolean required, Jso
 const char *pt_str (JsonObject *obj, const char *name);
 gint64 pt_int (JsonObject *obj, const char *name, gint64 dflt);
 gboolean pt_bool (JsonObject *obj, const char *name);
+/* The member if it is an object, else NULL. */
+JsonObject *pt_obj (JsonObject *obj, const char *name);
 /* FALSE (and @out untouched) unless the member is an integer in 0..G_MAXUINT. */
 gboolean pt_uint (JsonObject *obj, const char *name, guint *out);
 

@@ -18,7 +18,7 @@
 #include <gst/sdp/sdp.h>
 
 
-GST_DEBUG_CATEGORY (pt_link_debug);
+GST_DEBUG_CATEGORY_STATIC (pt_link_debug);
 #define GST_CAT_DEFAULT pt_link_debug
 
 
@@ -68,7 +68,7 @@ pt_candidate_free (PtCandidate * c)
   g_free (c);
 }
 
-void
+static void
 pt_link_init_debug (void)
 {
   static gsize once = 0;

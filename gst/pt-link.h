@@ -56,10 +56,6 @@ typedef enum {
 
 const gchar *pt_link_state_to_string (PtLinkState state);
 
-/* The "ptlink" debug category, shared by pt-link.c, pt-webrtc.c and
- * pt-relay.c; pt_link_init_debug() sets it up (idempotent). */
-GST_DEBUG_CATEGORY_EXTERN (pt_link_debug);
-void pt_link_init_debug (void);
 
 typedef struct _PtLink PtLink;
 

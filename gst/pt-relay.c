@@ -6,7 +6,19 @@
 
 #include "common/pt-element-packages.h"
 
-#define GST_CAT_DEFAULT pt_link_debug
+GST_DEBUG_CATEGORY_STATIC (pt_relay_debug);
+#define GST_CAT_DEFAULT pt_relay_debug
+
+static void
+init_debug (void)
+{
+  static gsize done;
+
+  if (g_once_init_enter (&done)) {
+    GST_DEBUG_CATEGORY_INIT (pt_relay_debug, "ptrelay", 0, "peertree relay tee, keyframe gate and child branches");
+    g_once_init_leave (&done, 1);
+  }
+}
 
 /* A relay child's branch: tee src pad → leaky queue → webrtcbin sink pad.
  * The tee pad is requested only once the link is started, so that the queue's
@@ -96,7 +108,7 @@ pt_relay_make_tee (GstBin * bin, const gchar * name, GstPad * upstream, GError *
   GstElement *tee = gst_element_factory_make ("tee", name);
   g_autoptr (GstPad) sink = NULL;
 
-  pt_link_init_debug ();
+  init_debug ();
 
   if (tee == NULL) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,

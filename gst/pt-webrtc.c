@@ -21,7 +21,19 @@
 
 #include "common/pt-element-packages.h"
 
-#define GST_CAT_DEFAULT pt_link_debug
+GST_DEBUG_CATEGORY_STATIC (pt_webrtc_debug);
+#define GST_CAT_DEFAULT pt_webrtc_debug
+
+static void
+init_debug (void)
+{
+  static gsize done;
+
+  if (g_once_init_enter (&done)) {
+    GST_DEBUG_CATEGORY_INIT (pt_webrtc_debug, "ptwebrtc", 0, "peertree webrtcbin set-up and ICE");
+    g_once_init_leave (&done, 1);
+  }
+}
 
 /* ---------------------------------------------------------------------- */
 /* config */
@@ -105,7 +117,7 @@ pt_webrtc_prewarm (void)
 {
   static gsize once = 0;
 
-  pt_link_init_debug ();
+  init_debug ();
   if (g_once_init_enter (&once)) {
     /* The first DTLS element of a process generates the process-wide
      * certificate (an RSA key: ~250 ms here), which otherwise delays the
@@ -217,7 +229,7 @@ pt_webrtc_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GErro
 {
   GstElement *webrtcbin;
 
-  pt_link_init_debug ();
+  init_debug ();
 
   webrtcbin = gst_element_factory_make ("webrtcbin", name);
   if (webrtcbin == NULL) {

@@ -263,11 +263,9 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   if (!id_node || !JSON_NODE_HOLDS_VALUE (id_node) ||
       json_node_get_value_type (id_node) != G_TYPE_INT64) {
     /* An error about a message the server could not read an id from. */
-    JsonObject *err = json_object_get_object_member (msg, PT_F_ERROR);
+    const char *text = pt_str (pt_obj (msg, PT_F_ERROR), PT_F_MESSAGE);
     g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_BAD_REQUEST,
-        "server rejected a message: %s",
-        err && json_object_has_member (err, PT_F_MESSAGE) ?
-            json_object_get_string_member_with_default (err, PT_F_MESSAGE, "?") : "?");
+        "server rejected a message: %s", text ? text : "?");
     g_signal_emit (self, pt_signals[SIG_ERROR], 0, error);
     return;
   }
@@ -276,12 +274,12 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   if (!p) {
     /* A request sent without waiting (peer_tree_client_emit()) failed, or
      * one that timed out was refused late: never dropped in silence. */
-    JsonNode *err_node = json_object_get_member (msg, PT_F_ERROR);
-    if (err_node && JSON_NODE_HOLDS_OBJECT (err_node)) {
-      JsonObject *err = json_node_get_object (err_node);
+    JsonObject *err = pt_obj (msg, PT_F_ERROR);
+    if (err) {
+      const char *text = pt_str (err, PT_F_MESSAGE);
       g_autoptr (GError) error = g_error_new (PEER_TREE_ERROR,
-          peer_tree_error_from_code (json_object_get_string_member_with_default (err, PT_F_CODE, "")),
-          "%s", json_object_get_string_member_with_default (err, PT_F_MESSAGE, "request failed"));
+          peer_tree_error_from_code (pt_str (err, PT_F_CODE)), "%s",
+          text ? text : "request failed");
       g_signal_emit (self, pt_signals[SIG_ERROR], 0, error);
     }
     return;
@@ -290,10 +288,9 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
   g_hash_table_steal (self->pending, &id);
   pending_free (p);
 
-  if (json_object_get_boolean_member_with_default (msg, PT_F_OK, FALSE)) {
-    JsonNode *res = json_object_get_member (msg, PT_F_RESULT);
-    JsonObject *obj = res && JSON_NODE_HOLDS_OBJECT (res) ?
-        json_object_ref (json_node_get_object (res)) : json_object_new ();
+  if (pt_bool (msg, PT_F_OK)) {
+    JsonObject *res = pt_obj (msg, PT_F_RESULT);
+    JsonObject *obj = res ? json_object_ref (res) : json_object_new ();
     if (g_task_get_source_tag (task) == _peer_tree_client_request_with_hook) {
       HookData *h = g_task_get_task_data (task);
       h->hook (self, obj, h->data);
@@ -301,15 +298,10 @@ handle_reply (PeerTreeClient *self, JsonObject *msg)
     }
     g_task_return_pointer (task, obj, (GDestroyNotify) json_object_unref);
   } else {
-    JsonNode *err_node = json_object_get_member (msg, PT_F_ERROR);
-    JsonObject *err = err_node && JSON_NODE_HOLDS_OBJECT (err_node) ?
-        json_node_get_object (err_node) : NULL;
-    const char *code = err ? json_object_get_string_member_with_default (err, PT_F_CODE, "") : "";
-    const char *message = err ?
-        json_object_get_string_member_with_default (err, PT_F_MESSAGE, "request failed") :
-        "request failed";
-    g_task_return_new_error (task, PEER_TREE_ERROR, peer_tree_error_from_code (code), "%s",
-        message);
+    JsonObject *err = pt_obj (msg, PT_F_ERROR);
+    const char *message = pt_str (err, PT_F_MESSAGE);
+    g_task_return_new_error (task, PEER_TREE_ERROR, peer_tree_error_from_code (pt_str (err,
+                PT_F_CODE)), "%s", message ? message : "request failed");
   }
 }
 
@@ -715,9 +707,7 @@ peer_tree_client_emit (PeerTreeClient *self, const char *target, const char *eve
   g_return_val_if_fail (target != NULL && event != NULL, FALSE);
   if (!self->ready)
     return FALSE;
-  g_autoptr (JsonObject) msg = json_object_new ();
-  json_object_set_string_member (msg, PT_F_TYPE, PT_REQ_EMIT);
-  json_object_set_int_member (msg, PT_F_ID, ++self->next_id);
+  g_autoptr (JsonObject) msg = pt_msg_request_new (PT_REQ_EMIT, ++self->next_id);
   json_object_set_boolean_member (msg, PT_F_NO_REPLY, TRUE);
   json_object_set_string_member (msg, PT_F_TO, target);
   json_object_set_string_member (msg, PT_F_EVENT, event);

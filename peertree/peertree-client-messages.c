@@ -90,7 +90,7 @@ peer_tree_client_finish (PeerTreeClient *self, GAsyncResult *result, guint *coun
   if (!r)
     return FALSE;
   if (count)
-    *count = (guint) json_object_get_int_member_with_default (r, PT_F_DELIVERED, 0);
+    *count = (guint) pt_int (r, PT_F_DELIVERED, 0);
   return TRUE;
 }
 
@@ -133,7 +133,7 @@ peer_tree_client_list_clients_finish (PeerTreeClient *self, GAsyncResult *result
   if (!r)
     return NULL;
   if (more)
-    *more = json_object_get_boolean_member_with_default (r, PT_F_MORE, FALSE);
+    *more = pt_bool (r, PT_F_MORE);
   return string_list (r, PT_F_CLIENTS);
 }
 
@@ -171,7 +171,7 @@ peer_tree_client_is_client_connected_finish (PeerTreeClient *self, GAsyncResult 
   g_autoptr (JsonObject) r = peer_tree_client_request_finish (self, result, error);
   if (!r)
     return FALSE;
-  *connected = json_object_get_boolean_member_with_default (r, PT_F_CONNECTED, FALSE);
+  *connected = pt_bool (r, PT_F_CONNECTED);
   return TRUE;
 }
 
@@ -433,8 +433,8 @@ on_stream_opened (GObject *source, GAsyncResult *res, gpointer user_data)
     g_task_return_error (task, error);
     return;
   }
-  gint64 id = json_object_get_int_member_with_default (r, PT_F_STREAM_ID, 0);
-  gint64 window = json_object_get_int_member_with_default (r, PT_F_WINDOW, 0);
+  gint64 id = pt_int (r, PT_F_STREAM_ID, 0);
+  gint64 window = pt_int (r, PT_F_WINDOW, 0);
   if (id <= 0 || id > G_MAXUINT32 || window <= 0) {
     g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
         "server sent an invalid stream-open reply");

@@ -62,8 +62,12 @@ _peer_tree_message_new (PeerTreeClient *client, PtMessageKind kind, JsonObject *
   self->args = args && JSON_NODE_HOLDS_ARRAY (args) ? json_array_ref (json_node_get_array (args)) :
       json_array_new ();
   self->ack_id = pt_int (event, PT_F_ACK_ID, 0);
-  self->stream_id = (guint32) pt_int (event, PT_F_STREAM_ID, 0);
-  self->window = (gsize) pt_int (event, PT_F_WINDOW, 0);
+  /* a negative or oversized id or window is no stream request */
+  guint stream_id = 0, window = 0;
+  if (pt_uint (event, PT_F_STREAM_ID, &stream_id))
+    self->stream_id = stream_id;
+  if (pt_uint (event, PT_F_WINDOW, &window))
+    self->window = window;
   if (kind == PT_MESSAGE_STREAM_REQUEST && (!self->stream_id || !self->window || !self->ack_id)) {
     g_object_unref (self);
     return NULL;

@@ -32,14 +32,16 @@ pt_random_id (const char *prefix)
 gboolean
 pt_get_args (JsonObject *obj, JsonNode **out, PtFault *f)
 {
-  JsonNode *node = json_object_get_member (obj, PT_F_ARGS);
-  if (!node || JSON_NODE_HOLDS_NULL (node)) {
-    *out = json_node_init_array (json_node_alloc (), json_array_new ());
-    return TRUE;
+  JsonArray *args;
+  if (!pt_get_array (obj, PT_F_ARGS, FALSE, &args, f))
+    return FALSE;
+  if (args) {
+    *out = json_node_ref (json_object_get_member (obj, PT_F_ARGS));
+  } else {
+    /* take: json_node_init_array would add a reference nobody drops */
+    *out = json_node_new (JSON_NODE_ARRAY);
+    json_node_take_array (*out, json_array_new ());
   }
-  if (!JSON_NODE_HOLDS_ARRAY (node))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"args\" must be an array");
-  *out = json_node_ref (node);
   return TRUE;
 }
 

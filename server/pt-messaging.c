@@ -323,7 +323,10 @@ static gboolean
 handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtConn *who = c;
-  if (json_object_has_member (msg, PT_F_CLIENT_ID) && !(who = get_target (c, msg, PT_F_CLIENT_ID, f)))
+  const char *id;
+  if (!pt_get_id (msg, PT_F_CLIENT_ID, FALSE, &id, f))
+    return FALSE;
+  if (id && !(who = get_target (c, msg, PT_F_CLIENT_ID, f)))
     return FALSE;
   JsonArray *list = json_array_new ();
   if (who->rooms) {

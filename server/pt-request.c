@@ -154,9 +154,7 @@ dispatch (PtConn *c, const char *text, gsize len)
     goto fail;
   /* "noReply": true spares the success reply of a request that completes at
    * once (fire-and-forget emits, publications); errors are always replied. */
-  JsonNode *quiet = json_object_get_member (msg, PT_F_NO_REPLY);
-  if (!req.deferred && !(quiet && JSON_NODE_HOLDS_VALUE (quiet) &&
-          json_node_get_value_type (quiet) == G_TYPE_BOOLEAN && json_node_get_boolean (quiet)))
+  if (!req.deferred && !pt_bool (msg, PT_F_NO_REPLY))
     pt_conn_reply_ok (c, req.id, result);
   else if (result)
     json_object_unref (result);

@@ -42,11 +42,11 @@
 #define PT_MAX_SUBSCRIPTIONS 256
 #define PT_MAX_SERVICES 16
 #define PT_MAX_TOPICS 256          /* per service */
+#define PT_MAX_METHODS 256         /* declared per service */
 #define PT_MAX_LIST 1000           /* entries in one list-clients reply */
 #define PT_STREAM_WINDOW (256 * 1024) /* bytes in flight per stream direction */
 #define PT_DEFAULT_TIMEOUT_MS 10000
 #define PT_MAX_TIMEOUT_MS 120000
-#define PT_SECRET_MAX_LEN 256
 
 typedef struct _PtConn PtConn;
 typedef struct _PtRequest PtRequest;

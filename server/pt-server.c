@@ -292,7 +292,7 @@ pt_server_class_init (PtServerClass *klass)
   props[PROP_BURST] = uint_prop ("burst", "Messages a client may send at once above its rate",
       1, G_MAXINT, 2000);
   props[PROP_MAX_CLIENTS] = uint_prop ("max-clients", "Most simultaneous connections; further "
-      "ones are closed with code 1013", 1, G_MAXINT, 100000);
+      "upgrade requests are refused with HTTP 503", 1, G_MAXINT, 100000);
   props[PROP_MAX_TREES_PER_CLIENT] = uint_prop ("max-trees-per-client", "Most trees one client "
       "may create or join", 1, 4096, 16);
   props[PROP_MAX_BUFFERED] = uint_prop ("max-buffered", "Bytes the server queues to a client "

@@ -129,18 +129,18 @@ handle_service_provide (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject *
   const char *name;
   if (!pt_get_name (msg, PT_F_SERVICE, TRUE, &name, f))
     return FALSE;
-  JsonNode *methods = json_object_get_member (msg, PT_F_METHODS);
-  if (methods && !JSON_NODE_HOLDS_ARRAY (methods) && !JSON_NODE_HOLDS_NULL (methods))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"methods\" must be an array of names");
-  JsonArray *list = methods && JSON_NODE_HOLDS_ARRAY (methods) ? json_node_get_array (methods) : NULL;
+  JsonArray *list;
+  if (!pt_get_array (msg, PT_F_METHODS, FALSE, &list, f))
+    return FALSE;
   for (guint i = 0; list && i < json_array_get_length (list); i++) {
     JsonNode *m = json_array_get_element (list, i);
     if (!JSON_NODE_HOLDS_VALUE (m) || json_node_get_value_type (m) != G_TYPE_STRING ||
         !pt_valid_name (json_node_get_string (m)))
       return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"methods\" must hold valid method names");
   }
-  if (list && json_array_get_length (list) > 256)
-    return pt_fault_set (f, PT_ERR_LIMIT, "a service may declare at most 256 methods");
+  if (list && json_array_get_length (list) > PT_MAX_METHODS)
+    return pt_fault_set (f, PT_ERR_LIMIT, "a service may declare at most %d methods",
+        PT_MAX_METHODS);
   if (g_hash_table_contains (self->services, name))
     return pt_fault_set (f, PT_ERR_SERVICE_EXISTS, "service \"%s\" is already provided", name);
   if (pt_set_size (c->services) >= PT_MAX_SERVICES)
@@ -212,7 +212,7 @@ topic_create (PtService *s, const char *name, PtFault *f)
 {
   if (!pt_valid_name (name))
     return pt_fault_set (f, PT_ERR_BAD_REQUEST,
-        "topic names are 1 to 128 bytes of UTF-8 without control characters");
+        "topic names are 1 to %d bytes of UTF-8 without control characters", PT_NAME_MAX_LEN);
   if (g_hash_table_contains (s->topics, name))
     return pt_fault_set (f, PT_ERR_TOPIC_EXISTS, "service \"%s\" has a topic \"%s\" already", s->name, name);
   if (g_hash_table_size (s->topics) >= PT_MAX_TOPICS)

@@ -434,11 +434,9 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
 {
   PtServer *self = c->server;
   const char *tree_id, *parent;
-  gboolean source = FALSE;
-  JsonNode *src = json_object_get_member (msg, PT_F_SOURCE);
-  if (src && (!JSON_NODE_HOLDS_VALUE (src) || json_node_get_value_type (src) != G_TYPE_BOOLEAN))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"source\" must be true or false");
-  source = src && json_node_get_boolean (src);
+  gboolean source;
+  if (!pt_get_bool (msg, PT_F_SOURCE, FALSE, &source, f))
+    return FALSE;
   if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f))
     return FALSE;
   if (source) {
@@ -643,7 +641,7 @@ valid_signal_data (JsonObject *data, PtFault *f)
     if (!JSON_NODE_HOLDS_OBJECT (ice))
       return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"data.ice\" must be an object");
     JsonObject *o = json_node_get_object (ice);
-    if (!pt_get_uint (o, PT_F_MLINE, TRUE, 1024, &v, f) || !pt_get_string (o, PT_F_CANDIDATE, TRUE, &s, f))
+    if (!pt_get_uint (o, PT_F_MLINE, TRUE, PT_MAX_MLINE, &v, f) || !pt_get_string (o, PT_F_CANDIDATE, TRUE, &s, f))
       return FALSE;
   }
   return TRUE;
@@ -657,10 +655,10 @@ handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   TreeEntry *t = lookup_tree (c, msg, TRUE, f);
   if (!t || !pt_get_id (msg, PT_F_TO, TRUE, &to, f))
     return FALSE;
-  JsonNode *data = json_object_get_member (msg, PT_F_DATA);
-  if (!data || !JSON_NODE_HOLDS_OBJECT (data))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"data\" must be an object");
-  if (!valid_signal_data (json_node_get_object (data), f))
+  JsonObject *data;
+  if (!pt_get_object (msg, PT_F_DATA, TRUE, &data, f))
+    return FALSE;
+  if (!valid_signal_data (data, f))
     return FALSE;
   /* Only between a child and its assigned parent. */
   if (g_strcmp0 (pt_tree_get_parent (t->tree, to), c->client_id) != 0 &&
@@ -675,7 +673,7 @@ handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
 
   JsonObject *ev = pt_event_new (PT_EV_SIGNAL, t->id);
   json_object_set_string_member (ev, PT_F_FROM, c->client_id);
-  json_object_set_member (ev, PT_F_DATA, json_node_ref (data));
+  json_object_set_object_member (ev, PT_F_DATA, json_object_ref (data));
   pt_conn_send (target, ev);
   json_object_unref (ev);
   *result = NULL;

@@ -102,6 +102,9 @@ GST_START_TEST (test_bad_messages_get_error_replies)
   Raw *r = raw_new (server);
   expect_error (r, "", "bad-json");         /* an empty text frame once crashed the server */
   expect_error (r, "{not json", "bad-json");
+  /* U+0000 would cut the name short in json-glib's C strings: refused */
+  expect_error (r, "{\"type\":\"hello\",\"id\":1,\"version\":1,\"clientId\":\"a\\u0000 b\"}",
+      "bad-json");
   expect_error (r, "[1,2,3]", "bad-request");
   expect_error (r, "\"hello\"", "bad-request");
   expect_error (r, "{\"type\":\"hello\"}", "bad-request");                  /* no id */

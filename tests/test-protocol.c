@@ -318,6 +318,16 @@ GST_START_TEST (test_json_depth)
     g_string_append (deep, "[\\\"");
   g_string_append (deep, "\"}");
   fail_unless (pt_json_depth_ok (deep->str, deep->len));
+  /* closing brackets first buy no extra levels */
+  g_string_assign (deep, "]]]]");
+  for (int i = 0; i <= PT_MAX_JSON_DEPTH; i++)
+    g_string_append_c (deep, '[');
+  fail_if (pt_json_depth_ok (deep->str, deep->len));
+  /* a NUL inside a string is refused (json-glib would cut the string there) */
+  g_string_assign (deep, "{\"room\": \"a\\u0000\\u0007\"}");
+  fail_if (pt_json_depth_ok (deep->str, deep->len));
+  g_string_assign (deep, "{\"room\": \"a\\\\u0000\"}");   /* an escaped backslash, then text */
+  fail_unless (pt_json_depth_ok (deep->str, deep->len));
   g_string_free (deep, TRUE);
 }
 GST_END_TEST;
