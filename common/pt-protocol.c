@@ -145,9 +145,31 @@ pt_fault_set (PtFault *f, const char *code, const char *fmt, ...)
   return FALSE;
 }
 
-/* The member, or NULL when absent or null (then fine unless @required). */
 static gboolean
-member (JsonObject *obj, const char *name, gboolean required, JsonNode **out, PtFault *f)
+holds_value (JsonNode *node, GType type)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
+}
+
+/* What a member must hold: a JSON value of @type (G_TYPE_INVALID: an object
+ * or an array, by @node_type), and how a refusal names it. */
+typedef struct {
+  JsonNodeType node_type;
+  GType type;
+  const char *what;
+} Kind;
+
+static const Kind STRING = { JSON_NODE_VALUE, G_TYPE_STRING, "a string" };
+static const Kind INTEGER = { JSON_NODE_VALUE, G_TYPE_INT64, "an integer" };
+static const Kind BOOLEAN = { JSON_NODE_VALUE, G_TYPE_BOOLEAN, "true or false" };
+static const Kind OBJECT = { JSON_NODE_OBJECT, G_TYPE_INVALID, "an object" };
+static const Kind ARRAY = { JSON_NODE_ARRAY, G_TYPE_INVALID, "an array" };
+
+/* *@out: the member, or NULL when absent or null (fine unless @required);
+ * FALSE with @f set when it is missing but required, or of another kind. */
+static gboolean
+member (JsonObject *obj, const char *name, gboolean required, const Kind *kind,
+    JsonNode **out, PtFault *f)
 {
   JsonNode *node = json_object_get_member (obj, name);
 
@@ -157,14 +179,11 @@ member (JsonObject *obj, const char *name, gboolean required, JsonNode **out, Pt
       return pt_fault_set (f, PT_ERR_BAD_REQUEST, "missing field \"%s\"", name);
     return TRUE;
   }
+  if (JSON_NODE_TYPE (node) != kind->node_type ||
+      (kind->type != G_TYPE_INVALID && !holds_value (node, kind->type)))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be %s", name, kind->what);
   *out = node;
   return TRUE;
-}
-
-static gboolean
-holds_value (JsonNode *node, GType type)
-{
-  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
 }
 
 gboolean
@@ -173,14 +192,9 @@ pt_get_string (JsonObject *obj, const char *name, gboolean required, const char 
 {
   JsonNode *node;
 
-  *out = NULL;
-  if (!member (obj, name, required, &node, f))
+  if (!member (obj, name, required, &STRING, &node, f))
     return FALSE;
-  if (node == NULL)
-    return TRUE;
-  if (!holds_value (node, G_TYPE_STRING))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be a string", name);
-  *out = json_node_get_string (node);
+  *out = node ? json_node_get_string (node) : NULL;
   return TRUE;
 }
 
@@ -216,12 +230,10 @@ pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint64 max, g
   gint64 v;
 
   *out = 0;
-  if (!member (obj, name, required, &node, f))
+  if (!member (obj, name, required, &INTEGER, &node, f))
     return FALSE;
   if (node == NULL)
     return TRUE;
-  if (!holds_value (node, G_TYPE_INT64))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an integer", name);
   v = json_node_get_int (node);
   if (v < 0 || v > max)
     return pt_fault_set (f, PT_ERR_BAD_REQUEST,
@@ -235,14 +247,9 @@ pt_get_bool (JsonObject *obj, const char *name, gboolean required, gboolean *out
 {
   JsonNode *node;
 
-  *out = FALSE;
-  if (!member (obj, name, required, &node, f))
+  if (!member (obj, name, required, &BOOLEAN, &node, f))
     return FALSE;
-  if (node == NULL)
-    return TRUE;
-  if (!holds_value (node, G_TYPE_BOOLEAN))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be true or false", name);
-  *out = json_node_get_boolean (node);
+  *out = node ? json_node_get_boolean (node) : FALSE;
   return TRUE;
 }
 
@@ -252,14 +259,9 @@ pt_get_object (JsonObject *obj, const char *name, gboolean required, JsonObject 
 {
   JsonNode *node;
 
-  *out = NULL;
-  if (!member (obj, name, required, &node, f))
+  if (!member (obj, name, required, &OBJECT, &node, f))
     return FALSE;
-  if (node == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_OBJECT (node))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an object", name);
-  *out = json_node_get_object (node);
+  *out = node ? json_node_get_object (node) : NULL;
   return TRUE;
 }
 
@@ -269,14 +271,9 @@ pt_get_array (JsonObject *obj, const char *name, gboolean required, JsonArray **
 {
   JsonNode *node;
 
-  *out = NULL;
-  if (!member (obj, name, required, &node, f))
+  if (!member (obj, name, required, &ARRAY, &node, f))
     return FALSE;
-  if (node == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_ARRAY (node))
-    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be an array", name);
-  *out = json_node_get_array (node);
+  *out = node ? json_node_get_array (node) : NULL;
   return TRUE;
 }
 
