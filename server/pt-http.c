@@ -53,7 +53,10 @@ pt_server_build_status (PtServer *self)
   }
   json_object_set_int_member (root, PT_F_CLIENTS, g_hash_table_size (self->clients));
   json_object_set_array_member (root, PT_F_TREES, trees);
-  return json_node_init_object (json_node_alloc (), root);
+  /* take: json_node_init_object would add a reference nobody drops */
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, root);
+  return node;
 }
 
 static void

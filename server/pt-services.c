@@ -393,7 +393,9 @@ builtin_service (PtServer *server, const char *caller, const char *method, JsonA
       json_object_set_int_member (o, PT_F_SIZE, json_object_get_int_member (t, PT_F_SIZE));
       json_array_add_object_element (out, o);
     }
-    return json_node_init_array (json_node_alloc (), out);
+    JsonNode *node = json_node_new (JSON_NODE_ARRAY);
+    json_node_take_array (node, out); /* init_array would keep a second reference */
+    return node;
   }
   /* "tree" [id] */
   const char *id = args && json_array_get_length (args) == 1 &&
