@@ -6,12 +6,25 @@
 #include <glib-unix.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 static gboolean
 on_signal (gpointer user_data)
 {
   g_main_loop_quit (user_data);
   return G_SOURCE_REMOVE;
+}
+
+/* Every client is a descriptor: use all the hard limit allows (the server
+ * keeps its sockets below the soft limit, pt-http.c). */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &rl);
+  }
 }
 
 int
@@ -33,7 +46,8 @@ main (int argc, char **argv)
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
-      "max-trees-per-client, max-buffered, source-grace, allow-takeover); flags override it",
+      "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout); flags "
+      "override it",
       "FILE" },
     { NULL }
   };
@@ -69,6 +83,7 @@ main (int argc, char **argv)
   if (allow_takeover)
     g_object_set (server, "allow-takeover", TRUE, NULL);
 
+  raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */
   g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_unix_signal_add (SIGINT, on_signal, loop);

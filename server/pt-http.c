@@ -5,7 +5,11 @@
 #include "pt-server-private.h"
 
 #include <libsoup/soup.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -85,17 +89,32 @@ on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
 
 /* The HTTP upgrade is libsoup's; the socket then leaves libsoup for a PtWs
  * on the server's epoll set (pt-ws.h says why). */
+/* The socket under the stream libsoup hands over: ours (accepted by
+ * pt-http.c), under libsoup's SoupIOStream. */
+static GSocket *
+stream_socket (GIOStream *stream)
+{
+  g_autoptr (GIOStream) base = NULL;
+  if (G_IS_SOCKET_CONNECTION (stream))
+    return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  if (!g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-iostream"))
+    return NULL;
+  g_object_get (stream, "base-iostream", &base, NULL);
+  return base && G_IS_SOCKET_CONNECTION (base) ?
+      g_socket_connection_get_socket (G_SOCKET_CONNECTION (base)) : NULL;
+}
+
 static void
 on_upgraded (SoupServerMessage *msg, gpointer user_data)
 {
   PtServer *self = user_data;
   g_signal_handlers_disconnect_by_func (msg, on_upgraded, user_data);
-  GSocket *socket = soup_server_message_get_socket (msg);
-  int fd = socket ? dup (g_socket_get_fd (socket)) : -1;
   g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
-  if (fd < 0 || !stream) {
-    if (fd >= 0)
-      close (fd);
+  GSocket *socket = stream ? stream_socket (stream) : NULL;
+  int fd = socket ? dup (g_socket_get_fd (socket)) : -1;
+  if (fd < 0) {
+    if (stream)
+      g_io_stream_close (stream, NULL, NULL);
     return;
   }
   /* Bytes the client sent right after its request may sit in libsoup's
@@ -137,16 +156,284 @@ on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable 
   g_signal_connect (msg, "wrote-informational", G_CALLBACK (on_upgraded), self);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Accepting connections                                                    */
+
+/* libsoup's own listener gives up for good on the first failed accept (a
+ * full descriptor table), listens with a backlog of 10 and never times out a
+ * request that does not complete. The server therefore owns its listening
+ * socket: it accepts with a large backlog, hands each connection to libsoup
+ * (soup_server_accept_iostream), keeps every HTTP connection within
+ * http-timeout, keeps all its sockets below the descriptor limit, and backs
+ * off and retries when accept fails. */
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_MS 100
+
+typedef struct {
+  GSocket *socket;   /* libsoup's connection holds the other reference */
+  gint64 deadline;   /* closed then unless upgraded */
+  gboolean shut;     /* shut down for being too slow: libsoup closes it */
+} PtHttpConn;
+
+static void
+http_conn_free (PtHttpConn *h)
+{
+  g_object_unref (h->socket);
+  g_free (h);
+}
+
+static gint64
+http_deadline (PtServer *self)
+{
+  return g_get_monotonic_time () + (gint64) self->http_timeout * G_USEC_PER_SEC;
+}
+
+/* Forgets connections libsoup has closed (finished, failed or upgraded: an
+ * upgraded socket is a PtConn now). */
+static void
+http_purge (PtServer *self)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, self->http_conns);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (g_socket_is_closed (key))
+      g_hash_table_iter_remove (&it);
+}
+
+guint
+pt_http_n_sockets (PtServer *self)
+{
+  return g_hash_table_size (self->http_conns) + g_hash_table_size (self->conns);
+}
+
+/* Once a second: connections not upgraded within http-timeout (an
+ * unfinished request, a slow one, an idle keep-alive) are shut down; libsoup
+ * then reads EOF and closes them. */
+void
+pt_http_sweep (PtServer *self, gint64 now)
+{
+  http_purge (self);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->http_conns);
+  while (g_hash_table_iter_next (&it, NULL, &value)) {
+    PtHttpConn *h = value;
+    if (!h->shut && h->deadline <= now) {
+      g_debug ("HTTP connection idle for %u s: closing it", self->http_timeout);
+      g_socket_shutdown (h->socket, TRUE, TRUE, NULL);
+      h->shut = TRUE;
+    }
+  }
+}
+
+static void on_got_headers (SoupServerMessage *msg, gpointer user_data);
+
+static void
+on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  g_signal_connect (msg, "got-headers", G_CALLBACK (on_got_headers), user_data);
+}
+
+/* Requests carry no body (GET /status, the upgrade): one that announces a
+ * body is answered 413 and closed before libsoup reads (and buffers) it. */
+static void
+on_got_headers (SoupServerMessage *msg, gpointer user_data)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  SoupEncoding encoding = soup_message_headers_get_encoding (headers);
+  if (encoding == SOUP_ENCODING_NONE ||
+      (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
+       soup_message_headers_get_content_length (headers) == 0))
+    return;
+  g_debug ("refusing a request body");
+  g_signal_handlers_disconnect_by_func (msg, on_got_headers, user_data);
+  g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
+  if (!stream)
+    return;
+  static const char response[] = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+      "Content-Length: 0\r\n\r\n";
+  GOutputStream *out = g_io_stream_get_output_stream (stream);
+  /* Best effort, without blocking: the response fits any socket buffer. */
+  if (G_IS_POLLABLE_OUTPUT_STREAM (out))
+    g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (out), response,
+        sizeof response - 1, NULL, NULL);
+  g_io_stream_close (stream, NULL, NULL);
+}
+
+static gboolean accept_resume (gpointer user_data);
+
+/* Stops watching the listening socket for ACCEPT_BACKOFF_MS. */
+static void
+accept_pause (PtServer *self)
+{
+  if (self->accept_source) {
+    g_source_destroy (self->accept_source);
+    g_clear_pointer (&self->accept_source, g_source_unref);
+  }
+  if (!self->accept_retry) {
+    self->accept_retry = g_timeout_source_new (ACCEPT_BACKOFF_MS);
+    g_source_set_callback (self->accept_retry, accept_resume, self, NULL);
+    g_source_attach (self->accept_retry, self->context);
+  }
+}
+
+/* Out of descriptors: the spare one makes room to accept a connection and
+ * close it at once, so that the backlog drains instead of filling. */
+static void
+accept_shed_one (PtServer *self)
+{
+  if (self->spare_fd < 0)
+    return;
+  close (self->spare_fd);
+  int fd = accept4 (g_socket_get_fd (self->listener), NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0)
+    close (fd);
+  self->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+accept_one (PtServer *self, int fd)
+{
+  g_autoptr (GError) error = NULL;
+  if (pt_http_n_sockets (self) >= self->max_sockets) {
+    g_debug ("%u sockets open: refusing a connection", pt_http_n_sockets (self));
+    close (fd);
+    return;
+  }
+  g_autoptr (GSocket) socket = g_socket_new_from_fd (fd, &error);
+  if (!socket) {
+    close (fd);
+    return;
+  }
+  g_autoptr (GSocketConnection) conn = g_socket_connection_factory_create_connection (socket);
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
+  if (!local || !remote) {
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+    return;
+  }
+  PtHttpConn *h = g_new0 (PtHttpConn, 1);
+  h->socket = g_object_ref (socket);
+  h->deadline = http_deadline (self);
+  g_hash_table_insert (self->http_conns, socket, h);
+  if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (conn), local, remote, &error)) {
+    g_debug ("cannot serve a connection: %s", error->message);
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+    g_hash_table_remove (self->http_conns, socket);
+  }
+}
+
+static gboolean
+on_acceptable (GSocket *listener, GIOCondition condition, gpointer user_data)
+{
+  PtServer *self = user_data;
+  if (pt_http_n_sockets (self) + ACCEPT_BATCH >= self->max_sockets)
+    http_purge (self);
+  /* A bounded batch per turn: the WebSocket clients are served in between. */
+  for (guint i = 0; i < ACCEPT_BATCH; i++) {
+    int fd = accept4 (g_socket_get_fd (listener), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      accept_one (self, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      break;
+    /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off and retry; never stop listening. */
+    g_debug ("accept: %s: retrying in %d ms", g_strerror (errno), ACCEPT_BACKOFF_MS);
+    if (errno == EMFILE || errno == ENFILE)
+      accept_shed_one (self);
+    accept_pause (self);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+accept_watch (PtServer *self)
+{
+  self->accept_source = g_socket_create_source (self->listener, G_IO_IN, NULL);
+  g_source_set_callback (self->accept_source, (GSourceFunc) (void (*) (void)) on_acceptable, self,
+      NULL);
+  g_source_attach (self->accept_source, self->context);
+}
+
+static gboolean
+accept_resume (gpointer user_data)
+{
+  PtServer *self = user_data;
+  g_clear_pointer (&self->accept_retry, g_source_unref);
+  if (self->spare_fd < 0)
+    self->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  accept_watch (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Every socket of the server stays this far below the descriptor limit:
+ * room for the listening socket, epoll, the main context, logs, a dup at
+ * each upgrade. */
+static guint
+socket_cap (PtServer *self)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return G_MAXUINT;
+  rlim_t reserve = MAX (32, rl.rlim_cur / 16);
+  return rl.rlim_cur > reserve ? (guint) MIN (rl.rlim_cur - reserve, G_MAXUINT) : 1;
+}
+
 /* Serves /status and WebSocket upgrades on @addr. */
 gboolean
 pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
 {
+  self->context = g_main_context_ref_thread_default ();
+  self->listener = g_socket_new (g_socket_address_get_family (addr), G_SOCKET_TYPE_STREAM,
+      G_SOCKET_PROTOCOL_TCP, error);
+  if (!self->listener)
+    return FALSE;
+  g_socket_set_listen_backlog (self->listener, PT_LISTEN_BACKLOG);
+  if (!g_socket_bind (self->listener, addr, TRUE, error) ||
+      !g_socket_listen (self->listener, error)) {
+    g_clear_object (&self->listener);
+    return FALSE;
+  }
+  self->max_sockets = socket_cap (self);
+  self->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  self->http_conns = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) http_conn_free);
   self->soup = soup_server_new ("server-header", "peertree-server", NULL);
   soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
   soup_server_add_handler (self->soup, NULL, on_http, self, NULL);
-  if (!soup_server_listen (self->soup, addr, 0, error)) {
-    g_clear_object (&self->soup);
-    return FALSE;
-  }
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
+  accept_watch (self);
   return TRUE;
+}
+
+/* Stops accepting; libsoup closes its connections. */
+void
+pt_http_stop (PtServer *self)
+{
+  if (self->accept_source) {
+    g_source_destroy (self->accept_source);
+    g_clear_pointer (&self->accept_source, g_source_unref);
+  }
+  if (self->accept_retry) {
+    g_source_destroy (self->accept_retry);
+    g_clear_pointer (&self->accept_retry, g_source_unref);
+  }
+  if (self->soup) {
+    soup_server_disconnect (self->soup);
+    g_clear_object (&self->soup);
+  }
+  g_clear_pointer (&self->http_conns, g_hash_table_unref);
+  if (self->listener) {
+    g_socket_close (self->listener, NULL);
+    g_clear_object (&self->listener);
+  }
+  if (self->spare_fd >= 0) {
+    close (self->spare_fd);
+    self->spare_fd = -1;
+  }
 }

@@ -47,6 +47,7 @@
 #define PT_STREAM_WINDOW (256 * 1024) /* bytes in flight per stream direction */
 #define PT_DEFAULT_TIMEOUT_MS 10000
 #define PT_MAX_TIMEOUT_MS 120000
+#define PT_LISTEN_BACKLOG 1024     /* the kernel caps it at net.core.somaxconn */
 
 typedef struct _PtConn PtConn;
 typedef struct _PtRequest PtRequest;
@@ -68,9 +69,17 @@ struct _PtServer {
   guint max_buffered;       /* bytes queued to a client that does not read */
   guint source_grace;       /* s a tree outlives its source's disconnection */
   gboolean allow_takeover;
+  guint http_timeout;       /* s an HTTP connection may take to send a request */
 
   /* state */
   SoupServer *soup;
+  /* HTTP (pt-http.c): the server owns its listening socket */
+  GSocket *listener;
+  GSource *accept_source;   /* watching the listener, or NULL while backing off */
+  GSource *accept_retry;    /* the backoff after a failed accept */
+  int spare_fd;             /* given up to shed a connection when out of descriptors */
+  guint max_sockets;        /* HTTP and WebSocket, below the descriptor limit */
+  GHashTable *http_conns;   /* GSocket* -> PtHttpConn* (owning): not upgraded yet */
   guint bound_port;
   GMainContext *context;
   GSource *sweep;
@@ -257,3 +266,7 @@ gboolean pt_check_pending (PtConn *c, PtFault *f);
 
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);
+void pt_http_stop (PtServer *self);
+void pt_http_sweep (PtServer *self, gint64 now);
+/* Sockets open: HTTP connections and WebSocket clients. */
+guint pt_http_n_sockets (PtServer *self);

@@ -28,6 +28,7 @@ enum {
   PROP_MAX_BUFFERED,
   PROP_SOURCE_GRACE,
   PROP_ALLOW_TAKEOVER,
+  PROP_HTTP_TIMEOUT,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -68,6 +69,7 @@ sweep (gpointer user_data)
     if (hooks->sweep)
       hooks->sweep (self, now);
   }
+  pt_http_sweep (self, now);
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
@@ -85,6 +87,7 @@ static void
 pt_server_init (PtServer *self)
 {
   self->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) pt_conn_free, NULL);
+  self->spare_fd = -1;
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   pt_request_init (self);
   /* The order of registration is the order of the hooks: a client that
@@ -114,16 +117,19 @@ pt_server_listen (PtServer *self, GError **error)
     return FALSE;
   }
   g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (inet, self->port);
-  if (!pt_http_listen (self, addr, error))
+  if (!pt_http_listen (self, addr, error)) {
+    pt_http_stop (self);
+    g_clear_pointer (&self->context, g_main_context_unref);
     return FALSE;
-  GSList *listeners = soup_server_get_listeners (self->soup);
-  g_autoptr (GSocketAddress) local = g_socket_get_local_address (listeners->data, error);
-  g_slist_free (listeners);
-  if (!local)
+  }
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (self->listener, error);
+  if (!local) {
+    pt_http_stop (self);
+    g_clear_pointer (&self->context, g_main_context_unref);
     return FALSE;
+  }
   self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
 
-  self->context = g_main_context_ref_thread_default ();
   self->ws_loop = pt_ws_loop_new (self->context);
   self->sweep = g_timeout_source_new_seconds (1);
   g_source_set_callback (self->sweep, sweep, self, NULL);
@@ -178,10 +184,7 @@ pt_server_stop (PtServer *self)
   g_hash_table_remove_all (self->clients);
   g_hash_table_remove_all (self->conns);
   g_clear_pointer (&self->ws_loop, pt_ws_loop_free);
-  if (self->soup) {
-    soup_server_disconnect (self->soup);
-    g_clear_object (&self->soup);
-  }
+  pt_http_stop (self);
   g_clear_pointer (&self->context, g_main_context_unref);
 }
 
@@ -218,6 +221,7 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_MAX_TREES_PER_CLIENT: return &self->max_trees_per_client;
     case PROP_MAX_BUFFERED: return &self->max_buffered;
     case PROP_SOURCE_GRACE: return &self->source_grace;
+    case PROP_HTTP_TIMEOUT: return &self->http_timeout;
     default: return NULL;
   }
 }
@@ -305,6 +309,10 @@ pt_server_class_init (PtServerClass *klass)
       "Let a new connection take over a connected clientId when it presents the secret the "
       "first connection registered with", FALSE,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_HTTP_TIMEOUT] = uint_prop ("http-timeout", "Seconds an HTTP connection may stay open "
+      "without becoming a WebSocket (an unfinished request, GET /status, keep-alive) before it "
+      "is closed", 1,
+      3600, 10);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 

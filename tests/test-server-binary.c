@@ -4,6 +4,11 @@
 #include <libsoup/soup.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <glib/gstdio.h>
 
 static GSubprocess *
@@ -127,6 +132,139 @@ GST_START_TEST (test_examples)
 }
 GST_END_TEST;
 
+/* The server's process gets 256 descriptors at most. */
+static void
+limit_fds (gpointer user_data)
+{
+  struct rlimit rl = { 256, 256 };
+  setrlimit (RLIMIT_NOFILE, &rl);
+}
+
+/* GET /status once, without failing: the HTTP status (0 if none within 2 s). */
+static guint
+try_status (const char *ws_url)
+{
+  g_autofree char *url = g_strdup_printf ("http%s/status", ws_url + 2);
+  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 2, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GBytes) body = soup_session_send_and_read (session, msg, NULL, NULL);
+  return body ? soup_message_get_status (msg) : 0;
+}
+
+/* Opens up to @n connections to @port one after the other, each sending
+ * the first line of a request and never the rest; returns those that
+ * connected (it stops after three connections in a row fail to within 1 s). */
+static GArray *
+open_unfinished (guint port, guint n)
+{
+  GArray *fds = g_array_new (FALSE, FALSE, sizeof (int));
+  guint failures = 0;
+  for (guint i = 0; i < n && failures < 3; i++) {
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fail_unless (fd >= 0, "socket: %s", g_strerror (errno));
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (port),
+      .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    int err = 0;
+    socklen_t len = sizeof err;
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    if ((connect (fd, (struct sockaddr *) &sa, sizeof sa) != 0 && errno != EINPROGRESS) ||
+        poll (&p, 1, 1000) != 1 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
+        err != 0) {
+      close (fd);
+      failures++;
+      continue;
+    }
+    failures = 0;
+    send (fd, "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL);
+    g_array_append_val (fds, fd);
+  }
+  return fds;
+}
+
+/* How many of @fds the server closed (EOF or reset) within @ms. */
+static guint
+count_closed_by_server (GArray *fds, int ms)
+{
+  g_autofree gboolean *closed = g_new0 (gboolean, fds->len);
+  guint n = 0;
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+  while (n < fds->len && g_get_monotonic_time () < deadline) {
+    for (guint i = 0; i < fds->len; i++) {
+      char c;
+      if (closed[i])
+        continue;
+      ssize_t r = recv (g_array_index (fds, int, i), &c, 1, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        closed[i] = TRUE;
+        n++;
+      }
+    }
+    g_usleep (20 * 1000);
+  }
+  return n;
+}
+
+/* Issue 14, V2: under a 256-descriptor limit, 300 connections that never
+ * finish their request must not leave the server deaf. libsoup stopped
+ * accepting for good at the first EMFILE and never timed a request out. The
+ * server now keeps its sockets below the limit (closing the extra ones at
+ * once), closes requests unfinished after http-timeout, and keeps accepting. */
+GST_START_TEST (test_descriptor_exhaustion)
+{
+  g_autoptr (GError) error = NULL;
+  struct rlimit rl;
+  fail_unless (getrlimit (RLIMIT_NOFILE, &rl) == 0);
+  if (rl.rlim_cur < 1024) {
+    rl.rlim_cur = MIN (rl.rlim_max, 1024);
+    setrlimit (RLIMIT_NOFILE, &rl);
+  }
+  g_autofree char *path = NULL;
+  int cfd = g_file_open_tmp ("peertree-XXXXXX.conf", &path, &error);
+  fail_unless (cfd >= 0);
+  close (cfd);
+  fail_unless (g_file_set_contents (path, "[server]\nport=0\nhttp-timeout=2\n", -1, &error));
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (
+      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, limit_fds, NULL, NULL);
+  g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawn (launcher, &error, PEERTREE_SERVER,
+      "--config", path, NULL);
+  fail_unless (proc != NULL, "%s", error ? error->message : "");
+  g_autofree char *url = read_url (proc);
+  guint port = atoi (strrchr (url, ':') + 1);
+  fail_unless_equals_int (try_status (url), 200);
+  /* The limit is in force in the server. */
+  g_autofree char *limits_path = g_strdup_printf ("/proc/%s/limits",
+      g_subprocess_get_identifier (proc));
+  g_autofree char *limits = NULL;
+  fail_unless (g_file_get_contents (limits_path, &limits, NULL, &error));
+  g_autoptr (GRegex) re = g_regex_new ("Max open files +256 +256", 0, 0, NULL);
+  fail_unless (g_regex_match (re, limits, 0, NULL), "%s", limits);
+
+  /* 300 unfinished requests, held open: every one is closed by the server,
+   * the extra ones at once, the others after http-timeout (2 s). */
+  g_autoptr (GArray) held = open_unfinished (port, 300);
+  fail_unless_equals_int (held->len, 300);
+  guint closed = count_closed_by_server (held, 10000);
+  fail_unless_equals_int (closed, held->len);
+  for (guint i = 0; i < held->len; i++)
+    close (g_array_index (held, int, i));
+
+  /* 300 more, closed by the client at once: then a normal client gets in. */
+  g_autoptr (GArray) dropped = open_unfinished (port, 300);
+  for (guint i = 0; i < dropped->len; i++)
+    close (g_array_index (dropped, int, i));
+  guint status = 0;
+  for (guint i = 0; i < 5 && status != 200; i++)
+    status = try_status (url);
+  fail_unless_equals_int (status, 200);
+
+  g_subprocess_send_signal (proc, SIGTERM);
+  fail_unless (g_subprocess_wait_check (proc, NULL, &error), "%s",
+      error ? error->message : "");
+  g_unlink (path);
+}
+GST_END_TEST;
+
 static Suite *
 binary_suite (void)
 {
@@ -137,6 +275,7 @@ binary_suite (void)
   tcase_add_test (tc, test_config_file);
   tcase_add_test (tc, test_bad_flags);
   tcase_add_test (tc, test_examples);
+  tcase_add_test (tc, test_descriptor_exhaustion);
   return s;
 }
 
