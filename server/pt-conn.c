@@ -38,17 +38,18 @@ conn_check_buffered (PtConn *c)
   }
 }
 
-void
+gboolean
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
   if (!conn_can_send (c))
-    return;
+    return FALSE;
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
   gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
   len = strlen (text);
   pt_ws_send (c->ws, FALSE, text, len);
   conn_check_buffered (c);
+  return TRUE;
 }
 
 void
@@ -236,7 +237,26 @@ on_ws_closed (PtWs *ws, gpointer user_data)
     g_hash_table_remove (self->conns, c);
 }
 
-static const PtWsCallbacks ws_callbacks = { on_ws_message, on_ws_pong, on_ws_closed };
+/* Pings and pongs from the client count against its message rate: each ping
+ * makes a pong, and a flood of them must end like a flood of messages. */
+static gboolean
+on_ws_control (PtWs *ws, gpointer user_data)
+{
+  PtConn *c = user_data;
+  if (c->gone)
+    return FALSE;
+  return pt_conn_take_token (c);
+}
+
+static void
+on_ws_stalled (PtWs *ws, gpointer user_data)
+{
+  PtConn *c = user_data;
+  conn_check_buffered (c);
+}
+
+static const PtWsCallbacks ws_callbacks = { on_ws_message, on_ws_pong, on_ws_control,
+  on_ws_stalled, on_ws_closed };
 
 /* A new connection on @fd, an upgraded WebSocket; @receive reads its messages. */
 PtConn *
@@ -251,6 +271,7 @@ pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
   g_hash_table_add (self->conns, c);
   c->ws = pt_ws_new (self->ws_loop, fd, initial, initial_len, self->max_message_size,
       &ws_callbacks, c);
+  pt_ws_set_max_buffered (c->ws, self->max_buffered);
   return c;
 }
 

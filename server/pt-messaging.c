@@ -309,10 +309,8 @@ handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
   gpointer key;
   g_hash_table_iter_init (&it, r->members);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (key != c) {
-      pt_conn_send (key, ev);
-      n++;
-    }
+    if (key != c && pt_conn_send (key, ev))
+      n++; /* a member that does not read is not counted */
   *result = json_object_new ();
   json_object_set_int_member (*result, PT_F_DELIVERED, n);
   return TRUE;

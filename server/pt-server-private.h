@@ -182,7 +182,8 @@ char *pt_random_id (const char *prefix);
 PtConn *pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
     PtReceiveFunc receive);
 PtConn *pt_conn_lookup (PtServer *self, const char *client_id);
-void pt_conn_send (PtConn *c, JsonObject *obj);
+/* Queues @obj to @c; FALSE if @c is gone or does not read (slow). */
+gboolean pt_conn_send (PtConn *c, JsonObject *obj);
 void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f);

@@ -13,6 +13,9 @@
 #define CLOSE_WAIT_US (2 * G_USEC_PER_SEC)
 #define MAX_EVENTS 256
 #define READ_CHUNK 16384
+/* Bytes read from one connection per loop turn: one client sending without
+ * pause cannot keep the loop from the others. */
+#define READ_BUDGET (4 * READ_CHUNK)
 
 typedef enum { WS_OPEN, WS_CLOSING, WS_DONE } WsState;
 
@@ -32,6 +35,9 @@ struct _PtWs {
   guint8 *initial;        /* bytes read before the handover */
   gsize initial_len, initial_off;
   gushort close_code;
+  gsize read_left;        /* of READ_BUDGET, in this turn */
+  gsize max_buffered;     /* past it, the peer does not read: stalled */
+  gboolean stalled;       /* no longer read from (the owner closes it) */
 };
 
 struct _PtWsLoop {
@@ -59,9 +65,16 @@ recv_cb (wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void 
       g_clear_pointer (&ws->initial, g_free);
     return n;
   }
-  ssize_t r = recv (ws->fd, buf, len, MSG_DONTWAIT);
-  if (r > 0)
+  if (ws->read_left == 0) {
+    /* The rest on the next turn (epoll is level-triggered). */
+    wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  ssize_t r = recv (ws->fd, buf, MIN (len, ws->read_left), MSG_DONTWAIT);
+  if (r > 0) {
+    ws->read_left -= r;
     return r;
+  }
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
   else
@@ -90,7 +103,14 @@ msg_cb (wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a
         ws->cb->message (ws, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length,
             ws->user_data);
       break;
+    case WSLAY_PING:
+      /* wslay has queued the pong: the owner charges the frame to its rate. */
+      if (ws->cb->control)
+        ws->cb->control (ws, ws->user_data);
+      break;
     case WSLAY_PONG:
+      if (ws->cb->control && !ws->cb->control (ws, ws->user_data))
+        break;
       if (ws->cb->pong)
         ws->cb->pong (ws, ws->user_data);
       break;
@@ -119,14 +139,33 @@ mark_dirty (PtWs *ws)
 }
 
 static void
+update_events (PtWs *ws)
+{
+  struct epoll_event ev = { .events = (ws->stalled ? 0 : EPOLLIN | EPOLLRDHUP) |
+    (ws->want_out ? EPOLLOUT : 0), .data.ptr = ws };
+  epoll_ctl (ws->loop->epfd, EPOLL_CTL_MOD, ws->fd, &ev);
+}
+
+static void
 set_want_out (PtWs *ws, gboolean want)
 {
   if (ws->want_out == want)
     return;
-  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0),
-    .data.ptr = ws };
-  epoll_ctl (ws->loop->epfd, EPOLL_CTL_MOD, ws->fd, &ev);
   ws->want_out = want;
+  update_events (ws);
+}
+
+/* More than max-buffered bytes wait for a peer that does not read: it is not
+ * read from any more (its pings would make more pongs), and its owner is told. */
+static void
+check_stalled (PtWs *ws)
+{
+  if (ws->stalled || ws->state != WS_OPEN || pt_ws_get_buffered (ws) <= ws->max_buffered)
+    return;
+  ws->stalled = TRUE;
+  update_events (ws);
+  if (ws->cb->stalled)
+    ws->cb->stalled (ws, ws->user_data);
 }
 
 /* Schedules the closed callback (from the loop's dispatch). */
@@ -183,6 +222,9 @@ flush (PtWs *ws)
 static void
 on_readable (PtWs *ws)
 {
+  if (ws->stalled)
+    return;
+  ws->read_left = READ_BUDGET;
   int r = wslay_event_recv (ws->ctx);
   if (ws->state == WS_DONE)
     return;
@@ -200,6 +242,7 @@ on_readable (PtWs *ws)
     return;
   }
   mark_dirty (ws); /* pongs, and anything the callbacks sent */
+  check_stalled (ws);
 }
 
 static gboolean
@@ -316,6 +359,7 @@ pt_ws_new (PtWsLoop *loop, int fd, const guint8 *initial, gsize initial_len,
   ws->cb = callbacks;
   ws->user_data = user_data;
   ws->close_code = 1006;
+  ws->max_buffered = G_MAXSIZE;
   if (initial_len)
     ws->initial = g_memdup2 (initial, initial_len);
   ws->initial_len = initial_len;
@@ -397,10 +441,18 @@ pt_ws_close (PtWs *ws, gushort code, const char *reason)
   mark_dirty (ws);
 }
 
+/* What the kernel has not taken yet: framed bytes, and the messages (pongs
+ * included) still in wslay's queues. */
 gsize
 pt_ws_get_buffered (PtWs *ws)
 {
-  return ws->out ? ws->out->len - ws->out_off : 0;
+  return (ws->out ? ws->out->len - ws->out_off : 0) + wslay_event_get_queued_msg_length (ws->ctx);
+}
+
+void
+pt_ws_set_max_buffered (PtWs *ws, gsize max_buffered)
+{
+  ws->max_buffered = max_buffered;
 }
 
 gushort

@@ -24,6 +24,12 @@ typedef struct {
   void (*message) (PtWs *ws, gboolean binary, const guint8 *data, gsize len, gpointer user_data);
   /* A pong (answer to pt_ws_ping()). */
   void (*pong) (PtWs *ws, gpointer user_data);
+  /* A control frame (ping or pong) arrived; FALSE ignores it (the owner
+   * may close the connection from here). May be NULL. */
+  gboolean (*control) (PtWs *ws, gpointer user_data);
+  /* More than the max-buffered bytes wait for the peer: it is no longer read
+   * from. May be NULL. */
+  void (*stalled) (PtWs *ws, gpointer user_data);
   /* The connection is closed (peer close, error, end of a pt_ws_close()).
    * Called once, from the loop, never from inside a PtWs call; the PtWs
    * stays valid until pt_ws_free(). */
@@ -46,8 +52,12 @@ void pt_ws_send (PtWs *ws, gboolean binary, const void *data, gsize len);
 void pt_ws_ping (PtWs *ws);
 /* Sends a close frame, then waits (at most 2 s) for the peer to close. */
 void pt_ws_close (PtWs *ws, gushort code, const char *reason);
-/* Bytes queued for the peer and not yet accepted by the kernel. */
+/* Bytes queued for the peer and not yet accepted by the kernel: framed, and
+ * still in wslay's queue (messages, pongs). */
 gsize pt_ws_get_buffered (PtWs *ws);
+/* Past @max_buffered (see pt_ws_get_buffered()) after a read, the
+ * connection is no longer read and the stalled callback runs. */
+void pt_ws_set_max_buffered (PtWs *ws, gsize max_buffered);
 /* The close code received from the peer (1006 if none). */
 gushort pt_ws_get_close_code (PtWs *ws);
 

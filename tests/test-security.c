@@ -2,8 +2,10 @@
  * impersonated): leaks, floods, unbounded queues, squatting. Each test fails
  * on the server before its fix. Only 127.0.0.1 is used. */
 #include "pt-test-util.h"
+#include "pt-server-private.h" /* pt_conn_new: clients on socketpairs with fixed buffers */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -188,6 +190,218 @@ GST_START_TEST (test_request_body_refused)
 }
 GST_END_TEST;
 
+/* ---- WebSocket by hand ---------------------------------------------------- */
+
+/* A client frame (masked with a zero key: the payload is unchanged). */
+static GByteArray *
+frame (guint8 opcode, const void *payload, gsize len)
+{
+  GByteArray *f = g_byte_array_new ();
+  guint8 h[2] = { 0x80 | opcode, 0x80 };
+  if (len < 126) {
+    h[1] |= len;
+    g_byte_array_append (f, h, 2);
+  } else {
+    h[1] |= 126;
+    guint8 ext[2] = { len >> 8, len & 0xff };
+    g_byte_array_append (f, h, 2);
+    g_byte_array_append (f, ext, 2);
+  }
+  static const guint8 mask[4] = { 0 };
+  g_byte_array_append (f, mask, 4);
+  g_byte_array_append (f, payload, len);
+  return f;
+}
+
+static void
+send_text (int fd, const char *text)
+{
+  g_autoptr (GByteArray) f = frame (0x1, text, strlen (text));
+  send_all (fd, f->data, f->len);
+}
+
+/* A client connected through a socketpair whose buffer is fixed (64 KiB at
+ * most in the kernel), said hello as @id; the test keeps the other end and
+ * never reads it. */
+static int
+deaf_client (PtServer *server, const char *id)
+{
+  int sv[2];
+  fail_unless (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  int small = 16 * 1024;
+  setsockopt (sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt (sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  fcntl (sv[0], F_SETFL, O_NONBLOCK);
+  fcntl (sv[1], F_SETFL, O_NONBLOCK);
+  guint before = pt_server_get_n_clients (server);
+  pt_conn_new (server, sv[0], NULL, 0, pt_request_receive);
+  g_autofree char *hello = g_strdup_printf ("{\"type\":\"hello\",\"id\":1,\"version\":1,"
+      "\"clientId\":\"%s\"}", id);
+  send_text (sv[1], hello);
+  WAIT_UNTIL (pt_server_get_n_clients (server) == before + 1);
+  return sv[1];
+}
+
+/* ---- V3: ping flood ------------------------------------------------------ */
+
+/* A client sends pings (125-byte payloads) without pause and never reads:
+ * each ping made a pong that was queued without limit (2.4 GB in 15 s) and
+ * pings were not rate-limited. Now they count against the message rate and
+ * the pongs against max-buffered: the client is closed, another one is
+ * served meanwhile. */
+GST_START_TEST (test_ping_flood)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autoptr (PeerTreeClient) good = pt_test_client_new (server, "good");
+  int fd = deaf_client (server, "pinger");
+  guint8 payload[125];
+  memset (payload, 'p', sizeof payload);
+  g_autoptr (GByteArray) ping = frame (0x9, payload, sizeof payload);
+  GByteArray *burst = g_byte_array_new ();
+  for (guint i = 0; i < 500; i++)
+    g_byte_array_append (burst, ping->data, ping->len);
+  /* At most 400 000 pings (52 MB); the server must give up long before. */
+  gsize sent = 0;
+  gboolean refused = FALSE;
+  for (guint round = 0; round < 800 && !refused && pt_server_get_n_clients (server) == 2;
+      round++) {
+    gsize off = 0;
+    while (off < burst->len) {
+      ssize_t n = send (fd, burst->data + off, burst->len - off, MSG_NOSIGNAL);
+      if (n > 0) {
+        off += n;
+        sent += n;
+      } else if (n < 0 && errno == EAGAIN) {
+        if (!g_main_context_iteration (NULL, FALSE))
+          break; /* the server reads nothing more: it stopped reading us */
+      } else {
+        refused = TRUE; /* closed */
+        break;
+      }
+    }
+    g_main_context_iteration (NULL, FALSE);
+  }
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 1);
+  GST_INFO ("pinger dropped after %" G_GSIZE_FORMAT " bytes of pings", sent);
+  fail_unless (sent < 4 * 1024 * 1024, "%" G_GSIZE_FORMAT " bytes of pings read", sent);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) params = json_object_new ();
+  json_object_set_string_member (params, "clientId", "good");
+  g_autoptr (JsonObject) r = pt_test_request (good, "is-connected", params, &error);
+  fail_unless (r != NULL, "%s", error ? error->message : "");
+  g_byte_array_unref (burst);
+  close (fd);
+}
+GST_END_TEST;
+
+/* ---- V4: max-buffered counts wslay's queue ------------------------------- */
+
+typedef struct {
+  guint ok, refused, pending;
+  gsize delivered;
+} Tally;
+
+static void
+on_emitted (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Tally *t = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) r = peer_tree_client_emit_finish (PEER_TREE_CLIENT (source), res, &error);
+  if (r)
+    t->ok++;
+  else
+    t->refused++;
+  t->pending--;
+}
+
+/* Emits pipelined to a client that does not read: the messages a loop turn
+ * read were all queued in wslay, where max-buffered did not look (1.8 GB).
+ * Now no more than max-buffered (1 MiB here) is accepted for it. */
+GST_START_TEST (test_pipelined_emits_bounded)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "max-buffered", 1024 * 1024, "rate", 100000, "burst", 100000, NULL);
+  g_autoptr (PeerTreeClient) sender = pt_test_client_new (server, "sender");
+  int fd = deaf_client (server, "deaf");
+  g_autoptr (JsonArray) args = json_array_new ();
+  g_autofree char *blob = g_strnfill (50000, 'z');
+  json_array_add_string_element (args, blob);
+  Tally t = { 0 };
+  for (guint i = 0; i < 200; i++) {
+    peer_tree_client_emit_async (sender, "deaf", "spam", args, FALSE, 0, NULL, on_emitted, &t);
+    t.pending++;
+  }
+  WAIT_UNTIL_MS (t.pending == 0, 30000);
+  GST_INFO ("%u emits accepted, %u refused", t.ok, t.refused);
+  /* 1 MiB / 50 KB = 21; one more crosses the line, the kernel holds ~1. */
+  fail_unless (t.ok <= 24, "%u messages of 50 KB queued to a client that reads nothing", t.ok);
+  fail_unless (t.refused >= 176);
+  close (fd);
+}
+GST_END_TEST;
+
+static void
+on_room_emitted (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Tally *t = user_data;
+  g_autoptr (JsonObject) r = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
+      NULL);
+  if (r) {
+    t->ok++;
+    t->delivered += json_object_get_int_member (r, "delivered");
+  }
+  t->pending--;
+}
+
+/* A room-emit reaches every member: to 10 members that do not read, each is
+ * held to max-buffered (3 GB for 100 members before). "delivered" counts
+ * the members it was queued to. */
+GST_START_TEST (test_room_emit_to_non_readers_bounded)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "max-buffered", 1024 * 1024, "rate", 100000, "burst", 100000, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PeerTreeClient) sender = pt_test_client_new (server, "sender");
+  g_autoptr (JsonObject) join = json_object_new ();
+  json_object_set_string_member (join, "room", "r");
+  g_autoptr (JsonObject) jr = pt_test_request (sender, "room-join", join, &error);
+  fail_unless (jr != NULL, "%s", error ? error->message : "");
+  enum { N = 10 };
+  int fds[N];
+  for (guint i = 0; i < N; i++) {
+    g_autofree char *id = g_strdup_printf ("deaf-%u", i);
+    fds[i] = deaf_client (server, id);
+    send_text (fds[i], "{\"type\":\"room-join\",\"id\":2,\"room\":\"r\"}");
+  }
+  WAIT_UNTIL_MS (({
+    g_autoptr (JsonObject) lp = json_object_new ();
+    json_object_set_string_member (lp, "clientId", "deaf-9");
+    g_autoptr (JsonObject) lr = pt_test_request (sender, "list-rooms", lp, NULL);
+    lr && json_array_get_length (json_object_get_array_member (lr, "rooms")) == 1; }), 5000);
+  g_autofree char *blob = g_strnfill (50000, 'z');
+  /* 60 pipelined room-emits: 30 MB if every member took every one. */
+  Tally t = { 0 };
+  for (guint i = 0; i < 60; i++) {
+    g_autoptr (JsonObject) params = json_object_new ();
+    json_object_set_string_member (params, "room", "r");
+    json_object_set_string_member (params, "event", "spam");
+    JsonArray *args = json_array_new ();
+    json_array_add_string_element (args, blob);
+    json_object_set_array_member (params, "args", args);
+    peer_tree_client_request_async (sender, "room-emit", params, NULL, on_room_emitted, &t);
+    t.pending++;
+  }
+  WAIT_UNTIL_MS (t.pending == 0, 30000);
+  GST_INFO ("room-emits: %u ok, %" G_GSIZE_FORMAT " deliveries", t.ok, t.delivered);
+  fail_unless_equals_int (t.ok, 60);
+  /* Each member: as test_pipelined_emits_bounded. */
+  fail_unless (t.delivered <= N * 24, "%" G_GSIZE_FORMAT " messages of 50 KB queued to %d "
+      "members that read nothing", t.delivered, N);
+  for (guint i = 0; i < N; i++)
+    close (fds[i]);
+}
+GST_END_TEST;
+
 static Suite *
 security_suite (void)
 {
@@ -197,6 +411,9 @@ security_suite (void)
   tcase_add_test (tc, test_status_and_list_trees_do_not_leak);
   tcase_add_test (tc, test_listen_backlog_holds_200_connects);
   tcase_add_test (tc, test_request_body_refused);
+  tcase_add_test (tc, test_ping_flood);
+  tcase_add_test (tc, test_pipelined_emits_bounded);
+  tcase_add_test (tc, test_room_emit_to_non_readers_bounded);
   return s;
 }
 
