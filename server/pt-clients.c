@@ -6,6 +6,12 @@
 
 #include <string.h>
 
+/* A departed client's clientId, kept for whoever holds its secret. */
+typedef struct {
+  guint8 secret_hash[32];
+  gint64 deadline;
+} PtReservation;
+
 
 static gboolean
 handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
@@ -31,6 +37,12 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
     pt_hash_secret (secret, hash);
 
   g_autofree char *assigned = NULL;
+  PtReservation *reserved = client_id ? g_hash_table_lookup (self->reserved, client_id) : NULL;
+  if (reserved && reserved->deadline > g_get_monotonic_time () &&
+      (!secret || !pt_secret_equal (hash, reserved->secret_hash)))
+    return pt_fault_set (f, PT_ERR_DUPLICATE_CLIENT_ID, "clientId \"%s\" is reserved for the "
+        "client that used it (with its secret) for %u s after it left", client_id,
+        self->source_grace);
   if (client_id) {
     PtConn *old = g_hash_table_lookup (self->clients, client_id);
     if (old) {
@@ -55,6 +67,7 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
     c->has_secret = TRUE;
   }
   g_hash_table_insert (self->clients, c->client_id, c);
+  g_hash_table_remove (self->reserved, c->client_id);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_CLIENT_ID, c->client_id);
@@ -106,9 +119,56 @@ handle_is_connected (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
   return TRUE;
 }
 
+/* A client with a secret left: its clientId stays its own for source-grace
+ * seconds, so that nobody else can speak under it (to its tree's members,
+ * its correspondents) before it comes back. */
+static void
+clients_conn_gone (PtConn *c)
+{
+  PtServer *self = c->server;
+  if (!c->has_secret || !self->source_grace ||
+      g_hash_table_lookup (self->clients, c->client_id) != c)
+    return;
+  PtReservation *r = g_new0 (PtReservation, 1);
+  memcpy (r->secret_hash, c->secret_hash, 32);
+  r->deadline = g_get_monotonic_time () + (gint64) self->source_grace * G_USEC_PER_SEC;
+  g_hash_table_replace (self->reserved, g_strdup (c->client_id), r);
+}
+
+static void
+clients_sweep (PtServer *self, gint64 now)
+{
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, self->reserved);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (((PtReservation *) value)->deadline <= now)
+      g_hash_table_iter_remove (&it);
+}
+
+static void
+clients_reset (PtServer *self)
+{
+  g_hash_table_remove_all (self->reserved);
+}
+
+static void
+clients_finalize (PtServer *self)
+{
+  g_hash_table_unref (self->reserved);
+}
+
 void
 pt_clients_init (PtServer *self)
 {
+  static const PtHooks hooks = {
+    .conn_gone = clients_conn_gone,
+    .sweep = clients_sweep,
+    .reset = clients_reset,
+    .finalize = clients_finalize,
+  };
+  self->reserved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  pt_server_add_hooks (self, &hooks);
   pt_server_add_handler (self, PT_REQ_HELLO, handle_hello, PT_HANDLER_BEFORE_HELLO);
   pt_server_add_handler (self, PT_REQ_LIST_CLIENTS, handle_list_clients, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_IS_CONNECTED, handle_is_connected, PT_HANDLER_DEFAULT);

@@ -85,6 +85,9 @@ struct _PtServer {
   GSource *sweep;
   GHashTable *conns;    /* PtConn* -> PtConn* (owning) */
   GHashTable *clients;  /* clientId -> PtConn* (registered only) */
+  /* clientIds of departed clients, kept for their secret's holder for
+   * source-grace seconds: clientId -> PtReservation* (pt-clients.c) */
+  GHashTable *reserved;
   PtWsLoop *ws_loop;    /* every client socket, on one epoll set */
 
   /* the registry (pt-request.c) */

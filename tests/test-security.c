@@ -402,6 +402,63 @@ GST_START_TEST (test_room_emit_to_non_readers_bounded)
 }
 GST_END_TEST;
 
+/* ---- V7: identity squatting ---------------------------------------------- */
+
+static PeerTreeClient *
+try_hello (PtServer *server, const char *id, const char *secret, GError **error)
+{
+  g_autofree char *url = pt_server_get_url (server);
+  PeerTreeClient *c = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id,
+      "secret", secret, NULL);
+  if (!pt_test_connect (c, error))
+    g_clear_object (&c);
+  return c;
+}
+
+/* The moment a client's connection dropped, anyone could say hello with its
+ * clientId (and message its peers as it); the real client was then refused,
+ * even with allow-takeover. Now the id stays reserved for its secret's holder
+ * for source-grace seconds. */
+GST_START_TEST (test_client_id_reserved_after_drop)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "source-grace", 2, "allow-takeover", TRUE, NULL);
+  g_autoptr (GError) error = NULL;
+  PeerTreeClient *real = try_hello (server, "src", "the-secret", &error);
+  fail_unless (real != NULL, "%s", error ? error->message : "");
+  peer_tree_client_close (real);
+  g_object_unref (real);
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 0);
+
+  const char *wrong[] = { NULL, "not-the-secret" };
+  for (guint i = 0; i < G_N_ELEMENTS (wrong); i++) {
+    g_autoptr (PeerTreeClient) impostor = try_hello (server, "src", wrong[i], &error);
+    fail_unless (impostor == NULL, "an impostor took the clientId of a client that just left");
+    fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_DUPLICATE_CLIENT_ID) ||
+        strstr (error->message, "reserved"), "%s", error->message);
+    g_clear_error (&error);
+  }
+  /* The real client comes back, and may take over its own connection. */
+  real = try_hello (server, "src", "the-secret", &error);
+  fail_unless (real != NULL, "%s", error ? error->message : "");
+  g_autoptr (PeerTreeClient) again = try_hello (server, "src", "the-secret", &error);
+  fail_unless (again != NULL, "%s", error ? error->message : "");
+  peer_tree_client_close (again);
+  g_object_unref (real);
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 0);
+  /* After the grace period, the id is free. */
+  PeerTreeClient *other = NULL;
+  gint64 deadline = g_get_monotonic_time () + 6 * G_USEC_PER_SEC;
+  while (!other && g_get_monotonic_time () < deadline) {
+    other = try_hello (server, "src", "another-secret", NULL);
+    if (!other)
+      g_usleep (100 * 1000);
+  }
+  fail_unless (other != NULL, "clientId still reserved after the grace period");
+  g_object_unref (other);
+}
+GST_END_TEST;
+
 static Suite *
 security_suite (void)
 {
@@ -414,6 +471,7 @@ security_suite (void)
   tcase_add_test (tc, test_ping_flood);
   tcase_add_test (tc, test_pipelined_emits_bounded);
   tcase_add_test (tc, test_room_emit_to_non_readers_bounded);
+  tcase_add_test (tc, test_client_id_reserved_after_drop);
   return s;
 }
 
