@@ -222,8 +222,12 @@ flush (PtWs *ws)
 static void
 on_readable (PtWs *ws)
 {
-  if (ws->stalled)
+  if (ws->stalled) {
+    /* Not read any more: only a hang-up or an error wakes it (epoll always
+     * reports them); the peer is gone. */
+    finish (ws);
     return;
+  }
   ws->read_left = READ_BUDGET;
   int r = wslay_event_recv (ws->ctx);
   if (ws->state == WS_DONE)
