@@ -19,7 +19,9 @@
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
  *   first-frame           the first frame sent (source) or decoded (viewer)
  *   counting              after SIGUSR1: the counter restarts at 0
- *   frames=N depth=D      after SIGUSR2: frames counted since SIGUSR1
+ *   frames=N keyframes=K depth=D
+ *                         after SIGUSR2: frames counted since SIGUSR1, and of
+ *                         those the keyframes (meaningful at the source)
  * SIGTERM/SIGINT stop the pipeline and exit 0; an error on the bus exits 1;
  * so does reaching --max-seconds (default 600: every run is bounded).
  * --repair sets the elements' "repair" property when they have one (the
@@ -34,27 +36,26 @@
 static struct {
   gint counting;                /* atomic */
   gint frames;                  /* atomic */
+  gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
   guint depth;
   GMainLoop *loop;
   gint exit_code;
 } P;
 
-static void
-count_frame (void)
-{
-  g_atomic_int_compare_and_exchange (&P.first, 0, 1);   /* report_first prints it */
-  if (g_atomic_int_get (&P.counting))
-    g_atomic_int_inc (&P.frames);
-}
-
 static GstPadProbeReturn
 on_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+
   (void) pad;
-  (void) info;
   (void) data;
-  count_frame ();
+  g_atomic_int_compare_and_exchange (&P.first, 0, 1);   /* report_first prints it */
+  if (g_atomic_int_get (&P.counting)) {
+    g_atomic_int_inc (&P.frames);
+    if (buf && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT))
+      g_atomic_int_inc (&P.keyframes);
+  }
   return GST_PAD_PROBE_OK;
 }
 
@@ -63,6 +64,7 @@ on_usr1 (gpointer data)
 {
   (void) data;
   g_atomic_int_set (&P.frames, 0);
+  g_atomic_int_set (&P.keyframes, 0);
   g_atomic_int_set (&P.counting, 1);
   printf ("counting\n");
   return G_SOURCE_CONTINUE;
@@ -73,7 +75,8 @@ on_usr2 (gpointer data)
 {
   (void) data;
   g_atomic_int_set (&P.counting, 0);
-  printf ("frames=%d depth=%u\n", g_atomic_int_get (&P.frames), P.depth);
+  printf ("frames=%d keyframes=%d depth=%u\n", g_atomic_int_get (&P.frames),
+      g_atomic_int_get (&P.keyframes), P.depth);
   return G_SOURCE_CONTINUE;
 }
 

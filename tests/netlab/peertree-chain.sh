@@ -8,7 +8,8 @@
 #   ptchain_links 2 40            # 2% incoming UDP loss, 40 ms RTT on every peer link
 #   ptchain_start                 # source, then v1..v4 joined one after the other:
 #                                 # a chain src -> v1 -> v2 -> v3 -> v4 (k1=1, k=1)
-#   ptchain_measure 20            # prints "source FRAMES" then "DEPTH FRAMES" per viewer
+#   ptchain_measure 20            # prints "source FRAMES KEYFRAMES", then "DEPTH FRAMES"
+#                                 # per viewer (frames counted over the same 20 s)
 #   ptchain_stop                  # peers stop (the server stays for the next start)
 #
 # Each peer is bench/netlab-peer in its own namespace, ICE restricted to its
@@ -121,10 +122,10 @@ ptchain_start () {
 }
 
 # ptchain_measure SECONDS: counts frames for SECONDS on every peer at once
-# (SIGUSR1 ... SIGUSR2); prints "source FRAMES", then "DEPTH FRAMES" for
+# (SIGUSR1 ... SIGUSR2); prints "source FRAMES KEYFRAMES", then "DEPTH FRAMES" for
 # each viewer, by the depth it reports (its index when it never joined)
 ptchain_measure () {
-  local st=$NETLAB_STATE/$NETLAB_LAB h pid f d i
+  local st=$NETLAB_STATE/$NETLAB_LAB h pid f d i k
   for h in $(ptchain_peers); do
     pid=$(ptchain_pid "$h"); [ -z "$pid" ] || kill -USR1 "$pid" 2>/dev/null
   done
@@ -141,7 +142,8 @@ ptchain_measure () {
     d=$(echo "$f" | sed -n 's/.*depth=\([0-9]*\).*/\1/p')
     f=$(echo "$f" | sed -n 's/^frames=\([0-9]*\).*/\1/p')
     if [ "$h" = src ]; then
-      echo "source ${f:-0}"
+      k=$(grep '^frames=' "$st/peer-$h.out" 2>/dev/null | tail -1 | sed -n 's/.*keyframes=\([0-9]*\).*/\1/p')
+      echo "source ${f:-0} ${k:-0}"
     else
       [ -n "$d" ] && [ "$d" != 0 ] || d=${h#v}
       echo "$d ${f:-0}"
