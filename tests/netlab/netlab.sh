@@ -75,6 +75,8 @@ netlab_proc_id () {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
+  # a zombie is gone (this machine's init may reap late)
+  case ${stat%% *} in Z|X|x) return 1 ;; esac
   # field 22 (starttime) is the 20th after "comm)"
   echo "$1 $(echo "$stat" | cut -d' ' -f20)"
 }

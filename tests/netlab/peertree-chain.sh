@@ -129,7 +129,8 @@ ptchain_measure () {
   for h in $(ptchain_peers); do
     pid=$(ptchain_pid "$h"); [ -z "$pid" ] || kill -USR1 "$pid" 2>/dev/null
   done
-  sleep "$1"
+  # a trapped INT/TERM interrupts wait at once (not sleep): the lab goes now
+  sleep "$1" & wait $!
   for h in $(ptchain_peers); do
     pid=$(ptchain_pid "$h"); [ -z "$pid" ] || kill -USR2 "$pid" 2>/dev/null
   done

@@ -23,7 +23,9 @@ if ! ptchain_start; then
   tail -n 20 "$NETLAB_STATE/$NETLAB_LAB"/peer-*.log "$NETLAB_STATE/$NETLAB_LAB/server.log"
   exit 1
 fi
-result=$(ptchain_measure "$secs")
+# not in $( ): a signal's trap would wait for the substitution to end
+ptchain_measure "$secs" >"$NETLAB_STATE/$NETLAB_LAB/result"
+result=$(cat "$NETLAB_STATE/$NETLAB_LAB/result")
 ptchain_stop
 sent=$(awk '$1 == "source" { print $2 }' <<<"$result")
 echo "$n viewers, ${loss}% loss per hop, ${rtt} ms RTT per link, ${secs} s: source sent $sent frames"
