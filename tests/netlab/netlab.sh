@@ -284,6 +284,10 @@ netlab_cleanup () {
       ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -oE '^ptnl[0-9a-f]{4}(br|h)' |
         sed 's/\(br\|h\)$//'
     } | grep -E '^ptnl[0-9a-f]{4}$' | sort -u)
+  # netlab_check's probe namespaces, ptnlchkPID, of a check that was killed
+  for lab in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E '^ptnlchk[0-9]+$'); do
+    kill -0 "${lab#ptnlchk}" 2>/dev/null && [ "$all" != --all ] || ip netns del "$lab" 2>/dev/null
+  done
   for lab in $labs; do
     [ "$lab" = "${NETLAB_LAB:-}" ] && [ "$all" != --all ] && continue
     if [ "$all" = --all ] || ! netlab_owner_alive "$NETLAB_STATE/$lab"; then
