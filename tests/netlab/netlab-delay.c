@@ -1,7 +1,7 @@
 /* netlab-delay — a link delay (and jitter) for the network lab, on NFQUEUE.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   netlab-delay -q QUEUE -d DELAY_MS [-j JITTER_MS] [-r] [-s SEED]
+ *   netlab-delay -q QUEUE -d DELAY_MS [-j JITTER_MS] [-r] [-s SEED] [-n]
  *
  * This kernel has no netem, but iptables' NFQUEUE target works: every packet
  * a rule sends to queue QUEUE (of the network namespace this program runs
@@ -17,6 +17,12 @@
  * queue is bound (add the iptables rule after that: a rule without a
  * listener drops every packet). SIGTERM/SIGINT accept whatever is held and
  * exit; the totals go to stderr. Used by tests/netlab/netlab.sh.
+ *
+ * A delay is only as exact as the wake-ups: on a loaded machine a late
+ * verdict is extra delay and jitter that the link was not given. So the
+ * delayer asks for SCHED_FIFO (priority 1, still below every kernel thread
+ * that uses it) when allowed; it sleeps between packets and does a few
+ * microseconds of work per packet. -n keeps the normal scheduler.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +31,7 @@
 #include <inttypes.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,7 +173,7 @@ release_due (uint64_t now)
 static void
 usage (const char *argv0)
 {
-  fprintf (stderr, "usage: %s -q QUEUE -d DELAY_MS [-j JITTER_MS] [-r] [-s SEED]\n", argv0);
+  fprintf (stderr, "usage: %s -q QUEUE -d DELAY_MS [-j JITTER_MS] [-r] [-s SEED] [-n]\n", argv0);
   exit (2);
 }
 
@@ -176,12 +183,12 @@ main (int argc, char **argv)
   struct nfq_handle *h;
   struct sigaction sa;
   char buf[65536 + 4096];
-  int opt, fd, queue = -1;
+  int opt, fd, queue = -1, realtime = 1;
   double delay_ms = -1, jitter_ms = 0;
   long seed = (long) getpid ();
   uint64_t enobufs = 0;
 
-  while ((opt = getopt (argc, argv, "q:d:j:rs:")) != -1) {
+  while ((opt = getopt (argc, argv, "q:d:j:rs:n")) != -1) {
     switch (opt) {
       case 'q':
         queue = atoi (optarg);
@@ -198,6 +205,9 @@ main (int argc, char **argv)
       case 's':
         seed = atol (optarg);
         break;
+      case 'n':
+        realtime = 0;
+        break;
       default:
         usage (argv[0]);
     }
@@ -213,6 +223,13 @@ main (int argc, char **argv)
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
   signal (SIGPIPE, SIG_IGN);
+
+  if (realtime) {
+    struct sched_param sp = { .sched_priority = 1 };
+
+    if (sched_setscheduler (0, SCHED_FIFO, &sp) < 0)
+      fprintf (stderr, "netlab-delay: no SCHED_FIFO (%s): normal scheduling\n", strerror (errno));
+  }
 
   h = nfq_open ();
   if (h == NULL) {
