@@ -1,0 +1,297 @@
+# netlab.sh — a network on this one machine, in network namespaces (bash library).
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Source it from bash (`. tests/netlab/netlab.sh`), or use it through the
+# `tests/netlab/netlab` command. See tests/netlab/README.md for the full API.
+#
+#   netlab_new                 a lab: a bridge (the "internet") in the root
+#                              namespace, state in $NETLAB_STATE/$NETLAB_LAB;
+#                              removed on EXIT/INT/TERM of this shell
+#   netlab_host NAME [IP]      a host: namespace $NETLAB_LAB-NAME, eth0 on the
+#                              bridge with IP (default: next of $NETLAB_NET.2..)
+#   netlab_loss NAME PCT [udp|all]  drop PCT% of the UDP (or all) packets arriving on NAME's eth0
+#   netlab_drops NAME          packets dropped so far (netlab_counter NAME udp-in: UDP let in)
+#   netlab_delay NAME MS [JITTER_MS] [both|in|out]
+#                              hold NAME's packets MS ms each way (NFQUEUE delayer)
+#   netlab_rate NAME OUT [IN]  tc tbf on NAME's link: OUT leaving it, IN arriving
+#   netlab_exec NAME CMD...    run CMD in NAME's namespace
+#   netlab_destroy             tear it down (the trap does it for you)
+#   netlab_cleanup [--all]     remove labs whose owner process is gone (all: every lab)
+#
+# Every name the lab creates starts with "ptnl" and a random 4-hex-digit id
+# (namespaces "ptnlXXXX-NAME", links "ptnlXXXXbr" and "ptnlXXXXhN" in the root
+# namespace); addresses are the lab's own private subnet (10.77.0.0/24 unless
+# NETLAB_NET says otherwise), on a bridge that no other interface joins and
+# that has no address in the root namespace: nothing leaves the lab.
+
+NETLAB_STATE=${NETLAB_STATE:-/run/netlab}
+NETLAB_NET=${NETLAB_NET:-10.77.0}
+NETLAB_DIR=${NETLAB_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+
+netlab_log () { [ -n "${NETLAB_QUIET:-}" ] || echo "netlab: $*" >&2; }
+netlab_die () { echo "netlab: $*" >&2; return 1; }
+
+# 0 when the lab can run here: root, ip netns, veth, bridge, nft, iptables.
+# Prints why not on stderr (tests exit 77 then).
+netlab_check () {
+  [ "$(id -u)" -eq 0 ] || { netlab_die "needs root"; return 1; }
+  local t
+  for t in ip nft iptables tc; do
+    command -v "$t" >/dev/null || { netlab_die "$t is missing (scripts/deps installs it)"; return 1; }
+  done
+  t=ptnlchk$$
+  if ! ip netns add "$t" 2>/dev/null; then
+    netlab_die "cannot create a network namespace"; return 1
+  fi
+  if ! ip netns exec "$t" nft add table inet netlab 2>/dev/null; then
+    ip netns del "$t"; netlab_die "nft does not work in a namespace"; return 1
+  fi
+  if ! ip netns exec "$t" iptables -A OUTPUT -o lo -j NFQUEUE --queue-num 0 --queue-bypass 2>/dev/null; then
+    ip netns del "$t"; netlab_die "iptables NFQUEUE does not work in a namespace"; return 1
+  fi
+  ip netns del "$t"
+}
+
+# the NFQUEUE delayer: $NETLAB_DELAY, the meson build's, or compiled here
+netlab_delay_bin () {
+  local b
+  for b in "${NETLAB_DELAY:-}" "$NETLAB_DIR/../../build/tests/netlab/netlab-delay"; do
+    [ -n "$b" ] && [ -x "$b" ] && { echo "$b"; return 0; }
+  done
+  b=$NETLAB_STATE/netlab-delay
+  if [ ! -x "$b" ] || [ "$NETLAB_DIR/netlab-delay.c" -nt "$b" ]; then
+    mkdir -p "$NETLAB_STATE"
+    # shellcheck disable=SC2046
+    cc -std=c11 -O2 -Wall -Wextra -o "$b.tmp.$$" "$NETLAB_DIR/netlab-delay.c" \
+      $(pkg-config --cflags --libs libnetfilter_queue) &&
+      mv -f "$b.tmp.$$" "$b" ||
+      { rm -f "$b.tmp.$$"; netlab_die "cannot build netlab-delay (libnetfilter-queue-dev?)"; return 1; }
+  fi
+  echo "$b"
+}
+
+# "PID STARTTIME" of a live process, to recognise it later despite pid reuse
+netlab_proc_id () {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  # a zombie is gone (this machine's init may reap late)
+  case ${stat%% *} in Z|X|x) return 1 ;; esac
+  # field 22 (starttime) is the 20th after "comm)"
+  echo "$1 $(echo "$stat" | cut -d' ' -f20)"
+}
+
+netlab_owner_alive () {  # STATE_DIR
+  local owner pid
+  owner=$(cat "$1/owner" 2>/dev/null) || return 1
+  pid=${owner%% *}
+  [ "$(netlab_proc_id "$pid" 2>/dev/null)" = "$owner" ]
+}
+
+# netlab_new [OWNER_PID]: a new lab, owned by OWNER_PID (default: this shell).
+# Sets NETLAB_LAB. Without NETLAB_NO_TRAP, traps EXIT INT TERM to destroy it.
+netlab_new () {
+  local owner=${1:-$BASHPID} i id
+  mkdir -p "$NETLAB_STATE"
+  netlab_cleanup           # leftovers of killed runs
+  for i in $(seq 20); do
+    id=ptnl$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')
+    [ ! -e "$NETLAB_STATE/$id" ] && ! ip link show "${id}br" >/dev/null 2>&1 && break
+    id=
+  done
+  [ -n "$id" ] || { netlab_die "no free lab id"; return 1; }
+  # the state directory appears complete (with its owner) or not at all
+  mkdir "$NETLAB_STATE/.$id.$$" || return 1
+  netlab_proc_id "$owner" >"$NETLAB_STATE/.$id.$$/owner"
+  echo 1 >"$NETLAB_STATE/.$id.$$/next"
+  : >"$NETLAB_STATE/.$id.$$/hosts"
+  mv -T "$NETLAB_STATE/.$id.$$" "$NETLAB_STATE/$id" || { rm -rf "$NETLAB_STATE/.$id.$$"; return 1; }
+  NETLAB_LAB=$id
+  export NETLAB_LAB
+  ip link add "${id}br" type bridge &&
+    ip link set "${id}br" up || { netlab_destroy; return 1; }
+  if [ -z "${NETLAB_NO_TRAP:-}" ]; then
+    trap 'netlab_destroy' EXIT
+    trap 'netlab_destroy; trap - INT; kill -INT $BASHPID' INT
+    trap 'netlab_destroy; trap - TERM; kill -TERM $BASHPID' TERM
+  fi
+  netlab_log "lab $id on $NETLAB_NET.0/24"
+}
+
+netlab_ns () { echo "$NETLAB_LAB-$1"; }
+
+netlab_ip () {
+  local n ip
+  while read -r n ip _; do [ "$n" = "$1" ] && { echo "$ip"; return 0; }; done \
+    <"$NETLAB_STATE/$NETLAB_LAB/hosts"
+  netlab_die "no host $1 in lab $NETLAB_LAB"
+}
+
+netlab_hosts () { cut -d' ' -f1 "$NETLAB_STATE/$NETLAB_LAB/hosts"; }
+
+netlab_exec () { local h=$1; shift; ip netns exec "$(netlab_ns "$h")" "$@"; }
+
+# netlab_host NAME [IP]: prints the IP
+netlab_host () {
+  local name=$1 ip=${2:-} st=$NETLAB_STATE/$NETLAB_LAB idx ns veth
+  [ -n "${NETLAB_LAB:-}" ] && [ -d "$st" ] || { netlab_die "no lab: netlab_new first"; return 1; }
+  [[ $name =~ ^[A-Za-z0-9_]{1,20}$ ]] || { netlab_die "bad host name '$name'"; return 1; }
+  grep -q "^$name " "$st/hosts" && { netlab_die "host $name exists"; return 1; }
+  idx=$(cat "$st/next"); echo $((idx + 1)) >"$st/next"
+  [ -n "$ip" ] || ip=$NETLAB_NET.$((idx + 1))
+  [ "$idx" -lt 250 ] || { netlab_die "too many hosts"; return 1; }
+  ns=$(netlab_ns "$name"); veth=${NETLAB_LAB}h$idx
+  echo "$name $ip $idx" >>"$st/hosts"
+  ip netns add "$ns" || return 1
+  ip link add "$veth" type veth peer name eth0 netns "$ns" || return 1
+  ip link set "$veth" master "${NETLAB_LAB}br" up
+  ip netns exec "$ns" sh -c "
+    sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null
+    ip link set lo up && ip addr add $ip/24 dev eth0 && ip link set eth0 up" || return 1
+  # the lab's netfilter table: loss goes in chain 'input' (before iptables'
+  # filter INPUT, where the delayer's NFQUEUE rule sits)
+  ip netns exec "$ns" nft -f - <<EOF || return 1
+table inet netlab {
+  chain input { type filter hook input priority filter - 10; policy accept; }
+}
+EOF
+  netlab_loss "$name" 0 || return 1
+  echo "$ip"
+}
+
+# netlab_loss NAME PCT [udp|all]: drop PCT% (steps of 0.01) of the UDP (or
+# all) packets arriving on NAME's eth0, each independently (nft numgen
+# random), before the delayer sees them. 0 removes the loss.
+netlab_loss () {
+  local name=$1 pct=$2 proto=${3:-udp} ns per10k match
+  ns=$(netlab_ns "$name")
+  per10k=$(awk -v p="$pct" 'BEGIN { if (p < 0 || p > 100) exit 1; printf "%d", p * 100 + 0.5 }') ||
+    { netlab_die "loss must be 0..100"; return 1; }
+  case $proto in
+    udp) match="meta l4proto udp" ;;
+    all) match="" ;;
+    *) netlab_die "loss: udp or all, not $proto"; return 1 ;;
+  esac
+  ip netns exec "$ns" nft flush chain inet netlab input || return 1
+  if [ "$per10k" -gt 0 ]; then
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" nft add rule inet netlab input iifname eth0 $match \
+      numgen random mod 10000 "<" "$per10k" counter drop comment '"loss"' || return 1
+  fi
+  ip netns exec "$ns" nft add rule inet netlab input iifname eth0 meta l4proto udp \
+    counter comment '"udp-in"'
+}
+
+# netlab_counter NAME loss|udp-in: packets the loss rule dropped so far | UDP
+# packets that passed it (counted since the last netlab_loss)
+netlab_counter () {
+  netlab_exec "$1" nft list chain inet netlab input 2>/dev/null |
+    awk -v c="\"$2\"" '$0 ~ "comment " c { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) }
+      END { print n + 0 }'
+}
+netlab_drops () { netlab_counter "$1" loss; }
+
+# netlab_delay NAME MS [JITTER_MS] [both|in|out]: every packet leaving (out)
+# and/or arriving on (in) NAME's eth0 waits MS ms (± JITTER_MS, uniform; order
+# kept) in an NFQUEUE delayer running in NAME's namespace. "both" (default):
+# a ping from NAME to an undelayed host takes 2*MS more; between two hosts
+# with MS each, the round trip gains 4*MS. MS 0 removes the delay.
+netlab_delay () {
+  local name=$1 ms=$2 jitter=${3:-0} dir=${4:-both} ns st bin d q chain iface pid i
+  ns=$(netlab_ns "$name"); st=$NETLAB_STATE/$NETLAB_LAB
+  bin=$(netlab_delay_bin) || return 1
+  for d in out in; do
+    [ "$d" = out ] && { q=0; chain=OUTPUT; iface="-o eth0"; } || { q=1; chain=INPUT; iface="-i eth0"; }
+    # shellcheck disable=SC2086
+    while ip netns exec "$ns" iptables -D "$chain" $iface -j NFQUEUE --queue-num "$q" 2>/dev/null; do :; done
+    if [ -f "$st/delay-$name-$d.pid" ]; then
+      kill "$(cat "$st/delay-$name-$d.pid")" 2>/dev/null
+      rm -f "$st/delay-$name-$d.pid"
+    fi
+    [ "$dir" = both ] || [ "$dir" = "$d" ] || continue
+    awk -v m="$ms" 'BEGIN { exit !(m > 0) }' || continue
+    ip netns exec "$ns" "$bin" -q "$q" -d "$ms" -j "$jitter" \
+      >"$st/delay-$name-$d.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$st/delay-$name-$d.pid"
+    for i in $(seq 100); do
+      grep -q '^ready' "$st/delay-$name-$d.log" 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    grep -q '^ready' "$st/delay-$name-$d.log" ||
+      { cat "$st/delay-$name-$d.log" >&2; netlab_die "delayer for $name did not start"; return 1; }
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" iptables -A "$chain" $iface -j NFQUEUE --queue-num "$q" || return 1
+  done
+}
+
+# netlab_rate NAME OUT [IN]: token bucket (tc tbf) on NAME's link, e.g. 2mbit;
+# OUT shapes what NAME sends (its eth0), IN what it receives (the bridge side
+# of its veth). "-" or "0" leaves that direction unshaped.
+netlab_rate () {
+  local name=$1 out=$2 in=${3:-0} ns idx veth
+  ns=$(netlab_ns "$name")
+  idx=$(awk -v n="$name" '$1 == n { print $3 }' "$NETLAB_STATE/$NETLAB_LAB/hosts")
+  veth=${NETLAB_LAB}h$idx
+  ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
+  tc qdisc del dev "$veth" root 2>/dev/null
+  # burst: 10 ms at the rate, at least 2 full packets; queue up to 100 ms
+  [ "$out" = 0 ] || [ "$out" = - ] ||
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$out" burst 32kb latency 100ms || return 1
+  [ "$in" = 0 ] || [ "$in" = - ] ||
+    tc qdisc add dev "$veth" root tbf rate "$in" burst 32kb latency 100ms || return 1
+}
+
+# netlab_destroy [LAB]: kill what runs in its namespaces, delete them, the
+# veths, the bridge and the state directory.
+netlab_destroy () {
+  local lab=${1:-${NETLAB_LAB:-}} ns pids l
+  [ -n "$lab" ] || return 0
+  [[ $lab =~ ^ptnl[0-9a-f]{4}$ ]] || { netlab_die "not a lab id: $lab"; return 1; }
+  for ns in $(ip netns list 2>/dev/null | awk -v p="$lab-" 'index($1, p) == 1 { print $1 }'); do
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill -TERM $pids 2>/dev/null
+  done
+  for l in $(seq 20); do
+    pids=
+    for ns in $(ip netns list 2>/dev/null | awk -v p="$lab-" 'index($1, p) == 1 { print $1 }'); do
+      pids="$pids $(ip netns pids "$ns" 2>/dev/null)"
+    done
+    [ -z "${pids// /}" ] && break
+    # shellcheck disable=SC2086
+    [ "$l" -lt 20 ] && sleep 0.1 || kill -KILL $pids 2>/dev/null
+  done
+  for ns in $(ip netns list 2>/dev/null | awk -v p="$lab-" 'index($1, p) == 1 { print $1 }'); do
+    ip netns del "$ns" 2>/dev/null
+  done
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1 |
+      grep -E "^${lab}(br|h[0-9]+)$"); do
+    ip link del "$l" 2>/dev/null
+  done
+  rm -rf "${NETLAB_STATE:?}/$lab"
+  [ "$lab" != "${NETLAB_LAB:-}" ] || unset NETLAB_LAB
+  netlab_log "lab $lab removed"
+}
+
+# netlab_cleanup [--all]: remove the labs whose owner process is gone, and
+# any ptnlXXXX namespace or link without a state directory; --all: every lab.
+netlab_cleanup () {
+  local all=${1:-} lab labs
+  labs=$( { ls "$NETLAB_STATE" 2>/dev/null
+      ip netns list 2>/dev/null | awk '{ print $1 }' | grep -oE '^ptnl[0-9a-f]{4}-' | tr -d -
+      ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -oE '^ptnl[0-9a-f]{4}(br|h)' |
+        sed 's/\(br\|h\)$//'
+    } | grep -E '^ptnl[0-9a-f]{4}$' | sort -u)
+  # netlab_check's probe namespaces, ptnlchkPID, of a check that was killed
+  for lab in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E '^ptnlchk[0-9]+$'); do
+    kill -0 "${lab#ptnlchk}" 2>/dev/null && [ "$all" != --all ] || ip netns del "$lab" 2>/dev/null
+  done
+  for lab in $labs; do
+    [ "$lab" = "${NETLAB_LAB:-}" ] && [ "$all" != --all ] && continue
+    if [ "$all" = --all ] || ! netlab_owner_alive "$NETLAB_STATE/$lab"; then
+      NETLAB_QUIET=${NETLAB_QUIET:-} netlab_destroy "$lab"
+    fi
+  done
+}
