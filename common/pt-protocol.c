@@ -335,7 +335,7 @@ static const PtMessageSpec specs[] = {
   EV (PT_EV_SOURCE_LOST, R (PT_F_TREE_ID, ID), R (PT_F_GRACE, UINT)),
   /* parent: required unless source is true (the handler checks) */
   REQ (PT_REQ_REJOIN, R (PT_F_TREE_ID, ID), O (PT_F_PARENT, ID), O (PT_F_SOURCE, BOOL),
-      O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING)),
+      O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING), O (PT_F_CHILDREN, ARRAY)),
   EV (PT_EV_PLACED, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT)),
   REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID)),
   REQ (PT_REQ_RECONNECT_UPSTREAM, R (PT_F_TREE_ID, ID)),

@@ -149,6 +149,8 @@ const char *const *pt_error_codes (void);
 #define PT_F_PARENT "parent"
 #define PT_F_DEPTH "depth"
 #define PT_F_PENDING "pending"
+#define PT_F_CHILDREN "children"         /* rejoin: the children a member reports */
+#define PT_MAX_REPORTED_CHILDREN 256
 #define PT_F_TO "to"
 #define PT_F_FROM "from"
 #define PT_F_DATA "data"
@@ -273,8 +275,7 @@ gboolean pt_frame_header_read (const guint8 *data, gsize len, guint32 *stream_id
 #define PT_F_ROOT "root"
 #define PT_F_SIZE "size"
 #define PT_F_MEMBERS "members"
-#define PT_F_CHILDREN "children"
-/* and PT_F_CLIENTS, PT_F_ID, PT_F_K, PT_F_K1, PT_F_PARENT, PT_F_DEPTH */
+/* and PT_F_CLIENTS, PT_F_ID, PT_F_K, PT_F_K1, PT_F_PARENT, PT_F_DEPTH, PT_F_CHILDREN */
 
 /* ---- typed JSON getters ------------------------------------------------- */
 

@@ -12,12 +12,16 @@ typedef struct {
   gboolean source;
   char *parent;           /* members: the current parent */
   guint k, k1;            /* sources */
+  GHashTable *children;   /* clientId set, as the server announced them: reported
+                           * at rejoin, so that the server attaches only children
+                           * their parent confirms */
 } Membership;
 
 static void
 membership_free (Membership *m)
 {
   g_free (m->parent);
+  g_hash_table_unref (m->children);
   g_free (m);
 }
 
@@ -25,11 +29,15 @@ static void
 membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, const char *parent,
     guint k, guint k1)
 {
+  Membership *old = g_hash_table_lookup (self->memberships, tree_id);
   Membership *m = g_new0 (Membership, 1);
   m->source = source;
   m->parent = g_strdup (parent);
   m->k = k;
   m->k1 = k1;
+  /* a move keeps the subtree: the children stay ours */
+  m->children = old ? g_hash_table_ref (old->children) :
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_hash_table_insert (self->memberships, g_strdup (tree_id), m);
 }
 
@@ -102,8 +110,14 @@ static void
 emit_downstream (PeerTreeClient *self, guint signal, const char *tree_id, JsonObject *ev)
 {
   const char *child = pt_str (ev, PT_F_CHILD);
-  if (child)
-    g_signal_emit (self, pt_signals[signal], 0, tree_id, child);
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (!child)
+    return;
+  if (m && signal == SIG_DOWNSTREAM_ADDED)
+    g_hash_table_add (m->children, g_strdup (child));
+  else if (m)
+    g_hash_table_remove (m->children, child);
+  g_signal_emit (self, pt_signals[signal], 0, tree_id, child);
 }
 
 void
@@ -192,6 +206,13 @@ _peer_tree_client_rejoin_all (PeerTreeClient *self)
     } else {
       json_object_set_string_member (params, PT_F_PARENT, m->parent);
     }
+    JsonArray *children = json_array_new ();
+    GHashTableIter ci;
+    gpointer child;
+    g_hash_table_iter_init (&ci, m->children);
+    while (g_hash_table_iter_next (&ci, &child, NULL))
+      json_array_add_string_element (children, child);
+    json_object_set_array_member (params, PT_F_CHILDREN, children);
     _peer_tree_client_request_with_hook (self, PT_REQ_REJOIN, params, NULL, rejoin_hook,
         on_rejoin_reply, g_strdup (key));
   }

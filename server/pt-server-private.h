@@ -120,6 +120,9 @@ typedef struct {
   gboolean has_secret;
   gboolean source_gone;     /* within the source grace period */
   gint64 grace_deadline;
+  /* after a restart: member -> set of the children it reported at rejoin;
+   * a reported position is attached silently only if its parent lists it */
+  GHashTable *reports;
 } TreeEntry;
 
 typedef void (*PtReceiveFunc) (PtConn *c, gboolean binary, const guint8 *data, gsize len);

@@ -104,6 +104,8 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   g_autofree char *parent = g_strdup (pt_tree_get_parent (t->tree, peer));
   g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
   conn_forget_tree (self, peer, t);
+  if (t->reports)
+    g_hash_table_remove (t->reports, peer);
   if (!pt_tree_remove (t->tree, peer, moves))
     return;
   notify_downstream (self, t, parent, peer, FALSE, reason);
@@ -237,6 +239,7 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
 
 typedef struct {
   char *peer, *parent;
+  GHashTable *children;   /* what the peer reported of its own children, or NULL */
   gint64 deadline;
 } Claim;
 
@@ -245,7 +248,55 @@ claim_free (Claim *cl)
 {
   g_free (cl->peer);
   g_free (cl->parent);
+  g_clear_pointer (&cl->children, g_hash_table_unref);
   g_free (cl);
+}
+
+/* The optional "children" of a rejoin: a set of ids, or NULL when absent. */
+static gboolean
+read_children (JsonObject *msg, GHashTable **out, PtFault *f)
+{
+  JsonArray *list;
+  *out = NULL;
+  if (!pt_get_array (msg, PT_F_CHILDREN, FALSE, &list, f))
+    return FALSE;
+  if (!list)
+    return TRUE;
+  if (json_array_get_length (list) > PT_MAX_REPORTED_CHILDREN)
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "at most %d children", PT_MAX_REPORTED_CHILDREN);
+  g_autoptr (GHashTable) set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < json_array_get_length (list); i++) {
+    JsonNode *n = json_array_get_element (list, i);
+    const char *id = JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING ?
+        json_node_get_string (n) : NULL;
+    if (!id || !pt_valid_id (id))
+      return pt_fault_set (f, PT_ERR_INVALID_ID, "\"children\" must hold client ids");
+    g_hash_table_add (set, g_strdup (id));
+  }
+  *out = g_steal_pointer (&set);
+  return TRUE;
+}
+
+/* Keeps @member's report of its children (transfer full; NULL: none). */
+static void
+record_report (TreeEntry *t, const char *member, GHashTable *children)
+{
+  if (!children)
+    return;
+  if (!t->reports)
+    t->reports = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+        (GDestroyNotify) g_hash_table_unref);
+  g_hash_table_replace (t->reports, g_strdup (member), children);
+}
+
+/* Whether @parent, in its own report, lists @child: only then is a reported
+ * position taken as it is, without telling the parent (V6: a client could
+ * otherwise squat any slot it names and talk to that parent unannounced). */
+static gboolean
+parent_confirms (TreeEntry *t, const char *parent, const char *child)
+{
+  GHashTable *set = t->reports ? g_hash_table_lookup (t->reports, parent) : NULL;
+  return set && g_hash_table_contains (set, child);
 }
 
 static GPtrArray *
@@ -268,9 +319,11 @@ send_placed (PtServer *self, TreeEntry *t, const char *peer)
   pt_send_event_to (self, peer, ev);
 }
 
-/* Attaches every claim whose parent is in the tree, as claimed (silently:
- * the media link is already there), until none makes progress. With
- * @force, the rest are placed breadth-first and told to reconnect. */
+/* Attaches every claim whose parent is in the tree and confirms it, as
+ * claimed (silently: the media link is already there); then places like a
+ * join, and announces, those whose parent is back but full or does not list
+ * them; until none makes progress. With @force, the rest (parent not back)
+ * are placed like a join too. */
 static void
 claims_settle (PtServer *self, TreeEntry *t, gboolean force)
 {
@@ -280,6 +333,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
   gboolean progress = TRUE;
   while (progress) {
     progress = FALSE;
+    /* confirmed ones first, so that the others cannot take their places */
     for (guint i = 0; i < list->len;) {
       Claim *cl = list->pdata[i];
       PtConn *c = pt_conn_lookup (self, cl->peer);
@@ -287,22 +341,31 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
         g_ptr_array_remove_index_fast (list, i);
         continue;
       }
-      if (pt_tree_attach (t->tree, cl->peer, cl->parent)) {
+      if (parent_confirms (t, cl->parent, cl->peer) &&
+          pt_tree_attach (t->tree, cl->peer, cl->parent)) {
         conn_add_tree (c, t);
+        record_report (t, cl->peer, g_steal_pointer (&cl->children));
         send_placed (self, t, cl->peer);
         g_ptr_array_remove_index_fast (list, i);
         progress = TRUE;
         continue;
       }
-      /* Parent present but full: no point waiting. */
+      i++;
+    }
+    if (progress)
+      continue;
+    for (guint i = 0; i < list->len;) {
+      Claim *cl = list->pdata[i];
+      PtConn *c = pt_conn_lookup (self, cl->peer);
       if (force || pt_tree_contains (t->tree, cl->parent)) {
         pt_tree_join (t->tree, cl->peer);
         conn_add_tree (c, t);
+        record_report (t, cl->peer, g_steal_pointer (&cl->children));
         notify_upstream (self, t, cl->peer, PT_REASON_REBUILT);
         notify_downstream (self, t, pt_tree_get_parent (t->tree, cl->peer), cl->peer, TRUE, NULL);
         g_ptr_array_remove_index_fast (list, i);
         progress = TRUE;
-        continue;
+        break;    /* one at a time: it may confirm others */
       }
       i++;
     }
@@ -435,13 +498,19 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   PtServer *self = c->server;
   const char *tree_id, *parent;
   gboolean source;
+  g_autoptr (GHashTable) children = NULL;
   if (!pt_get_bool (msg, PT_F_SOURCE, FALSE, &source, f))
     return FALSE;
-  if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f))
+  if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f) || !read_children (msg, &children, f))
     return FALSE;
   if (source) {
     req->rejoin = TRUE;
-    return handle_create (req, c, msg, result, f);
+    if (!handle_create (req, c, msg, result, f))
+      return FALSE;
+    TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+    if (t)
+      record_report (t, c->client_id, g_steal_pointer (&children));
+    return TRUE;
   }
   if (!pt_get_id (msg, PT_F_PARENT, TRUE, &parent, f))
     return FALSE;
@@ -457,20 +526,25 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
+  /* Silently under that parent only if the parent's own report lists us. */
   if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
-  if (t && pt_tree_attach (t->tree, c->client_id, parent)) {
+  if (t && pt_tree_contains (t->tree, parent) && parent_confirms (t, parent, c->client_id) &&
+      pt_tree_attach (t->tree, c->client_id, parent)) {
     conn_add_tree (c, t);
+    record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
     /* Reports waiting for this peer (its children) can be attached now. */
     pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
     return TRUE;
   }
   if (t && pt_tree_contains (t->tree, parent)) {
-    /* Parent full: placed like a join; the new parent is told after the reply. */
+    /* Parent full, or it does not list us: placed like a join; the new
+     * parent is told after the reply. */
     announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
     pt_tree_join (t->tree, c->client_id);
     conn_add_tree (c, t);
+    record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
     pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
     return TRUE;
@@ -491,6 +565,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   Claim *cl = g_new0 (Claim, 1);
   cl->peer = g_strdup (c->client_id);
   cl->parent = g_strdup (parent);
+  cl->children = g_steal_pointer (&children);
   cl->deadline = g_get_monotonic_time () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
   g_ptr_array_add (list, cl);
   *result = json_object_new ();
@@ -758,6 +833,7 @@ static void
 tree_entry_free (TreeEntry *t)
 {
   pt_tree_free (t->tree);
+  g_clear_pointer (&t->reports, g_hash_table_unref);
   g_free (t->id);
   g_free (t);
 }

@@ -144,6 +144,55 @@ GST_START_TEST (test_server_restart_rebuilds_tree)
 }
 GST_END_TEST;
 
+/* Issue 14 V6: after a restart, a client that reports a place under a
+ * parent which does not list it as a child is not attached there in silence
+ * (it could squat slots and talk to that parent unannounced): it is placed
+ * like a join and its parent is told. The real children, which the parent
+ * lists, are re-attached silently. */
+GST_START_TEST (test_rejoin_needs_parent_confirmation)
+{
+  g_autoptr (GError) error = NULL;
+  PtServer *server = pt_test_server_new (4, 10);
+  guint port = pt_server_get_port (server);
+  g_autofree char *url = pt_server_get_url (server);
+  PtTestPeer *src = pt_test_peer_new_full (url, "studio", NULL);
+  g_autofree char *tree = pt_test_create (src->client, "t", 4, 4, &error);
+  PtTestPeer *a = pt_test_peer_new_full (url, "a", NULL);
+  PtTestPeer *b = pt_test_peer_new_full (url, "b", NULL);
+  fail_unless (pt_test_join (a->client, "t", NULL, NULL, &error));
+  fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error));
+  WAIT_UNTIL (src->children_added == 2);
+
+  g_object_unref (server);
+  PtServer *server2 = g_object_new (PT_TYPE_SERVER, "port", port, "source-grace", 8, NULL);
+  fail_unless (pt_server_listen (server2, &error), "%s", error ? error->message : "");
+  /* the squatter claims a place under the source, which never had it */
+  g_autoptr (PeerTreeClient) x = pt_test_client_new (server2, "x");
+  g_autoptr (JsonObject) params = json_object_new ();
+  json_object_set_string_member (params, "treeId", "t");
+  json_object_set_string_member (params, "parent", "studio");
+  g_autoptr (JsonObject) res = pt_test_request (x, "rejoin", params, &error);
+  fail_unless (res != NULL, "%s", error ? error->message : "");
+
+  gboolean found = FALSE;
+  WAIT_UNTIL_MS ((status_parent (server2, "t", "x", &found), found), 10000);
+  /* the source was told of its new child... */
+  WAIT_UNTIL_MS (src->children_added == 3, 10000);
+  fail_unless (g_ptr_array_find_with_equal_func (src->children, "x", g_str_equal, NULL));
+  /* ...while its real children came back in silence */
+  WAIT_UNTIL_MS ((status_parent (server2, "t", "a", &found), found) &&
+      (status_parent (server2, "t", "b", &found), found), 10000);
+  fail_unless_equals_string (status_parent (server2, "t", "a", &found), "studio");
+  fail_unless_equals_string (status_parent (server2, "t", "b", &found), "studio");
+  fail_unless_equals_int (a->upstream_changes, 1);
+  fail_unless_equals_int (b->upstream_changes, 1);
+  pt_test_peer_free (a);
+  pt_test_peer_free (b);
+  pt_test_peer_free (src);
+  g_object_unref (server2);
+}
+GST_END_TEST;
+
 /* After a restart, a member whose parent does not come back is placed
  * elsewhere once the grace period ends, and told to reconnect. */
 GST_START_TEST (test_server_restart_orphan_replaced)
@@ -287,6 +336,7 @@ churn_suite (void)
   tcase_add_test (tc, test_reply_signals_before_later_events);
   tcase_add_test (tc, test_server_restart_rebuilds_tree);
   tcase_add_test (tc, test_server_restart_orphan_replaced);
+  tcase_add_test (tc, test_rejoin_needs_parent_confirmation);
   return s;
 }
 
