@@ -31,9 +31,16 @@
  * Topology (the upstream webrtcbin is replaced when the parent changes; the
  * tees, the children and the local branches stay):
  *
- *   webrtcbin (parent) src_N ─► tee_N ─┬─► queue (leaky) ─► webrtcbin (child A) sink_N
- *                                      ├─► queue (leaky) ─► webrtcbin (child B) sink_N
- *                                      └─► queue ─► depayloader [─► decoder ─► convert] ─► video_N / audio_N
+ *   webrtcbin (parent): … ─► jitterbuffer ─► src_N ─► local_N tee ─► queue ─► depayloader [─► decoder ─► convert] ─► video_N / audio_N
+ *                                │ relay pad (the packets as they arrive, repaired ones too)
+ *                                └─► fanout_N tee ─┬─► queue (leaky) ─► webrtcbin (child A) sink_N
+ *                                                  └─► queue (leaky) ─► webrtcbin (child B) sink_N
+ *
+ * Repair (the `repair` property): each link negotiates NACK and RTX; the
+ * jitterbuffer asks the parent again for a lost packet and waits for it up
+ * to its latency (`latency`, `latency-mode`), but relaying never waits;
+ * each child link answers its child's NACKs from its own cache of what it
+ * sent (docs/repair.md).
  *
  * Keyframe requests from children travel upstream as GstForceKeyUnit (with
  * the SSRC, kept unchanged end to end) through the tee to the parent-facing
