@@ -32,7 +32,7 @@ GType gst_peer_tree_video_codec_get_type (void);
 /**
  * GstPeerTreeLatencyMode:
  * @GST_PEER_TREE_LATENCY_ADAPTIVE: the jitterbuffer latency follows the
- *   parent link: clamp (2 × repair RTT + 40 ms, 40 ms, latency).
+ *   parent link: clamp (2 × repair RTT + 150 ms, 150 ms, latency).
  * @GST_PEER_TREE_LATENCY_FIXED: always `latency`.
  */
 typedef enum {

@@ -106,8 +106,8 @@ gst_peer_tree_latency_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {GST_PEER_TREE_LATENCY_ADAPTIVE, "Follow the parent link: clamp (2 x repair RTT + 40 ms, "
-          "40 ms, latency)", "adaptive"},
+    {GST_PEER_TREE_LATENCY_ADAPTIVE, "Follow the parent link: clamp (2 x repair RTT + 150 ms, "
+          "150 ms, latency)", "adaptive"},
     {GST_PEER_TREE_LATENCY_FIXED, "Always the latency property", "fixed"},
     {0, NULL, NULL},
   };
@@ -1421,7 +1421,7 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_LATENCY_MODE,
       g_param_spec_enum ("latency-mode", "Latency mode",
           "adaptive: once a repair has measured the parent link's round trip (rtx-rtt, "
-          "checked every second), the latency is clamp (2 x RTT + 40 ms, 40 ms, latency), "
+          "checked every second), the latency is clamp (2 x RTT + 150 ms, 150 ms, latency), "
           "changed only when it moves by more than 20 %; until then, latency. "
           "fixed: always latency", GST_TYPE_PEER_TREE_LATENCY_MODE, DEFAULT_LATENCY_MODE, rw));
   g_object_class_install_property (gobject_class, PROP_REPAIR,

@@ -19,7 +19,7 @@ G_BEGIN_DECLS
  * @latency_ms: webrtcbin `latency` (jitterbuffer bound for lost packets); with
  *   @adaptive_latency, the upper bound of the latency that follows the link.
  * @adaptive_latency: a receiver link sets its latency from the measured
- *   round trip of repairs: clamp (2 × RTT + 40 ms, 40 ms, @latency_ms).
+ *   round trip of repairs: clamp (2 × RTT + 150 ms, 150 ms, @latency_ms).
  * @repair: negotiate NACK and RTX (per-hop loss repair) and send RTCP
  *   feedback early enough for it.
  * @local_addresses: (nullable): %NULL-terminated list of IP addresses ICE may
@@ -40,8 +40,8 @@ typedef struct {
 
 #define PT_LINK_DEFAULT_LATENCY_MS 20
 /* the adaptive latency: clamp (2 × RTT + MARGIN, MIN, latency_ms) */
-#define PT_LINK_ADAPTIVE_LATENCY_MIN_MS 120
-#define PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS 120
+#define PT_LINK_ADAPTIVE_LATENCY_MIN_MS 150
+#define PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS 150
 
 void pt_link_config_init (PtLinkConfig *config);
 void pt_link_config_clear (PtLinkConfig *config);
