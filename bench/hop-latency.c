@@ -9,7 +9,8 @@
  * a bare relay). All pipelines share the system clock.
  *
  * Pad probes on each node's fan-out tee (the payloader's output at the
- * source; the RTP leaving the parent-facing webrtcbin at a viewer) stamp
+ * source; at a viewer, the RTP as it reaches the parent-facing webrtcbin's
+ * jitterbuffer, which is what the viewer relays) stamp
  * every RTP packet by sequence number, which stays unchanged end to end.
  * Hop d = arrival at depth d − arrival at depth d−1; "from capture" =
  * arrival at depth d − (base time + PTS) of the captured frame at the source.
@@ -174,7 +175,9 @@ main (int argc, char **argv)
       "decoding and relaying to the next, all in one process on one clock; RTP packets "
       "stamped by sequence number at each node's fan-out tee for %u s. *Hop* is the time "
       "from the previous node's tee to this node's tee (sender queue, SRTP, ICE over "
-      "loopback, receiver jitterbuffer); *from capture* adds the source's encoding.\n\n",
+      "loopback, up to the receiver's jitterbuffer, before which a viewer relays; repair "
+      "(NACK/RTX) on, its default, and nothing lost); *from capture* adds the source's "
+      "encoding.\n\n",
       depth, seconds);
   printf ("| depth | packets | hop p50 (ms) | hop p99 (ms) | from capture p50 (ms) | "
       "from capture p99 (ms) |\n");

@@ -29,6 +29,20 @@ typedef enum {
 #define GST_TYPE_PEER_TREE_VIDEO_CODEC (gst_peer_tree_video_codec_get_type ())
 GType gst_peer_tree_video_codec_get_type (void);
 
+/**
+ * GstPeerTreeLatencyMode:
+ * @GST_PEER_TREE_LATENCY_ADAPTIVE: the jitterbuffer latency follows the
+ *   parent link: clamp (2 × repair RTT + 150 ms, 150 ms, latency).
+ * @GST_PEER_TREE_LATENCY_FIXED: always `latency`.
+ */
+typedef enum {
+  GST_PEER_TREE_LATENCY_ADAPTIVE,
+  GST_PEER_TREE_LATENCY_FIXED,
+} GstPeerTreeLatencyMode;
+
+#define GST_TYPE_PEER_TREE_LATENCY_MODE (gst_peer_tree_latency_mode_get_type ())
+GType gst_peer_tree_latency_mode_get_type (void);
+
 GST_ELEMENT_REGISTER_DECLARE (peertreesink);
 GST_ELEMENT_REGISTER_DECLARE (peertreesrc);
 

@@ -58,8 +58,14 @@ enum {
   PROP_K1,
   PROP_VIDEO_CODEC,
   PROP_SECRET,
+  PROP_REPAIR,
   PROP_STATS,
 };
+
+#define DEFAULT_REPAIR TRUE
+/* Opus in-band FEC (with repair): the encoder spends bits on a coarse copy
+ * of each previous frame, tuned for this much loss */
+#define OPUS_FEC_LOSS_PERCENT 10
 
 typedef struct {
   GstPeerTreeSink *self;        /* not a ref */
@@ -80,6 +86,7 @@ struct _GstPeerTreeSink {
   PtSettings settings;
   guint k, k1;
   GstPeerTreeVideoCodec video_codec;
+  gboolean repair;
   gchar *secret;                /* NULL until started: then a random one */
 
   const gchar *missing_element; /* found in _init, reported at NULL→READY */
@@ -180,10 +187,11 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
   GstElement *first, *pay = NULL, *last;
   const gchar *wanted = NULL, *package;
   GstPeerTreeVideoCodec codec;
-  gboolean ok = TRUE;
+  gboolean ok = TRUE, repair;
 
   GST_OBJECT_LOCK (self);
   codec = self->video_codec;
+  repair = self->repair;
   GST_OBJECT_UNLOCK (self);
 
   /* paces non-live input to real time; live input passes at once */
@@ -242,6 +250,11 @@ build_chain (GstPeerTreeSink * self, PtSinkStream * st, GstCaps * caps, GError *
     APPEND ("audioconvert");
     APPEND ("audioresample");
     APPEND ("opusenc");
+    /* a lost packet is rebuilt from the next one's FEC where a NACK would
+     * come too late for audio */
+    if (repair)
+      g_object_set (last, "inband-fec", TRUE, "packet-loss-percentage",
+          OPUS_FEC_LOSS_PERCENT, NULL);
     pay = make (self, st, (wanted = "rtpopuspay"));
   } else if (g_str_equal (name, "audio/x-opus")) {
     pay = make (self, st, (wanted = "rtpopuspay"));
@@ -664,6 +677,7 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
 
   GST_OBJECT_LOCK (self);
   pt_settings_fill_link_config (&self->settings, &self->session.config);
+  self->session.config.repair = self->repair;
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
@@ -752,7 +766,7 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
  * [?k=…&k1=…&video-codec=…&client-id=…&local-addresses=…] */
 
 static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
-  "k", "k1", "video-codec", NULL
+  "k", "k1", "video-codec", "repair", NULL
 };
 
 static const PtUriSpec uri_spec = { GST_URI_SINK, uri_query_properties };
@@ -831,6 +845,9 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
       g_free (self->secret);
       self->secret = g_value_dup_string (value);
       break;
+    case PROP_REPAIR:
+      self->repair = g_value_get_boolean (value);
+      break;
     default:
       if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -863,6 +880,9 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
       break;
     case PROP_SECRET:
       g_value_set_string (value, self->secret);
+      break;
+    case PROP_REPAIR:
+      g_value_set_boolean (value, self->repair);
       break;
     default:
       if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
@@ -940,10 +960,17 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "process) within the server's grace period with the same tree-id and secret "
           "takes the tree back, and its viewers keep their places. Empty: a random one, "
           "readable once the element has started", NULL, rw));
+  g_object_class_install_property (gobject_class, PROP_REPAIR,
+      g_param_spec_boolean ("repair", "Repair",
+          "Repair lost packets on each link to a child: NACK and RTX, answered from a "
+          "cache of what was sent (1 s), and Opus in-band FEC when this element encodes "
+          "audio. FALSE: no NACK, no RTX, no FEC", DEFAULT_REPAIR, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Tree id, number of streams, and per child: id, link state, streams and "
-          "webrtcbin statistics (webrtc field: RTP, ICE and transport counters)",
+          "Tree id, number of streams, and per child: id, link state, streams, "
+          "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
+          "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
+          "num-rtx-packets)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
@@ -972,6 +999,7 @@ gst_peer_tree_sink_init (GstPeerTreeSink * self)
   pt_settings_init (&self->settings);
   self->k = DEFAULT_K;
   self->k1 = DEFAULT_K1;
+  self->repair = DEFAULT_REPAIR;
   self->video_codec = DEFAULT_VIDEO_CODEC;
   g_mutex_init (&self->streams_lock);
   self->streams = g_ptr_array_new ();

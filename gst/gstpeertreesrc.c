@@ -31,9 +31,16 @@
  * Topology (the upstream webrtcbin is replaced when the parent changes; the
  * tees, the children and the local branches stay):
  *
- *   webrtcbin (parent) src_N ─► tee_N ─┬─► queue (leaky) ─► webrtcbin (child A) sink_N
- *                                      ├─► queue (leaky) ─► webrtcbin (child B) sink_N
- *                                      └─► queue ─► depayloader [─► decoder ─► convert] ─► video_N / audio_N
+ *   webrtcbin (parent): … ─► jitterbuffer ─► src_N ─► local_N tee ─► queue ─► depayloader [─► decoder ─► convert] ─► video_N / audio_N
+ *                                │ relay pad (the packets as they arrive, repaired ones too)
+ *                                └─► fanout_N tee ─┬─► queue (leaky) ─► webrtcbin (child A) sink_N
+ *                                                  └─► queue (leaky) ─► webrtcbin (child B) sink_N
+ *
+ * Repair (the `repair` property): each link negotiates NACK and RTX; the
+ * jitterbuffer asks the parent again for a lost packet and waits for it up
+ * to its latency (`latency`, `latency-mode`), but relaying never waits;
+ * each child link answers its child's NACKs from its own cache of what it
+ * sent (docs/repair.md).
  *
  * Keyframe requests from children travel upstream as GstForceKeyUnit (with
  * the SSRC, kept unchanged end to end) through the tee to the parent-facing
@@ -79,21 +86,45 @@
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
-#define DEFAULT_LATENCY 20
+/* the bound of the adaptive latency: a repair over a ~80 ms round trip */
+#define DEFAULT_LATENCY 200
+#define DEFAULT_LATENCY_MODE GST_PEER_TREE_LATENCY_ADAPTIVE
+#define DEFAULT_REPAIR TRUE
 
 enum {
   PROP_0,
   PROP_URI,
   PROP_SETTINGS,                /* server … turn-server (pt-settings.h) */
   PROP_LATENCY = PROP_SETTINGS + PT_SETTINGS_N_PROPS,
+  PROP_LATENCY_MODE,
+  PROP_REPAIR,
   PROP_STATS,
 };
+
+GType
+gst_peer_tree_latency_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_PEER_TREE_LATENCY_ADAPTIVE, "Follow the parent link: clamp (2 x repair RTT + 150 ms, "
+          "150 ms, latency)", "adaptive"},
+    {GST_PEER_TREE_LATENCY_FIXED, "Always the latency property", "fixed"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstPeerTreeLatencyMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 typedef struct {
   GstPeerTreeSrc *self;         /* not a ref */
   guint mline;
   gboolean is_video;
-  GstElement *tee;
+  GstElement *tee;              /* the relay: packets as they arrive */
+  GstElement *local_tee;        /* the local output: after the jitterbuffer */
   GstPad *ghost;                /* exposed src pad */
   GPtrArray *local;             /* local output branch elements */
   gboolean local_built;
@@ -112,6 +143,8 @@ struct _GstPeerTreeSrc {
   /* properties, object lock */
   PtSettings settings;
   guint latency;
+  GstPeerTreeLatencyMode latency_mode;
+  gboolean repair;
 
   const gchar *missing_element;
 
@@ -200,7 +233,7 @@ static gboolean
 build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
     GError ** error)
 {
-  g_autoptr (GstCaps) rtp_caps = pt_relay_get_tee_caps (st->tee);
+  g_autoptr (GstCaps) rtp_caps = pt_relay_get_tee_caps (st->local_tee);
   GstElement *queue, *depay, *last;
   g_autoptr (GstPad) teesrc = NULL;
   g_autoptr (GstPad) qsink = NULL;
@@ -267,6 +300,9 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
           "No decoder for %" GST_PTR_FORMAT, enc_caps);
       return FALSE;
     }
+    /* Opus: rebuild a lost packet from the next one's in-band FEC */
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (dec), "use-inband-fec"))
+      g_object_set (dec, "use-inband-fec", TRUE, NULL);
     gst_element_link_many (last, dec, conv, NULL);
     last = conv;
     if (!st->is_video) {
@@ -284,7 +320,7 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
   for (guint i = st->local->len; i > 0; i--)
     gst_element_sync_state_with_parent (g_ptr_array_index (st->local, i - 1));
 
-  teesrc = gst_element_request_pad_simple (st->tee, "src_%u");
+  teesrc = gst_element_request_pad_simple (st->local_tee, "src_%u");
   qsink = gst_element_get_static_pad (queue, "sink");
   if (GST_PAD_LINK_FAILED (gst_pad_link (teesrc, qsink))) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
@@ -366,9 +402,11 @@ flowing_is_current (PtFlowing * f)
   return current;
 }
 
-/* First buffer from an upstream link's src pad (streaming thread): note the
- * stream's SSRC and let the loop request a keyframe (and start the links of
- * children held for a new source). */
+/* First buffer from an upstream link's relay pad (streaming thread; its
+ * sticky events, the new caps among them, have reached the relay tee, so
+ * children's links made from now on take them): note the stream's SSRC and
+ * let the loop request a keyframe (and start the links of children held for
+ * a new source). */
 static GstPadProbeReturn
 on_first_upstream_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
 {
@@ -467,13 +505,30 @@ watch_first_buffer (GstPeerTreeSrc * self, PtSrcStream * st, GstPad * pad)
       pt_flowing_free);
 }
 
-/* PtUpstreamCallbacks.pad_added */
+/* Links @upstream (nullable) to @tee's sink pad in place of its current
+ * peer. Called with streams_lock. */
+static void
+relink_tee (GstPeerTreeSrc * self, GstElement * tee, GstPad * upstream)
+{
+  g_autoptr (GstPad) teesink = gst_element_get_static_pad (tee, "sink");
+  g_autoptr (GstPad) old = gst_pad_get_peer (teesink);
+
+  if (old)
+    gst_pad_unlink (old, teesink);
+  if (upstream && GST_PAD_LINK_FAILED (gst_pad_link (upstream, teesink)))
+    GST_WARNING_OBJECT (self, "could not link %s:%s to %s", GST_DEBUG_PAD_NAME (upstream),
+        GST_ELEMENT_NAME (tee));
+}
+
+/* PtUpstreamCallbacks.pad_added: @pad (after the jitterbuffer) feeds the
+ * local output, the link's relay pad (before it) the children. */
 static void
 on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   g_autoptr (GstWebRTCRTPTransceiver) trans = NULL;
   g_autoptr (GstCaps) caps = get_pad_caps (pad);
+  g_autoptr (GstPad) relay = pt_link_get_relay_pad (link, pad);
   g_autoptr (GError) error = NULL;
   PtSrcStream *st = NULL;
   guint mline = G_MAXUINT;
@@ -483,6 +538,9 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
   g_object_get (pad, "transceiver", &trans, NULL);
   if (trans)
     g_object_get (trans, "mlineindex", &mline, NULL);
+  if (relay == NULL)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED, ("A received stream cannot be relayed."),
+        ("no relay pad for %s:%s", GST_DEBUG_PAD_NAME (pad)));
 
   g_mutex_lock (&self->streams_lock);
   for (guint i = 0; i < self->streams->len; i++) {
@@ -494,7 +552,6 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
   if (st) {
     /* new parent, same stream (same SSRC end to end): children and local
      * output keep their branches */
-    g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
     guint ssrc;
 
     GST_INFO_OBJECT (self, "stream %u now from %s: %" GST_PTR_FORMAT, mline,
@@ -505,15 +562,9 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
           ssrc, st->ssrc);
       hold_for_new_source (self);
     }
-    if (gst_pad_is_linked (teesink)) {
-      g_autoptr (GstPad) old = gst_pad_get_peer (teesink);
-
-      gst_pad_unlink (old, teesink);
-    }
-    watch_first_buffer (self, st, pad);
-    if (GST_PAD_LINK_FAILED (gst_pad_link (pad, teesink)))
-      GST_WARNING_OBJECT (self, "could not link %s:%s to the relay tee",
-          GST_DEBUG_PAD_NAME (pad));
+    watch_first_buffer (self, st, relay ? relay : pad);
+    relink_tee (self, st->local_tee, pad);
+    relink_tee (self, st->tee, relay);
     g_mutex_unlock (&self->streams_lock);
     return;
   }
@@ -526,9 +577,15 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
     const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
     const gchar *media = s ? gst_structure_get_string (s, "media") : NULL;
     g_autofree gchar *tee_name = g_strdup_printf ("fanout_%u", mline);
+    g_autofree gchar *local_name = g_strdup_printf ("local_%u", mline);
 
     st->is_video = g_strcmp0 (media, "audio") != 0;
-    st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, pad, &error);
+    /* with nothing linked yet, the local tee still takes the
+     * jitterbuffer's output (allow-not-linked): it keeps running and
+     * sending this node's NACKs */
+    st->local_tee = pt_relay_make_tee (GST_BIN (self), local_name, pad, &error);
+    if (st->local_tee)
+      st->tee = pt_relay_make_tee (GST_BIN (self), tee_name, relay, &error);
   }
   if (st->tee) {
     g_autoptr (GstPad) teesink = gst_element_get_static_pad (st->tee, "sink");
@@ -539,6 +596,8 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
     g_mutex_unlock (&self->streams_lock);
     GST_ELEMENT_ERROR (self, CORE, PAD, ("Cannot relay the received stream"),
         ("%s", error->message));
+    if (st->local_tee)
+      pt_element_stop_and_remove (GST_BIN (self), st->local_tee);
     g_ptr_array_unref (st->local);
     g_free (st);
     return;
@@ -552,7 +611,7 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
     st->ghost = ghost = gst_ghost_pad_new_no_target_from_template (name, templ);
   }
   g_signal_connect (st->ghost, "linked", G_CALLBACK (on_ghost_linked), st);
-  watch_first_buffer (self, st, pad);
+  watch_first_buffer (self, st, relay ? relay : pad);
   g_ptr_array_add (self->streams, st);
   expose = TRUE;
   all = self->expected_streams > 0 && self->streams->len >= self->expected_streams
@@ -890,9 +949,12 @@ on_tree_closed (GstElement * element, const gchar * tree_id, const gchar * reaso
 
   tees = g_ptr_array_new_with_free_func (gst_object_unref);
   g_mutex_lock (&self->streams_lock);
-  for (guint i = 0; i < self->streams->len; i++)
-    g_ptr_array_add (tees, gst_object_ref (((PtSrcStream *)
-                g_ptr_array_index (self->streams, i))->tee));
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSrcStream *st = g_ptr_array_index (self->streams, i);
+
+    g_ptr_array_add (tees, gst_object_ref (st->tee));
+    g_ptr_array_add (tees, gst_object_ref (st->local_tee));
+  }
   g_mutex_unlock (&self->streams_lock);
   if (tees->len == 0) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
@@ -1056,6 +1118,8 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   }
   pt_settings_fill_link_config (&self->settings, &self->session.config);
   self->session.config.latency_ms = self->latency;
+  self->session.config.adaptive_latency = self->latency_mode == GST_PEER_TREE_LATENCY_ADAPTIVE;
+  self->session.config.repair = self->repair;
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
@@ -1074,6 +1138,7 @@ stream_free (PtSrcStream * st, GstPeerTreeSrc * self)
   }
   g_ptr_array_unref (st->local);
   pt_element_stop_and_remove (GST_BIN (self), st->tee);
+  pt_element_stop_and_remove (GST_BIN (self), st->local_tee);
   if (st->ghost) {
     g_signal_handlers_disconnect_by_data (st->ghost, st);
     gst_element_remove_pad (GST_ELEMENT (self), st->ghost);
@@ -1181,7 +1246,7 @@ gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
 /* URI handler (application thread): pt-uri.c */
 
 static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
-  "latency", NULL
+  "latency", "latency-mode", "repair", NULL
 };
 
 static const PtUriSpec uri_spec = { GST_URI_SRC, uri_query_properties };
@@ -1254,6 +1319,12 @@ gst_peer_tree_src_set_property (GObject * object, guint prop_id, const GValue * 
     case PROP_LATENCY:
       self->latency = g_value_get_uint (value);
       break;
+    case PROP_LATENCY_MODE:
+      self->latency_mode = g_value_get_enum (value);
+      break;
+    case PROP_REPAIR:
+      self->repair = g_value_get_boolean (value);
+      break;
     default:
       if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1281,6 +1352,12 @@ gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
   switch (prop_id) {
     case PROP_LATENCY:
       g_value_set_uint (value, self->latency);
+      break;
+    case PROP_LATENCY_MODE:
+      g_value_set_enum (value, self->latency_mode);
+      break;
+    case PROP_REPAIR:
+      g_value_set_boolean (value, self->repair);
       break;
     default:
       if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
@@ -1330,20 +1407,37 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_URI,
       g_param_spec_string ("uri", "URI",
-          "peertree://HOST:PORT/TREE-ID[?local-addresses=…&client-id=…&latency=…]; "
+          "peertree://HOST:PORT/TREE-ID[?local-addresses=…&client-id=…&latency=…"
+          "&latency-mode=…&repair=…]; "
           "sets server, tree-id and the query's properties at once", NULL, rw));
   pt_settings_install_properties (gobject_class, PROP_SETTINGS,
       "Id of the tree to join, as given by the source's peertreesink tree-id",
       "Id this viewer announces to the server; empty lets the server assign one");
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint ("latency", "Latency",
-          "Milliseconds the jitterbuffers wait for a lost or late packet before "
-          "giving up on it (relaying itself never waits)", 0, 10000, DEFAULT_LATENCY, rw));
+          "Milliseconds the jitterbuffers (local output only: relaying never waits) "
+          "wait for a lost or late packet before giving up on it: with latency-mode "
+          "adaptive the upper bound, with fixed the value", 0, 10000, DEFAULT_LATENCY, rw));
+  g_object_class_install_property (gobject_class, PROP_LATENCY_MODE,
+      g_param_spec_enum ("latency-mode", "Latency mode",
+          "adaptive: once a repair has measured the parent link's round trip (rtx-rtt, "
+          "checked every second), the latency is clamp (2 x RTT + 150 ms, 150 ms, latency), "
+          "changed only when it moves by more than 20 %; until then, latency. "
+          "fixed: always latency", GST_TYPE_PEER_TREE_LATENCY_MODE, DEFAULT_LATENCY_MODE, rw));
+  g_object_class_install_property (gobject_class, PROP_REPAIR,
+      g_param_spec_boolean ("repair", "Repair",
+          "Repair lost packets on each link: NACK and RTX with the parent (a lost packet "
+          "is asked again and forwarded to the children once repaired) and answer the "
+          "children's NACKs from what this node sent them. FALSE: no NACK, no RTX",
+          DEFAULT_REPAIR, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Tree id, latency, depth, parent, number of streams, upstream link state and "
-          "webrtcbin statistics (upstream-webrtc), and per child: id, link state, "
-          "streams and webrtcbin statistics (webrtc)",
+          "Tree id, latency, depth, parent, number of streams, upstream link state, "
+          "webrtcbin statistics (upstream-webrtc) and repair counters (upstream-repair: "
+          "latency now, num-lost, rtx-count, rtx-success-count, rtx-rtt, num-rtx-requests, "
+          "num-rtx-packets…), and per child: id, link state, streams, webrtcbin "
+          "statistics (webrtc) and repair counters (repair: nack-count, pli-count, "
+          "num-rtx-requests, num-rtx-packets)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
@@ -1379,6 +1473,8 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
 
   pt_settings_init (&self->settings);
   self->latency = DEFAULT_LATENCY;
+  self->latency_mode = DEFAULT_LATENCY_MODE;
+  self->repair = DEFAULT_REPAIR;
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
   self->streams = g_ptr_array_new ();

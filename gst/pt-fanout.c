@@ -279,8 +279,11 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
         "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
         "n-streams", G_TYPE_UINT, child->n_streams, NULL);
     GstStructure *webrtc = pt_link_get_stats (child->link);
+    GstStructure *repair = pt_link_get_repair_stats (child->link, webrtc);
     GValue v = G_VALUE_INIT;
 
+    gst_structure_set (s, "repair", GST_TYPE_STRUCTURE, repair, NULL);
+    gst_structure_free (repair);
     if (webrtc) {
       gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, webrtc, NULL);
       gst_structure_free (webrtc);

@@ -35,12 +35,19 @@ struct _PtLink {
   gpointer user_data;
   GDestroyNotify user_data_free;
   GMainContext *context;
+  gboolean repair;
+  gboolean adaptive_latency;
+  guint max_latency_ms;
+  GstElement *rtpbin;           /* receiver: webrtcbin's (a ref) */
 
   gulong negotiation_id;
   gulong candidate_id;
   gulong ice_state_id;
   gulong conn_state_id;         /* sender */
   gulong pad_added_id;
+  gulong deep_added_id;
+  gulong new_transceiver_id;    /* receiver */
+  gulong new_jitterbuffer_id;   /* receiver, on rtpbin */
 
   /* protected by lock */
   gboolean closed;
@@ -54,7 +61,37 @@ struct _PtLink {
   guint n_remote_streams;
   GPtrArray *branches;          /* PtRelayBranch */
   gboolean keyframe_asked;      /* sender: when the child first connected */
+  GPtrArray *taps;              /* PtTap, receiver */
+  GstElement *rtxsend;          /* webrtcbin's rtprtxsend (a ref), once made */
+  GstElement *rtxreceive;       /* webrtcbin's rtprtxreceive (a ref), once made */
+  guint latency_ms;             /* receiver: webrtcbin's latency now */
+  GSource *latency_timer;       /* receiver with adaptive latency */
 };
+
+/* The relay tap of one received stream (receiver link): a probe on the
+ * sink pad of the stream's jitterbuffer pushes every packet, as it arrives
+ * (repaired ones included), through @proxy, a src pad of ours that feeds
+ * the owner's relay tee. See pt_link_get_relay_pad(). */
+typedef struct {
+  GstElement *jitterbuffer;     /* a ref */
+  GstPad *sink;                 /* its sink pad (a ref) */
+  gulong probe_id;
+  guint32 ssrc;
+  GstPad *proxy;                /* a ref, active, no parent */
+  GstPad *src;                  /* webrtcbin's src pad for the stream, once added (a ref) */
+  gint ready;                   /* atomic: forward packets through proxy */
+  /* the probe's (one streaming thread): sequence numbers forwarded */
+  gboolean have_top;
+  guint16 top;                  /* the highest */
+  guint64 seen[2];              /* bit i: top - i (0 ≤ i < 128) */
+} PtTap;
+
+/* The relay forwards a sequence number once, and none older than the
+ * SRTP replay window of the child links (libsrtp's 128): a repeated index
+ * (the original and its repair both arrive, or two repairs) makes the
+ * child link's srtpenc fail the whole pipeline ("replay check failed").
+ * The jitterbuffer drops such packets itself; the tap runs before it. */
+#define PT_TAP_WINDOW 128
 
 typedef struct {
   guint mline;
@@ -576,18 +613,541 @@ on_ice_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_
   }
 }
 
+static PtTap *pair_tap (PtLink * link, GstPad * pad);
+
 static void
 on_pad_added (GstElement * webrtcbin, GstPad * pad, gpointer user_data)
 {
   PtLink *link = user_data;
+  PtTap *tap;
 
   (void) webrtcbin;
 
   if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC || pt_link_is_closed (link))
     return;
   GST_DEBUG ("link %s: new src pad %s", link->peer_id, GST_PAD_NAME (pad));
+  tap = link->role == PT_LINK_ROLE_RECEIVER ? pair_tap (link, pad) : NULL;
   if (link->callbacks.pad_added)
     link->callbacks.pad_added (link, pad, link->user_data);
+  /* linked by the owner: packets flow through the tap from now on */
+  if (tap)
+    g_atomic_int_set (&tap->ready, 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* repair: the relay tap before the jitterbuffer (receiver) */
+
+/* webrtcbin's src pads are ghost pads of ghost pads; the innermost target
+ * (rtpptdemux's src pad) holds the stream's sticky events before the first
+ * buffer. (transfer full) (nullable) */
+static GstPad *
+innermost_pad (GstPad * pad)
+{
+  GstPad *p = gst_object_ref (pad);
+
+  while (p && GST_IS_GHOST_PAD (p)) {
+    GstPad *target = gst_ghost_pad_get_target (GST_GHOST_PAD (p));
+
+    gst_object_unref (p);
+    p = target;
+  }
+  return p;
+}
+
+/* upstream events from the relay tee (any thread). A keyframe request
+ * (GstForceKeyUnit, from a child's PLI/FIR or the owner) goes to the
+ * stream's src pad, where it travels up to rtpsession as today and becomes
+ * a PLI/FIR to the parent. Everything else stays here: a child's NACK
+ * (GstRTPRetransmissionRequest) is answered by the child link's own
+ * rtprtxsend and never reaches this point; should one come, the parent
+ * must not see it. */
+static gboolean
+tap_proxy_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstPad *src = NULL;
+
+  (void) parent;
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM &&
+      gst_event_has_name (event, "GstForceKeyUnit")) {
+    GST_OBJECT_LOCK (pad);
+    if (pad->element_private)
+      src = gst_object_ref (pad->element_private);
+    GST_OBJECT_UNLOCK (pad);
+  }
+  if (src) {
+    gboolean ret = gst_pad_send_event (src, event);
+
+    gst_object_unref (src);
+    return ret;
+  }
+  gst_event_unref (event);
+  return TRUE;
+}
+
+static gboolean
+tap_proxy_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  (void) parent;
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS:{
+      GstCaps *filter, *caps = gst_pad_get_current_caps (pad);
+
+      gst_query_parse_caps (query, &filter);
+      if (caps == NULL)
+        caps = gst_caps_new_empty_simple ("application/x-rtp");
+      if (filter) {
+        GstCaps *tmp = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+
+        gst_caps_unref (caps);
+        caps = tmp;
+      }
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_ACCEPT_CAPS:
+      gst_query_set_accept_caps_result (query, TRUE);
+      return TRUE;
+    case GST_QUERY_LATENCY:
+      /* relaying adds no latency */
+      gst_query_set_latency (query, TRUE, 0, GST_CLOCK_TIME_NONE);
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+static gboolean
+seen_bit (const guint64 * seen, guint i)
+{
+  return (seen[i / 64] >> (i % 64)) & 1;
+}
+
+/* the window moves up by @n */
+static void
+seen_shift (guint64 * seen, guint n)
+{
+  if (n >= PT_TAP_WINDOW) {
+    seen[0] = seen[1] = 0;
+  } else if (n >= 64) {
+    seen[1] = seen[0] << (n - 64);
+    seen[0] = 0;
+  } else if (n > 0) {
+    seen[1] = (seen[1] << n) | (seen[0] >> (64 - n));
+    seen[0] <<= n;
+  }
+}
+
+/* Whether @buf is a packet the tap has not forwarded yet (and marks it). */
+static gboolean
+tap_is_new (PtTap * tap, GstBuffer * buf)
+{
+  guint8 hdr[4];
+  guint16 seq;
+  gint16 diff;
+  guint age;
+
+  if (gst_buffer_extract (buf, 0, hdr, 4) != 4)
+    return FALSE;
+  seq = (hdr[2] << 8) | hdr[3];
+  if (!tap->have_top) {
+    tap->have_top = TRUE;
+    tap->top = seq;
+    tap->seen[0] = 1;
+    tap->seen[1] = 0;
+    return TRUE;
+  }
+  diff = (gint16) (guint16) (seq - tap->top);
+  if (diff > 0) {
+    seen_shift (tap->seen, (guint) diff);
+    tap->top = seq;
+    tap->seen[0] |= 1;
+    return TRUE;
+  }
+  age = (guint) - diff;
+  if (age >= PT_TAP_WINDOW || seen_bit (tap->seen, age))
+    return FALSE;
+  tap->seen[age / 64] |= G_GUINT64_CONSTANT (1) << (age % 64);
+  return TRUE;
+}
+
+/* the jitterbuffer's streaming thread (upstream of it: nicesrc's) */
+static GstPadProbeReturn
+on_jitterbuffer_input (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtTap *tap = data;
+
+  (void) pad;
+  if (!g_atomic_int_get (&tap->ready))
+    return GST_PAD_PROBE_OK;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+
+    if (tap_is_new (tap, buf))
+      gst_pad_push (tap->proxy, gst_buffer_ref (buf));
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST (info);
+
+    for (guint i = 0; i < gst_buffer_list_length (list); i++) {
+      GstBuffer *buf = gst_buffer_list_get (list, i);
+
+      if (tap_is_new (tap, buf))
+        gst_pad_push (tap->proxy, gst_buffer_ref (buf));
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/* After the webrtcbin has stopped (no probe runs any more). */
+static void
+pt_tap_free (PtTap * tap)
+{
+  if (tap->probe_id)
+    gst_pad_remove_probe (tap->sink, tap->probe_id);
+  if (GST_PAD_PEER (tap->proxy)) {
+    g_autoptr (GstPad) peer = gst_pad_get_peer (tap->proxy);
+
+    if (peer)
+      gst_pad_unlink (tap->proxy, peer);
+  }
+  gst_pad_set_active (tap->proxy, FALSE);
+  GST_OBJECT_LOCK (tap->proxy);
+  gst_clear_object ((GstPad **) & tap->proxy->element_private);
+  GST_OBJECT_UNLOCK (tap->proxy);
+  gst_object_unref (tap->proxy);
+  gst_clear_object (&tap->src);
+  gst_object_unref (tap->sink);
+  gst_object_unref (tap->jitterbuffer);
+  g_free (tap);
+}
+
+/* rtpbin::new-jitterbuffer, after webrtcbin's own handler (a streaming
+ * thread). webrtcbin sets do-retransmission on every jitterbuffer of the
+ * bundle from the last transceiver's do-nack; set it from the link's
+ * setting. Every jitterbuffer gets a tap; the one whose SSRC a src pad
+ * carries (the media SSRC, never the RTX one) forwards, once that pad
+ * exists (on_pad_added). */
+static void
+on_new_jitterbuffer (GstElement * rtpbin, GstElement * jitterbuffer, guint session,
+    guint ssrc, gpointer user_data)
+{
+  PtLink *link = user_data;
+  PtTap *tap;
+  g_autofree gchar *name = g_strdup_printf ("relay_%u_%u", session, ssrc);
+
+  (void) rtpbin;
+  g_object_set (jitterbuffer, "do-retransmission", link->repair, NULL);
+  /* the first packet would otherwise wait for the whole latency (the
+   * deadline of an unknown stream start) before the src pad appears */
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (jitterbuffer),
+          "faststart-min-packets"))
+    g_object_set (jitterbuffer, "faststart-min-packets", 2u, NULL);
+
+  tap = g_new0 (PtTap, 1);
+  tap->jitterbuffer = gst_object_ref (jitterbuffer);
+  tap->sink = gst_element_get_static_pad (jitterbuffer, "sink");
+  tap->ssrc = ssrc;
+  tap->proxy = gst_object_ref_sink (gst_pad_new (name, GST_PAD_SRC));
+  gst_pad_set_event_function (tap->proxy, tap_proxy_event);
+  gst_pad_set_query_function (tap->proxy, tap_proxy_query);
+  gst_pad_set_active (tap->proxy, TRUE);
+
+  g_mutex_lock (&link->lock);
+  if (link->closed || tap->sink == NULL) {
+    g_mutex_unlock (&link->lock);
+    if (tap->sink == NULL)
+      tap->sink = gst_object_ref (tap->proxy);  /* for pt_tap_free */
+    pt_tap_free (tap);
+    return;
+  }
+  tap->probe_id = gst_pad_add_probe (tap->sink,
+      GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, on_jitterbuffer_input, tap,
+      NULL);
+  g_ptr_array_add (link->taps, tap);
+  g_mutex_unlock (&link->lock);
+  GST_DEBUG ("link %s: new jitterbuffer for ssrc %08x (do-retransmission %d)",
+      link->peer_id, ssrc, link->repair);
+}
+
+static gboolean
+copy_sticky_event (GstPad * pad, GstEvent ** event, gpointer user_data)
+{
+  GstPad *proxy = user_data;
+
+  (void) pad;
+  switch (GST_EVENT_TYPE (*event)) {
+    case GST_EVENT_STREAM_START:
+    case GST_EVENT_CAPS:
+    case GST_EVENT_SEGMENT:
+      gst_pad_store_sticky_event (proxy, *event);
+      break;
+    default:
+      break;
+  }
+  return TRUE;
+}
+
+/* A src pad of the webrtcbin appeared (streaming thread): pair it with the
+ * tap of the jitterbuffer of its SSRC. The tap's pad takes the stream's
+ * sticky events (the jitterbuffer's input only has poor caps). Returns the
+ * tap, to be made ready once the owner has linked it. */
+static PtTap *
+pair_tap (PtLink * link, GstPad * pad)
+{
+  g_autoptr (GstPad) inner = innermost_pad (pad);
+  g_autoptr (GstCaps) caps = inner ? gst_pad_get_current_caps (inner) : NULL;
+  guint ssrc;
+  PtTap *tap = NULL;
+
+  if (caps == NULL || !gst_structure_get_uint (gst_caps_get_structure (caps, 0), "ssrc",
+          &ssrc)) {
+    GST_WARNING ("link %s: src pad %s has no SSRC: not relayed", link->peer_id,
+        GST_PAD_NAME (pad));
+    return NULL;
+  }
+  g_mutex_lock (&link->lock);
+  for (guint i = link->taps->len; i > 0 && tap == NULL; i--) {
+    PtTap *t = g_ptr_array_index (link->taps, i - 1);
+
+    if (t->ssrc == ssrc && t->src == NULL)
+      tap = t;
+  }
+  if (tap)
+    tap->src = gst_object_ref (pad);
+  g_mutex_unlock (&link->lock);
+  if (tap == NULL) {
+    GST_WARNING ("link %s: no jitterbuffer for ssrc %08x: not relayed", link->peer_id, ssrc);
+    return NULL;
+  }
+
+  gst_pad_sticky_events_foreach (inner, copy_sticky_event, tap->proxy);
+  if (!gst_pad_has_current_caps (tap->proxy))
+    gst_pad_store_sticky_event (tap->proxy, gst_event_new_caps (caps));
+  {
+    g_autoptr (GstEvent) ss = gst_pad_get_sticky_event (tap->proxy, GST_EVENT_STREAM_START, 0);
+    g_autoptr (GstEvent) seg = gst_pad_get_sticky_event (tap->proxy, GST_EVENT_SEGMENT, 0);
+
+    if (ss == NULL) {
+      g_autofree gchar *id = g_strdup_printf ("peertree-relay-%08x", ssrc);
+
+      gst_pad_store_sticky_event (tap->proxy, gst_event_new_stream_start (id));
+    }
+    if (seg == NULL) {
+      GstSegment segment;
+
+      gst_segment_init (&segment, GST_FORMAT_TIME);
+      gst_pad_store_sticky_event (tap->proxy, gst_event_new_segment (&segment));
+    }
+  }
+  GST_OBJECT_LOCK (tap->proxy);
+  tap->proxy->element_private = gst_object_ref (pad);
+  GST_OBJECT_UNLOCK (tap->proxy);
+  GST_DEBUG ("link %s: %s relayed from the jitterbuffer input of ssrc %08x", link->peer_id,
+      GST_PAD_NAME (pad), ssrc);
+  return tap;
+}
+
+GstPad *
+pt_link_get_relay_pad (PtLink * link, GstPad * pad)
+{
+  GstPad *ret = NULL;
+
+  g_return_val_if_fail (link != NULL, NULL);
+
+  g_mutex_lock (&link->lock);
+  for (guint i = 0; i < link->taps->len && ret == NULL; i++) {
+    PtTap *t = g_ptr_array_index (link->taps, i);
+
+    if (t->src == pad)
+      ret = gst_object_ref (t->proxy);
+  }
+  g_mutex_unlock (&link->lock);
+  return ret;
+}
+
+/* webrtcbin::on-new-transceiver (receiver): only the local do-nack counts
+ * in 1.22, so the answer's NACK and RTX follow the link's setting. */
+static void
+on_new_transceiver (GstElement * webrtcbin, GstWebRTCRTPTransceiver * trans,
+    gpointer user_data)
+{
+  PtLink *link = user_data;
+
+  (void) webrtcbin;
+  g_object_set (trans, "do-nack", link->repair, NULL);
+}
+
+/* webrtcbin::deep-element-added: keep the RTX elements for the stats */
+static void
+on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
+    gpointer user_data)
+{
+  PtLink *link = user_data;
+  GstElementFactory *factory = gst_element_get_factory (element);
+  const gchar *name = factory ? GST_OBJECT_NAME (factory) : "";
+
+  (void) bin;
+  (void) sub_bin;
+  g_mutex_lock (&link->lock);
+  if (g_strcmp0 (name, "rtprtxsend") == 0 && link->rtxsend == NULL)
+    link->rtxsend = gst_object_ref (element);
+  else if (g_strcmp0 (name, "rtprtxreceive") == 0 && link->rtxreceive == NULL)
+    link->rtxreceive = gst_object_ref (element);
+  g_mutex_unlock (&link->lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* repair: the latency follows the link (receiver, the owner's context) */
+
+static guint64
+stats_uint64 (const GstStructure * s, const gchar * field)
+{
+  guint64 v = 0;
+
+  if (s && !gst_structure_get_uint64 (s, field, &v)) {
+    guint u = 0;
+
+    if (gst_structure_get_uint (s, field, &u))
+      v = u;
+  }
+  return v;
+}
+
+/* The stats of the jitterbuffers that feed the relay (summed; rtx-rtt the
+ * largest). (transfer full) */
+static GstStructure *
+jitterbuffer_stats (PtLink * link)
+{
+  g_autoptr (GPtrArray) jbs = g_ptr_array_new_with_free_func (gst_object_unref);
+  guint64 lost = 0, pushed = 0, rtx = 0, rtx_ok = 0, rtt = 0;
+
+  g_mutex_lock (&link->lock);
+  for (guint i = 0; link->taps && i < link->taps->len; i++) {
+    PtTap *t = g_ptr_array_index (link->taps, i);
+
+    if (t->src)
+      g_ptr_array_add (jbs, gst_object_ref (t->jitterbuffer));
+  }
+  g_mutex_unlock (&link->lock);
+  for (guint i = 0; i < jbs->len; i++) {
+    g_autoptr (GstStructure) s = NULL;
+
+    g_object_get (g_ptr_array_index (jbs, i), "stats", &s, NULL);
+    lost += stats_uint64 (s, "num-lost");
+    pushed += stats_uint64 (s, "num-pushed");
+    rtx += stats_uint64 (s, "rtx-count");
+    rtx_ok += stats_uint64 (s, "rtx-success-count");
+    if (stats_uint64 (s, "rtx-success-count") > 0)
+      rtt = MAX (rtt, stats_uint64 (s, "rtx-rtt"));
+  }
+  return gst_structure_new ("jitterbuffer", "num-pushed", G_TYPE_UINT64, pushed,
+      "num-lost", G_TYPE_UINT64, lost, "rtx-count", G_TYPE_UINT64, rtx,
+      "rtx-success-count", G_TYPE_UINT64, rtx_ok, "rtx-rtt", G_TYPE_UINT64, rtt, NULL);
+}
+
+/* clamp (2 × RTT + margin, min, bound); the bound before any repair
+ * measured the round trip (a receiver has no RTCP RTT in 1.22: no XR) */
+static guint
+adaptive_latency_for (guint64 rtt_ns, gboolean measured, guint bound_ms)
+{
+  guint64 ms;
+
+  if (!measured)
+    return bound_ms;
+  ms = 2 * (rtt_ns / GST_MSECOND) + PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS;
+  return (guint) CLAMP (ms, MIN (PT_LINK_ADAPTIVE_LATENCY_MIN_MS, bound_ms), bound_ms);
+}
+
+static gboolean
+on_latency_timer (gpointer data)
+{
+  PtLink *link = data;
+  g_autoptr (GstStructure) s = NULL;
+  guint cur, want;
+
+  if (pt_link_is_closed (link))
+    return G_SOURCE_REMOVE;
+  s = jitterbuffer_stats (link);
+  want = adaptive_latency_for (stats_uint64 (s, "rtx-rtt"),
+      stats_uint64 (s, "rtx-success-count") > 0, link->max_latency_ms);
+  g_mutex_lock (&link->lock);
+  cur = link->latency_ms;
+  /* only moves of more than 20 %: every change makes the pipeline
+   * recompute its latency */
+  if (want * 5 > cur * 6 || want * 5 < cur * 4)
+    link->latency_ms = want;
+  else
+    want = cur;
+  g_mutex_unlock (&link->lock);
+  if (want != cur) {
+    GST_INFO ("link %s: latency %u ms (was %u; repair rtt %" G_GUINT64_FORMAT " us)",
+        link->peer_id, want, cur, stats_uint64 (s, "rtx-rtt") / 1000);
+    g_object_set (link->webrtcbin, "latency", want, NULL);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+GstStructure *
+pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
+{
+  GstStructure *ret = gst_structure_new ("repair", "enabled", G_TYPE_BOOLEAN, link->repair,
+      NULL);
+  g_autoptr (GstElement) rtxsend = NULL;
+  g_autoptr (GstElement) rtxreceive = NULL;
+  guint latency;
+
+  g_mutex_lock (&link->lock);
+  if (link->rtxsend)
+    rtxsend = gst_object_ref (link->rtxsend);
+  if (link->rtxreceive)
+    rtxreceive = gst_object_ref (link->rtxreceive);
+  latency = link->latency_ms;
+  g_mutex_unlock (&link->lock);
+
+  if (link->role == PT_LINK_ROLE_SENDER) {
+    guint requests = 0, packets = 0, nacks = 0, plis = 0;
+
+    if (rtxsend)
+      g_object_get (rtxsend, "num-rtx-requests", &requests, "num-rtx-packets", &packets,
+          NULL);
+    for (gint i = 0; webrtc_stats && i < gst_structure_n_fields (webrtc_stats); i++) {
+      const GValue *v = gst_structure_get_value (webrtc_stats,
+          gst_structure_nth_field_name (webrtc_stats, i));
+      const GstStructure *st;
+      GstWebRTCStatsType type;
+      guint n;
+
+      if (!GST_VALUE_HOLDS_STRUCTURE (v))
+        continue;
+      st = gst_value_get_structure (v);
+      if (!gst_structure_get_enum (st, "type", GST_TYPE_WEBRTC_STATS_TYPE, (gint *) & type)
+          || type != GST_WEBRTC_STATS_OUTBOUND_RTP)
+        continue;
+      if (gst_structure_get_uint (st, "nack-count", &n))
+        nacks += n;
+      if (gst_structure_get_uint (st, "pli-count", &n))
+        plis += n;
+    }
+    gst_structure_set (ret, "num-rtx-requests", G_TYPE_UINT, requests,
+        "num-rtx-packets", G_TYPE_UINT, packets, "nack-count", G_TYPE_UINT, nacks,
+        "pli-count", G_TYPE_UINT, plis, NULL);
+  } else {
+    g_autoptr (GstStructure) jb = jitterbuffer_stats (link);
+    guint requests = 0, packets = 0, assoc = 0;
+
+    if (rtxreceive)
+      g_object_get (rtxreceive, "num-rtx-requests", &requests, "num-rtx-packets", &packets,
+          "num-rtx-assoc-packets", &assoc, NULL);
+    gst_structure_set (ret, "latency", G_TYPE_UINT, latency,
+        "num-pushed", G_TYPE_UINT64, stats_uint64 (jb, "num-pushed"),
+        "num-lost", G_TYPE_UINT64, stats_uint64 (jb, "num-lost"),
+        "rtx-count", G_TYPE_UINT64, stats_uint64 (jb, "rtx-count"),
+        "rtx-success-count", G_TYPE_UINT64, stats_uint64 (jb, "rtx-success-count"),
+        "rtx-rtt", G_TYPE_UINT64, stats_uint64 (jb, "rtx-rtt"),
+        "num-rtx-requests", G_TYPE_UINT, requests, "num-rtx-packets", G_TYPE_UINT, packets,
+        "num-rtx-assoc-packets", G_TYPE_UINT, assoc, NULL);
+  }
+  return ret;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -638,6 +1198,11 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   link->state = PT_LINK_STATE_NEW;
   g_queue_init (&link->pending_candidates);
   link->branches = g_ptr_array_new ();
+  link->taps = g_ptr_array_new ();
+  link->repair = config->repair;
+  link->adaptive_latency = config->adaptive_latency;
+  link->max_latency_ms = config->latency_ms;
+  link->latency_ms = config->latency_ms;
 
   link->negotiation_id = g_signal_connect (webrtcbin, "on-negotiation-needed",
       G_CALLBACK (on_negotiation_needed), link);
@@ -650,6 +1215,27 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   if (role == PT_LINK_ROLE_SENDER)
     link->conn_state_id = g_signal_connect (webrtcbin, "notify::connection-state",
         G_CALLBACK (on_connection_state), link);
+  link->deep_added_id = g_signal_connect (webrtcbin, "deep-element-added",
+      G_CALLBACK (on_link_deep_element_added), link);
+  if (role == PT_LINK_ROLE_RECEIVER) {
+    link->new_transceiver_id = g_signal_connect (webrtcbin, "on-new-transceiver",
+        G_CALLBACK (on_new_transceiver), link);
+    /* webrtcbin makes its rtpbin at once; connected after webrtcbin's own
+     * handler, so ours has the last word */
+    link->rtpbin = gst_bin_get_by_name (GST_BIN (webrtcbin), "rtpbin");
+    if (link->rtpbin)
+      link->new_jitterbuffer_id = g_signal_connect (link->rtpbin, "new-jitterbuffer",
+          G_CALLBACK (on_new_jitterbuffer), link);
+    else
+      GST_WARNING ("link %s: webrtcbin has no rtpbin: nothing will be relayed", peer_id);
+    if (link->adaptive_latency) {
+      link->latency_timer = g_timeout_source_new (1000);
+      g_source_set_callback (link->latency_timer, on_latency_timer, pt_link_ref (link),
+          (GDestroyNotify) pt_link_unref);
+      g_source_set_static_name (link->latency_timer, "[peertree] link latency");
+      g_source_attach (link->latency_timer, link->context);
+    }
+  }
 
   GST_INFO ("link %s: new %s", peer_id, role == PT_LINK_ROLE_SENDER ? "sender" : "receiver");
   return link;
@@ -678,6 +1264,10 @@ pt_link_unref (PtLink * link)
   }
   g_queue_clear_full (&link->pending_candidates, (GDestroyNotify) pt_candidate_free);
   g_ptr_array_unref (link->branches);
+  g_ptr_array_unref (link->taps);
+  gst_clear_object (&link->rtxsend);
+  gst_clear_object (&link->rtxreceive);
+  gst_clear_object (&link->rtpbin);
   gst_clear_object (&link->webrtcbin);
   gst_clear_object (&link->bin);
   g_main_context_unref (link->context);
@@ -760,11 +1350,20 @@ pt_link_add_send_stream (PtLink * link, GstCaps * rtp_caps, GError ** error)
     /* a payloader's private fields do not belong in the SDP */
     g_autoptr (GstCaps) prefs = gst_caps_copy (rtp_caps);
 
-    for (guint i = 0; i < gst_caps_get_size (prefs); i++)
-      gst_structure_remove_fields (gst_caps_get_structure (prefs, i),
-          "seqnum-offset", "timestamp-offset", "seqnum-base", "clock-base", NULL);
+    for (guint i = 0; i < gst_caps_get_size (prefs); i++) {
+      GstStructure *st = gst_caps_get_structure (prefs, i);
+
+      gst_structure_remove_fields (st, "seqnum-offset", "timestamp-offset", "seqnum-base",
+          "clock-base", NULL);
+      /* relayed caps carry the parent link's feedback */
+      if (!link->repair)
+        gst_structure_remove_field (st, "rtcp-fb-nack");
+    }
+    /* do-nack: the offer carries a=rtcp-fb nack, an RTX payload (apt=) and
+     * an ssrc-group FID, and webrtcbin puts rtprtxsend, the cache that
+     * answers the child's NACKs, on the send path */
     g_object_set (trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
-        "codec-preferences", prefs, NULL);
+        "codec-preferences", prefs, "do-nack", link->repair, NULL);
     GST_DEBUG ("link %s: %s with %" GST_PTR_FORMAT, link->peer_id, pad_name, prefs);
   }
   return pad;
@@ -808,8 +1407,9 @@ pt_link_add_relay_stream (PtLink * link, GstElement * tee, GError ** error)
 void
 pt_link_close (PtLink * link)
 {
-  GPtrArray *branches;
+  GPtrArray *branches, *taps;
   GstElement *webrtcbin;
+  GSource *latency_timer;
 
   g_return_if_fail (link != NULL);
   webrtcbin = link->webrtcbin;
@@ -823,7 +1423,13 @@ pt_link_close (PtLink * link)
   link->state = PT_LINK_STATE_CLOSED;
   branches = link->branches;
   link->branches = g_ptr_array_new ();
+  latency_timer = g_steal_pointer (&link->latency_timer);
   g_mutex_unlock (&link->lock);
+
+  if (latency_timer) {
+    g_source_destroy (latency_timer);
+    g_source_unref (latency_timer);
+  }
 
   GST_INFO ("link %s: closing", link->peer_id);
 
@@ -833,6 +1439,10 @@ pt_link_close (PtLink * link)
   g_clear_signal_handler (&link->ice_state_id, webrtcbin);
   g_clear_signal_handler (&link->conn_state_id, webrtcbin);
   g_clear_signal_handler (&link->pad_added_id, webrtcbin);
+  g_clear_signal_handler (&link->deep_added_id, webrtcbin);
+  g_clear_signal_handler (&link->new_transceiver_id, webrtcbin);
+  if (link->rtpbin)
+    g_clear_signal_handler (&link->new_jitterbuffer_id, link->rtpbin);
 
   /* 2. detach relay branches from the shared tees (siblings keep flowing) */
   for (guint i = 0; i < branches->len; i++)
@@ -848,6 +1458,14 @@ pt_link_close (PtLink * link)
    *    pt_element_stop_and_remove() has set it, no state change of the bin
    *    reaches the element any more. */
   pt_element_stop_and_remove (link->bin, webrtcbin);
+  /* the relay taps, now that no streaming thread of the webrtcbin runs */
+  g_mutex_lock (&link->lock);
+  taps = link->taps;
+  link->taps = g_ptr_array_new ();
+  g_mutex_unlock (&link->lock);
+  for (guint i = 0; i < taps->len; i++)
+    pt_tap_free (g_ptr_array_index (taps, i));
+  g_ptr_array_unref (taps);
   for (guint i = 0; i < branches->len; i++)
     pt_relay_branch_free (g_ptr_array_index (branches, i), link->bin);
   g_ptr_array_unref (branches);

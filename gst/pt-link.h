@@ -17,7 +17,8 @@
  * pt_link_close() must be called from a thread that is not one of the link's
  * streaming threads (typically the owner's main context).
  *
- * Relaying: a receiver link's RTP src pad is fed into a relay tee
+ * Relaying: a receiver link's RTP as it arrives (pt_link_get_relay_pad(),
+ * before the jitterbuffer) is fed into a relay tee
  * (pt_relay_make_tee(), pt-relay.h); each child's sender link then takes its
  * own branch of that tee with pt_link_add_relay_stream(). The webrtcbin
  * itself is made by pt_webrtc_make_webrtcbin() (pt-webrtc.h).
@@ -127,6 +128,40 @@ GstPad *pt_link_add_send_stream (PtLink *link, GstCaps *rtp_caps, GError **error
  * by pt_link_close().
  */
 gboolean pt_link_add_relay_stream (PtLink *link, GstElement *tee, GError **error);
+
+/**
+ * pt_link_get_relay_pad:
+ * @pad: a src pad of the receiver's webrtcbin, in the pad_added callback
+ *
+ * Receiver only. The pad to feed the relay tee of @pad's stream with: it
+ * carries the same stream (caps, SSRC) but every packet as it reaches the
+ * jitterbuffer, before any reordering or wait for a lost packet, repaired
+ * packets (RTX) included. @pad itself, after the jitterbuffer, is for
+ * local decoding and must stay linked (the jitterbuffer, which sends this
+ * node's NACKs, runs only while it is). A keyframe request sent up this pad
+ * goes to @pad (a PLI/FIR to the parent); other upstream events stop here.
+ * Packets flow once pad_added returns.
+ *
+ * Returns: (transfer full) (nullable): the pad, or %NULL if @pad's
+ *   jitterbuffer is unknown.
+ */
+GstPad *pt_link_get_relay_pad (PtLink *link, GstPad *pad);
+
+/**
+ * pt_link_get_repair_stats:
+ * @webrtc_stats: (nullable): the link's pt_link_get_stats(), for a sender's
+ *   NACK and PLI counts
+ *
+ * Repair counters. Sender: num-rtx-requests and num-rtx-packets (its
+ * rtprtxsend: NACKed packets asked and resent), nack-count and pli-count
+ * (outbound-rtp, from the child). Receiver: latency (ms, now), num-pushed,
+ * num-lost, rtx-count, rtx-success-count, rtx-rtt (ns, 0 before a repair)
+ * of the jitterbuffers, num-rtx-requests, num-rtx-packets,
+ * num-rtx-assoc-packets of its rtprtxreceive. Both: enabled.
+ *
+ * Returns: (transfer full): a "repair" structure.
+ */
+GstStructure *pt_link_get_repair_stats (PtLink *link, const GstStructure *webrtc_stats);
 
 /* Brings the webrtcbin (and relay queues) to the bin's state. */
 gboolean pt_link_start (PtLink *link);

@@ -347,7 +347,9 @@ ask_keyframe_on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data
 }
 
 /* Whether @tee relays what an upstream webrtcbin receives (a viewer's
- * fan-out), rather than what this process encodes (the source's). */
+ * fan-out, fed by a receiver link's relay pad: a pad of no element, see
+ * pt_link_get_relay_pad), rather than what this process encodes (the
+ * source's, fed by its payloader). */
 static gboolean
 fanout_fed_by_webrtcbin (GstElement * tee)
 {
@@ -356,6 +358,8 @@ fanout_fed_by_webrtcbin (GstElement * tee)
   g_autoptr (GstElement) up = peer ? gst_pad_get_parent_element (peer) : NULL;
   GstElementFactory *f = up ? gst_element_get_factory (up) : NULL;
 
+  if (peer && up == NULL)
+    return TRUE;
   return f && g_strcmp0 (GST_OBJECT_NAME (f), "webrtcbin") == 0;
 }
 

@@ -1,15 +1,18 @@
 /* peertree GStreamer elements — the relay tee and its branches
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Relaying: the RTP of each stream (a receiver link's src pad at a viewer,
- * the payloader at the source) is fed into a `tee` made with
+ * Relaying: the RTP of each stream (a receiver link's relay pad at a viewer:
+ * the packets as they reach its jitterbuffer, pt_link_get_relay_pad(); the
+ * payloader at the source) is fed into a `tee` made with
  * pt_relay_make_tee(); each child's sender link (pt-link.h) then takes its
  * own branch of that tee, a PtRelayBranch:
  *
- *   upstream webrtcbin src_N ─► tee (allow-not-linked) ─┬─► queue (leaky, 50 ms) ─► child A webrtcbin sink_N
- *                                                       ├─► queue (leaky, 50 ms) ─► child B webrtcbin sink_N
- *                                                       └─► (local output, optional)
+ *   relay pad (before the jitterbuffer) ─► tee (allow-not-linked) ─┬─► queue (leaky, 50 ms) ─► child A webrtcbin sink_N
+ *                                                                  └─► queue (leaky, 50 ms) ─► child B webrtcbin sink_N
+ *   upstream webrtcbin src_N (after it) ─► tee (allow-not-linked) ──► (local output, optional)
  *
+ * Each child link answers its child's NACKs from its own rtprtxsend cache
+ * (what it sent); a NACK never crosses the tee.
  * The RTP caps, payload type and SSRC pass unchanged, so the children's
  * PLI/FIR become upstream GstForceKeyUnit events that cross the tee back to
  * the upstream webrtcbin (or the encoder), which turns them into PLI/FIR

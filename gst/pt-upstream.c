@@ -402,7 +402,10 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
       pt_link_state_to_string (pt_link_get_state (u->link)) : "none", NULL);
   if (u->link) {
     GstStructure *up = pt_link_get_stats (u->link);
+    GstStructure *repair = pt_link_get_repair_stats (u->link, up);
 
+    gst_structure_set (s, "upstream-repair", GST_TYPE_STRUCTURE, repair, NULL);
+    gst_structure_free (repair);
     if (up) {
       gst_structure_set (s, "upstream-webrtc", GST_TYPE_STRUCTURE, up, NULL);
       gst_structure_free (up);

@@ -16,7 +16,12 @@ G_BEGIN_DECLS
 
 /**
  * PtLinkConfig:
- * @latency_ms: webrtcbin `latency` (jitterbuffer bound for lost packets).
+ * @latency_ms: webrtcbin `latency` (jitterbuffer bound for lost packets); with
+ *   @adaptive_latency, the upper bound of the latency that follows the link.
+ * @adaptive_latency: a receiver link sets its latency from the measured
+ *   round trip of repairs: clamp (2 × RTT + 150 ms, 150 ms, @latency_ms).
+ * @repair: negotiate NACK and RTX (per-hop loss repair) and send RTCP
+ *   feedback early enough for it.
  * @local_addresses: (nullable): %NULL-terminated list of IP addresses ICE may
  *   use; %NULL or empty means every interface.
  * @stun_server: (nullable): `stun://host:port`.
@@ -26,12 +31,17 @@ G_BEGIN_DECLS
  */
 typedef struct {
   guint latency_ms;
+  gboolean adaptive_latency;
+  gboolean repair;
   gchar **local_addresses;
   gchar *stun_server;
   gchar *turn_server;
 } PtLinkConfig;
 
 #define PT_LINK_DEFAULT_LATENCY_MS 20
+/* the adaptive latency: clamp (2 × RTT + MARGIN, MIN, latency_ms) */
+#define PT_LINK_ADAPTIVE_LATENCY_MIN_MS 150
+#define PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS 150
 
 void pt_link_config_init (PtLinkConfig *config);
 void pt_link_config_clear (PtLinkConfig *config);

@@ -139,10 +139,28 @@ GST_START_TEST (test_uri_round_trip)
 
   /* set through properties, read as a URI */
   g_object_set (src, "server", "ws://192.0.2.1:9000", "tree-id", "t", "client-id", NULL,
-      "local-addresses", NULL, "latency", 20, NULL);
+      "local-addresses", NULL, "latency", 200, NULL);
   g_clear_pointer (&uri, g_free);
   uri = gst_uri_handler_get_uri (GST_URI_HANDLER (src));
   fail_unless_equals_string (uri, "peertree://192.0.2.1:9000/t");
+
+  /* the repair settings (the benchmark anchor: today's behaviour) */
+  fail_unless (gst_uri_handler_set_uri (GST_URI_HANDLER (src),
+          "peertree://192.0.2.1:9000/t?latency=20&latency-mode=fixed&repair=false", &error),
+      "%s", error ? error->message : "");
+  {
+    gboolean repair = TRUE;
+    gint mode = -1;
+
+    g_object_get (src, "repair", &repair, "latency-mode", &mode, "latency", &latency, NULL);
+    fail_if (repair);
+    fail_unless_equals_int (mode, 1 /* fixed */ );
+    fail_unless_equals_int (latency, 20);
+  }
+  g_clear_pointer (&uri, g_free);
+  uri = gst_uri_handler_get_uri (GST_URI_HANDLER (src));
+  fail_unless (strstr (uri, "latency-mode=fixed") && strstr (uri, "repair=false"), "%s", uri);
+  g_object_set (src, "latency", 200, "latency-mode", 0, "repair", TRUE, NULL);
 
   /* bad URIs are refused and change nothing */
   g_clear_error (&error);
