@@ -62,11 +62,16 @@ netlab_rate a 0
 # cleanup when killed: a `netlab run` killed with TERM removes its lab
 "$here/netlab" run -h "x y" -- sleep 60 >/dev/null 2>&1 &
 run=$!
+# the lab of that run: the one whose owner is $run (other labs, e.g. of a
+# concurrent test run, are not ours to judge)
+other=
 for _ in $(seq 50); do
-  [ -n "$(ls "$NETLAB_STATE" 2>/dev/null | grep -v "^$NETLAB_LAB\$" | grep '^ptnl')" ] && break
+  for d in "$NETLAB_STATE"/ptnl*; do
+    [ "$(cut -d' ' -f1 "$d/owner" 2>/dev/null)" = "$run" ] && other=${d##*/}
+  done
+  [ -n "$other" ] && break
   sleep 0.1
 done
-other=$(ls "$NETLAB_STATE" | grep '^ptnl' | grep -v "^$NETLAB_LAB\$" | head -1)
 sleep 0.5
 kill -TERM "$run"; wait "$run" 2>/dev/null
 check "a killed lab ($other) leaves no namespace, link or state" \
