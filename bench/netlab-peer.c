@@ -3,6 +3,7 @@
  *
  *   netlab-peer source URL TREE-ID IP [--repair on|off] [--max-seconds N]
  *   netlab-peer viewer URL TREE-ID IP [--repair on|off] [--max-seconds N] [--name NAME]
+ *                          [--set PROPERTY=VALUE]... (on peertreesrc, or peertreesink)
  *   netlab-peer has-repair         exit 0 (and print where) if peertreesrc or
  *                                  peertreesink has a "repair" property, 1 if not
  *
@@ -39,6 +40,7 @@ static struct {
   gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
   guint depth;
+  GstElement *peer;             /* for its stats */
   GMainLoop *loop;
   gint exit_code;
 } P;
@@ -77,6 +79,23 @@ on_usr2 (gpointer data)
   g_atomic_int_set (&P.counting, 0);
   printf ("frames=%d keyframes=%d depth=%u\n", g_atomic_int_get (&P.frames),
       g_atomic_int_get (&P.keyframes), P.depth);
+  if (g_getenv ("NETLAB_PEER_STATS") && P.peer) {
+    g_autoptr (GstStructure) stats = NULL;
+    const GstStructure *repair;
+
+    g_object_get (P.peer, "stats", &stats, NULL);
+    if (stats && (repair = gst_structure_get_value (stats, "upstream-repair") ?
+            gst_value_get_structure (gst_structure_get_value (stats, "upstream-repair")) : NULL)) {
+      g_autofree gchar *str = gst_structure_to_string (repair);
+
+      fprintf (stderr, "netlab-peer: %s\n", str);
+    }
+    if (stats && g_getenv ("NETLAB_PEER_STATS_ALL")) {
+      g_autofree gchar *str = gst_structure_to_string (stats);
+
+      fprintf (stderr, "netlab-peer-all: %s\n", str);
+    }
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -201,6 +220,8 @@ main (int argc, char **argv)
   url = argv[2];
   tree = argv[3];
   ip = argv[4];
+  g_autoptr (GPtrArray) sets = g_ptr_array_new ();
+
   for (int i = 5; i + 1 < argc; i += 2) {
     if (g_str_equal (argv[i], "--repair"))
       repair = argv[i + 1];
@@ -208,6 +229,8 @@ main (int argc, char **argv)
       max_seconds = CLAMP ((guint) atoi (argv[i + 1]), 1, 3600);
     else if (g_str_equal (argv[i], "--name"))
       name = argv[i + 1];
+    else if (g_str_equal (argv[i], "--set"))
+      g_ptr_array_add (sets, argv[i + 1]);     /* PROPERTY=VALUE on peertreesrc/sink */
     else
       bench_die ("unknown option %s", argv[i]);
   }
@@ -233,6 +256,7 @@ main (int argc, char **argv)
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, NULL, NULL);
     peer = gst_bin_get_by_name (GST_BIN (pipeline), "peer");
     set_repair (peer, repair);
+    P.peer = peer;              /* the pipeline holds it */
     gst_object_unref (peer);
   } else {
     pipeline = gst_pipeline_new (name ? name : "viewer");
@@ -244,9 +268,18 @@ main (int argc, char **argv)
       g_object_set (peer, "client-id", name, NULL);
     set_repair (peer, repair);
     gst_bin_add (GST_BIN (pipeline), peer);
+    P.peer = peer;
     g_signal_connect (peer, "pad-added", G_CALLBACK (on_pad_added), NULL);
   }
 
+  for (guint i = 0; i < sets->len; i++) {
+    g_auto (GStrv) kv = g_strsplit (g_ptr_array_index (sets, i), "=", 2);
+
+    if (kv[0] && kv[1] && g_object_class_find_property (G_OBJECT_GET_CLASS (P.peer), kv[0]))
+      gst_util_set_object_arg (G_OBJECT (P.peer), kv[0], kv[1]);
+    else
+      bench_die ("--set %s: no such property", (gchar *) g_ptr_array_index (sets, i));
+  }
   P.loop = g_main_loop_new (NULL, FALSE);
   bus = gst_pipeline_get_bus (GST_PIPELINE (pipeline));
   gst_bus_add_watch (bus, on_bus, NULL);

@@ -837,6 +837,12 @@ on_new_jitterbuffer (GstElement * rtpbin, GstElement * jitterbuffer, guint sessi
 
   (void) rtpbin;
   g_object_set (jitterbuffer, "do-retransmission", link->repair, NULL);
+  /* ask only for gaps: by default the jitterbuffer also asks for the packet
+   * it expects next as soon as it is "late" by its estimate, which video's
+   * bursts of packets (a frame every 33 ms) make wrong all the time: most
+   * requests were then for packets not sent yet, wasting the RTCP budget
+   * the real ones need (2 811 requests for ~50 losses in the lab) */
+  g_object_set (jitterbuffer, "rtx-next-seqnum", FALSE, NULL);
   /* the first packet would otherwise wait for the whole latency (the
    * deadline of an unknown stream start) before the src pad appears */
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (jitterbuffer),
@@ -977,6 +983,66 @@ on_new_transceiver (GstElement * webrtcbin, GstWebRTCRTPTransceiver * trans,
   g_object_set (trans, "do-nack", link->repair, NULL);
 }
 
+/* rtprtxsend (1.22) appends every packet it sends to its cache and finds
+ * the one a NACK asks for by binary search over that list: a packet out of
+ * order (a relay forwarding a repaired packet late) hides its neighbours
+ * from the search for as long as it stays cached (1 s), and the child's
+ * NACKs for them go unanswered until its jitterbuffer gives up. A packet
+ * older than the newest one of its SSRC is therefore passed around the
+ * cache, straight to rtprtxsend's src pad: the child gets it at once, it
+ * just cannot be repaired from here a second time. Runs in the sending
+ * streaming thread, as rtprtxsend's chain function would. */
+typedef struct {
+  GHashTable *top;              /* SSRC -> the newest sequence number + 1 */
+} PtCacheGuard;
+
+static void
+cache_guard_free (PtCacheGuard * g)
+{
+  g_hash_table_unref (g->top);
+  g_free (g);
+}
+
+static GstPadProbeReturn
+keep_rtx_cache_in_order (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtCacheGuard *g = data;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  guint8 hdr[12];
+  guint32 ssrc;
+  guint16 seq;
+  gpointer top;
+
+  if (gst_buffer_extract (buf, 0, hdr, sizeof hdr) != sizeof hdr || (hdr[0] >> 6) != 2)
+    return GST_PAD_PROBE_OK;
+  seq = (hdr[2] << 8) | hdr[3];
+  ssrc = ((guint32) hdr[8] << 24) | ((guint32) hdr[9] << 16) | ((guint32) hdr[10] << 8) |
+      hdr[11];
+  top = g_hash_table_lookup (g->top, GUINT_TO_POINTER (ssrc));
+  if (top == NULL || (gint16) (guint16) (seq - (GPOINTER_TO_UINT (top) - 1)) > 0) {
+    g_hash_table_insert (g->top, GUINT_TO_POINTER (ssrc), GUINT_TO_POINTER (seq + 1u));
+    return GST_PAD_PROBE_OK;
+  }
+  {
+    g_autoptr (GstPad) src = gst_element_get_static_pad (GST_PAD_PARENT (pad), "src");
+
+    if (src)
+      gst_pad_push (src, gst_buffer_ref (buf));
+  }
+  return GST_PAD_PROBE_DROP;
+}
+
+static void
+guard_rtx_cache (GstElement * rtxsend)
+{
+  g_autoptr (GstPad) sink = gst_element_get_static_pad (rtxsend, "sink");
+  PtCacheGuard *g = g_new0 (PtCacheGuard, 1);
+
+  g->top = g_hash_table_new (NULL, NULL);
+  gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, keep_rtx_cache_in_order, g,
+      (GDestroyNotify) cache_guard_free);
+}
+
 /* webrtcbin::deep-element-added: keep the RTX elements for the stats */
 static void
 on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
@@ -989,8 +1055,10 @@ on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element
   (void) bin;
   (void) sub_bin;
   g_mutex_lock (&link->lock);
-  if (g_strcmp0 (name, "rtprtxsend") == 0 && link->rtxsend == NULL)
+  if (g_strcmp0 (name, "rtprtxsend") == 0 && link->rtxsend == NULL) {
     link->rtxsend = gst_object_ref (element);
+    guard_rtx_cache (element);
+  }
   else if (g_strcmp0 (name, "rtprtxreceive") == 0 && link->rtxreceive == NULL)
     link->rtxreceive = gst_object_ref (element);
   g_mutex_unlock (&link->lock);

@@ -80,6 +80,7 @@ ptchain_peer () {  # HOST ROLE
   ip netns exec "$(netlab_ns "$1")" env GST_PLUGIN_PATH="$PTCHAIN_BUILD/gst" GIO_USE_PROXY_RESOLVER=dummy \
     "$PTCHAIN_BUILD/bench/netlab-peer" "$2" "$PTCHAIN_URL" "$PTCHAIN_TREE" "$ip" \
     --name "$1-$PTCHAIN_TREE" --max-seconds 900 ${PTCHAIN_REPAIR:+--repair "$PTCHAIN_REPAIR"} \
+    $( [ "$2" = viewer ] && for kv in ${PTCHAIN_VIEWER_SET:-}; do printf -- '--set %s ' "$kv"; done ) \
     >"$st/peer-$1.out" 2>"$st/peer-$1.log" </dev/null &
   eval "PTCHAIN_PID_$1=$!"
 }
