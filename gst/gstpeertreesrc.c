@@ -1056,6 +1056,8 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   }
   pt_settings_fill_link_config (&self->settings, &self->session.config);
   self->session.config.latency_ms = self->latency;
+  g_free (self->session.token);
+  self->session.token = g_strdup (self->settings.token);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
