@@ -164,6 +164,9 @@ main (int argc, char **argv)
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("— peertree signalling server");
   g_autoptr (GError) error = NULL;
+  g_option_context_set_description (ctx, "Tokens for --auth-key: peertree-server token --key "
+      "FILE --sub ID [--exp-in SECONDS] [--publish|--view|--relay|--room|--client|--provide|"
+      "--call|--subscribe PATTERN]... [--admin] (see peertree-server token --help)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
     fprintf (stderr, "peertree-server: %s\n", error->message);
