@@ -329,7 +329,8 @@ pt_uint (JsonObject *obj, const char *name, guint *out)
 
 static const PtMessageSpec specs[] = {
   /* trees */
-  REQ (PT_REQ_HELLO, R (PT_F_VERSION, UINT), O (PT_F_CLIENT_ID, ID), O (PT_F_SECRET, STRING)),
+  REQ (PT_REQ_HELLO, R (PT_F_VERSION, UINT), O (PT_F_CLIENT_ID, ID), O (PT_F_SECRET, STRING),
+      O (PT_F_TOKEN, STRING)),
   REQ (PT_REQ_CREATE, O (PT_F_TREE_ID, ID), O (PT_F_K, UINT), O (PT_F_K1, UINT),
       O (PT_F_SECRET, STRING)),
   EV (PT_EV_SOURCE_LOST, R (PT_F_TREE_ID, ID), R (PT_F_GRACE, UINT)),
@@ -337,7 +338,7 @@ static const PtMessageSpec specs[] = {
   REQ (PT_REQ_REJOIN, R (PT_F_TREE_ID, ID), O (PT_F_PARENT, ID), O (PT_F_SOURCE, BOOL),
       O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING), O (PT_F_CHILDREN, ARRAY)),
   EV (PT_EV_PLACED, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT)),
-  REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID)),
+  REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID), O (PT_F_LEAF, BOOL)),
   REQ (PT_REQ_RECONNECT_UPSTREAM, R (PT_F_TREE_ID, ID)),
   REQ (PT_REQ_LEAVE, R (PT_F_TREE_ID, ID)),
   REQ (PT_REQ_SIGNAL, R (PT_F_TREE_ID, ID), R (PT_F_TO, ID), R (PT_F_DATA, OBJECT)),

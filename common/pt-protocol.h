@@ -92,6 +92,8 @@ gboolean pt_json_depth_ok (const char *text, gsize len);
 #define PT_ERR_TOPIC_EXISTS "topic-exists"
 #define PT_ERR_NOT_PROVIDER "not-provider"
 #define PT_ERR_SERVICE_ERROR "service-error"
+#define PT_ERR_UNAUTHORIZED "unauthorized"
+#define PT_ERR_FORBIDDEN "forbidden"
 
 #define PT_ERROR_CODES(X) \
   X (BAD_JSON, PT_ERR_BAD_JSON, PEER_TREE_ERROR_BAD_REQUEST) \
@@ -119,7 +121,9 @@ gboolean pt_json_depth_ok (const char *text, gsize len);
   X (SERVICE_EXISTS, PT_ERR_SERVICE_EXISTS, PEER_TREE_ERROR_EXISTS) \
   X (TOPIC_EXISTS, PT_ERR_TOPIC_EXISTS, PEER_TREE_ERROR_EXISTS) \
   X (NOT_PROVIDER, PT_ERR_NOT_PROVIDER, PEER_TREE_ERROR_NOT_PERMITTED) \
-  X (SERVICE_ERROR, PT_ERR_SERVICE_ERROR, PEER_TREE_ERROR_REMOTE)
+  X (SERVICE_ERROR, PT_ERR_SERVICE_ERROR, PEER_TREE_ERROR_REMOTE) \
+  X (UNAUTHORIZED, PT_ERR_UNAUTHORIZED, PEER_TREE_ERROR_UNAUTHORIZED) \
+  X (FORBIDDEN, PT_ERR_FORBIDDEN, PEER_TREE_ERROR_FORBIDDEN)
 
 /* The #PeerTreeError (as an int: this module sits below libpeertree) of a
  * wire error code; PEER_TREE_ERROR_FAILED (0) for an unknown or NULL code. */
@@ -140,6 +144,8 @@ const char *const *pt_error_codes (void);
 #define PT_F_VERSION "version"
 #define PT_F_CLIENT_ID "clientId"
 #define PT_F_SECRET "secret"
+#define PT_F_TOKEN "token"              /* hello: a JWT, when the server has an auth key */
+#define PT_F_LEAF "leaf"                /* join: take no children */
 #define PT_F_K "k"
 #define PT_F_K1 "k1"
 #define PT_F_MAX_MESSAGE_SIZE "maxMessageSize"
@@ -191,6 +197,7 @@ const char *const *pt_error_codes (void);
 #define PT_REASON_SOURCE_DISCONNECTED "source-disconnected"
 #define PT_REASON_SOURCE_TIMEOUT "source-timeout"
 #define PT_REASON_SOURCE_NOT_BACK "source-not-back"
+#define PT_REASON_NO_SLOT "no-slot"
 
 /* ---- requests: messages between clients --------------------------------- */
 

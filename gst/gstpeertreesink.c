@@ -678,6 +678,8 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   GST_OBJECT_LOCK (self);
   pt_settings_fill_link_config (&self->settings, &self->session.config);
   self->session.config.repair = self->repair;
+  g_free (self->session.token);
+  self->session.token = g_strdup (self->settings.token);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);

@@ -1120,6 +1120,8 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   self->session.config.latency_ms = self->latency;
   self->session.config.adaptive_latency = self->latency_mode == GST_PEER_TREE_LATENCY_ADAPTIVE;
   self->session.config.repair = self->repair;
+  g_free (self->session.token);
+  self->session.token = g_strdup (self->settings.token);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);

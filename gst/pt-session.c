@@ -24,6 +24,7 @@ void
 pt_session_clear (PtSession * s)
 {
   pt_link_config_clear (&s->config);
+  g_clear_pointer (&s->token, g_free);
 }
 
 gboolean
@@ -222,6 +223,8 @@ start_in_loop (gpointer data)
   /* binds to this thread's default context */
   s->client = s->callbacks->make_client (ELEMENT (s), start->server,
       start->client_id && *start->client_id ? start->client_id : NULL);
+  if (s->token && *s->token)
+    g_object_set (s->client, "token", s->token, NULL);
   s->children = pt_fanout_new (ELEMENT (s), s->debug, s->streams_lock, s->callbacks->get_tee,
       s->client, &s->active_tree, &s->config, pt_loop_get_context (s->loop));
   if (s->callbacks->started)
@@ -257,6 +260,7 @@ stop_in_loop (gpointer data)
   g_clear_object (&s->cancellable);
   g_clear_pointer (&s->active_tree, g_free);
   g_clear_pointer (&s->server, g_free);
+  g_clear_pointer (&s->token, g_free);
   return G_SOURCE_REMOVE;
 }
 

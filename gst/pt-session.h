@@ -90,6 +90,7 @@ struct _PtSession {
 
   /* set by the element before pt_session_start(), freed at stop */
   PtLinkConfig config;
+  gchar *token;                 /* the token property: sent in hello */
 
   /* loop thread, between start and stop */
   PeerTreeClient *client;

@@ -21,6 +21,7 @@ pt_settings_clear (PtSettings * settings)
   g_clear_pointer (&settings->local_addresses, g_free);
   g_clear_pointer (&settings->stun_server, g_free);
   g_clear_pointer (&settings->turn_server, g_free);
+  g_clear_pointer (&settings->token, g_free);
 }
 
 void
@@ -50,6 +51,10 @@ pt_settings_install_properties (GObjectClass * klass, guint first_prop_id,
       g_param_spec_string ("turn-server", "TURN server",
           "TURN relay for ICE as turn(s)://user:password@host:port; empty for none",
           NULL, rw));
+  g_object_class_install_property (klass, first_prop_id + PT_SETTINGS_PROP_TOKEN,
+      g_param_spec_string ("token", "Token",
+          "Token (JWT) for a signalling server started with --auth-key; sent in hello at "
+          "every connection. A credential: never part of the element's URI", NULL, rw));
 }
 
 /* The field of @settings behind property @prop_id, or NULL. */
@@ -73,6 +78,8 @@ settings_field (const PtSettings * settings, guint first_prop_id, guint prop_id)
       return &s->stun_server;
     case PT_SETTINGS_PROP_TURN_SERVER:
       return &s->turn_server;
+    case PT_SETTINGS_PROP_TOKEN:
+      return &s->token;
     default:
       return NULL;
   }

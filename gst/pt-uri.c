@@ -74,6 +74,15 @@ query_value (GObject * object, GParamSpec * pspec)
   return ret;
 }
 
+/* Credentials: accepted in a URI's query, never printed in one (get_uri
+ * output ends up in logs and pipeline dumps). */
+static gboolean
+is_credential (const gchar * name)
+{
+  return g_str_equal (name, "token") || g_str_equal (name, "turn-server") ||
+      g_str_equal (name, "secret");
+}
+
 static gchar *
 uri_get_uri (GstURIHandler * handler)
 {
@@ -94,8 +103,8 @@ uri_get_uri (GstURIHandler * handler)
     return NULL;
 
   for (guint i = 0; spec->query_properties[i]; i++) {
-    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (object),
-        spec->query_properties[i]);
+    GParamSpec *pspec = is_credential (spec->query_properties[i]) ? NULL :
+        g_object_class_find_property (G_OBJECT_GET_CLASS (object), spec->query_properties[i]);
     g_autofree gchar *v = pspec ? query_value (object, pspec) : NULL;
     g_autofree gchar *escaped = v ? g_uri_escape_string (v, ",", FALSE) : NULL;
 

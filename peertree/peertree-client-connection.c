@@ -502,6 +502,8 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
   if (self->client_id)
     json_object_set_string_member (hello, PT_F_CLIENT_ID, self->client_id);
   json_object_set_string_member (hello, PT_F_SECRET, self->secret);
+  if (self->token && *self->token)
+    json_object_set_string_member (hello, PT_F_TOKEN, self->token);
   g_autoptr (GTask) task = g_task_new (self, NULL, on_hello_reply, NULL);
   request_raw (self, PT_REQ_HELLO, hello, task);
   g_object_unref (self);

@@ -43,6 +43,7 @@ struct _PeerTreeClient {
   char *uri;
   char *client_id;
   char *secret;
+  char *token;            /* sent in every hello; NULL: none */
   guint connect_timeout;  /* ms */
   guint request_timeout;  /* ms */
   gboolean auto_reconnect;
@@ -77,6 +78,7 @@ enum {
   PROP_REQUEST_TIMEOUT,
   PROP_AUTO_RECONNECT,
   PROP_CONNECTED,
+  PROP_TOKEN,
   N_PROPS
 };
 enum {

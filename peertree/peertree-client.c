@@ -154,6 +154,7 @@ peer_tree_client_finalize (GObject *object)
   g_free (self->uri);
   g_free (self->client_id);
   g_free (self->secret);
+  g_free (self->token);
   G_OBJECT_CLASS (peer_tree_client_parent_class)->finalize (object);
 }
 
@@ -177,6 +178,10 @@ peer_tree_client_set_property (GObject *object, guint prop_id, const GValue *val
         self->secret = g_value_dup_string (value);
       }
       break;
+    case PROP_TOKEN:
+      g_free (self->token);
+      self->token = g_value_dup_string (value);
+      break;
     case PROP_CONNECT_TIMEOUT:
       self->connect_timeout = g_value_get_uint (value);
       break;
@@ -199,6 +204,7 @@ peer_tree_client_get_property (GObject *object, guint prop_id, GValue *value, GP
     case PROP_URI: g_value_set_string (value, self->uri); break;
     case PROP_CLIENT_ID: g_value_set_string (value, self->client_id); break;
     case PROP_SECRET: g_value_set_string (value, self->secret); break;
+    case PROP_TOKEN: g_value_set_string (value, self->token); break;
     case PROP_CONNECT_TIMEOUT: g_value_set_uint (value, self->connect_timeout); break;
     case PROP_REQUEST_TIMEOUT: g_value_set_uint (value, self->request_timeout); break;
     case PROP_AUTO_RECONNECT: g_value_set_boolean (value, self->auto_reconnect); break;
@@ -245,6 +251,18 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
       "Secret registered with the clientId, used to take it over after a reconnection "
       "(random by default)", NULL,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:token:
+   *
+   * The token (a JWT signed by the server's key) sent in hello, at the first
+   * connection and at every reconnection; needed by a server started with
+   * `--auth-key`. It binds the clientId: with no #PeerTreeClient:client-id
+   * the server takes the token's. Set a fresh one before the old expires
+   * for reconnections to succeed. %NULL: none.
+   */
+  pt_props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
+      "Token (JWT) sent in hello, for a server that requires one; used again at every "
+      "reconnection", NULL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   /**
    * PeerTreeClient:connect-timeout:
    *

@@ -40,6 +40,11 @@ GQuark peer_tree_error_quark (void);
  * @PEER_TREE_ERROR_EXISTS: a service or topic with this name exists already.
  * @PEER_TREE_ERROR_NOT_PERMITTED: only the provider of a service may do that.
  * @PEER_TREE_ERROR_DISCONNECTED: the other client disconnected before answering.
+ * @PEER_TREE_ERROR_UNAUTHORIZED: the server wants a token and the client's
+ *   is missing, malformed, signed with another key, or expired (code
+ *   `unauthorized`, at hello).
+ * @PEER_TREE_ERROR_FORBIDDEN: the client's token does not grant this
+ *   (code `forbidden`).
  *
  * Error codes of #PEER_TREE_ERROR.
  */
@@ -61,6 +66,8 @@ typedef enum {
   PEER_TREE_ERROR_EXISTS,
   PEER_TREE_ERROR_NOT_PERMITTED,
   PEER_TREE_ERROR_DISCONNECTED,
+  PEER_TREE_ERROR_UNAUTHORIZED,
+  PEER_TREE_ERROR_FORBIDDEN,
 } PeerTreeError;
 
 G_END_DECLS

@@ -32,6 +32,31 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
   if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
     return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
 
+  /* With an auth key: a token, which binds the clientId (sub). */
+  g_autoptr (PtGrants) grants = NULL;
+  if (self->auth_key) {
+    const char *token;
+    g_autoptr (GError) error = NULL;
+    if (!pt_get_string (msg, PT_F_TOKEN, FALSE, &token, f))
+      return FALSE;
+    if (!token) {
+      pt_limits_log_refusal (self, c->ip, "hello refused: no token");
+      return pt_fault_set (f, PT_ERR_UNAUTHORIZED, "this server needs a token in hello");
+    }
+    grants = pt_auth_verify (self->auth_key, token, g_get_real_time () / G_USEC_PER_SEC, &error);
+    if (!grants) {
+      pt_limits_log_refusal (self, c->ip, "hello refused: %s", error->message);
+      return pt_fault_set (f, PT_ERR_UNAUTHORIZED, "%s", error->message);
+    }
+    if (client_id && strcmp (client_id, grants->sub) != 0) {
+      pt_limits_log_refusal (self, c->ip, "hello refused: clientId \"%s\" with a token for \"%s\"",
+          client_id, grants->sub);
+      return pt_fault_set (f, PT_ERR_FORBIDDEN, "the token is for clientId \"%s\", not \"%s\"",
+          grants->sub, client_id);
+    }
+    client_id = grants->sub;
+  }
+
   guint8 hash[32];
   if (secret)
     pt_hash_secret (secret, hash);
@@ -62,6 +87,7 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
   }
 
   c->client_id = g_strdup (client_id);
+  c->grants = g_steal_pointer (&grants);
   if (secret) {
     memcpy (c->secret_hash, hash, 32);
     c->has_secret = TRUE;

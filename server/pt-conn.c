@@ -220,6 +220,9 @@ pt_conn_free (PtConn *c)
   pt_ws_free (c->ws);
   if (c->trees)
     g_hash_table_unref (c->trees);
+  pt_limits_socket_closed (c->server, c->ip);
+  g_free (c->ip);
+  pt_grants_free (c->grants);
   g_free (c->client_id);
   g_free (c);
 }

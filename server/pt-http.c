@@ -76,6 +76,22 @@ on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
     soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
     return;
   }
+  /* With an auth key, the topology is for admin tokens only. */
+  guint refused = pt_rights_check_admin_header (self, soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Authorization"));
+  if (refused) {
+    g_autofree char *ip = NULL;
+    GSocket *socket = soup_server_message_get_socket (msg);
+    if (socket)
+      ip = pt_socket_peer_ip (socket);
+    pt_limits_log_refusal (self, ip, "GET /status refused: %s", refused == 401 ?
+        "no valid bearer token" : "the token is not admin");
+    soup_server_message_set_status (msg, refused, NULL);
+    if (refused == 401)
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+          "WWW-Authenticate", "Bearer realm=\"peertree\"");
+    return;
+  }
   g_autoptr (JsonNode) node = pt_server_build_status (self);
   gsize len;
   char *text = json_to_string (node, TRUE);
@@ -117,6 +133,7 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
       g_io_stream_close (stream, NULL, NULL);
     return;
   }
+  g_autofree char *ip = pt_socket_peer_ip (socket);
   /* Bytes the client sent right after its request may sit in libsoup's
    * buffer: take them along. */
   g_autoptr (GByteArray) initial = g_byte_array_new ();
@@ -130,10 +147,16 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
   }
   /* Closing the stream closes libsoup's descriptor (and lets libsoup free
    * its connection objects); ours is a duplicate. */
+  g_object_ref (socket);
   g_io_stream_close (stream, NULL, NULL);
   g_clear_object (&stream);
+  /* The socket is a PtConn's now: it counts once against its address. */
+  g_hash_table_remove (self->http_conns, socket);
+  g_object_unref (socket);
 
-  pt_conn_new (self, fd, initial->data, initial->len, pt_request_receive);
+  PtConn *c = pt_conn_new (self, fd, initial->data, initial->len, pt_request_receive);
+  c->ip = g_steal_pointer (&ip);
+  pt_limits_socket_opened (self, c->ip);
 }
 
 static void
@@ -171,7 +194,9 @@ on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable 
 #define ACCEPT_BACKOFF_MS 100
 
 typedef struct {
+  PtServer *server;
   GSocket *socket;   /* libsoup's connection holds the other reference */
+  char *ip;          /* the peer's address (per-IP limits) */
   gint64 deadline;   /* closed then unless upgraded */
   gboolean shut;     /* shut down for being too slow: libsoup closes it */
 } PtHttpConn;
@@ -179,6 +204,8 @@ typedef struct {
 static void
 http_conn_free (PtHttpConn *h)
 {
+  pt_limits_socket_closed (h->server, h->ip);
+  g_free (h->ip);
   g_object_unref (h->socket);
   g_free (h);
 }
@@ -293,6 +320,16 @@ accept_shed_one (PtServer *self)
   self->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* The per-IP limits; at the cap, closed connections not yet forgotten are
+ * purged first so that they do not count. */
+static gboolean
+accept_allowed (PtServer *self, const char *ip)
+{
+  if (pt_limits_at_cap (self, ip))
+    http_purge (self);
+  return pt_limits_accept (self, ip);
+}
+
 static void
 accept_one (PtServer *self, int fd)
 {
@@ -314,7 +351,19 @@ accept_one (PtServer *self, int fd)
     g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
     return;
   }
+  g_autofree char *ip = pt_socket_peer_ip (socket);
+  if (!accept_allowed (self, ip)) {
+    static const char response[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+        "Content-Length: 0\r\n\r\n";
+    /* Best effort, without blocking, before any request is read. */
+    g_socket_send_with_blocking (socket, response, sizeof response - 1, FALSE, NULL, NULL);
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+    return;
+  }
   PtHttpConn *h = g_new0 (PtHttpConn, 1);
+  h->server = self;
+  h->ip = g_steal_pointer (&ip);
+  pt_limits_socket_opened (self, h->ip);
   h->socket = g_object_ref (socket);
   h->deadline = http_deadline (self);
   g_hash_table_insert (self->http_conns, socket, h);

@@ -148,6 +148,9 @@ dispatch (PtConn *c, const char *text, gsize len)
     pt_fault_set (&f, PT_ERR_HELLO_REQUIRED, "the first message must be a hello");
     goto fail;
   }
+  /* With an auth key, every request is held against the hello's token. */
+  if (c->client_id && !pt_rights_check (c, type, msg, &f))
+    goto fail;
 
   req.msg = msg;
   if (!entry->handler (&req, c, msg, &result, &f))

@@ -14,6 +14,9 @@
  *   pt-messaging.c     acks and the reply request, emit, add-target, rooms, streams
  *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
+ *   pt-rights.c        what a token allows: the check of every request type
+ *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
+ *   pt-auth.c          tokens (JWS HS256): verify, sign; pure
  *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
  *   pt-json.c          the server's own readers (args, timeout), random ids
  *   common/pt-protocol the protocol: names, typed getters, faults, id and name rules
@@ -25,6 +28,7 @@
  */
 #pragma once
 
+#include "pt-auth.h"
 #include "pt-server.h"
 #include "pt-tree.h"
 #include "pt-ws.h"
@@ -70,6 +74,18 @@ struct _PtServer {
   guint source_grace;       /* s a tree outlives its source's disconnection */
   gboolean allow_takeover;
   guint http_timeout;       /* s an HTTP connection may take to send a request */
+  char *auth_key_path;      /* NULL: open server, no token needed */
+  guint max_connections_per_ip;  /* 0: no limit (also below) */
+  guint connection_rate_per_ip;  /* per second */
+  guint conn_burst_per_ip;
+  guint max_trees_per_ip;
+  guint max_trees;
+
+  /* tokens: the key read from auth_key_path at listen */
+  GBytes *auth_key;
+  /* per-IP limits (pt-limits.c): address -> PtIpEntry* */
+  GHashTable *ips;
+  guint n_refusals_logged, n_refusals_unlogged;
 
   /* state */
   SoupServer *soup;
@@ -114,7 +130,9 @@ struct _PtServer {
 };
 
 typedef struct {
+  PtServer *server;
   char *id;
+  char *ip;                 /* of the connection that created it (per-IP limit) */
   PtTree *tree;
   guint8 secret_hash[32];   /* proves ownership when the source comes back */
   gboolean has_secret;
@@ -132,6 +150,8 @@ struct _PtConn {
   PtWs *ws;
   PtReceiveFunc receive;         /* every message read (pt_request_receive) */
   char *client_id;               /* NULL before hello */
+  char *ip;                      /* the peer's address; NULL for a socket pair */
+  PtGrants *grants;              /* with an auth key: what the hello's token grants */
   guint8 secret_hash[32];
   gboolean has_secret;
   GHashTable *trees;             /* tree id (owned by entry) -> TreeEntry* */
@@ -270,6 +290,38 @@ enum { PT_ACK_EMIT, PT_ACK_TARGET, PT_ACK_STREAM, PT_ACK_SERVICE };
 /* Defers @req until @to answers the event that carries the returned ack id. */
 guint64 pt_ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline);
 gboolean pt_check_pending (PtConn *c, PtFault *f);
+
+/* pt-limits.c */
+void pt_limits_init (PtServer *self);
+void pt_limits_finalize (PtServer *self);
+void pt_limits_sweep (PtServer *self, gint64 now);
+/* A new connection from @ip: FALSE (logged) if over its cap or its rate. */
+gboolean pt_limits_accept (PtServer *self, const char *ip);
+/* Whether @ip has max-connections-per-ip sockets open. */
+gboolean pt_limits_at_cap (PtServer *self, const char *ip);
+void pt_limits_socket_opened (PtServer *self, const char *ip);
+void pt_limits_socket_closed (PtServer *self, const char *ip);
+/* A new tree from @ip: the global cap and the per-IP one (limit). */
+gboolean pt_limits_tree_allowed (PtServer *self, const char *ip, PtFault *f);
+void pt_limits_tree_added (PtServer *self, const char *ip);
+void pt_limits_tree_removed (PtServer *self, const char *ip);
+/* Logs a refusal of @ip at most once a minute (the others are counted). */
+G_GNUC_PRINTF (3, 4) void pt_limits_log_refusal (PtServer *self, const char *ip,
+    const char *fmt, ...);
+char *pt_socket_peer_ip (GSocket *socket);
+
+/* pt-rights.c */
+/* With an auth key, whether @c's token allows request @type with @msg;
+ * FALSE with @f set (forbidden) if not. Always TRUE on an open server. */
+gboolean pt_rights_check (PtConn *c, const char *type, JsonObject *msg, PtFault *f);
+/* Whether @c may take children in @tree_id (trees.relay; always on an open
+ * server). */
+gboolean pt_rights_can_relay (PtConn *c, const char *tree_id);
+/* Whether @c may create a tree with the id the server chose. */
+gboolean pt_rights_can_publish (PtConn *c, const char *tree_id);
+/* Verifies an Authorization header's bearer token for GET /status: 0 if
+ * allowed, else the HTTP status (401, 403). */
+guint pt_rights_check_admin_header (PtServer *self, const char *authorization);
 
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);

@@ -29,6 +29,12 @@ enum {
   PROP_SOURCE_GRACE,
   PROP_ALLOW_TAKEOVER,
   PROP_HTTP_TIMEOUT,
+  PROP_AUTH_KEY,
+  PROP_MAX_CONNECTIONS_PER_IP,
+  PROP_CONNECTION_RATE_PER_IP,
+  PROP_CONNECTION_BURST_PER_IP,
+  PROP_MAX_TREES_PER_IP,
+  PROP_MAX_TREES,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -70,6 +76,7 @@ sweep (gpointer user_data)
       hooks->sweep (self, now);
   }
   pt_http_sweep (self, now);
+  pt_limits_sweep (self, now);
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
     g_debug ("reaping %s", c->client_id ? c->client_id : "(no hello)");
@@ -89,6 +96,7 @@ pt_server_init (PtServer *self)
   self->conns = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) pt_conn_free, NULL);
   self->spare_fd = -1;
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
+  pt_limits_init (self);
   pt_request_init (self);
   /* The order of registration is the order of the hooks: a client that
    * leaves is taken out of its trees first, then out of messaging. */
@@ -110,6 +118,10 @@ pt_server_listen (PtServer *self, GError **error)
   g_return_val_if_fail (PT_IS_SERVER (self), FALSE);
   g_return_val_if_fail (self->soup == NULL, FALSE);
 
+  g_clear_pointer (&self->auth_key, g_bytes_unref);
+  if (self->auth_key_path && *self->auth_key_path &&
+      !(self->auth_key = pt_auth_load_key (self->auth_key_path, error)))
+    return FALSE;
   g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
   if (!inet) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -201,6 +213,9 @@ pt_server_finalize (GObject *object)
   pt_request_finalize (self);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);
+  pt_limits_finalize (self);
+  g_clear_pointer (&self->auth_key, g_bytes_unref);
+  g_free (self->auth_key_path);
   g_free (self->host);
   G_OBJECT_CLASS (pt_server_parent_class)->finalize (object);
 }
@@ -222,6 +237,11 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_MAX_BUFFERED: return &self->max_buffered;
     case PROP_SOURCE_GRACE: return &self->source_grace;
     case PROP_HTTP_TIMEOUT: return &self->http_timeout;
+    case PROP_MAX_CONNECTIONS_PER_IP: return &self->max_connections_per_ip;
+    case PROP_CONNECTION_RATE_PER_IP: return &self->connection_rate_per_ip;
+    case PROP_CONNECTION_BURST_PER_IP: return &self->conn_burst_per_ip;
+    case PROP_MAX_TREES_PER_IP: return &self->max_trees_per_ip;
+    case PROP_MAX_TREES: return &self->max_trees;
     default: return NULL;
   }
 }
@@ -236,6 +256,9 @@ pt_server_set_property (GObject *object, guint prop_id, const GValue *value, GPa
   else if (prop_id == PROP_HOST) {
     g_free (self->host);
     self->host = g_value_dup_string (value);
+  } else if (prop_id == PROP_AUTH_KEY) {
+    g_free (self->auth_key_path);
+    self->auth_key_path = g_value_dup_string (value);
   } else if (prop_id == PROP_ALLOW_TAKEOVER)
     self->allow_takeover = g_value_get_boolean (value);
   else
@@ -253,6 +276,8 @@ pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
     g_value_set_uint (value, *field);
   else if (prop_id == PROP_HOST)
     g_value_set_string (value, self->host);
+  else if (prop_id == PROP_AUTH_KEY)
+    g_value_set_string (value, self->auth_key_path);
   else if (prop_id == PROP_ALLOW_TAKEOVER)
     g_value_set_boolean (value, self->allow_takeover);
   else
@@ -313,6 +338,23 @@ pt_server_class_init (PtServerClass *klass)
       "without becoming a WebSocket (an unfinished request, GET /status, keep-alive) before it "
       "is closed", 1,
       3600, 10);
+  props[PROP_AUTH_KEY] = g_param_spec_string ("auth-key", "Auth key",
+      "File holding the HS256 key (at least 32 bytes; trailing newlines ignored) that signs "
+      "the clients' tokens: with it, hello needs a token and every request is checked against "
+      "its rights; NULL: an open server (read at listen)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_MAX_CONNECTIONS_PER_IP] = uint_prop ("max-connections-per-ip", "Most sockets "
+      "(HTTP and WebSocket) open from one IP address; further connections are refused at "
+      "accept (0: no limit)", 0, G_MAXINT, 0);
+  props[PROP_CONNECTION_RATE_PER_IP] = uint_prop ("connection-rate-per-ip", "New connections "
+      "per second one IP address may open on average; beyond its burst they are refused at "
+      "accept (0: no limit)", 0, G_MAXINT, 0);
+  props[PROP_CONNECTION_BURST_PER_IP] = uint_prop ("connection-burst-per-ip", "New connections "
+      "one IP address may open at once above connection-rate-per-ip", 1, G_MAXINT, 20);
+  props[PROP_MAX_TREES_PER_IP] = uint_prop ("max-trees-per-ip", "Most open trees created from "
+      "one IP address (0: no limit)", 0, G_MAXINT, 0);
+  props[PROP_MAX_TREES] = uint_prop ("max-trees", "Most trees on the server (0: no limit)", 0,
+      G_MAXINT, 0);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 

@@ -15,8 +15,9 @@ G_DECLARE_FINAL_TYPE (PtServer, pt_server, PT, SERVER, GObject)
 /* Creates a server; configure it through its properties ("host", "port",
  * "k", "k1", "max-message-size", "keepalive-interval", "dead-timeout",
  * "rate", "burst", "max-clients", "max-trees-per-client", "max-buffered",
- * "source-grace", "allow-takeover")
- * before pt_server_listen(). */
+ * "source-grace", "allow-takeover", "http-timeout", "auth-key",
+ * "max-connections-per-ip", "connection-rate-per-ip", "connection-burst-per-ip",
+ * "max-trees-per-ip", "max-trees") before pt_server_listen(). */
 PtServer *pt_server_new (void);
 
 /* Loads the [server] group of a GKeyFile; keys are the property names. */

@@ -103,10 +103,11 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
 {
   g_autofree char *parent = g_strdup (pt_tree_get_parent (t->tree, peer));
   g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  g_autoptr (GPtrArray) dropped = g_ptr_array_new_with_free_func (g_free);
   conn_forget_tree (self, peer, t);
   if (t->reports)
     g_hash_table_remove (t->reports, peer);
-  if (!pt_tree_remove (t->tree, peer, moves))
+  if (!pt_tree_remove_full (t->tree, peer, moves, dropped))
     return;
   notify_downstream (self, t, parent, peer, FALSE, reason);
   for (guint i = 0; i < moves->len; i++) {
@@ -114,6 +115,32 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
     notify_upstream (self, t, m->peer, PT_REASON_PARENT_LEFT);
     notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
   }
+  /* Orphans no member could take (the others full, or leaves): out of the
+   * tree with their subtrees. */
+  for (guint i = 0; i < dropped->len; i++) {
+    const char *member = dropped->pdata[i];
+    conn_forget_tree (self, member, t);
+    if (t->reports)
+      g_hash_table_remove (t->reports, member);
+    JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
+    json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
+    pt_send_event_to (self, member, ev);
+  }
+}
+
+/* A member whose token does not let it relay in @t (or that asked, @leaf)
+ * takes no children: placement never puts anyone under it. */
+static void
+mark_leaf (TreeEntry *t, PtConn *c, gboolean leaf)
+{
+  pt_tree_set_leaf (t->tree, c->client_id, leaf || !pt_rights_can_relay (c, t->id));
+}
+
+static gboolean
+tree_full (TreeEntry *t, PtFault *f)
+{
+  return pt_fault_set (f, PT_ERR_LIMIT, "tree \"%s\" has no free slot: its members are full or "
+      "may not relay", t->id);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -343,6 +370,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
       }
       if (parent_confirms (t, cl->parent, cl->peer) &&
           pt_tree_attach (t->tree, cl->peer, cl->parent)) {
+        mark_leaf (t, c, FALSE);
         conn_add_tree (c, t);
         record_report (t, cl->peer, g_steal_pointer (&cl->children));
         send_placed (self, t, cl->peer);
@@ -358,7 +386,15 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
       Claim *cl = list->pdata[i];
       PtConn *c = pt_conn_lookup (self, cl->peer);
       if (force || pt_tree_contains (t->tree, cl->parent)) {
-        pt_tree_join (t->tree, cl->peer);
+        if (!pt_tree_join (t->tree, cl->peer)) {
+          JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
+          json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
+          pt_send_event_to (self, cl->peer, ev);
+          g_ptr_array_remove_index_fast (list, i);
+          progress = TRUE;
+          break;
+        }
+        mark_leaf (t, c, FALSE);
         conn_add_tree (c, t);
         record_report (t, cl->peer, g_steal_pointer (&cl->children));
         notify_upstream (self, t, cl->peer, PT_REASON_REBUILT);
@@ -531,6 +567,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
   if (t && pt_tree_contains (t->tree, parent) && parent_confirms (t, parent, c->client_id) &&
       pt_tree_attach (t->tree, c->client_id, parent)) {
+    mark_leaf (t, c, FALSE);
     conn_add_tree (c, t);
     record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
@@ -542,7 +579,9 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     /* Parent full, or it does not list us: placed like a join; the new
      * parent is told after the reply. */
     announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
-    pt_tree_join (t->tree, c->client_id);
+    if (!pt_tree_join (t->tree, c->client_id))
+      return tree_full (t, f);
+    mark_leaf (t, c, FALSE);
     conn_add_tree (c, t);
     record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
@@ -594,19 +633,29 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     return tree_reclaim (req, c, existing, secret, result, f);
   if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
+  if (!pt_limits_tree_allowed (self, c->ip, f))
+    return FALSE;
+  g_autofree char *picked = NULL;
+  if (!tree_id) {
+    do {
+      g_free (picked);
+      picked = pt_random_id ("t-");
+    } while (g_hash_table_contains (self->trees, picked));
+    /* Checked here: the rights of the request could not know the id. */
+    if (!pt_rights_can_publish (c, picked))
+      return pt_fault_set (f, PT_ERR_FORBIDDEN, "your token does not allow publishing a tree "
+          "without a treeId (the server's ids match \"t-*\")");
+  }
 
   TreeEntry *t = g_new0 (TreeEntry, 1);
+  t->server = self;
+  t->ip = g_strdup (c->ip);
+  pt_limits_tree_added (self, t->ip);
   if (secret) {
     pt_hash_secret (secret, t->secret_hash);
     t->has_secret = TRUE;
   }
-  if (tree_id)
-    t->id = g_strdup (tree_id);
-  else
-    do {
-      g_free (t->id);
-      t->id = pt_random_id ("t-");
-    } while (g_hash_table_contains (self->trees, t->id));
+  t->id = tree_id ? g_strdup (tree_id) : g_steal_pointer (&picked);
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
   g_hash_table_insert (self->trees, t->id, t);
   conn_add_tree (c, t);
@@ -645,8 +694,9 @@ static gboolean
 handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
+  gboolean leaf;
   TreeEntry *t = lookup_tree (c, msg, FALSE, f);
-  if (!t)
+  if (!t || !pt_get_bool (msg, PT_F_LEAF, FALSE, &leaf, f))
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
     return pt_fault_set (f, PT_ERR_IS_ROOT, "you are the source of tree \"%s\"", t->id);
@@ -657,7 +707,10 @@ handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Pt
   /* A re-join moves the peer with its subtree; its parents are told after
    * the reply. */
   announce_move_after_reply (req, t, PT_REASON_REJOINED);
-  pt_tree_join (t->tree, c->client_id);
+  if (!pt_tree_join (t->tree, c->client_id))
+    return tree_full (t, f);
+  /* (a member that already has children keeps them, leaf or not) */
+  mark_leaf (t, c, leaf);
   conn_add_tree (c, t);
   *result = placement_result (t, c->client_id);
   return TRUE;
@@ -832,6 +885,8 @@ trees_finalize (PtServer *self)
 static void
 tree_entry_free (TreeEntry *t)
 {
+  pt_limits_tree_removed (t->server, t->ip);
+  g_free (t->ip);
   pt_tree_free (t->tree);
   g_clear_pointer (&t->reports, g_hash_table_unref);
   g_free (t->id);

@@ -10,6 +10,7 @@ struct _PtNode {
   char *id;
   PtNode *parent;
   GPtrArray *children; /* PtNode*, insertion order, not owning */
+  gboolean leaf;       /* takes no children */
 };
 
 struct _PtTree {
@@ -116,12 +117,30 @@ pt_tree_get_children (const PtTree *tree, const char *peer)
 static guint
 capacity (const PtTree *tree, const PtNode *node)
 {
-  return node == tree->root ? tree->k1 : tree->k;
+  return node == tree->root ? tree->k1 : node->leaf ? 0 : tree->k;
+}
+
+gboolean
+pt_tree_set_leaf (PtTree *tree, const char *peer, gboolean leaf)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node || node == tree->root || (leaf && node->children->len > 0))
+    return FALSE;
+  node->leaf = leaf;
+  return TRUE;
+}
+
+gboolean
+pt_tree_is_leaf (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node && node->leaf;
 }
 
 /* Breadth-first search for the first node with a free slot, skipping @avoid
  * (its children are still searched). The node being placed is detached, so
- * its own subtree is unreachable from the root and can never be chosen. */
+ * its own subtree is unreachable from the root and can never be chosen.
+ * Leaves have no slot: their subtrees are empty. */
 static PtNode *
 find_slot (const PtTree *tree, const PtNode *avoid)
 {
@@ -156,7 +175,8 @@ attach (PtNode *parent, PtNode *node)
 }
 
 /* Detaches @node and attaches it at the first free slot, avoiding @avoid if
- * any other slot exists. */
+ * any other slot exists. NULL if there is none (leaves take no children, so
+ * a tree can be full); @node is then left detached. */
 static PtNode *
 place (PtTree *tree, PtNode *node, PtNode *avoid)
 {
@@ -164,9 +184,8 @@ place (PtTree *tree, PtNode *node, PtNode *avoid)
   PtNode *parent = find_slot (tree, avoid);
   if (!parent && avoid)
     parent = find_slot (tree, NULL);
-  /* A finite tree always has a leaf, and k, k1 >= 1. */
-  g_assert (parent != NULL);
-  attach (parent, node);
+  if (parent)
+    attach (parent, node);
   return parent;
 }
 
@@ -178,10 +197,18 @@ pt_tree_join (PtTree *tree, const char *peer)
   if (node == tree->root)
     return NULL;
   if (!node) {
+    PtNode *parent = find_slot (tree, NULL);
+    if (!parent)
+      return NULL;
     node = node_new (peer);
     g_hash_table_insert (tree->nodes, node->id, node);
+    attach (parent, node);
+    return parent->id;
   }
-  return place (tree, node, NULL)->id;
+  /* A member's own slot is free once it is detached: there is always one. */
+  PtNode *parent = place (tree, node, NULL);
+  g_assert (parent != NULL);
+  return parent->id;
 }
 
 const char *
@@ -190,7 +217,9 @@ pt_tree_reconnect (PtTree *tree, const char *peer)
   PtNode *node = lookup (tree, peer);
   if (!node || node == tree->root)
     return NULL;
-  return place (tree, node, node->parent)->id;
+  PtNode *parent = place (tree, node, node->parent);
+  g_assert (parent != NULL);
+  return parent->id;
 }
 
 gboolean
@@ -217,8 +246,19 @@ pt_tree_rename_root (PtTree *tree, const char *new_id)
   return TRUE;
 }
 
+/* Frees @node and its subtree, appending their ids to @dropped (if not NULL). */
+static void
+drop_subtree (PtTree *tree, PtNode *node, GPtrArray *dropped)
+{
+  for (guint i = 0; i < node->children->len; i++)
+    drop_subtree (tree, node->children->pdata[i], dropped);
+  if (dropped)
+    g_ptr_array_add (dropped, g_strdup (node->id));
+  g_hash_table_remove (tree->nodes, node->id);
+}
+
 gboolean
-pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
+pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped)
 {
   PtNode *node = lookup (tree, peer);
   if (!node || node == tree->root)
@@ -235,12 +275,23 @@ pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
   for (guint i = 0; i < orphans->len; i++) {
     PtNode *orphan = orphans->pdata[i];
     PtNode *parent = place (tree, orphan, NULL);
+    if (!parent) {
+      /* No member left that may take it: it leaves with its subtree. */
+      drop_subtree (tree, orphan, dropped);
+      continue;
+    }
     if (moves) {
       PtMove move = { orphan->id, parent->id };
       g_array_append_val (moves, move);
     }
   }
   return TRUE;
+}
+
+gboolean
+pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
+{
+  return pt_tree_remove_full (tree, peer, moves, NULL);
 }
 
 void
@@ -281,6 +332,7 @@ pt_tree_check (const PtTree *tree, GError **error)
       return FALSE;
     }
     if (node->children->len > capacity (tree, node)) {
+      /* a leaf's capacity is 0 */
       g_set_error (error, PT_TREE_ERROR, 0, "%s has %u children, limit %u",
           node->id, node->children->len, capacity (tree, node));
       return FALSE;

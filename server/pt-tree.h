@@ -45,8 +45,15 @@ guint pt_tree_get_n_children (const PtTree *tree, const char *peer);
  * peers: valid until the next mutation). Free the array with g_free. */
 const char **pt_tree_get_children (const PtTree *tree, const char *peer);
 
+/* A leaf takes no children: placement never puts a peer under it (a viewer
+ * whose token does not allow it to relay, or that asked not to). FALSE if
+ * @peer is unknown, the root, or (to become a leaf) has children. */
+gboolean pt_tree_set_leaf (PtTree *tree, const char *peer, gboolean leaf);
+gboolean pt_tree_is_leaf (const PtTree *tree, const char *peer);
+
 /* Adds @peer (new) or moves it (already a member; its subtree moves with it).
- * Returns the parent id (owned by the tree), or NULL if @peer is the root. */
+ * Returns the parent id (owned by the tree), or NULL if @peer is the root or
+ * is new and no member has a free slot (leaves take none: a tree can be full). */
 const char *pt_tree_join (PtTree *tree, const char *peer);
 
 /* Moves @peer (and its subtree) to a new parent, avoiding its current parent
@@ -64,7 +71,12 @@ gboolean pt_tree_rename_root (PtTree *tree, const char *new_id);
 
 /* Removes a non-root @peer. Each orphaned child keeps its own subtree and is
  * re-placed; one PtMove per orphan is appended to @moves (if not NULL).
- * Returns FALSE if @peer is unknown or is the root (use pt_tree_free). */
+ * An orphan for which no slot is left (every other member full or a leaf)
+ * leaves the tree with its subtree: their ids are appended to @dropped (if
+ * not NULL; g_free them). Returns FALSE if @peer is unknown or is the root
+ * (use pt_tree_free). */
+gboolean pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped);
+/* pt_tree_remove_full without @dropped. */
 gboolean pt_tree_remove (PtTree *tree, const char *peer, GArray *moves);
 
 /* Visits peers in breadth-first order. */

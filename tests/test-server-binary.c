@@ -97,6 +97,79 @@ GST_START_TEST (test_config_file)
 }
 GST_END_TEST;
 
+static guint
+status_code (const char *ws_url, const char *token)
+{
+  g_autofree char *url = g_strdup_printf ("http%s/status", ws_url + 2);
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GError) error = NULL;
+  if (token) {
+    g_autofree char *h = g_strconcat ("Bearer ", token, NULL);
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", h);
+  }
+  g_autoptr (GBytes) body = soup_session_send_and_read (session, msg, NULL, &error);
+  fail_unless (body != NULL, "%s", error ? error->message : "");
+  return soup_message_get_status (msg);
+}
+
+/* --auth-key (and auth-key in the config file): /status wants an admin
+ * token, which "peertree-server token" mints; a missing key file or a short
+ * key stops the server instead of leaving it open. */
+GST_START_TEST (test_auth_key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *key = NULL, *conf = NULL;
+  int fd = g_file_open_tmp ("peertree-XXXXXX.key", &key, &error);
+  close (fd);
+  fail_unless (g_file_set_contents (key, "a key of thirty-two bytes or more, for tests\n", -1,
+      &error));
+  fd = g_file_open_tmp ("peertree-XXXXXX.conf", &conf, &error);
+  close (fd);
+  g_autofree char *conf_text = g_strdup_printf ("[server]\nport=0\nauth-key=%s\n"
+      "max-connections-per-ip=50\nmax-trees=10\n", key);
+  fail_unless (g_file_set_contents (conf, conf_text, -1, &error));
+
+  for (guint i = 0; i < 2; i++) {
+    g_autoptr (GSubprocess) proc = i == 0 ? spawn (&error, "--port", "0", "--auth-key", key,
+        "--max-connections-per-ip", "50", "--connection-rate-per-ip", "100", NULL) :
+        spawn (&error, "--config", conf, NULL);
+    g_autoptr (GDataInputStream) in = g_data_input_stream_new (
+        g_subprocess_get_stdout_pipe (proc));
+    g_autofree char *line = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+    fail_unless (line && strstr (line, "tokens required"), "%s", line ? line : "(nothing)");
+    const char *at = strstr (line, "ws://");
+    g_autofree char *url = g_strndup (at, strcspn (at, " "));
+
+    g_autofree char *admin = NULL, *user = NULL;
+    g_autoptr (GSubprocess) m1 = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error,
+        PEERTREE_SERVER, "token", "--key", key, "--sub", "ops", "--admin", NULL);
+    fail_unless (g_subprocess_communicate_utf8 (m1, NULL, NULL, &admin, NULL, &error));
+    g_autoptr (GSubprocess) m2 = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error,
+        PEERTREE_SERVER, "token", "--key", key, "--sub", "v", "--view", "*", NULL);
+    fail_unless (g_subprocess_communicate_utf8 (m2, NULL, NULL, &user, NULL, &error));
+    g_strstrip (admin);
+    g_strstrip (user);
+    fail_unless_equals_int (status_code (url, NULL), 401);
+    fail_unless_equals_int (status_code (url, user), 403);
+    fail_unless_equals_int (status_code (url, admin), 200);
+    g_subprocess_send_signal (proc, SIGTERM);
+    fail_unless (g_subprocess_wait_check (proc, NULL, &error));
+  }
+
+  g_autoptr (GSubprocess) missing = spawn (&error, "--port", "0", "--auth-key", "/nonexistent",
+      NULL);
+  fail_unless (g_subprocess_wait (missing, NULL, &error));
+  fail_unless (g_subprocess_get_exit_status (missing) != 0);
+  fail_unless (g_file_set_contents (key, "short\n", -1, &error));
+  g_autoptr (GSubprocess) short_key = spawn (&error, "--port", "0", "--auth-key", key, NULL);
+  fail_unless (g_subprocess_wait (short_key, NULL, &error));
+  fail_unless (g_subprocess_get_exit_status (short_key) != 0);
+  g_unlink (key);
+  g_unlink (conf);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_bad_flags)
 {
   g_autoptr (GError) error = NULL;
@@ -276,6 +349,7 @@ binary_suite (void)
   tcase_add_test (tc, test_port_zero_status_and_sigterm);
   tcase_add_test (tc, test_config_file);
   tcase_add_test (tc, test_bad_flags);
+  tcase_add_test (tc, test_auth_key);
   tcase_add_test (tc, test_examples);
   tcase_add_test (tc, test_descriptor_exhaustion);
   return s;

@@ -116,6 +116,42 @@ GST_START_TEST (test_attach_and_rename_root)
 }
 GST_END_TEST;
 
+/* A leaf takes no children: placement skips it, attach refuses it, a full
+ * tree refuses a new peer, and an orphan with no slot leaves with its subtree. */
+GST_START_TEST (test_leaves)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 1);
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  fail_unless (pt_tree_set_leaf (tree, "b", TRUE));
+  fail_unless (pt_tree_is_leaf (tree, "b"));
+  fail_if (pt_tree_set_leaf (tree, "src", TRUE));  /* not the root */
+  fail_if (pt_tree_set_leaf (tree, "a", TRUE));    /* a has children */
+  fail_unless_equals_string (pt_tree_join (tree, "c"), "a");
+  fail_unless_equals_string (pt_tree_join (tree, "d"), "c");  /* not under b */
+  fail_if (pt_tree_attach (tree, "x", "b"));
+  assert_valid (tree);
+  /* c and d leaves too: full */
+  fail_unless (pt_tree_set_leaf (tree, "d", TRUE));
+  fail_unless_equals_string (pt_tree_join (tree, "e"), "c");
+  fail_unless (pt_tree_set_leaf (tree, "e", TRUE));
+  fail_unless (pt_tree_join (tree, "f") == NULL);
+  fail_if (pt_tree_contains (tree, "f"));
+  /* a member's own re-join and reconnect always find its own slot */
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  fail_unless_equals_string (pt_tree_reconnect (tree, "b"), "a");
+  assert_valid (tree);
+  /* a goes: b or c takes its slot under src; c (not a leaf) keeps d and e */
+  g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  g_autoptr (GPtrArray) dropped = g_ptr_array_new_with_free_func (g_free);
+  fail_unless (pt_tree_remove_full (tree, "a", moves, dropped));
+  fail_unless_equals_int (moves->len, 1);
+  fail_unless_equals_string (g_array_index (moves, PtMove, 0).parent, "src");
+  fail_unless_equals_int (dropped->len + pt_tree_size (tree), 5);
+  assert_valid (tree);
+}
+GST_END_TEST;
+
 /* At least 10 000 random join / leave / reconnect / disconnect operations,
  * checking every invariant after each step. */
 GST_START_TEST (test_randomized_operations)
@@ -168,6 +204,7 @@ tree_suite (void)
   tcase_add_test (tc, test_reconnect_avoids_old_parent);
   tcase_add_test (tc, test_remove_reparents_orphans_with_subtrees);
   tcase_add_test (tc, test_attach_and_rename_root);
+  tcase_add_test (tc, test_leaves);
   tcase_add_test (tc, test_randomized_operations);
   return s;
 }

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gst/check/gstcheck.h>
+#include <string.h>
 
 static GstElement *
 from_uri (GstURIType type, const gchar *uri)
@@ -75,6 +76,28 @@ GST_START_TEST (test_src_uri)
   uri = gst_uri_handler_get_uri (GST_URI_HANDLER (src));
   fail_unless (uri == NULL);
   gst_object_unref (src);
+}
+
+GST_END_TEST;
+
+/* token= sets the token property (a credential): it is never printed back */
+GST_START_TEST (test_token_uri)
+{
+  const GstURIType types[] = { GST_URI_SRC, GST_URI_SINK };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++) {
+    GstElement *e = from_uri (types[i],
+        "peertree://127.0.0.1:8645/cam-1?token=aaa.bbb.ccc&client-id=v7");
+    g_autofree gchar *token = NULL, *uri = NULL;
+
+    g_object_get (e, "token", &token, NULL);
+    fail_unless_equals_string (token, "aaa.bbb.ccc");
+    uri = gst_uri_handler_get_uri (GST_URI_HANDLER (e));
+    fail_unless (uri != NULL);
+    fail_unless (strstr (uri, "token") == NULL && strstr (uri, "aaa.bbb") == NULL, "%s", uri);
+    fail_unless (strstr (uri, "client-id=v7") != NULL, "%s", uri);
+    gst_object_unref (e);
+  }
 }
 
 GST_END_TEST;
@@ -183,6 +206,7 @@ peertree_uri_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_src_uri);
   tcase_add_test (tc, test_sink_uri);
+  tcase_add_test (tc, test_token_uri);
   tcase_add_test (tc, test_round_trip);
   tcase_add_test (tc, test_bad_uris);
   return s;
