@@ -837,12 +837,11 @@ on_new_jitterbuffer (GstElement * rtpbin, GstElement * jitterbuffer, guint sessi
 
   (void) rtpbin;
   g_object_set (jitterbuffer, "do-retransmission", link->repair, NULL);
-  /* ask only for gaps: by default the jitterbuffer also asks for the packet
-   * it expects next as soon as it is "late" by its estimate, which video's
-   * bursts of packets (a frame every 33 ms) make wrong all the time: most
-   * requests were then for packets not sent yet, wasting the RTCP budget
-   * the real ones need (2 811 requests for ~50 losses in the lab) */
-  g_object_set (jitterbuffer, "rtx-next-seqnum", FALSE, NULL);
+  /* rtx-next-seqnum stays on: asking for the packet expected next as soon
+   * as it is late by the jitterbuffer's estimate repairs a stream of one
+   * packet per frame 33 ms sooner (98-100 % at depth 4 against 95-97 % with
+   * it off, tests/gst/test-gst-repair.c), at the price of requests for
+   * packets not sent yet (counted as misses by the sender's rtprtxsend) */
   /* the first packet would otherwise wait for the whole latency (the
    * deadline of an unknown stream start) before the src pad appears */
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (jitterbuffer),
