@@ -1,8 +1,9 @@
 /* bench/netlab-peer — one peer of a chain in the network lab, counting frames.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   netlab-peer source URL TREE-ID IP [--repair on|off] [--max-seconds N]
+ *   netlab-peer source URL TREE-ID IP [--repair on|off] [--max-seconds N] [--set PROP=VALUE]…
  *   netlab-peer viewer URL TREE-ID IP [--repair on|off] [--max-seconds N] [--name NAME]
+ *                                     [--set PROP=VALUE]…
  *   netlab-peer has-repair         exit 0 (and print where) if peertreesrc or
  *                                  peertreesink has a "repair" property, 1 if not
  *
@@ -25,7 +26,9 @@
  * SIGTERM/SIGINT stop the pipeline and exit 0; an error on the bus exits 1;
  * so does reaching --max-seconds (default 600: every run is bounded).
  * --repair sets the elements' "repair" property when they have one (the
- * per-hop NACK/RTX repair), and is ignored otherwise.
+ * per-hop NACK/RTX repair), and is ignored otherwise. --set sets any
+ * property of the peertree element (e.g. stun-server=stun://10.77.0.3:3478,
+ * or local-addresses= to let ICE use every interface).
  */
 #include <unistd.h>
 
@@ -39,6 +42,7 @@ static struct {
   gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
   guint depth;
+  GstElement *peer;             /* the peertree element */
   GMainLoop *loop;
   gint exit_code;
 } P;
@@ -105,6 +109,15 @@ report_first (gpointer data)
   if (g_atomic_int_get (&P.first) == 1) {
     g_atomic_int_set (&P.first, 2);
     printf ("first-frame\n");
+    if (P.peer && g_getenv ("NETLAB_PEER_DUMP_STATS")) {
+      GstStructure *st = NULL;
+      g_autofree gchar *str = NULL;
+
+      g_object_get (P.peer, "stats", &st, NULL);
+      str = gst_structure_to_string (st);
+      fprintf (stderr, "STATS %s\n", str);
+      gst_structure_free (st);
+    }
   }
   return G_SOURCE_CONTINUE;
 }
@@ -175,10 +188,24 @@ set_repair (GstElement *e, const gchar *repair)
       g_str_equal (repair, "on") ? "true" : "false");
 }
 
+/* --set PROP=VALUE… */
+static void
+set_props (GstElement *e, GPtrArray *sets)
+{
+  for (guint i = 0; i < sets->len; i++) {
+    g_auto (GStrv) kv = g_strsplit (g_ptr_array_index (sets, i), "=", 2);
+
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (e), kv[0]) == NULL)
+      bench_die ("%s has no property \"%s\"", GST_OBJECT_NAME (e), kv[0]);
+    gst_util_set_object_arg (G_OBJECT (e), kv[0], kv[1]);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   const gchar *mode, *url, *tree, *ip, *repair = NULL, *name = NULL;
+  g_autoptr (GPtrArray) sets = g_ptr_array_new ();
   guint max_seconds = 600;
   GstElement *pipeline, *peer;
   g_autoptr (GstBus) bus = NULL;
@@ -208,6 +235,8 @@ main (int argc, char **argv)
       max_seconds = CLAMP ((guint) atoi (argv[i + 1]), 1, 3600);
     else if (g_str_equal (argv[i], "--name"))
       name = argv[i + 1];
+    else if (g_str_equal (argv[i], "--set") && strchr (argv[i + 1], '='))
+      g_ptr_array_add (sets, argv[i + 1]);
     else
       bench_die ("unknown option %s", argv[i]);
   }
@@ -233,6 +262,7 @@ main (int argc, char **argv)
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, NULL, NULL);
     peer = gst_bin_get_by_name (GST_BIN (pipeline), "peer");
     set_repair (peer, repair);
+    set_props (peer, sets);
     gst_object_unref (peer);
   } else {
     pipeline = gst_pipeline_new (name ? name : "viewer");
@@ -243,7 +273,9 @@ main (int argc, char **argv)
     if (name)
       g_object_set (peer, "client-id", name, NULL);
     set_repair (peer, repair);
+    set_props (peer, sets);
     gst_bin_add (GST_BIN (pipeline), peer);
+    P.peer = peer;
     g_signal_connect (peer, "pad-added", G_CALLBACK (on_pad_added), NULL);
   }
 
