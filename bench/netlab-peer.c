@@ -19,6 +19,8 @@
  * Lines on stdout (line-buffered), for the script that drives it:
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
  *   first-frame           the first frame sent (source) or decoded (viewer)
+ *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
+ *                         selected pair (host, srflx, prflx, relay)
  *   counting              after SIGUSR1: the counter restarts at 0
  *   frames=N keyframes=K depth=D
  *                         after SIGUSR2: frames counted since SIGUSR1, and of
@@ -42,7 +44,8 @@ static struct {
   gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
   guint depth;
-  GstElement *peer;             /* the peertree element */
+  GstElement *peer;             /* a viewer's peertreesrc */
+  gboolean ice_reported;
   GMainLoop *loop;
   gint exit_code;
 } P;
@@ -109,15 +112,21 @@ report_first (gpointer data)
   if (g_atomic_int_get (&P.first) == 1) {
     g_atomic_int_set (&P.first, 2);
     printf ("first-frame\n");
-    if (P.peer && g_getenv ("NETLAB_PEER_DUMP_STATS")) {
-      GstStructure *st = NULL;
-      g_autofree gchar *str = NULL;
+  }
+  /* a viewer: the candidate types of its upstream link's selected pair, once */
+  if (g_atomic_int_get (&P.first) == 2 && P.peer && !P.ice_reported) {
+    GstStructure *st = NULL;
+    const gchar *local, *remote;
 
-      g_object_get (P.peer, "stats", &st, NULL);
-      str = gst_structure_to_string (st);
-      fprintf (stderr, "STATS %s\n", str);
-      gst_structure_free (st);
+    g_object_get (P.peer, "stats", &st, NULL);
+    local = st ? gst_structure_get_string (st, "upstream-local-candidate-type") : NULL;
+    remote = st ? gst_structure_get_string (st, "upstream-remote-candidate-type") : NULL;
+    if (local && remote) {
+      printf ("ice local=%s remote=%s\n", local, remote);
+      P.ice_reported = TRUE;
     }
+    if (st)
+      gst_structure_free (st);
   }
   return G_SOURCE_CONTINUE;
 }

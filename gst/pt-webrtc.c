@@ -499,3 +499,40 @@ pt_ice_gate_free (PtIceGate * gate)
   g_mutex_clear (&gate->lock);
   g_free (gate);
 }
+
+/* ---------------------------------------------------------------------- */
+/* stats */
+
+static const GstStructure *
+stats_field_structure (const GstStructure * stats, const gchar * name)
+{
+  const GValue *v = name ? gst_structure_get_value (stats, name) : NULL;
+
+  return v && GST_VALUE_HOLDS_STRUCTURE (v) ? gst_value_get_structure (v) : NULL;
+}
+
+gboolean
+pt_webrtc_stats_selected_pair (const GstStructure * stats, const gchar ** local_type,
+    const gchar ** remote_type)
+{
+  *local_type = *remote_type = NULL;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    const GstStructure *pair, *l, *r;
+
+    if (t == NULL || !gst_structure_has_field (t, "selected-candidate-pair-id"))
+      continue;
+    pair = stats_field_structure (stats,
+        gst_structure_get_string (t, "selected-candidate-pair-id"));
+    if (pair == NULL)
+      continue;
+    /* by id: GStreamer 1.22 names the local one's type "remote-candidate"
+     * and the other way round */
+    l = stats_field_structure (stats, gst_structure_get_string (pair, "local-candidate-id"));
+    r = stats_field_structure (stats, gst_structure_get_string (pair, "remote-candidate-id"));
+    *local_type = l ? gst_structure_get_string (l, "candidate-type") : NULL;
+    *remote_type = r ? gst_structure_get_string (r, "candidate-type") : NULL;
+    return *local_type != NULL;
+  }
+  return FALSE;
+}

@@ -92,6 +92,11 @@ void pt_ice_gate_free (PtIceGate *gate);
  * "a="): FALSE if it is not one */
 gboolean pt_webrtc_parse_candidate (const gchar *candidate, gchar **address, gchar **type,
     gchar **raddr);
+/* From webrtcbin's get-stats: the candidate types ("host", "srflx",
+ * "prflx", "relay") of the selected pair, pointing into @stats; FALSE if none
+ * is selected yet */
+gboolean pt_webrtc_stats_selected_pair (const GstStructure *stats, const gchar **local_type,
+    const gchar **remote_type);
 /* TRUE if @address is on the subnet of one of this machine's interfaces */
 gboolean pt_webrtc_address_is_on_link (const gchar *address);
 
