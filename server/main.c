@@ -30,7 +30,7 @@ raise_fd_limit (void)
 int
 main (int argc, char **argv)
 {
-  g_autofree char *host = NULL, *config = NULL;
+  g_autofree char *host = NULL, *config = NULL, *stun = NULL, *turn = NULL, *turn_secret = NULL;
   gint port = -1, k = -1, k1 = -1, grace = -1;
   gboolean allow_takeover = FALSE;
   GOptionEntry entries[] = {
@@ -43,10 +43,19 @@ main (int argc, char **argv)
       "SECONDS" },
     { "allow-takeover", 0, 0, G_OPTION_ARG_NONE, &allow_takeover,
       "Let a connection take over a clientId by presenting its secret", NULL },
+    { "stun", 0, 0, G_OPTION_ARG_STRING, &stun,
+      "STUN server every client is told to use (hello reply)", "stun:HOST:PORT" },
+    { "turn", 0, 0, G_OPTION_ARG_STRING, &turn,
+      "TURN server every client is told to use, with short-lived credentials (needs "
+      "--turn-secret)", "turn:HOST:PORT[?transport=udp|tcp]" },
+    { "turn-secret", 0, 0, G_OPTION_ARG_FILENAME, &turn_secret,
+      "File holding the TURN server's shared secret (coturn: use-auth-secret, "
+      "static-auth-secret)", "FILE" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
-      "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout); flags "
+      "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout, stun, "
+      "turn, turn-secret-file, turn-ttl); flags "
       "override it",
       "FILE" },
     { NULL }
@@ -82,6 +91,12 @@ main (int argc, char **argv)
     g_object_set (server, "host", host, NULL);
   if (allow_takeover)
     g_object_set (server, "allow-takeover", TRUE, NULL);
+  if (stun)
+    g_object_set (server, "stun", stun, NULL);
+  if (turn)
+    g_object_set (server, "turn", turn, NULL);
+  if (turn_secret)
+    g_object_set (server, "turn-secret-file", turn_secret, NULL);
 
   raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */

@@ -70,6 +70,11 @@ struct _PtServer {
   guint source_grace;       /* s a tree outlives its source's disconnection */
   gboolean allow_takeover;
   guint http_timeout;       /* s an HTTP connection may take to send a request */
+  char *stun;               /* "stun:HOST:PORT" handed out in hello, or NULL */
+  char *turn;               /* "turn:HOST:PORT[?transport=…]", or NULL */
+  char *turn_secret_file;   /* coturn's static-auth-secret, read at listen */
+  guint turn_ttl;           /* s the TURN credentials of a hello are valid */
+  char *turn_secret;        /* the file's first line */
 
   /* state */
   SoupServer *soup;

@@ -29,6 +29,10 @@ enum {
   PROP_SOURCE_GRACE,
   PROP_ALLOW_TAKEOVER,
   PROP_HTTP_TIMEOUT,
+  PROP_STUN,
+  PROP_TURN,
+  PROP_TURN_SECRET_FILE,
+  PROP_TURN_TTL,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -104,12 +108,54 @@ pt_server_new (void)
   return g_object_new (PT_TYPE_SERVER, NULL);
 }
 
+/* The ICE servers of hello replies: their form, and the TURN secret read. */
+static gboolean
+pt_server_check_ice (PtServer *self, GError **error)
+{
+  if (self->stun && *self->stun && !g_str_has_prefix (self->stun, "stun:") &&
+      !g_str_has_prefix (self->stun, "stuns:")) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "stun \"%s\" is not stun:HOST:PORT", self->stun);
+    return FALSE;
+  }
+  if (self->turn && *self->turn && !g_str_has_prefix (self->turn, "turn:") &&
+      !g_str_has_prefix (self->turn, "turns:")) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "turn \"%s\" is not turn:HOST:PORT[?transport=udp|tcp]", self->turn);
+    return FALSE;
+  }
+  g_clear_pointer (&self->turn_secret, g_free);
+  if (self->turn_secret_file && *self->turn_secret_file) {
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents (self->turn_secret_file, &text, NULL, error))
+      return FALSE;
+    char *nl = strpbrk (text, "\r\n");
+    if (nl)
+      *nl = '\0';
+    if (*text == '\0') {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+          "%s: the TURN secret is empty", self->turn_secret_file);
+      return FALSE;
+    }
+    self->turn_secret = g_strdup (text);
+    memset (text, 0, strlen (text));
+  }
+  if (self->turn && *self->turn && !self->turn_secret) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "turn needs a turn-secret-file (coturn's static-auth-secret)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 pt_server_listen (PtServer *self, GError **error)
 {
   g_return_val_if_fail (PT_IS_SERVER (self), FALSE);
   g_return_val_if_fail (self->soup == NULL, FALSE);
 
+  if (!pt_server_check_ice (self, error))
+    return FALSE;
   g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
   if (!inet) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -202,6 +248,12 @@ pt_server_finalize (GObject *object)
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);
   g_free (self->host);
+  g_free (self->stun);
+  g_free (self->turn);
+  g_free (self->turn_secret_file);
+  if (self->turn_secret)
+    memset (self->turn_secret, 0, strlen (self->turn_secret));
+  g_free (self->turn_secret);
   G_OBJECT_CLASS (pt_server_parent_class)->finalize (object);
 }
 
@@ -222,6 +274,19 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_MAX_BUFFERED: return &self->max_buffered;
     case PROP_SOURCE_GRACE: return &self->source_grace;
     case PROP_HTTP_TIMEOUT: return &self->http_timeout;
+    case PROP_TURN_TTL: return &self->turn_ttl;
+    default: return NULL;
+  }
+}
+
+static char **
+string_field (PtServer *self, guint prop_id)
+{
+  switch (prop_id) {
+    case PROP_HOST: return &self->host;
+    case PROP_STUN: return &self->stun;
+    case PROP_TURN: return &self->turn;
+    case PROP_TURN_SECRET_FILE: return &self->turn_secret_file;
     default: return NULL;
   }
 }
@@ -231,11 +296,12 @@ pt_server_set_property (GObject *object, guint prop_id, const GValue *value, GPa
 {
   PtServer *self = PT_SERVER (object);
   guint *field = uint_field (self, prop_id);
+  char **sfield = string_field (self, prop_id);
   if (field)
     *field = g_value_get_uint (value);
-  else if (prop_id == PROP_HOST) {
-    g_free (self->host);
-    self->host = g_value_dup_string (value);
+  else if (sfield) {
+    g_free (*sfield);
+    *sfield = g_value_dup_string (value);
   } else if (prop_id == PROP_ALLOW_TAKEOVER)
     self->allow_takeover = g_value_get_boolean (value);
   else
@@ -247,12 +313,13 @@ pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
 {
   PtServer *self = PT_SERVER (object);
   guint *field = uint_field (self, prop_id);
+  char **sfield = string_field (self, prop_id);
   if (prop_id == PROP_PORT && self->bound_port)
     g_value_set_uint (value, self->bound_port);
   else if (field)
     g_value_set_uint (value, *field);
-  else if (prop_id == PROP_HOST)
-    g_value_set_string (value, self->host);
+  else if (sfield)
+    g_value_set_string (value, *sfield);
   else if (prop_id == PROP_ALLOW_TAKEOVER)
     g_value_set_boolean (value, self->allow_takeover);
   else
@@ -313,6 +380,20 @@ pt_server_class_init (PtServerClass *klass)
       "without becoming a WebSocket (an unfinished request, GET /status, keep-alive) before it "
       "is closed", 1,
       3600, 10);
+  props[PROP_STUN] = g_param_spec_string ("stun", "STUN server", "STUN server handed to every "
+      "client in its hello reply, as stun:HOST:PORT (NULL: none)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN] = g_param_spec_string ("turn", "TURN server", "TURN server handed to every "
+      "client in its hello reply, as turn:HOST:PORT[?transport=udp|tcp], with credentials "
+      "made from turn-secret-file (NULL: none)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN_SECRET_FILE] = g_param_spec_string ("turn-secret-file", "TURN secret file",
+      "File whose first line is the TURN server's shared secret (coturn's static-auth-secret "
+      "with use-auth-secret): each hello gets TURN REST credentials, username "
+      "\"EXPIRY:CLIENTID\", password base64(HMAC-SHA1(secret, username))", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN_TTL] = uint_prop ("turn-ttl", "Seconds the TURN credentials of a hello stay "
+      "valid (a client gets new ones each time it reconnects)", 60, 7 * 86400, 86400);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 
