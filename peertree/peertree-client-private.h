@@ -43,6 +43,7 @@ struct _PeerTreeClient {
   char *uri;
   char *client_id;
   char *secret;
+  char **ice_servers;     /* from the last hello reply: GStreamer-style URIs */
   guint connect_timeout;  /* ms */
   guint request_timeout;  /* ms */
   gboolean auto_reconnect;
