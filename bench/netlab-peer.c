@@ -18,7 +18,8 @@
  *
  * Lines on stdout (line-buffered), for the script that drives it:
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
- *   first-frame           the first frame sent (source) or decoded (viewer)
+ *   first-frame ms=T      the first frame sent (source) or decoded (viewer), T ms
+ *                         after the pipeline was set to PLAYING (the join time)
  *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
  *                         selected pair (host, srflx, prflx, relay)
  *   counting              after SIGUSR1: the counter restarts at 0
@@ -43,6 +44,8 @@ static struct {
   gint frames;                  /* atomic */
   gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
+  gint64 t_playing;             /* monotonic µs: PLAYING asked */
+  gint first_ms;                /* atomic: ms from PLAYING to the first frame */
   guint depth;
   GstElement *peer;             /* a viewer's peertreesrc */
   gboolean ice_reported;
@@ -57,7 +60,8 @@ on_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 
   (void) pad;
   (void) data;
-  g_atomic_int_compare_and_exchange (&P.first, 0, 1);   /* report_first prints it */
+  if (g_atomic_int_compare_and_exchange (&P.first, 0, 1))       /* report_first prints it */
+    g_atomic_int_set (&P.first_ms, (gint) ((g_get_monotonic_time () - P.t_playing) / 1000));
   if (g_atomic_int_get (&P.counting)) {
     g_atomic_int_inc (&P.frames);
     if (buf && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT))
@@ -111,7 +115,7 @@ report_first (gpointer data)
   (void) data;
   if (g_atomic_int_get (&P.first) == 1) {
     g_atomic_int_set (&P.first, 2);
-    printf ("first-frame\n");
+    printf ("first-frame ms=%d\n", g_atomic_int_get (&P.first_ms));
   }
   /* a viewer: the candidate types of its upstream link's selected pair, once */
   if (g_atomic_int_get (&P.first) == 2 && P.peer && !P.ice_reported) {
@@ -297,6 +301,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGINT, on_stop, NULL);
   g_timeout_add_seconds (max_seconds, on_max_time, NULL);
   g_timeout_add (50, report_first, NULL);
+  P.t_playing = g_get_monotonic_time ();
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
     bench_die ("%s: cannot start", mode);
   g_main_loop_run (P.loop);

@@ -196,7 +196,12 @@ netlab_loss () {
     *) netlab_die "loss: udp or all, not $proto"; return 1 ;;
   esac
   ip netns exec "$ns" nft flush chain inet netlab input || return 1
-  if [ "$per10k" -gt 0 ]; then
+  if [ "$per10k" -ge 10000 ]; then
+    # 100%: numgen's "< 10000" is out of its range
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" nft add rule inet netlab input iifname eth0 $match \
+      counter drop comment '"loss"' || return 1
+  elif [ "$per10k" -gt 0 ]; then
     # shellcheck disable=SC2086
     ip netns exec "$ns" nft add rule inet netlab input iifname eth0 $match \
       numgen random mod 10000 "<" "$per10k" counter drop comment '"loss"' || return 1
