@@ -1,9 +1,9 @@
 /* bench/netlab-peer — one peer of a chain in the network lab, counting frames.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   netlab-peer source URL TREE-ID IP [--repair on|off] [--max-seconds N]
+ *   netlab-peer source URL TREE-ID IP [--repair on|off] [--max-seconds N] [--set PROP=VALUE]…
  *   netlab-peer viewer URL TREE-ID IP [--repair on|off] [--max-seconds N] [--name NAME]
- *                          [--set PROPERTY=VALUE]... (on peertreesrc, or peertreesink)
+ *                                     [--set PROP=VALUE]…
  *   netlab-peer has-repair         exit 0 (and print where) if peertreesrc or
  *                                  peertreesink has a "repair" property, 1 if not
  *
@@ -18,7 +18,10 @@
  *
  * Lines on stdout (line-buffered), for the script that drives it:
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
- *   first-frame           the first frame sent (source) or decoded (viewer)
+ *   first-frame ms=T      the first frame sent (source) or decoded (viewer), T ms
+ *                         after the pipeline was set to PLAYING (the join time)
+ *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
+ *                         selected pair (host, srflx, prflx, relay)
  *   counting              after SIGUSR1: the counter restarts at 0
  *   frames=N keyframes=K depth=D
  *                         after SIGUSR2: frames counted since SIGUSR1, and of
@@ -26,7 +29,9 @@
  * SIGTERM/SIGINT stop the pipeline and exit 0; an error on the bus exits 1;
  * so does reaching --max-seconds (default 600: every run is bounded).
  * --repair sets the elements' "repair" property when they have one (the
- * per-hop NACK/RTX repair), and is ignored otherwise.
+ * per-hop NACK/RTX repair), and is ignored otherwise. --set sets any
+ * property of the peertree element (e.g. stun-server=stun://10.77.0.3:3478,
+ * or local-addresses= to let ICE use every interface).
  */
 #include <unistd.h>
 
@@ -39,8 +44,11 @@ static struct {
   gint frames;                  /* atomic */
   gint keyframes;               /* atomic: frames without DELTA_UNIT */
   gint first;                   /* atomic */
+  gint64 t_playing;             /* monotonic µs: PLAYING asked */
+  gint first_ms;                /* atomic: ms from PLAYING to the first frame */
   guint depth;
-  GstElement *peer;             /* for its stats */
+  GstElement *peer;             /* a viewer's peertreesrc */
+  gboolean ice_reported;
   GMainLoop *loop;
   gint exit_code;
 } P;
@@ -52,7 +60,8 @@ on_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 
   (void) pad;
   (void) data;
-  g_atomic_int_compare_and_exchange (&P.first, 0, 1);   /* report_first prints it */
+  if (g_atomic_int_compare_and_exchange (&P.first, 0, 1))       /* report_first prints it */
+    g_atomic_int_set (&P.first_ms, (gint) ((g_get_monotonic_time () - P.t_playing) / 1000));
   if (g_atomic_int_get (&P.counting)) {
     g_atomic_int_inc (&P.frames);
     if (buf && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT))
@@ -79,23 +88,6 @@ on_usr2 (gpointer data)
   g_atomic_int_set (&P.counting, 0);
   printf ("frames=%d keyframes=%d depth=%u\n", g_atomic_int_get (&P.frames),
       g_atomic_int_get (&P.keyframes), P.depth);
-  if (g_getenv ("NETLAB_PEER_STATS") && P.peer) {
-    g_autoptr (GstStructure) stats = NULL;
-    const GstStructure *repair;
-
-    g_object_get (P.peer, "stats", &stats, NULL);
-    if (stats && (repair = gst_structure_get_value (stats, "upstream-repair") ?
-            gst_value_get_structure (gst_structure_get_value (stats, "upstream-repair")) : NULL)) {
-      g_autofree gchar *str = gst_structure_to_string (repair);
-
-      fprintf (stderr, "netlab-peer: %s\n", str);
-    }
-    if (stats && g_getenv ("NETLAB_PEER_STATS_ALL")) {
-      g_autofree gchar *str = gst_structure_to_string (stats);
-
-      fprintf (stderr, "netlab-peer-all: %s\n", str);
-    }
-  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -123,7 +115,22 @@ report_first (gpointer data)
   (void) data;
   if (g_atomic_int_get (&P.first) == 1) {
     g_atomic_int_set (&P.first, 2);
-    printf ("first-frame\n");
+    printf ("first-frame ms=%d\n", g_atomic_int_get (&P.first_ms));
+  }
+  /* a viewer: the candidate types of its upstream link's selected pair, once */
+  if (g_atomic_int_get (&P.first) == 2 && P.peer && !P.ice_reported) {
+    GstStructure *st = NULL;
+    const gchar *local, *remote;
+
+    g_object_get (P.peer, "stats", &st, NULL);
+    local = st ? gst_structure_get_string (st, "upstream-local-candidate-type") : NULL;
+    remote = st ? gst_structure_get_string (st, "upstream-remote-candidate-type") : NULL;
+    if (local && remote) {
+      printf ("ice local=%s remote=%s\n", local, remote);
+      P.ice_reported = TRUE;
+    }
+    if (st)
+      gst_structure_free (st);
   }
   return G_SOURCE_CONTINUE;
 }
@@ -194,10 +201,24 @@ set_repair (GstElement *e, const gchar *repair)
       g_str_equal (repair, "on") ? "true" : "false");
 }
 
+/* --set PROP=VALUE… */
+static void
+set_props (GstElement *e, GPtrArray *sets)
+{
+  for (guint i = 0; i < sets->len; i++) {
+    g_auto (GStrv) kv = g_strsplit (g_ptr_array_index (sets, i), "=", 2);
+
+    if (g_object_class_find_property (G_OBJECT_GET_CLASS (e), kv[0]) == NULL)
+      bench_die ("%s has no property \"%s\"", GST_OBJECT_NAME (e), kv[0]);
+    gst_util_set_object_arg (G_OBJECT (e), kv[0], kv[1]);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   const gchar *mode, *url, *tree, *ip, *repair = NULL, *name = NULL;
+  g_autoptr (GPtrArray) sets = g_ptr_array_new ();
   guint max_seconds = 600;
   GstElement *pipeline, *peer;
   g_autoptr (GstBus) bus = NULL;
@@ -220,8 +241,6 @@ main (int argc, char **argv)
   url = argv[2];
   tree = argv[3];
   ip = argv[4];
-  g_autoptr (GPtrArray) sets = g_ptr_array_new ();
-
   for (int i = 5; i + 1 < argc; i += 2) {
     if (g_str_equal (argv[i], "--repair"))
       repair = argv[i + 1];
@@ -229,8 +248,8 @@ main (int argc, char **argv)
       max_seconds = CLAMP ((guint) atoi (argv[i + 1]), 1, 3600);
     else if (g_str_equal (argv[i], "--name"))
       name = argv[i + 1];
-    else if (g_str_equal (argv[i], "--set"))
-      g_ptr_array_add (sets, argv[i + 1]);     /* PROPERTY=VALUE on peertreesrc/sink */
+    else if (g_str_equal (argv[i], "--set") && strchr (argv[i + 1], '='))
+      g_ptr_array_add (sets, argv[i + 1]);
     else
       bench_die ("unknown option %s", argv[i]);
   }
@@ -256,7 +275,7 @@ main (int argc, char **argv)
     gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, on_frame, NULL, NULL);
     peer = gst_bin_get_by_name (GST_BIN (pipeline), "peer");
     set_repair (peer, repair);
-    P.peer = peer;              /* the pipeline holds it */
+    set_props (peer, sets);
     gst_object_unref (peer);
   } else {
     pipeline = gst_pipeline_new (name ? name : "viewer");
@@ -267,19 +286,12 @@ main (int argc, char **argv)
     if (name)
       g_object_set (peer, "client-id", name, NULL);
     set_repair (peer, repair);
+    set_props (peer, sets);
     gst_bin_add (GST_BIN (pipeline), peer);
     P.peer = peer;
     g_signal_connect (peer, "pad-added", G_CALLBACK (on_pad_added), NULL);
   }
 
-  for (guint i = 0; i < sets->len; i++) {
-    g_auto (GStrv) kv = g_strsplit (g_ptr_array_index (sets, i), "=", 2);
-
-    if (kv[0] && kv[1] && g_object_class_find_property (G_OBJECT_GET_CLASS (P.peer), kv[0]))
-      gst_util_set_object_arg (G_OBJECT (P.peer), kv[0], kv[1]);
-    else
-      bench_die ("--set %s: no such property", (gchar *) g_ptr_array_index (sets, i));
-  }
   P.loop = g_main_loop_new (NULL, FALSE);
   bus = gst_pipeline_get_bus (GST_PIPELINE (pipeline));
   gst_bus_add_watch (bus, on_bus, NULL);
@@ -289,6 +301,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGINT, on_stop, NULL);
   g_timeout_add_seconds (max_seconds, on_max_time, NULL);
   g_timeout_add (50, report_first, NULL);
+  P.t_playing = g_get_monotonic_time ();
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
     bench_die ("%s: cannot start", mode);
   g_main_loop_run (P.loop);

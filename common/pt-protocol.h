@@ -149,6 +149,13 @@ const char *const *pt_error_codes (void);
 #define PT_F_K "k"
 #define PT_F_K1 "k1"
 #define PT_F_MAX_MESSAGE_SIZE "maxMessageSize"
+/* hello reply: the ICE servers to use (when the server has --stun/--turn),
+ * each {"urls": "stun:HOST:PORT" | "turn:HOST:PORT[?transport=udp|tcp]",
+ * "username": …, "credential": …} (TURN: short-lived TURN REST credentials) */
+#define PT_F_ICE_SERVERS "iceServers"
+#define PT_F_URLS "urls"
+#define PT_F_USERNAME "username"
+#define PT_F_CREDENTIAL "credential"
 #define PT_F_TREE_ID "treeId"
 #define PT_F_RECLAIMED "reclaimed"
 #define PT_F_SOURCE "source"

@@ -3,6 +3,7 @@
  */
 #include "pt-fanout.h"
 #include "gstpeertreeelements.h"
+#include "pt-webrtc.h"
 
 typedef struct {
   PtLink *link;
@@ -285,6 +286,11 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
     gst_structure_set (s, "repair", GST_TYPE_STRUCTURE, repair, NULL);
     gst_structure_free (repair);
     if (webrtc) {
+      const gchar *local, *remote;
+
+      if (pt_webrtc_stats_selected_pair (webrtc, &local, &remote))
+        gst_structure_set (s, "local-candidate-type", G_TYPE_STRING, local,
+            "remote-candidate-type", G_TYPE_STRING, remote, NULL);
       gst_structure_set (s, "webrtc", GST_TYPE_STRUCTURE, webrtc, NULL);
       gst_structure_free (webrtc);
     }

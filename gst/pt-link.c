@@ -66,6 +66,8 @@ struct _PtLink {
   GstElement *rtxreceive;       /* webrtcbin's rtprtxreceive (a ref), once made */
   guint latency_ms;             /* receiver: webrtcbin's latency now */
   GSource *latency_timer;       /* receiver with adaptive latency */
+
+  PtIceGate *ice_gate;          /* with a TURN server: the peer's candidates pass it */
 };
 
 /* The relay tap of one received stream (receiver link): a probe on the
@@ -480,16 +482,11 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
   gst_webrtc_session_description_free (desc);
 }
 
-void
-pt_link_add_remote_candidate (PtLink * link, guint mline_index, const gchar * candidate)
+static void
+add_remote_candidate (guint mline_index, const gchar * candidate, gpointer user_data)
 {
+  PtLink *link = user_data;
   gboolean now;
-
-  g_return_if_fail (link != NULL);
-
-  /* an empty candidate is an end-of-candidates marker: nothing to do */
-  if (candidate == NULL || *candidate == '\0')
-    return;
 
   g_mutex_lock (&link->lock);
   if (link->closed) {
@@ -508,6 +505,20 @@ pt_link_add_remote_candidate (PtLink * link, guint mline_index, const gchar * ca
 
   if (now)
     g_signal_emit_by_name (link->webrtcbin, "add-ice-candidate", mline_index, candidate);
+}
+
+void
+pt_link_add_remote_candidate (PtLink * link, guint mline_index, const gchar * candidate)
+{
+  g_return_if_fail (link != NULL);
+
+  /* an empty candidate is an end-of-candidates marker: nothing to do */
+  if (candidate == NULL || *candidate == '\0')
+    return;
+  if (link->ice_gate)
+    pt_ice_gate_push (link->ice_gate, mline_index, candidate);
+  else
+    add_remote_candidate (mline_index, candidate, link);
 }
 
 static void
@@ -1270,6 +1281,8 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   link->adaptive_latency = config->adaptive_latency;
   link->max_latency_ms = config->latency_ms;
   link->latency_ms = config->latency_ms;
+  if (config->turn_server && *config->turn_server)
+    link->ice_gate = pt_ice_gate_new (link->context, add_remote_candidate, link);
 
   link->negotiation_id = g_signal_connect (webrtcbin, "on-negotiation-needed",
       G_CALLBACK (on_negotiation_needed), link);
@@ -1510,6 +1523,8 @@ pt_link_close (PtLink * link)
   g_clear_signal_handler (&link->new_transceiver_id, webrtcbin);
   if (link->rtpbin)
     g_clear_signal_handler (&link->new_jitterbuffer_id, link->rtpbin);
+
+  g_clear_pointer (&link->ice_gate, pt_ice_gate_free);
 
   /* 2. detach relay branches from the shared tees (siblings keep flowing) */
   for (guint i = 0; i < branches->len; i++)

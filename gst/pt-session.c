@@ -163,6 +163,33 @@ on_disconnected (PeerTreeClient * client, gpointer data)
           s->callbacks->disconnected_consequence), (NULL));
 }
 
+/* The ICE servers the signalling server handed out in its hello reply
+ * (fresh TURN credentials on every connection) go into the links' config,
+ * for the links made from now on, unless the element's own stun-server or
+ * turn-server property is set. */
+static void
+take_ice_servers (PtSession * s)
+{
+  g_auto (GStrv) servers = peer_tree_client_get_ice_servers (s->client);
+  gboolean stun = FALSE, turn = FALSE;
+
+  for (guint i = 0; servers && servers[i]; i++) {
+    gboolean is_stun = g_str_has_prefix (servers[i], "stun");
+    gchar **field = is_stun ? &s->config.stun_server : &s->config.turn_server;
+
+    if ((is_stun ? s->own_stun : s->own_turn) || (is_stun ? stun : turn))
+      continue;                 /* the element's own, or the first of its kind */
+    g_free (*field);
+    *field = g_strdup (servers[i]);
+    if (is_stun)
+      stun = TRUE;
+    else
+      turn = TRUE;
+    GST_CAT_INFO_OBJECT (s->debug, ELEMENT (s), "%s server from %s: %s",
+        is_stun ? "STUN" : "TURN", s->server, is_stun ? servers[i] : "(with credentials)");
+  }
+}
+
 static void
 on_reconnected (PeerTreeClient * client, gpointer data)
 {
@@ -170,6 +197,7 @@ on_reconnected (PeerTreeClient * client, gpointer data)
 
   (void) client;
   GST_CAT_INFO_OBJECT (s->debug, ELEMENT (s), "reconnected to %s", s->server);
+  take_ice_servers (s);
   pt_post_element_message (ELEMENT (s), PT_MESSAGE_SERVER_RECONNECTED,
       "server", G_TYPE_STRING, s->server, NULL);
   if (s->callbacks->reconnected)
@@ -199,6 +227,7 @@ on_connected (GObject * source, GAsyncResult * res, gpointer data)
     pt_call_free (call);
     return;
   }
+  take_ice_servers (s);
   s->callbacks->connected (ELEMENT (s), call);
 }
 
@@ -220,6 +249,8 @@ start_in_loop (gpointer data)
 
   s->server = g_strdup (start->server);
   s->cancellable = g_cancellable_new ();
+  s->own_stun = s->config.stun_server && *s->config.stun_server;
+  s->own_turn = s->config.turn_server && *s->config.turn_server;
   /* binds to this thread's default context */
   s->client = s->callbacks->make_client (ELEMENT (s), start->server,
       start->client_id && *start->client_id ? start->client_id : NULL);

@@ -98,6 +98,7 @@ struct _PtSession {
   PtFanout *children;
   gchar *server;                /* the server property, at start */
   gchar *active_tree;           /* the tree created or joined; the element sets it */
+  gboolean own_stun, own_turn;  /* the element's stun-server/turn-server are set */
 };
 
 void pt_session_init (PtSession *session, GstElement *element, GstDebugCategory *debug,

@@ -3,6 +3,7 @@
  */
 #include "pt-upstream.h"
 #include "gstpeertreeelements.h"
+#include "pt-webrtc.h"
 
 /* An upstream link whose ICE state stays "disconnected" this long is lost
  * (libnice's own keepalives only fail it after tens of seconds). */
@@ -407,6 +408,11 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
     gst_structure_set (s, "upstream-repair", GST_TYPE_STRUCTURE, repair, NULL);
     gst_structure_free (repair);
     if (up) {
+      const gchar *local, *remote;
+
+      if (pt_webrtc_stats_selected_pair (up, &local, &remote))
+        gst_structure_set (s, "upstream-local-candidate-type", G_TYPE_STRING, local,
+            "upstream-remote-candidate-type", G_TYPE_STRING, remote, NULL);
       gst_structure_set (s, "upstream-webrtc", GST_TYPE_STRUCTURE, up, NULL);
       gst_structure_free (up);
     }

@@ -8,10 +8,16 @@
  * (pt-link.c) negotiates with it; the relay tee and its branches are in
  * pt-relay.c.
  */
+#define _DEFAULT_SOURCE             /* getifaddrs() */
 #include "pt-webrtc.h"
 #include "pt-link.h"
 
 #include <string.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <ifaddrs.h>
+
+#include <gio/gio.h>
 
 #ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
@@ -283,4 +289,276 @@ pt_webrtc_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GErro
   /* give back a floating ref, like gst_element_factory_make() */
   g_object_force_floating (G_OBJECT (webrtcbin));
   return webrtcbin;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the remote-candidate gate (links with a TURN server) */
+
+#define PT_ICE_GATE_HOLD_MS 1500
+
+typedef struct {
+  guint mline;
+  gchar *candidate;
+  gchar *address;
+} PtHeldCandidate;
+
+struct _PtIceGate {
+  GMutex lock;
+  GMainContext *context;
+  PtIceGateAddFunc add;
+  gpointer user_data;
+  GList *held;                  /* PtHeldCandidate, in arrival order */
+  GHashTable *natted;           /* host address -> GINT_TO_POINTER (TRUE: NATed, FALSE: public) */
+  GSource *timeout;
+};
+
+static void
+held_free (PtHeldCandidate * h)
+{
+  g_free (h->candidate);
+  g_free (h->address);
+  g_free (h);
+}
+
+gboolean
+pt_webrtc_parse_candidate (const gchar * candidate, gchar ** address, gchar ** type,
+    gchar ** raddr)
+{
+  g_auto (GStrv) tok = NULL;
+  guint n;
+
+  *address = *type = *raddr = NULL;
+  if (candidate == NULL)
+    return FALSE;
+  if (g_str_has_prefix (candidate, "a="))
+    candidate += 2;
+  if (!g_str_has_prefix (candidate, "candidate:"))
+    return FALSE;
+  tok = g_strsplit (candidate + strlen ("candidate:"), " ", -1);
+  n = g_strv_length (tok);
+  /* foundation component transport priority address port typ TYPE [raddr R rport P] … */
+  if (n < 8 || g_strcmp0 (tok[6], "typ") != 0)
+    return FALSE;
+  *address = g_strdup (tok[4]);
+  *type = g_strdup (tok[7]);
+  for (guint i = 8; i + 1 < n; i++)
+    if (g_str_equal (tok[i], "raddr")) {
+      *raddr = g_strdup (tok[i + 1]);
+      break;
+    }
+  return TRUE;
+}
+
+gboolean
+pt_webrtc_address_is_on_link (const gchar * address)
+{
+  g_autoptr (GInetAddress) a = g_inet_address_new_from_string (address);
+  struct ifaddrs *ifs = NULL;
+  gboolean found = FALSE;
+
+  if (a == NULL || getifaddrs (&ifs) != 0)
+    return FALSE;
+  for (struct ifaddrs * i = ifs; i && !found; i = i->ifa_next) {
+    g_autoptr (GSocketAddress) sa = NULL, sm = NULL;
+    GInetAddress *ia, *im;
+    const guint8 *pa, *pi, *pm;
+    gsize len;
+
+    if (i->ifa_addr == NULL || i->ifa_netmask == NULL ||
+        (gint) i->ifa_addr->sa_family != (gint) g_inet_address_get_family (a) ||
+        (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+      continue;
+    len = i->ifa_addr->sa_family == AF_INET ? sizeof (struct sockaddr_in) :
+        sizeof (struct sockaddr_in6);
+    sa = g_socket_address_new_from_native (i->ifa_addr, len);
+    sm = g_socket_address_new_from_native (i->ifa_netmask, len);
+    if (!G_IS_INET_SOCKET_ADDRESS (sa) || !G_IS_INET_SOCKET_ADDRESS (sm))
+      continue;
+    ia = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa));
+    im = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sm));
+    pa = g_inet_address_to_bytes (a);
+    pi = g_inet_address_to_bytes (ia);
+    pm = g_inet_address_to_bytes (im);
+    len = g_inet_address_get_native_size (a);
+    found = TRUE;
+    for (gsize b = 0; b < len; b++)
+      if ((pa[b] & pm[b]) != (pi[b] & pm[b]))
+        found = FALSE;
+  }
+  freeifaddrs (ifs);
+  return found;
+}
+
+/* with the lock: takes the held candidates for @address (all if NULL) off
+ * the list, into @out (in order) when @keep, else frees them */
+static void
+gate_take_held_locked (PtIceGate * gate, const gchar * address, gboolean keep, GList ** out)
+{
+  for (GList * l = gate->held; l;) {
+    GList *next = l->next;
+    PtHeldCandidate *h = l->data;
+
+    if (address == NULL || g_str_equal (h->address, address)) {
+      gate->held = g_list_delete_link (gate->held, l);
+      if (keep) {
+        *out = g_list_append (*out, h);
+      } else {
+        GST_INFO ("remote host candidate %s is behind a NAT, not on a local link: "
+            "not used (a TURN server cannot relay to it)", h->address);
+        held_free (h);
+      }
+    }
+    l = next;
+  }
+}
+
+static void
+gate_add_all (PtIceGate * gate, GList * list)
+{
+  for (GList * l = list; l; l = l->next) {
+    PtHeldCandidate *h = l->data;
+
+    gate->add (h->mline, h->candidate, gate->user_data);
+  }
+  g_list_free_full (list, (GDestroyNotify) held_free);
+}
+
+static gboolean
+gate_timeout (gpointer data)
+{
+  PtIceGate *gate = data;
+  GList *out = NULL;
+
+  g_mutex_lock (&gate->lock);
+  g_clear_pointer (&gate->timeout, g_source_unref);
+  if (gate->held)
+    GST_DEBUG ("%u remote host candidates without a reflexive one: used as they are",
+        g_list_length (gate->held));
+  gate_take_held_locked (gate, NULL, TRUE, &out);
+  g_mutex_unlock (&gate->lock);
+  gate_add_all (gate, out);
+  return G_SOURCE_REMOVE;
+}
+
+PtIceGate *
+pt_ice_gate_new (GMainContext * context, PtIceGateAddFunc add, gpointer user_data)
+{
+  PtIceGate *gate = g_new0 (PtIceGate, 1);
+
+  init_debug ();
+  g_mutex_init (&gate->lock);
+  gate->context = g_main_context_ref (context);
+  gate->add = add;
+  gate->user_data = user_data;
+  gate->natted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return gate;
+}
+
+void
+pt_ice_gate_push (PtIceGate * gate, guint mline, const gchar * candidate)
+{
+  g_autofree gchar *address = NULL, *type = NULL, *raddr = NULL;
+  GList *out = NULL;
+  gboolean add_now = TRUE;
+
+  if (!pt_webrtc_parse_candidate (candidate, &address, &type, &raddr)) {
+    gate->add (mline, candidate, gate->user_data);
+    return;
+  }
+
+  g_mutex_lock (&gate->lock);
+  if (g_str_equal (type, "host")) {
+    gpointer natted;
+
+    if (pt_webrtc_address_is_on_link (address)) {
+      /* on one of our own links: a direct path exists */
+    } else if (g_hash_table_lookup_extended (gate->natted, address, NULL, &natted)) {
+      add_now = !GPOINTER_TO_INT (natted);
+      if (!add_now)
+        GST_INFO ("remote host candidate %s is behind a NAT: not used", address);
+    } else {
+      PtHeldCandidate *h = g_new0 (PtHeldCandidate, 1);
+
+      h->mline = mline;
+      h->candidate = g_strdup (candidate);
+      h->address = g_strdup (address);
+      gate->held = g_list_append (gate->held, h);
+      add_now = FALSE;
+      GST_DEBUG ("remote host candidate %s held until its reflexive candidate tells "
+          "whether it is behind a NAT", address);
+      if (gate->timeout == NULL) {
+        gate->timeout = g_timeout_source_new (PT_ICE_GATE_HOLD_MS);
+        g_source_set_callback (gate->timeout, gate_timeout, gate, NULL);
+        g_source_set_static_name (gate->timeout, "[peertree] ICE host candidate hold");
+        g_source_attach (gate->timeout, gate->context);
+      }
+    }
+  } else if (raddr && (g_str_equal (type, "srflx") || g_str_equal (type, "relay")) &&
+      !g_hash_table_contains (gate->natted, raddr)) {
+    /* srflx: the NAT's address for host raddr — the host is NATed if they
+     * differ. relay first (no srflx: the host is public, its srflx pruned as
+     * redundant, or the peer has no STUN): take it as public. */
+    gboolean natted = g_str_equal (type, "srflx") && !g_str_equal (address, raddr);
+
+    g_hash_table_insert (gate->natted, g_strdup (raddr), GINT_TO_POINTER (natted));
+    gate_take_held_locked (gate, raddr, !natted || pt_webrtc_address_is_on_link (raddr), &out);
+  }
+  g_mutex_unlock (&gate->lock);
+
+  gate_add_all (gate, out);
+  if (add_now)
+    gate->add (mline, candidate, gate->user_data);
+}
+
+void
+pt_ice_gate_free (PtIceGate * gate)
+{
+  if (gate == NULL)
+    return;
+  if (gate->timeout) {
+    g_source_destroy (gate->timeout);
+    g_source_unref (gate->timeout);
+  }
+  g_list_free_full (gate->held, (GDestroyNotify) held_free);
+  g_hash_table_unref (gate->natted);
+  g_main_context_unref (gate->context);
+  g_mutex_clear (&gate->lock);
+  g_free (gate);
+}
+
+/* ---------------------------------------------------------------------- */
+/* stats */
+
+static const GstStructure *
+stats_field_structure (const GstStructure * stats, const gchar * name)
+{
+  const GValue *v = name ? gst_structure_get_value (stats, name) : NULL;
+
+  return v && GST_VALUE_HOLDS_STRUCTURE (v) ? gst_value_get_structure (v) : NULL;
+}
+
+gboolean
+pt_webrtc_stats_selected_pair (const GstStructure * stats, const gchar ** local_type,
+    const gchar ** remote_type)
+{
+  *local_type = *remote_type = NULL;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    const GstStructure *pair, *l, *r;
+
+    if (t == NULL || !gst_structure_has_field (t, "selected-candidate-pair-id"))
+      continue;
+    pair = stats_field_structure (stats,
+        gst_structure_get_string (t, "selected-candidate-pair-id"));
+    if (pair == NULL)
+      continue;
+    /* by id: GStreamer 1.22 names the local one's type "remote-candidate"
+     * and the other way round */
+    l = stats_field_structure (stats, gst_structure_get_string (pair, "local-candidate-id"));
+    r = stats_field_structure (stats, gst_structure_get_string (pair, "remote-candidate-id"));
+    *local_type = l ? gst_structure_get_string (l, "candidate-type") : NULL;
+    *remote_type = r ? gst_structure_get_string (r, "candidate-type") : NULL;
+    return *local_type != NULL;
+  }
+  return FALSE;
 }

@@ -74,4 +74,40 @@ void pt_webrtc_prewarm (void);
  * e.g. on an error, never exits while it is still running. */
 void pt_webrtc_prewarm_wait (void);
 
+/**
+ * PtIceGate:
+ *
+ * What a link with a TURN server lets through of its peer's candidates. Its
+ * relay candidate is paired with each of them, so the TURN server is asked
+ * to send a connectivity check to each address; a peer's host candidate
+ * behind a NAT (a private address of another network) is one the TURN
+ * server has no route to, and coturn closes an allocation whose relayed
+ * send fails (ENETUNREACH): ICE then fails on every relayed pair. So a
+ * remote host candidate is held until the peer's server-reflexive candidate
+ * for it arrives: one with another address means the host is behind a NAT,
+ * and it is dropped unless it is on one of this machine's own links (the
+ * same LAN); else (a relay candidate for it came first, or nothing for 1.5
+ * s) it is used. Other candidates pass at once.
+ *
+ * All calls, and @add, on @context's thread.
+ */
+typedef struct _PtIceGate PtIceGate;
+typedef void (*PtIceGateAddFunc) (guint mline, const gchar *candidate, gpointer user_data);
+
+PtIceGate *pt_ice_gate_new (GMainContext *context, PtIceGateAddFunc add, gpointer user_data);
+void pt_ice_gate_push (PtIceGate *gate, guint mline, const gchar *candidate);
+void pt_ice_gate_free (PtIceGate *gate);
+
+/* "candidate:F C udp P ADDR PORT typ TYPE [raddr R …]" (with or without
+ * "a="): FALSE if it is not one */
+gboolean pt_webrtc_parse_candidate (const gchar *candidate, gchar **address, gchar **type,
+    gchar **raddr);
+/* From webrtcbin's get-stats: the candidate types ("host", "srflx",
+ * "prflx", "relay") of the selected pair, pointing into @stats; FALSE if none
+ * is selected yet */
+gboolean pt_webrtc_stats_selected_pair (const GstStructure *stats, const gchar **local_type,
+    const gchar **remote_type);
+/* TRUE if @address is on the subnet of one of this machine's interfaces */
+gboolean pt_webrtc_address_is_on_link (const gchar *address);
+
 G_END_DECLS

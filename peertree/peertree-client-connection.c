@@ -433,6 +433,48 @@ attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable *
   }
 }
 
+/* The hello reply's iceServers ({"urls": "stun:H:P" | "turn:H:P[?…]",
+ * "username", "credential"}) as webrtcbin's URIs: stun://H:P,
+ * turn://USER:PASS@H:P[?…]. */
+static void
+store_ice_servers (PeerTreeClient *self, JsonObject *result)
+{
+  JsonNode *node = json_object_get_member (result, PT_F_ICE_SERVERS);
+  JsonArray *list = node && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  GPtrArray *b = g_ptr_array_new ();
+
+  for (guint i = 0; list && i < json_array_get_length (list); i++) {
+    JsonNode *e = json_array_get_element (list, i);
+    JsonObject *o = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
+    const char *url = pt_str (o, PT_F_URLS), *rest, *scheme;
+    if (!url)
+      continue;
+    if (g_str_has_prefix (url, "stun:") || g_str_has_prefix (url, "stuns:")) {
+      scheme = g_str_has_prefix (url, "stuns:") ? "stuns" : "stun";
+      rest = strchr (url, ':') + 1;
+      g_ptr_array_add (b, g_strdup_printf ("%s://%s", scheme,
+          g_str_has_prefix (rest, "//") ? rest + 2 : rest));
+    } else if (g_str_has_prefix (url, "turn:") || g_str_has_prefix (url, "turns:")) {
+      scheme = g_str_has_prefix (url, "turns:") ? "turns" : "turn";
+      rest = strchr (url, ':') + 1;
+      if (g_str_has_prefix (rest, "//"))
+        rest += 2;
+      const char *user = pt_str (o, PT_F_USERNAME), *cred = pt_str (o, PT_F_CREDENTIAL);
+      g_autofree char *u = user ? g_uri_escape_string (user, NULL, FALSE) : NULL;
+      g_autofree char *p = cred ? g_uri_escape_string (cred, NULL, FALSE) : NULL;
+      g_ptr_array_add (b, u ? g_strdup_printf ("%s://%s:%s@%s", scheme, u, p ? p : "", rest)
+          : g_strdup_printf ("%s://%s", scheme, rest));
+    }
+  }
+  g_strfreev (self->ice_servers);
+  self->ice_servers = NULL;
+  if (b->len) {
+    g_ptr_array_add (b, NULL);
+    self->ice_servers = (char **) g_ptr_array_free (b, FALSE);
+  } else
+    g_ptr_array_free (b, TRUE);
+}
+
 static void
 on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -459,6 +501,7 @@ on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
     self->client_id = g_strdup (id);
     g_object_notify_by_pspec (G_OBJECT (self), pt_props[PROP_CLIENT_ID]);
   }
+  store_ice_servers (self, result);
   gboolean reconnect = self->was_ready;
   self->ready = self->was_ready = TRUE;
   self->backoff = 0;

@@ -44,6 +44,7 @@ struct _PeerTreeClient {
   char *client_id;
   char *secret;
   char *token;            /* sent in every hello; NULL: none */
+  char **ice_servers;     /* from the last hello reply: GStreamer-style URIs */
   guint connect_timeout;  /* ms */
   guint request_timeout;  /* ms */
   gboolean auto_reconnect;

@@ -111,6 +111,26 @@ peer_tree_client_get_client_id (PeerTreeClient *self)
 }
 
 /**
+ * peer_tree_client_get_ice_servers:
+ * @self: a #PeerTreeClient
+ *
+ * The ICE servers the server handed out in its last hello reply (it does
+ * when it runs with `--stun`/`--turn`), as webrtcbin takes them:
+ * `stun://HOST:PORT` and `turn://USER:PASSWORD@HOST:PORT[?transport=…]`
+ * (user and password URI-escaped). TURN credentials are short-lived: each
+ * (re)connection brings new ones.
+ *
+ * Returns: (transfer full) (nullable): a %NULL-terminated array, or %NULL
+ *   when the server gave none (or before the first connection).
+ */
+char **
+peer_tree_client_get_ice_servers (PeerTreeClient *self)
+{
+  g_return_val_if_fail (PEER_TREE_IS_CLIENT (self), NULL);
+  return g_strdupv (self->ice_servers);
+}
+
+/**
  * peer_tree_client_is_connected:
  * @self: a #PeerTreeClient
  *
@@ -155,6 +175,7 @@ peer_tree_client_finalize (GObject *object)
   g_free (self->client_id);
   g_free (self->secret);
   g_free (self->token);
+  g_strfreev (self->ice_servers);
   G_OBJECT_CLASS (peer_tree_client_parent_class)->finalize (object);
 }
 

@@ -36,6 +36,7 @@ PeerTreeClient *peer_tree_client_new (const char *uri, const char *client_id);
 const char *peer_tree_client_get_uri (PeerTreeClient *self);
 const char *peer_tree_client_get_client_id (PeerTreeClient *self);
 gboolean peer_tree_client_is_connected (PeerTreeClient *self);
+char **peer_tree_client_get_ice_servers (PeerTreeClient *self);
 
 void peer_tree_client_connect_async (PeerTreeClient *self, GCancellable *cancellable,
     GAsyncReadyCallback callback, gpointer user_data);

@@ -125,6 +125,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *host = NULL, *config = NULL, *auth_key = NULL;
+  g_autofree char *stun = NULL, *turn = NULL, *turn_secret = NULL;
   gint port = -1, k = -1, k1 = -1, grace = -1;
   gint max_conns_ip = -1, conn_rate_ip = -1, max_trees_ip = -1, max_trees = -1;
   gboolean allow_takeover = FALSE;
@@ -153,12 +154,20 @@ main (int argc, char **argv)
       "Most open trees created from one IP address (default 0: no limit)", "N" },
     { "max-trees", 0, 0, G_OPTION_ARG_INT, &max_trees,
       "Most trees on the server (default 0: no limit)", "N" },
+    { "stun", 0, 0, G_OPTION_ARG_STRING, &stun,
+      "STUN server every client is told to use (hello reply)", "stun:HOST:PORT" },
+    { "turn", 0, 0, G_OPTION_ARG_STRING, &turn,
+      "TURN server every client is told to use, with short-lived credentials (needs "
+      "--turn-secret)", "turn:HOST:PORT[?transport=udp|tcp]" },
+    { "turn-secret", 0, 0, G_OPTION_ARG_FILENAME, &turn_secret,
+      "File holding the TURN server's shared secret (coturn: use-auth-secret, "
+      "static-auth-secret)", "FILE" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
       "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout, "
       "auth-key, max-connections-per-ip, connection-rate-per-ip, connection-burst-per-ip, "
-      "max-trees-per-ip, max-trees); flags override it",
+      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl); flags override it",
       "FILE" },
     { NULL }
   };
@@ -202,6 +211,12 @@ main (int argc, char **argv)
     g_object_set (server, "allow-takeover", TRUE, NULL);
   if (auth_key)
     g_object_set (server, "auth-key", auth_key, NULL);
+  if (stun)
+    g_object_set (server, "stun", stun, NULL);
+  if (turn)
+    g_object_set (server, "turn", turn, NULL);
+  if (turn_secret)
+    g_object_set (server, "turn-secret-file", turn_secret, NULL);
 
   raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */

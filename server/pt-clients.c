@@ -13,6 +13,40 @@ typedef struct {
 } PtReservation;
 
 
+/* The ICE servers of a hello reply (NULL: the server has none): the STUN
+ * server, and the TURN server with TURN REST credentials for @client_id
+ * (coturn's use-auth-secret: username "EXPIRY:CLIENTID", password
+ * base64(HMAC-SHA1(secret, username))), valid turn-ttl seconds. */
+static JsonArray *
+hello_ice_servers (PtServer *self, const char *client_id)
+{
+  if (!(self->stun && *self->stun) && !(self->turn && *self->turn && self->turn_secret))
+    return NULL;
+  JsonArray *list = json_array_new ();
+  if (self->stun && *self->stun) {
+    JsonObject *o = json_object_new ();
+    json_object_set_string_member (o, PT_F_URLS, self->stun);
+    json_array_add_object_element (list, o);
+  }
+  if (self->turn && *self->turn && self->turn_secret) {
+    g_autofree char *user = g_strdup_printf ("%" G_GINT64_FORMAT ":%s",
+        g_get_real_time () / G_USEC_PER_SEC + self->turn_ttl, client_id);
+    g_autoptr (GHmac) hmac = g_hmac_new (G_CHECKSUM_SHA1, (const guchar *) self->turn_secret,
+        strlen (self->turn_secret));
+    guint8 digest[20];
+    gsize len = sizeof digest;
+    g_hmac_update (hmac, (const guchar *) user, -1);
+    g_hmac_get_digest (hmac, digest, &len);
+    g_autofree char *password = g_base64_encode (digest, len);
+    JsonObject *o = json_object_new ();
+    json_object_set_string_member (o, PT_F_URLS, self->turn);
+    json_object_set_string_member (o, PT_F_USERNAME, user);
+    json_object_set_string_member (o, PT_F_CREDENTIAL, password);
+    json_array_add_object_element (list, o);
+  }
+  return list;
+}
+
 static gboolean
 handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
@@ -101,6 +135,9 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
   json_object_set_int_member (*result, PT_F_K, self->k);
   json_object_set_int_member (*result, PT_F_K1, self->k1);
   json_object_set_int_member (*result, PT_F_MAX_MESSAGE_SIZE, self->max_message_size);
+  JsonArray *ice = hello_ice_servers (self, c->client_id);
+  if (ice)
+    json_object_set_array_member (*result, PT_F_ICE_SERVERS, ice);
   return TRUE;
 }
 

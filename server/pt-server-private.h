@@ -86,6 +86,11 @@ struct _PtServer {
   /* per-IP limits (pt-limits.c): address -> PtIpEntry* */
   GHashTable *ips;
   guint n_refusals_logged, n_refusals_unlogged;
+  char *stun;               /* "stun:HOST:PORT" handed out in hello, or NULL */
+  char *turn;               /* "turn:HOST:PORT[?transport=…]", or NULL */
+  char *turn_secret_file;   /* coturn's static-auth-secret, read at listen */
+  guint turn_ttl;           /* s the TURN credentials of a hello are valid */
+  char *turn_secret;        /* the file's first line */
 
   /* state */
   SoupServer *soup;

@@ -35,6 +35,10 @@ enum {
   PROP_CONNECTION_BURST_PER_IP,
   PROP_MAX_TREES_PER_IP,
   PROP_MAX_TREES,
+  PROP_STUN,
+  PROP_TURN,
+  PROP_TURN_SECRET_FILE,
+  PROP_TURN_TTL,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -112,6 +116,46 @@ pt_server_new (void)
   return g_object_new (PT_TYPE_SERVER, NULL);
 }
 
+/* The ICE servers of hello replies: their form, and the TURN secret read. */
+static gboolean
+pt_server_check_ice (PtServer *self, GError **error)
+{
+  if (self->stun && *self->stun && !g_str_has_prefix (self->stun, "stun:") &&
+      !g_str_has_prefix (self->stun, "stuns:")) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "stun \"%s\" is not stun:HOST:PORT", self->stun);
+    return FALSE;
+  }
+  if (self->turn && *self->turn && !g_str_has_prefix (self->turn, "turn:") &&
+      !g_str_has_prefix (self->turn, "turns:")) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "turn \"%s\" is not turn:HOST:PORT[?transport=udp|tcp]", self->turn);
+    return FALSE;
+  }
+  g_clear_pointer (&self->turn_secret, g_free);
+  if (self->turn_secret_file && *self->turn_secret_file) {
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents (self->turn_secret_file, &text, NULL, error))
+      return FALSE;
+    char *nl = strpbrk (text, "\r\n");
+    if (nl)
+      *nl = '\0';
+    if (*text == '\0') {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+          "%s: the TURN secret is empty", self->turn_secret_file);
+      return FALSE;
+    }
+    self->turn_secret = g_strdup (text);
+    memset (text, 0, strlen (text));
+  }
+  if (self->turn && *self->turn && !self->turn_secret) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "turn needs a turn-secret-file (coturn's static-auth-secret)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 pt_server_listen (PtServer *self, GError **error)
 {
@@ -121,6 +165,8 @@ pt_server_listen (PtServer *self, GError **error)
   g_clear_pointer (&self->auth_key, g_bytes_unref);
   if (self->auth_key_path && *self->auth_key_path &&
       !(self->auth_key = pt_auth_load_key (self->auth_key_path, error)))
+    return FALSE;
+  if (!pt_server_check_ice (self, error))
     return FALSE;
   g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
   if (!inet) {
@@ -217,6 +263,12 @@ pt_server_finalize (GObject *object)
   g_clear_pointer (&self->auth_key, g_bytes_unref);
   g_free (self->auth_key_path);
   g_free (self->host);
+  g_free (self->stun);
+  g_free (self->turn);
+  g_free (self->turn_secret_file);
+  if (self->turn_secret)
+    memset (self->turn_secret, 0, strlen (self->turn_secret));
+  g_free (self->turn_secret);
   G_OBJECT_CLASS (pt_server_parent_class)->finalize (object);
 }
 
@@ -242,6 +294,20 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_CONNECTION_BURST_PER_IP: return &self->conn_burst_per_ip;
     case PROP_MAX_TREES_PER_IP: return &self->max_trees_per_ip;
     case PROP_MAX_TREES: return &self->max_trees;
+    case PROP_TURN_TTL: return &self->turn_ttl;
+    default: return NULL;
+  }
+}
+
+static char **
+string_field (PtServer *self, guint prop_id)
+{
+  switch (prop_id) {
+    case PROP_HOST: return &self->host;
+    case PROP_AUTH_KEY: return &self->auth_key_path;
+    case PROP_STUN: return &self->stun;
+    case PROP_TURN: return &self->turn;
+    case PROP_TURN_SECRET_FILE: return &self->turn_secret_file;
     default: return NULL;
   }
 }
@@ -251,14 +317,15 @@ pt_server_set_property (GObject *object, guint prop_id, const GValue *value, GPa
 {
   PtServer *self = PT_SERVER (object);
   guint *field = uint_field (self, prop_id);
+  char **sfield = string_field (self, prop_id);
   if (field)
     *field = g_value_get_uint (value);
-  else if (prop_id == PROP_HOST) {
-    g_free (self->host);
-    self->host = g_value_dup_string (value);
-  } else if (prop_id == PROP_AUTH_KEY) {
+  else if (prop_id == PROP_AUTH_KEY) {
     g_free (self->auth_key_path);
     self->auth_key_path = g_value_dup_string (value);
+  } else if (sfield) {
+    g_free (*sfield);
+    *sfield = g_value_dup_string (value);
   } else if (prop_id == PROP_ALLOW_TAKEOVER)
     self->allow_takeover = g_value_get_boolean (value);
   else
@@ -270,6 +337,7 @@ pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
 {
   PtServer *self = PT_SERVER (object);
   guint *field = uint_field (self, prop_id);
+  char **sfield = string_field (self, prop_id);
   if (prop_id == PROP_PORT && self->bound_port)
     g_value_set_uint (value, self->bound_port);
   else if (field)
@@ -278,6 +346,8 @@ pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
     g_value_set_string (value, self->host);
   else if (prop_id == PROP_AUTH_KEY)
     g_value_set_string (value, self->auth_key_path);
+  else if (sfield)
+    g_value_set_string (value, *sfield);
   else if (prop_id == PROP_ALLOW_TAKEOVER)
     g_value_set_boolean (value, self->allow_takeover);
   else
@@ -355,6 +425,20 @@ pt_server_class_init (PtServerClass *klass)
       "one IP address (0: no limit)", 0, G_MAXINT, 0);
   props[PROP_MAX_TREES] = uint_prop ("max-trees", "Most trees on the server (0: no limit)", 0,
       G_MAXINT, 0);
+  props[PROP_STUN] = g_param_spec_string ("stun", "STUN server", "STUN server handed to every "
+      "client in its hello reply, as stun:HOST:PORT (NULL: none)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN] = g_param_spec_string ("turn", "TURN server", "TURN server handed to every "
+      "client in its hello reply, as turn:HOST:PORT[?transport=udp|tcp], with credentials "
+      "made from turn-secret-file (NULL: none)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN_SECRET_FILE] = g_param_spec_string ("turn-secret-file", "TURN secret file",
+      "File whose first line is the TURN server's shared secret (coturn's static-auth-secret "
+      "with use-auth-secret): each hello gets TURN REST credentials, username "
+      "\"EXPIRY:CLIENTID\", password base64(HMAC-SHA1(secret, username))", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TURN_TTL] = uint_prop ("turn-ttl", "Seconds the TURN credentials of a hello stay "
+      "valid (a client gets new ones each time it reconnects)", 60, 7 * 86400, 86400);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 

@@ -131,23 +131,46 @@ netlab_hosts () { cut -d' ' -f1 "$NETLAB_STATE/$NETLAB_LAB/hosts"; }
 
 netlab_exec () { local h=$1; shift; ip netns exec "$(netlab_ns "$h")" "$@"; }
 
-# netlab_host NAME [IP]: prints the IP
+# netlab_host NAME [--behind NAT] [IP]: prints the IP. Behind a NAT router
+# (netlab_nat), the host's eth0 is on the router's home network (its IP in
+# the router's subnet, default route through the router).
 netlab_host () {
-  local name=$1 ip=${2:-} st=$NETLAB_STATE/$NETLAB_LAB idx ns veth
+  local name=$1 ip= nat= st=$NETLAB_STATE/$NETLAB_LAB idx ns veth k gw= outer_ns=
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --behind) nat=$2; shift 2 ;;
+      *) ip=$1; shift ;;
+    esac
+  done
   [ -n "${NETLAB_LAB:-}" ] && [ -d "$st" ] || { netlab_die "no lab: netlab_new first"; return 1; }
   [[ $name =~ ^[A-Za-z0-9_]{1,20}$ ]] || { netlab_die "bad host name '$name'"; return 1; }
   grep -q "^$name " "$st/hosts" && { netlab_die "host $name exists"; return 1; }
+  if [ -n "$nat" ]; then
+    k=$(awk -v n="$nat" '$1 == n { print $3 }' "$st/nats" 2>/dev/null)
+    [ -n "$k" ] || { netlab_die "no NAT router $nat (netlab_nat first)"; return 1; }
+    outer_ns=$(netlab_ns "$nat"); gw=$(netlab_home_net "$k").1
+  fi
   idx=$(cat "$st/next"); echo $((idx + 1)) >"$st/next"
-  [ -n "$ip" ] || ip=$NETLAB_NET.$((idx + 1))
+  if [ -z "$ip" ]; then
+    [ -n "$nat" ] && ip=$(netlab_home_net "$k").$((idx + 1)) || ip=$NETLAB_NET.$((idx + 1))
+  fi
   [ "$idx" -lt 250 ] || { netlab_die "too many hosts"; return 1; }
   ns=$(netlab_ns "$name"); veth=${NETLAB_LAB}h$idx
-  echo "$name $ip $idx" >>"$st/hosts"
+  echo "$name $ip $idx ${nat:--}" >>"$st/hosts"
   ip netns add "$ns" || return 1
-  ip link add "$veth" type veth peer name eth0 netns "$ns" || return 1
-  ip link set "$veth" master "${NETLAB_LAB}br" up
+  if [ -n "$nat" ]; then
+    # the outer end in the router's namespace, on its home bridge "lan"
+    ip -n "$outer_ns" link add "h$idx" type veth peer name eth0 netns "$ns" || return 1
+    ip -n "$outer_ns" link set "h$idx" master lan up || return 1
+  else
+    ip link add "$veth" type veth peer name eth0 netns "$ns" || return 1
+    ip link set "$veth" master "${NETLAB_LAB}br" up
+  fi
   ip netns exec "$ns" sh -c "
     sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null
     ip link set lo up && ip addr add $ip/24 dev eth0 && ip link set eth0 up" || return 1
+  [ -z "$gw" ] || ip -n "$ns" route add default via "$gw" || return 1
   # the lab's netfilter table: loss goes in chain 'input' (before iptables'
   # filter INPUT, where the delayer's NFQUEUE rule sits)
   ip netns exec "$ns" nft -f - <<EOF || return 1
@@ -173,7 +196,12 @@ netlab_loss () {
     *) netlab_die "loss: udp or all, not $proto"; return 1 ;;
   esac
   ip netns exec "$ns" nft flush chain inet netlab input || return 1
-  if [ "$per10k" -gt 0 ]; then
+  if [ "$per10k" -ge 10000 ]; then
+    # 100%: numgen's "< 10000" is out of its range
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" nft add rule inet netlab input iifname eth0 $match \
+      counter drop comment '"loss"' || return 1
+  elif [ "$per10k" -gt 0 ]; then
     # shellcheck disable=SC2086
     ip netns exec "$ns" nft add rule inet netlab input iifname eth0 $match \
       numgen random mod 10000 "<" "$per10k" counter drop comment '"loss"' || return 1
@@ -230,17 +258,145 @@ netlab_delay () {
 # OUT shapes what NAME sends (its eth0), IN what it receives (the bridge side
 # of its veth). "-" or "0" leaves that direction unshaped.
 netlab_rate () {
-  local name=$1 out=$2 in=${3:-0} ns idx veth
+  local name=$1 out=$2 in=${3:-0} ns idx nat veth outer=()
   ns=$(netlab_ns "$name")
-  idx=$(awk -v n="$name" '$1 == n { print $3 }' "$NETLAB_STATE/$NETLAB_LAB/hosts")
+  read -r idx nat < <(awk -v n="$name" '$1 == n { print $3, $4 }' "$NETLAB_STATE/$NETLAB_LAB/hosts")
   veth=${NETLAB_LAB}h$idx
+  # a host behind a NAT router: its veth's outer end is in the router's namespace
+  if [ -n "$nat" ] && [ "$nat" != - ]; then veth=h$idx; outer=(ip netns exec "$(netlab_ns "$nat")"); fi
   ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
-  tc qdisc del dev "$veth" root 2>/dev/null
+  "${outer[@]}" tc qdisc del dev "$veth" root 2>/dev/null
   # burst: 10 ms at the rate, at least 2 full packets; queue up to 100 ms
   [ "$out" = 0 ] || [ "$out" = - ] ||
     ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$out" burst 32kb latency 100ms || return 1
   [ "$in" = 0 ] || [ "$in" = - ] ||
-    tc qdisc add dev "$veth" root tbf rate "$in" burst 32kb latency 100ms || return 1
+    "${outer[@]}" tc qdisc add dev "$veth" root tbf rate "$in" burst 32kb latency 100ms || return 1
+}
+
+# the home network of the K-th NAT router: ${NETLAB_NET%.*}.(100 + K), a /24
+netlab_home_net () { echo "${NETLAB_NET%.*}.$((100 + $1))"; }
+
+# netlab_nat NAME [--symmetric|--port-preserving] [PUBLIC_IP]: a NAT router,
+# prints its public IP. A host on the bridge (namespace $NETLAB_LAB-NAME, eth0
+# with PUBLIC_IP) that forwards and masquerades (nft, table ip netlab_nat) for
+# a home network: a bridge "lan" in its namespace with the subnet
+# netlab_home_net K (.1 is the router); `netlab_host H --behind NAME` puts
+# hosts there. Both kinds filter by address and port (conntrack lets in only
+# replies; nothing from the outside is forwarded to a home host unasked):
+#   --port-preserving (default): plain masquerade keeps a socket's source
+#     port towards every destination (endpoint-independent mapping): STUN's
+#     server-reflexive candidate works for every peer;
+#   --symmetric: masquerade random,fully-random: a new random public port
+#     for each destination (address-and-port-dependent mapping): a peer sees
+#     another port than the STUN server saw, so only TURN gets through.
+netlab_nat () {
+  local name=$1 mode=port-preserving ip= st=$NETLAB_STATE/$NETLAB_LAB k ns home flags=
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --symmetric) mode=symmetric; shift ;;
+      --port-preserving) mode=port-preserving; shift ;;
+      *) ip=$1; shift ;;
+    esac
+  done
+  # shellcheck disable=SC2086
+  ip=$(netlab_host "$name" $ip) || return 1
+  k=$(($(cat "$st/nats" 2>/dev/null | wc -l) + 1))
+  echo "$name $mode $k" >>"$st/nats"
+  ns=$(netlab_ns "$name"); home=$(netlab_home_net "$k")
+  [ "$mode" = symmetric ] && flags="random,fully-random"
+  ip -n "$ns" link add lan type bridge &&
+    ip -n "$ns" addr add "$home.1/24" dev lan &&
+    ip -n "$ns" link set lan up &&
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 || return 1
+  ip netns exec "$ns" nft -f - <<EOF || return 1
+table ip netlab_nat {
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    oifname eth0 ip saddr $home.0/24 masquerade $flags
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname lan oifname eth0 accept
+  }
+  # unasked UDP for the router itself is dropped before conntrack confirms
+  # it: a peer's check arriving before the home host's own first packet
+  # would otherwise hold the tuple, and masquerade would pick another port
+  chain input { type filter hook input priority filter; policy accept;
+    iifname eth0 meta l4proto udp ct state new drop
+  }
+}
+EOF
+  echo "$ip"
+}
+
+# netlab_nat_mode NAME: symmetric | port-preserving (nothing if no such router)
+netlab_nat_mode () { awk -v n="$1" '$1 == n { print $2 }' "$NETLAB_STATE/$NETLAB_LAB/nats" 2>/dev/null; }
+
+# netlab_coturn HOST [--stun-only|--no-stun] [--secret S] [--user U:P] [--port P]:
+# runs Debian's coturn (turnserver) in HOST's namespace, listening and
+# relaying only on HOST's lab address (UDP and TCP, port P, default 3478),
+# with a configuration file of the lab's own ($st/coturn-HOST.conf; nothing
+# of /etc/turnserver.conf is read): realm "netlab", long-term credentials,
+# no TLS/DTLS, no CLI. Credentials: TURN REST ones (use-auth-secret,
+# static-auth-secret S, default "netlab-secret"), or with --user a static
+# user U:P instead (coturn cannot mix the two: a shared secret overrides
+# static users; run two coturns for both). --stun-only:
+# a STUN server that refuses TURN; --no-stun: a TURN server that ignores
+# STUN Binding requests. Logs to $st/coturn-HOST.log; returns once it
+# listens. netlab_destroy ends it with every other process of the lab.
+netlab_coturn () {
+  local host=$1 st=$NETLAB_STATE/$NETLAB_LAB ip port=3478 secret=netlab-secret user= mode= \
+    conf pid i auth
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --stun-only) mode=stun-only; shift ;;
+      --no-stun) mode=no-stun; shift ;;
+      --secret) secret=$2; shift 2 ;;
+      --user) user=$2; shift 2 ;;
+      --port) port=$2; shift 2 ;;
+      *) netlab_die "netlab_coturn: unknown option $1"; return 1 ;;
+    esac
+  done
+  command -v turnserver >/dev/null ||
+    { netlab_die "turnserver is missing: install coturn (scripts/deps)"; return 1; }
+  ip=$(netlab_ip "$host") || return 1
+  conf=$st/coturn-$host.conf
+  if [ -n "$user" ]; then auth="user=$user"
+  else auth="use-auth-secret
+static-auth-secret=$secret"; fi
+  cat >"$conf" <<EOF
+# netlab: coturn in namespace $(netlab_ns "$host") only
+listening-ip=$ip
+relay-ip=$ip
+listening-port=$port
+realm=netlab
+fingerprint
+lt-cred-mech
+$auth
+userdb=$st/coturn-$host.db
+no-cli
+no-tls
+no-dtls
+no-multicast-peers
+no-stdout-log
+simple-log
+log-file=$st/coturn-$host.log
+pidfile=$st/coturn-$host.turnpid
+verbose
+${mode}
+EOF
+  ip netns exec "$(netlab_ns "$host")" turnserver -c "$conf" >"$st/coturn-$host.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$st/coturn-$host.pid"
+  for i in $(seq 100); do
+    ip netns exec "$(netlab_ns "$host")" ss -Hlun "sport = :$port" 2>/dev/null | grep -q . && {
+      netlab_log "coturn on $ip:$port (${mode:-stun+turn}, pid $pid)"; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  tail -5 "$st/coturn-$host.log" "$st/coturn-$host.out" >&2 2>/dev/null
+  netlab_die "coturn in $host did not start"
 }
 
 # netlab_destroy [LAB]: kill what runs in its namespaces, delete them, the

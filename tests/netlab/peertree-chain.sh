@@ -18,7 +18,12 @@
 # Binaries come from $PTCHAIN_BUILD (default: the build/ of this checkout);
 # the peers' logs are in $NETLAB_STATE/$NETLAB_LAB/peer-*.log.
 #
-# Options (environment): PTCHAIN_REPAIR=on|off passes --repair to every peer
+# Options (environment): PTCHAIN_SERVER_ARGS: more arguments of
+# peertree-server (e.g. "--stun stun:10.77.0.3:3478"); PTCHAIN_ARGS_<HOST>:
+# more arguments of that host's netlab-peer (e.g. PTCHAIN_ARGS_v2="--set
+# turn-server=turn://u:p@10.77.0.3:3478"; no spaces inside an argument);
+# hosts that exist before ptchain_hosts are kept (a NAT lab makes its peers
+# behind routers first). PTCHAIN_REPAIR=on|off passes --repair to every peer
 # (used only when the elements have a "repair" property);
 # PTCHAIN_JOIN_TIMEOUT (s, default 20) bounds the wait for each viewer's join
 # and for every viewer's first frame; PTCHAIN_LOSS_AFTER_JOIN=1 turns the
@@ -41,11 +46,14 @@ ptchain_hosts () {
   local n=$1 i st=$NETLAB_STATE/$NETLAB_LAB ip
   ptchain_check || return 1
   PTCHAIN_N=$n
-  ip=$(netlab_host server) || return 1
-  netlab_host src >/dev/null || return 1
-  for i in $(seq "$n"); do netlab_host "v$i" >/dev/null || return 1; done
+  # hosts made before (e.g. behind a NAT router: netlab_host v1 --behind nat) are kept
+  ip=$(NETLAB_QUIET=1 netlab_ip server 2>/dev/null) || ip=$(netlab_host server) || return 1
+  for i in src $(seq -f 'v%g' "$n"); do
+    NETLAB_QUIET=1 netlab_ip "$i" >/dev/null 2>&1 || netlab_host "$i" >/dev/null || return 1
+  done
+  # shellcheck disable=SC2086
   ip netns exec "$(netlab_ns server)" "$PTCHAIN_BUILD/server/peertree-server" --host "$ip" \
-    --port "$PTCHAIN_PORT" >"$st/server.log" 2>&1 </dev/null &
+    --port "$PTCHAIN_PORT" ${PTCHAIN_SERVER_ARGS:-} >"$st/server.log" 2>&1 </dev/null &
   PTCHAIN_SERVER_PID=$!
   PTCHAIN_URL=ws://$ip:$PTCHAIN_PORT
   for i in $(seq 50); do
@@ -81,6 +89,7 @@ ptchain_peer () {  # HOST ROLE
     "$PTCHAIN_BUILD/bench/netlab-peer" "$2" "$PTCHAIN_URL" "$PTCHAIN_TREE" "$ip" \
     --name "$1-$PTCHAIN_TREE" --max-seconds 900 ${PTCHAIN_REPAIR:+--repair "$PTCHAIN_REPAIR"} \
     $( [ "$2" = viewer ] && for kv in ${PTCHAIN_VIEWER_SET:-}; do printf -- '--set %s ' "$kv"; done ) \
+    $(eval "echo \${PTCHAIN_ARGS_$1:-}") \
     >"$st/peer-$1.out" 2>"$st/peer-$1.log" </dev/null &
   eval "PTCHAIN_PID_$1=$!"
 }
