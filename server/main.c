@@ -126,6 +126,7 @@ main (int argc, char **argv)
 {
   g_autofree char *host = NULL, *config = NULL, *auth_key = NULL;
   g_autofree char *stun = NULL, *turn = NULL, *turn_secret = NULL;
+  g_autofree char *tls_cert = NULL, *tls_key = NULL;
   gint port = -1, k = -1, k1 = -1, grace = -1;
   gint max_conns_ip = -1, conn_rate_ip = -1, max_trees_ip = -1, max_trees = -1;
   gboolean allow_takeover = FALSE;
@@ -162,12 +163,17 @@ main (int argc, char **argv)
     { "turn-secret", 0, 0, G_OPTION_ARG_FILENAME, &turn_secret,
       "File holding the TURN server's shared secret (coturn: use-auth-secret, "
       "static-auth-secret)", "FILE" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+      "PEM certificate (chain): serve wss:// and https on the same port as ws:// "
+      "(needs --tls-key)", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "PEM private key of --tls-cert",
+      "FILE" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
       "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout, "
       "auth-key, max-connections-per-ip, connection-rate-per-ip, connection-burst-per-ip, "
-      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl); flags override it",
+      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl, tls-cert, tls-key); flags override it",
       "FILE" },
     { NULL }
   };
@@ -217,6 +223,10 @@ main (int argc, char **argv)
     g_object_set (server, "turn", turn, NULL);
   if (turn_secret)
     g_object_set (server, "turn-secret-file", turn_secret, NULL);
+  if (tls_cert)
+    g_object_set (server, "tls-cert", tls_cert, NULL);
+  if (tls_key)
+    g_object_set (server, "tls-key", tls_key, NULL);
 
   raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */

@@ -261,9 +261,8 @@ on_ws_stalled (PtWs *ws, gpointer user_data)
 static const PtWsCallbacks ws_callbacks = { on_ws_message, on_ws_pong, on_ws_control,
   on_ws_stalled, on_ws_closed };
 
-/* A new connection on @fd, an upgraded WebSocket; @receive reads its messages. */
-PtConn *
-pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
+static PtConn *
+conn_new (PtServer *self, GIOStream *stream, int fd, const guint8 *initial, gsize initial_len,
     PtReceiveFunc receive)
 {
   PtConn *c = g_new0 (PtConn, 1);
@@ -272,10 +271,31 @@ pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
   c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
   c->tokens = self->burst;
   g_hash_table_add (self->conns, c);
-  c->ws = pt_ws_new (self->ws_loop, fd, initial, initial_len, self->max_message_size,
-      &ws_callbacks, c);
+  if (stream)
+    c->ws = pt_ws_new_stream (self->ws_loop, stream, fd, initial, initial_len,
+        self->max_message_size, &ws_callbacks, c);
+  else
+    c->ws = pt_ws_new (self->ws_loop, fd, initial, initial_len, self->max_message_size,
+        &ws_callbacks, c);
   pt_ws_set_max_buffered (c->ws, self->max_buffered);
   return c;
+}
+
+/* A new connection on @fd, an upgraded WebSocket; @receive reads its messages. */
+PtConn *
+pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
+    PtReceiveFunc receive)
+{
+  return conn_new (self, NULL, fd, initial, initial_len, receive);
+}
+
+/* The same over TLS: the frames go through @stream, @fd (a duplicate of its
+ * socket's) drives epoll (pt_ws_new_stream). */
+PtConn *
+pt_conn_new_stream (PtServer *self, GIOStream *stream, int fd, const guint8 *initial,
+    gsize initial_len, PtReceiveFunc receive)
+{
+  return conn_new (self, stream, fd, initial, initial_len, receive);
 }
 
 /* A client marked slow is no longer routed to: senders get client-not-found

@@ -108,16 +108,22 @@ on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
 /* The socket under the stream libsoup hands over: ours (accepted by
  * pt-http.c), under libsoup's SoupIOStream. */
 static GSocket *
-stream_socket (GIOStream *stream)
+stream_socket (GIOStream *stream, GTlsConnection **tls)
 {
   g_autoptr (GIOStream) base = NULL;
   if (G_IS_SOCKET_CONNECTION (stream))
     return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  if (G_IS_TLS_CONNECTION (stream)) {
+    /* wss: the socket under the TLS connection */
+    *tls = G_TLS_CONNECTION (stream);
+    g_object_get (stream, "base-io-stream", &base, NULL);
+    return base && G_IS_SOCKET_CONNECTION (base) ?
+        g_socket_connection_get_socket (G_SOCKET_CONNECTION (base)) : NULL;
+  }
   if (!g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-iostream"))
     return NULL;
   g_object_get (stream, "base-iostream", &base, NULL);
-  return base && G_IS_SOCKET_CONNECTION (base) ?
-      g_socket_connection_get_socket (G_SOCKET_CONNECTION (base)) : NULL;
+  return base ? stream_socket (base, tls) : NULL;
 }
 
 static void
@@ -126,7 +132,8 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
   PtServer *self = user_data;
   g_signal_handlers_disconnect_by_func (msg, on_upgraded, user_data);
   g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
-  GSocket *socket = stream ? stream_socket (stream) : NULL;
+  GTlsConnection *tls = NULL;
+  GSocket *socket = stream ? stream_socket (stream, &tls) : NULL;
   int fd = socket ? dup (g_socket_get_fd (socket)) : -1;
   if (fd < 0) {
     if (stream)
@@ -145,16 +152,29 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
                 sizeof buf, NULL, NULL)) > 0)
       g_byte_array_append (initial, buf, n);
   }
-  /* Closing the stream closes libsoup's descriptor (and lets libsoup free
-   * its connection objects); ours is a duplicate. */
   g_object_ref (socket);
-  g_io_stream_close (stream, NULL, NULL);
-  g_clear_object (&stream);
-  /* The socket is a PtConn's now: it counts once against its address. */
-  g_hash_table_remove (self->http_conns, socket);
+  PtConn *c;
+  if (tls) {
+    /* wss: the TLS connection carries the frames (pt_ws_new_stream); the
+     * duplicate only drives epoll. libsoup's wrapper is dropped, not closed
+     * (that would close the TLS connection). */
+    g_object_ref (tls);
+    g_clear_object (&stream);
+    g_hash_table_remove (self->http_conns, socket);
+    c = pt_conn_new_stream (self, G_IO_STREAM (tls), fd, initial->data, initial->len,
+        pt_request_receive);
+    g_object_unref (tls);
+  } else {
+    /* Closing the stream closes libsoup's descriptor (and lets libsoup free
+     * its connection objects); ours is a duplicate. */
+    g_io_stream_close (stream, NULL, NULL);
+    g_clear_object (&stream);
+    /* The socket is a PtConn's now: it counts once against its address. */
+    g_hash_table_remove (self->http_conns, socket);
+    c = pt_conn_new (self, fd, initial->data, initial->len, pt_request_receive);
+  }
   g_object_unref (socket);
 
-  PtConn *c = pt_conn_new (self, fd, initial->data, initial->len, pt_request_receive);
   c->ip = g_steal_pointer (&ip);
   pt_limits_socket_opened (self, c->ip);
 }
@@ -196,6 +216,7 @@ on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable 
 typedef struct {
   PtServer *server;
   GSocket *socket;   /* libsoup's connection holds the other reference */
+  GSource *peek;     /* with TLS: waiting for the first byte, or NULL */
   char *ip;          /* the peer's address (per-IP limits) */
   gint64 deadline;   /* closed then unless upgraded */
   gboolean shut;     /* shut down for being too slow: libsoup closes it */
@@ -205,6 +226,10 @@ static void
 http_conn_free (PtHttpConn *h)
 {
   pt_limits_socket_closed (h->server, h->ip);
+  if (h->peek) {
+    g_source_destroy (h->peek);
+    g_source_unref (h->peek);
+  }
   g_free (h->ip);
   g_object_unref (h->socket);
   g_free (h);
@@ -330,6 +355,102 @@ accept_allowed (PtServer *self, const char *ip)
   return pt_limits_accept (self, ip);
 }
 
+/* Hands a connection (plain, or TLS with its handshake done) to libsoup. */
+static void
+http_serve (PtServer *self, GSocket *socket, GIOStream *stream)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
+  if (!local || !remote ||
+      !soup_server_accept_iostream (self->soup, stream, local, remote, &error)) {
+    g_debug ("cannot serve a connection: %s", error ? error->message : "no address");
+    g_io_stream_close (stream, NULL, NULL);
+    g_socket_close (socket, NULL);
+    g_hash_table_remove (self->http_conns, socket);
+  }
+}
+
+/* The same port serves ws:// and wss://: a TLS client speaks first, with a
+ * handshake record (0x16); HTTP starts with a method name. The handshake runs
+ * within the connection's http-timeout (the sweep shuts the socket down). */
+
+typedef struct {
+  PtServer *server;   /* valid unless cancel is cancelled */
+  GSocket *socket;
+  GCancellable *cancel;
+} PtHandshake;
+
+static void
+on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PtHandshake *hs = user_data;
+  g_autoptr (GError) error = NULL;
+  GTlsConnection *tls = G_TLS_CONNECTION (source);
+  gboolean ok = g_tls_connection_handshake_finish (tls, result, &error);
+  if (g_cancellable_is_cancelled (hs->cancel)) {
+    /* the server stopped: its tables are gone */
+    g_object_unref (hs->cancel);
+    g_object_unref (hs->socket);
+    g_free (hs);
+    return;
+  }
+  PtServer *self = hs->server;
+  if (ok)
+    http_serve (self, hs->socket, G_IO_STREAM (tls));
+  else {
+    g_debug ("TLS handshake failed: %s", error->message);
+    g_socket_close (hs->socket, NULL);
+    g_hash_table_remove (self->http_conns, hs->socket);
+  }
+  g_object_unref (hs->cancel);
+  g_object_unref (hs->socket);
+  g_free (hs);
+}
+
+static gboolean
+on_first_byte (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  PtHttpConn *h = user_data;
+  PtServer *self = h->server;
+  g_clear_pointer (&h->peek, g_source_unref);
+  guint8 b;
+  ssize_t r = recv (g_socket_get_fd (socket), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+    h->peek = g_socket_create_source (socket, G_IO_IN, NULL);
+    g_source_set_callback (h->peek, (GSourceFunc) (void (*) (void)) on_first_byte, h, NULL);
+    g_source_attach (h->peek, self->context);
+    return G_SOURCE_REMOVE;
+  }
+  g_autoptr (GSocketConnection) conn = g_socket_connection_factory_create_connection (socket);
+  if (r != 1) {
+    /* gone before a byte */
+    g_socket_close (socket, NULL);
+    g_hash_table_remove (self->http_conns, socket);
+    return G_SOURCE_REMOVE;
+  }
+  if (b != 0x16) {
+    http_serve (self, socket, G_IO_STREAM (conn));
+    return G_SOURCE_REMOVE;
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GIOStream) tls = g_tls_server_connection_new (G_IO_STREAM (conn), self->tls_cert,
+      &error);
+  if (!tls) {
+    g_warning ("cannot serve TLS: %s", error->message);
+    g_socket_close (socket, NULL);
+    g_hash_table_remove (self->http_conns, socket);
+    return G_SOURCE_REMOVE;
+  }
+  PtHandshake *hs = g_new0 (PtHandshake, 1);
+  hs->server = self;
+  hs->socket = g_object_ref (socket);
+  hs->cancel = g_object_ref (self->tls_cancel);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT,
+      self->tls_cancel, on_handshake, hs);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 accept_one (PtServer *self, int fd)
 {
@@ -367,6 +488,13 @@ accept_one (PtServer *self, int fd)
   h->socket = g_object_ref (socket);
   h->deadline = http_deadline (self);
   g_hash_table_insert (self->http_conns, socket, h);
+  if (self->tls_cert) {
+    /* ws:// or wss://: told by the first byte */
+    h->peek = g_socket_create_source (socket, G_IO_IN, NULL);
+    g_source_set_callback (h->peek, (GSourceFunc) (void (*) (void)) on_first_byte, h, NULL);
+    g_source_attach (h->peek, self->context);
+    return;
+  }
   if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (conn), local, remote, &error)) {
     g_debug ("cannot serve a connection: %s", error->message);
     g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
@@ -451,6 +579,7 @@ pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
   }
   self->max_sockets = socket_cap (self);
   self->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  self->tls_cancel = g_cancellable_new ();
   self->http_conns = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) http_conn_free);
   self->soup = soup_server_new ("server-header", "peertree-server", NULL);
   soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
@@ -471,6 +600,10 @@ pt_http_stop (PtServer *self)
   if (self->accept_retry) {
     g_source_destroy (self->accept_retry);
     g_clear_pointer (&self->accept_retry, g_source_unref);
+  }
+  if (self->tls_cancel) {
+    g_cancellable_cancel (self->tls_cancel);
+    g_clear_object (&self->tls_cancel);
   }
   if (self->soup) {
     soup_server_disconnect (self->soup);

@@ -91,6 +91,9 @@ struct _PtServer {
   char *turn_secret_file;   /* coturn's static-auth-secret, read at listen */
   guint turn_ttl;           /* s the TURN credentials of a hello are valid */
   char *turn_secret;        /* the file's first line */
+  char *tls_cert_path;      /* PEM certificate (chain) and key: wss:// and https */
+  char *tls_key_path;       /* on the same port as ws://; NULL: plain only */
+  GTlsCertificate *tls_cert; /* loaded at listen */
 
   /* state */
   SoupServer *soup;
@@ -101,6 +104,7 @@ struct _PtServer {
   int spare_fd;             /* given up to shed a connection when out of descriptors */
   guint max_sockets;        /* HTTP and WebSocket, below the descriptor limit */
   GHashTable *http_conns;   /* GSocket* -> PtHttpConn* (owning): not upgraded yet */
+  GCancellable *tls_cancel; /* TLS handshakes in progress, cancelled at stop */
   guint bound_port;
   GMainContext *context;
   GSource *sweep;
@@ -212,6 +216,8 @@ char *pt_random_id (const char *prefix);
 
 PtConn *pt_conn_new (PtServer *self, int fd, const guint8 *initial, gsize initial_len,
     PtReceiveFunc receive);
+PtConn *pt_conn_new_stream (PtServer *self, GIOStream *stream, int fd, const guint8 *initial,
+    gsize initial_len, PtReceiveFunc receive);
 PtConn *pt_conn_lookup (PtServer *self, const char *client_id);
 /* Queues @obj to @c; FALSE if @c is gone or does not read (slow). */
 gboolean pt_conn_send (PtConn *c, JsonObject *obj);

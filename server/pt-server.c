@@ -39,6 +39,8 @@ enum {
   PROP_TURN,
   PROP_TURN_SECRET_FILE,
   PROP_TURN_TTL,
+  PROP_TLS_CERT,
+  PROP_TLS_KEY,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -168,6 +170,17 @@ pt_server_listen (PtServer *self, GError **error)
     return FALSE;
   if (!pt_server_check_ice (self, error))
     return FALSE;
+  g_clear_object (&self->tls_cert);
+  gboolean has_cert = self->tls_cert_path && *self->tls_cert_path;
+  gboolean has_key = self->tls_key_path && *self->tls_key_path;
+  if (has_cert != has_key) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        "TLS needs both tls-cert and tls-key");
+    return FALSE;
+  }
+  if (has_cert && !(self->tls_cert = g_tls_certificate_new_from_files (self->tls_cert_path,
+          self->tls_key_path, error)))
+    return FALSE;
   g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
   if (!inet) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -205,9 +218,11 @@ char *
 pt_server_get_url (PtServer *self)
 {
   g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (self->host);
+  /* With TLS, ws:// works as well on the same port. */
+  const char *scheme = self->tls_cert ? "wss" : "ws";
   if (inet && g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
-    return g_strdup_printf ("ws://[%s]:%u", self->host, self->bound_port);
-  return g_strdup_printf ("ws://%s:%u", self->host, self->bound_port);
+    return g_strdup_printf ("%s://[%s]:%u", scheme, self->host, self->bound_port);
+  return g_strdup_printf ("%s://%s:%u", scheme, self->host, self->bound_port);
 }
 
 guint
@@ -266,6 +281,9 @@ pt_server_finalize (GObject *object)
   g_free (self->stun);
   g_free (self->turn);
   g_free (self->turn_secret_file);
+  g_free (self->tls_cert_path);
+  g_free (self->tls_key_path);
+  g_clear_object (&self->tls_cert);
   if (self->turn_secret)
     memset (self->turn_secret, 0, strlen (self->turn_secret));
   g_free (self->turn_secret);
@@ -308,6 +326,8 @@ string_field (PtServer *self, guint prop_id)
     case PROP_STUN: return &self->stun;
     case PROP_TURN: return &self->turn;
     case PROP_TURN_SECRET_FILE: return &self->turn_secret_file;
+    case PROP_TLS_CERT: return &self->tls_cert_path;
+    case PROP_TLS_KEY: return &self->tls_key_path;
     default: return NULL;
   }
 }
@@ -436,6 +456,13 @@ pt_server_class_init (PtServerClass *klass)
       "File whose first line is the TURN server's shared secret (coturn's static-auth-secret "
       "with use-auth-secret): each hello gets TURN REST credentials, username "
       "\"EXPIRY:CLIENTID\", password base64(HMAC-SHA1(secret, username))", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TLS_CERT] = g_param_spec_string ("tls-cert", "TLS certificate",
+      "PEM file of the server's certificate (and chain): with tls-key, the port serves wss:// "
+      "and https as well as ws:// and http (read at listen; NULL: plain only)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_TLS_KEY] = g_param_spec_string ("tls-key", "TLS key",
+      "PEM file of tls-cert's private key", NULL,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   props[PROP_TURN_TTL] = uint_prop ("turn-ttl", "Seconds the TURN credentials of a hello stay "
       "valid (a client gets new ones each time it reconnects)", 60, 7 * 86400, 86400);

@@ -22,6 +22,11 @@ typedef enum { WS_OPEN, WS_CLOSING, WS_DONE } WsState;
 struct _PtWs {
   PtWsLoop *loop;
   int fd;
+  /* TLS (pt_ws_new_stream): the bytes go through these instead of the raw
+   * socket; @fd, a duplicate of the socket's, only drives epoll. */
+  GIOStream *stream;
+  GPollableInputStream *in;
+  GPollableOutputStream *out_stream;
   wslay_event_context_ptr ctx;
   const PtWsCallbacks *cb;
   gpointer user_data;
@@ -53,6 +58,30 @@ struct _PtWsLoop {
 /* ------------------------------------------------------------------------ */
 /* wslay callbacks                                                          */
 
+static void queue_pending (PtWs *ws);
+
+/* TLS: decrypted bytes may wait in the TLS layer with nothing left on the
+ * socket, so epoll would not wake us again for them: a connection that ran
+ * out of budget is read again on the next turn (loop->pending). */
+static ssize_t
+stream_recv (PtWs *ws, wslay_event_context_ptr ctx, uint8_t *buf, size_t len)
+{
+  g_autoptr (GError) error = NULL;
+  gssize r = g_pollable_input_stream_read_nonblocking (ws->in, buf, MIN (len, ws->read_left),
+      NULL, &error);
+  if (r > 0) {
+    ws->read_left -= r;
+    if (ws->read_left == 0)
+      queue_pending (ws);
+    return r;
+  }
+  if (r < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+  else
+    wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE); /* EOF or error */
+  return -1;
+}
+
 static ssize_t
 recv_cb (wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
 {
@@ -70,6 +99,8 @@ recv_cb (wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void 
     wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
   }
+  if (ws->stream)
+    return stream_recv (ws, ctx, buf, len);
   ssize_t r = recv (ws->fd, buf, MIN (len, ws->read_left), MSG_DONTWAIT);
   if (r > 0) {
     ws->read_left -= r;
@@ -125,6 +156,14 @@ msg_cb (wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a
 static const struct wslay_event_callbacks wslay_callbacks = {
   recv_cb, send_cb, NULL, NULL, NULL, NULL, msg_cb
 };
+
+/* Read again on the next turn, once. */
+static void
+queue_pending (PtWs *ws)
+{
+  if (!g_ptr_array_find (ws->loop->pending, ws, NULL))
+    g_ptr_array_add (ws->loop->pending, ws);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Output                                                                   */
@@ -189,6 +228,23 @@ flush (PtWs *ws)
   if (wslay_event_want_write (ws->ctx))
     wslay_event_send (ws->ctx);
   while (ws->out && ws->out_off < ws->out->len) {
+    if (ws->stream) {
+      /* TLS: a write that would block is retried, with the same bytes, on
+       * EPOLLOUT. */
+      g_autoptr (GError) error = NULL;
+      gssize w = g_pollable_output_stream_write_nonblocking (ws->out_stream,
+          ws->out->data + ws->out_off, ws->out->len - ws->out_off, NULL, &error);
+      if (w > 0) {
+        ws->out_off += w;
+        continue;
+      }
+      if (w < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        set_want_out (ws, TRUE);
+        return;
+      }
+      finish (ws);
+      return;
+    }
     ssize_t w = send (ws->fd, ws->out->data + ws->out_off, ws->out->len - ws->out_off,
         MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w > 0) {
@@ -277,8 +333,11 @@ static gboolean
 loop_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   PtWsLoop *loop = (PtWsLoop *) source;
-  while (loop->pending->len)
-    on_readable (g_ptr_array_steal_index (loop->pending, 0));
+  while (loop->pending->len) {
+    PtWs *ws = g_ptr_array_steal_index (loop->pending, 0);
+    if (ws->state != WS_DONE)
+      on_readable (ws);
+  }
   struct epoll_event events[MAX_EVENTS];
   int n = epoll_wait (loop->epfd, events, MAX_EVENTS, 0);
   for (int i = 0; i < n; i++) {
@@ -378,6 +437,20 @@ pt_ws_new (PtWsLoop *loop, int fd, const guint8 *initial, gsize initial_len,
   return ws;
 }
 
+PtWs *
+pt_ws_new_stream (PtWsLoop *loop, GIOStream *stream, int fd, const guint8 *initial,
+    gsize initial_len, guint64 max_message_size, const PtWsCallbacks *callbacks,
+    gpointer user_data)
+{
+  PtWs *ws = pt_ws_new (loop, fd, initial, initial_len, max_message_size, callbacks, user_data);
+  ws->stream = g_object_ref (stream);
+  ws->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  ws->out_stream = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  /* The TLS layer may hold bytes read with the upgrade request. */
+  queue_pending (ws);
+  return ws;
+}
+
 void
 pt_ws_free (PtWs *ws)
 {
@@ -393,6 +466,9 @@ pt_ws_free (PtWs *ws)
   g_ptr_array_remove_fast (loop->pending, ws);
   g_hash_table_remove (loop->closing, ws);
   close (ws->fd);
+  /* TLS: no close_notify (it could block); dropping the last reference
+   * closes the socket. */
+  g_clear_object (&ws->stream);
   wslay_event_context_free (ws->ctx);
   if (ws->out)
     g_byte_array_unref (ws->out);

@@ -12,7 +12,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -44,6 +44,13 @@ void pt_ws_loop_free (PtWsLoop *loop);
  * read from it past the HTTP request. */
 PtWs *pt_ws_new (PtWsLoop *loop, int fd, const guint8 *initial, gsize initial_len,
     guint64 max_message_size, const PtWsCallbacks *callbacks, gpointer user_data);
+/* TLS: the bytes go through @stream (pollable: a GTlsConnection), while
+ * @fd, a duplicate of its socket's descriptor (taken, closed at free), only
+ * tells epoll when to try. The plain path (pt_ws_new) stays on the raw
+ * socket. @stream is referenced; it is closed by dropping it at free. */
+PtWs *pt_ws_new_stream (PtWsLoop *loop, GIOStream *stream, int fd, const guint8 *initial,
+    gsize initial_len, guint64 max_message_size, const PtWsCallbacks *callbacks,
+    gpointer user_data);
 void pt_ws_free (PtWs *ws);
 
 gboolean pt_ws_is_open (PtWs *ws);
