@@ -527,7 +527,10 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
     }
     if (self->connect_task)
       attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
-          "cannot connect to peertree server %s: %s", self->uri, error->message));
+          "cannot connect to peertree server %s: %s%s", self->uri, error->message,
+          g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) ?
+          " (the server's certificate is not trusted: set tls-ca to the PEM file of the CA "
+          "that signed it)" : ""));
     g_clear_error (&error);
     g_object_unref (self);
     return;
@@ -593,6 +596,19 @@ start_attempt (PeerTreeClient *self, GTask *task)
         "\"%s\" is not a ws:// or wss:// URL", self->uri);
     return;
   }
+  /* wss:// with a private CA; the system's CAs otherwise */
+  g_autoptr (GTlsDatabase) db = NULL;
+  if (self->tls_ca && *self->tls_ca) {
+    db = g_tls_file_database_new (self->tls_ca, &error);
+    if (!db) {
+      g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
+          "cannot read tls-ca %s: %s", self->tls_ca, error->message);
+      return;
+    }
+  }
+  if (!db)
+    db = g_tls_backend_get_default_database (g_tls_backend_get_default ());
+  soup_session_set_tls_database (self->session, db);
   self->connect_task = g_object_ref (task);
   self->attempt_cancellable = g_cancellable_new ();
   if (g_task_get_cancellable (task))

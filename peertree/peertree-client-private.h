@@ -44,6 +44,7 @@ struct _PeerTreeClient {
   char *client_id;
   char *secret;
   char *token;            /* sent in every hello; NULL: none */
+  char *tls_ca;           /* PEM file of the CAs trusted for wss://; NULL: the system's */
   char **ice_servers;     /* from the last hello reply: GStreamer-style URIs */
   guint connect_timeout;  /* ms */
   guint request_timeout;  /* ms */
@@ -80,6 +81,7 @@ enum {
   PROP_AUTO_RECONNECT,
   PROP_CONNECTED,
   PROP_TOKEN,
+  PROP_TLS_CA,
   N_PROPS
 };
 enum {

@@ -175,6 +175,7 @@ peer_tree_client_finalize (GObject *object)
   g_free (self->client_id);
   g_free (self->secret);
   g_free (self->token);
+  g_free (self->tls_ca);
   g_strfreev (self->ice_servers);
   G_OBJECT_CLASS (peer_tree_client_parent_class)->finalize (object);
 }
@@ -203,6 +204,10 @@ peer_tree_client_set_property (GObject *object, guint prop_id, const GValue *val
       g_free (self->token);
       self->token = g_value_dup_string (value);
       break;
+    case PROP_TLS_CA:
+      g_free (self->tls_ca);
+      self->tls_ca = g_value_dup_string (value);
+      break;
     case PROP_CONNECT_TIMEOUT:
       self->connect_timeout = g_value_get_uint (value);
       break;
@@ -226,6 +231,7 @@ peer_tree_client_get_property (GObject *object, guint prop_id, GValue *value, GP
     case PROP_CLIENT_ID: g_value_set_string (value, self->client_id); break;
     case PROP_SECRET: g_value_set_string (value, self->secret); break;
     case PROP_TOKEN: g_value_set_string (value, self->token); break;
+    case PROP_TLS_CA: g_value_set_string (value, self->tls_ca); break;
     case PROP_CONNECT_TIMEOUT: g_value_set_uint (value, self->connect_timeout); break;
     case PROP_REQUEST_TIMEOUT: g_value_set_uint (value, self->request_timeout); break;
     case PROP_AUTO_RECONNECT: g_value_set_boolean (value, self->auto_reconnect); break;
@@ -284,6 +290,18 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
   pt_props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
       "Token (JWT) sent in hello, for a server that requires one; used again at every "
       "reconnection", NULL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  /**
+   * PeerTreeClient:tls-ca:
+   *
+   * A PEM file of the certificate authorities trusted for a `wss://` server,
+   * for a server whose certificate a private CA signed; read at every
+   * connection attempt. %NULL: the system's CAs. A server whose certificate
+   * is not trusted fails the connection (a #G_TLS_ERROR_BAD_CERTIFICATE
+   * message in the error).
+   */
+  pt_props[PROP_TLS_CA] = g_param_spec_string ("tls-ca", "TLS CA file",
+      "PEM file of the CAs trusted for wss:// (NULL: the system's)", NULL,
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   /**
    * PeerTreeClient:connect-timeout:
    *

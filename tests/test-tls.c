@@ -1,0 +1,221 @@
+/* wss:// and https on the same port as ws://: a throw-away CA and server
+ * certificate made at test time with openssl; clients that trust the CA
+ * (tls-ca), a plain client on the same port, and one that does not trust it.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "pt-test-util.h"
+
+#include <glib/gstdio.h>
+
+static char *tmpdir;
+
+static void
+run (const char *cmdline)
+{
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) argv = NULL;
+  g_autofree char *err = NULL;
+  int status = 0;
+  fail_unless (g_shell_parse_argv (cmdline, NULL, &argv, &error), "%s", cmdline);
+  fail_unless (g_spawn_sync (tmpdir, argv, NULL, G_SPAWN_SEARCH_PATH |
+          G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status, &error),
+      "%s: %s", cmdline, error ? error->message : "");
+  fail_unless (g_spawn_check_wait_status (status, NULL), "%s: %s", cmdline, err);
+}
+
+static char *
+path (const char *name)
+{
+  return g_build_filename (tmpdir, name, NULL);
+}
+
+/* A CA, and a certificate for 127.0.0.1 it signs. */
+static void
+make_certificates (void)
+{
+  tmpdir = g_dir_make_tmp ("peertree-tls-XXXXXX", NULL);
+  fail_unless (tmpdir != NULL);
+  run ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-keyout ca.key -out ca.pem -days 1 -subj /CN=peertree-test-ca "
+      "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
+  run ("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-keyout server.key -out server.csr -subj /CN=127.0.0.1");
+  g_autofree char *ext = path ("server.ext");
+  fail_unless (g_file_set_contents (ext, "basicConstraints=CA:FALSE\n"
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", -1, NULL));
+  run ("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 1 "
+      "-extfile server.ext -out server.pem");
+}
+
+static void
+remove_certificates (void)
+{
+  const char *names[] = { "ca.key", "ca.pem", "server.key", "server.csr", "server.ext",
+    "server.pem" };
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++) {
+    g_autofree char *p = path (names[i]);
+    g_unlink (p);
+  }
+  g_rmdir (tmpdir);
+  g_clear_pointer (&tmpdir, g_free);
+}
+
+static PtServer *
+tls_server_new (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *cert = path ("server.pem");
+  g_autofree char *key = path ("server.key");
+  PtServer *server = g_object_new (PT_TYPE_SERVER, "host", "127.0.0.1", "port", 0,
+      "tls-cert", cert, "tls-key", key, "max-message-size", 1 << 20, NULL);
+  fail_unless (pt_server_listen (server, &error), "listen: %s", error ? error->message : "");
+  return server;
+}
+
+static char *
+plain_url (PtServer *server)
+{
+  return g_strdup_printf ("ws://127.0.0.1:%u", pt_server_get_port (server));
+}
+
+/* A recorded peer on @url, trusting @ca (NULL: the system's CAs). */
+static PtTestPeer *
+peer_new (const char *url, const char *id, const char *ca, GError **error)
+{
+  PtTestPeer *p = g_new0 (PtTestPeer, 1);
+  p->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id, "tls-ca", ca,
+      NULL);
+  p->children = g_ptr_array_new_with_free_func (g_free);
+  p->id = g_strdup (id);
+  g_signal_connect (p->client, "remote-sdp", G_CALLBACK (pt_test_peer_on_sdp), p);
+  if (!pt_test_connect (p->client, error)) {
+    pt_test_peer_free (p);
+    return NULL;
+  }
+  return p;
+}
+
+GST_START_TEST (test_wss_and_ws_on_one_port)
+{
+  make_certificates ();
+  g_autoptr (PtServer) server = tls_server_new ();
+  g_autofree char *url = pt_server_get_url (server);
+  fail_unless (g_str_has_prefix (url, "wss://"), "%s", url);
+  g_autofree char *ca = path ("ca.pem");
+  g_autofree char *ws_url = plain_url (server);
+  g_autoptr (GError) error = NULL;
+
+  PtTestPeer *src = peer_new (url, "src", ca, &error);
+  fail_unless (src != NULL, "wss connect: %s", error ? error->message : "");
+  g_autofree char *tree = pt_test_create (src->client, "t", 0, 0, &error);
+  fail_unless_equals_string (tree, "t");
+  PtTestPeer *a = peer_new (url, "a", ca, &error);
+  fail_unless (a != NULL, "wss connect: %s", error ? error->message : "");
+  g_autofree char *parent = NULL;
+  fail_unless (pt_test_join (a->client, "t", &parent, NULL, &error), "%s",
+      error ? error->message : "");
+  fail_unless_equals_string (parent, "src");
+  /* ws:// on the same port */
+  PtTestPeer *b = peer_new (ws_url, "b", NULL, &error);
+  fail_unless (b != NULL, "ws connect: %s", error ? error->message : "");
+  fail_unless (pt_test_join (b->client, "t", NULL, NULL, &error), "%s",
+      error ? error->message : "");
+
+  /* Small and large messages both ways over TLS (several records, more than
+   * a turn's read budget), and to the plain client. */
+  peer_tree_client_send_sdp (src->client, "t", "a", "offer", "v=0 offer");
+  WAIT_UNTIL (a->last_sdp != NULL);
+  fail_unless_equals_string (a->last_sdp_from, "src");
+  fail_unless_equals_string (a->last_sdp, "offer:v=0 offer");
+  GString *big = g_string_new ("v=0 ");
+  while (big->len < 300 * 1024)
+    g_string_append (big, "a=candidate-padding-0123456789\r\n");
+  for (int i = 0; i < 3; i++) {
+    g_clear_pointer (&src->last_sdp, g_free);
+    peer_tree_client_send_sdp (a->client, "t", "src", "answer", big->str);
+    WAIT_UNTIL (src->last_sdp != NULL);
+    fail_unless (src->last_sdp && strlen (src->last_sdp) == big->len + strlen ("answer:"));
+  }
+  peer_tree_client_send_sdp (src->client, "t", "b", "offer", big->str);
+  WAIT_UNTIL (b->last_sdp != NULL);
+  fail_unless (b->last_sdp && strlen (b->last_sdp) == big->len + strlen ("offer:"));
+  g_string_free (big, TRUE);
+
+  pt_test_peer_free (b);
+  pt_test_peer_free (a);
+  pt_test_peer_free (src);
+  g_clear_object (&server);
+  remove_certificates ();
+}
+GST_END_TEST;
+
+GST_START_TEST (test_untrusted_certificate)
+{
+  make_certificates ();
+  g_autoptr (PtServer) server = tls_server_new ();
+  g_autofree char *url = pt_server_get_url (server);
+  g_autoptr (GError) error = NULL;
+  /* No tls-ca: the system's CAs do not know ours. */
+  PtTestPeer *p = peer_new (url, "x", NULL, &error);
+  fail_unless (p == NULL);
+  fail_unless (error != NULL);
+  fail_unless (strstr (error->message, "not trusted") != NULL, "%s", error->message);
+  g_clear_error (&error);
+  /* A missing CA file is an error of its own. */
+  g_autofree char *missing = path ("missing.pem");
+  p = peer_new (url, "x", missing, &error);
+  fail_unless (p == NULL);
+  fail_unless (strstr (error->message, "tls-ca") != NULL, "%s", error->message);
+  g_clear_error (&error);
+  /* The server still serves the next one. */
+  g_autofree char *ca = path ("ca.pem");
+  p = peer_new (url, "y", ca, &error);
+  fail_unless (p != NULL, "%s", error ? error->message : "");
+  pt_test_peer_free (p);
+  g_clear_object (&server);
+  remove_certificates ();
+}
+GST_END_TEST;
+
+/* GET /status over https, and over http on the same port. */
+GST_START_TEST (test_https_status)
+{
+  make_certificates ();
+  g_autoptr (PtServer) server = tls_server_new ();
+  g_autofree char *ca = path ("ca.pem");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GTlsDatabase) db = g_tls_file_database_new (ca, &error);
+  fail_unless (db != NULL, "%s", error ? error->message : "");
+  g_autoptr (SoupSession) session = soup_session_new ();
+  soup_session_set_tls_database (session, db);
+  const char *schemes[] = { "https", "http" };
+  for (gsize i = 0; i < G_N_ELEMENTS (schemes); i++) {
+    g_autofree char *uri = g_strdup_printf ("%s://127.0.0.1:%u/status", schemes[i],
+        pt_server_get_port (server));
+    g_autoptr (SoupMessage) msg = soup_message_new ("GET", uri);
+    g_autoptr (GAsyncResult) res = NULL;
+    soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL,
+        pt_test_store_result, &res);
+    g_autoptr (GBytes) body = soup_session_send_and_read_finish (session, pt_test_await (&res),
+        &error);
+    fail_unless (body != NULL, "%s: %s", uri, error ? error->message : "");
+    fail_unless_equals_int (soup_message_get_status (msg), 200);
+  }
+  g_clear_object (&server);
+  remove_certificates ();
+}
+GST_END_TEST;
+
+static Suite *
+tls_suite (void)
+{
+  Suite *s = suite_create ("tls");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_wss_and_ws_on_one_port);
+  tcase_add_test (tc, test_untrusted_certificate);
+  tcase_add_test (tc, test_https_status);
+  return s;
+}
+
+GST_CHECK_MAIN (tls);
