@@ -680,6 +680,8 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   self->session.config.repair = self->repair;
   g_free (self->session.token);
   self->session.token = g_strdup (self->settings.token);
+  g_free (self->session.tls_ca);
+  self->session.tls_ca = g_strdup (self->settings.tls_ca);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
@@ -767,7 +769,7 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
 /* URI handler (application thread): pt-uri.c. peertree://HOST:PORT/[TREE-ID]
  * [?k=…&k1=…&video-codec=…&client-id=…&local-addresses=…] */
 
-static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id", "tls-ca",
   "k", "k1", "video-codec", "repair", NULL
 };
 

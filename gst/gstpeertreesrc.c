@@ -1122,6 +1122,8 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   self->session.config.repair = self->repair;
   g_free (self->session.token);
   self->session.token = g_strdup (self->settings.token);
+  g_free (self->session.tls_ca);
+  self->session.tls_ca = g_strdup (self->settings.tls_ca);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
@@ -1247,7 +1249,7 @@ gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
 /* ---------------------------------------------------------------------- */
 /* URI handler (application thread): pt-uri.c */
 
-static const gchar *const uri_query_properties[] = { "local-addresses", "client-id",
+static const gchar *const uri_query_properties[] = { "local-addresses", "client-id", "tls-ca",
   "latency", "latency-mode", "repair", NULL
 };
 

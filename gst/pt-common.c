@@ -1,6 +1,8 @@
 /* peertree GStreamer elements — helpers shared by both elements
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <string.h>
+
 #include "gstpeertreeelements.h"
 #include "peertree/peertree-client.h"
 
@@ -105,6 +107,14 @@ pt_post_client_error (GstElement * element, const GError * error, const gchar * 
             ("%s", what));
         return;
     }
+  }
+  /* wss:// to a server whose certificate no trusted CA signed (libpeertree
+   * says so in its message, peertree-client-connection.c) */
+  if (strstr (detail, "certificate is not trusted")) {
+    GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE,
+        ("The TLS certificate of the peertree server %s is not trusted: set tls-ca to the "
+            "PEM file of the CA that signed it.", server), ("%s: %s", what, detail));
+    return;
   }
   /* GIO / libsoup errors, or the client's own: connection refused,
    * unresolvable host, no answer, TLS… */

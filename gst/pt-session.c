@@ -25,6 +25,7 @@ pt_session_clear (PtSession * s)
 {
   pt_link_config_clear (&s->config);
   g_clear_pointer (&s->token, g_free);
+  g_clear_pointer (&s->tls_ca, g_free);
 }
 
 gboolean
@@ -256,6 +257,8 @@ start_in_loop (gpointer data)
       start->client_id && *start->client_id ? start->client_id : NULL);
   if (s->token && *s->token)
     g_object_set (s->client, "token", s->token, NULL);
+  if (s->tls_ca && *s->tls_ca)
+    g_object_set (s->client, "tls-ca", s->tls_ca, NULL);
   s->children = pt_fanout_new (ELEMENT (s), s->debug, s->streams_lock, s->callbacks->get_tee,
       s->client, &s->active_tree, &s->config, pt_loop_get_context (s->loop));
   if (s->callbacks->started)
@@ -292,6 +295,7 @@ stop_in_loop (gpointer data)
   g_clear_pointer (&s->active_tree, g_free);
   g_clear_pointer (&s->server, g_free);
   g_clear_pointer (&s->token, g_free);
+  g_clear_pointer (&s->tls_ca, g_free);
   return G_SOURCE_REMOVE;
 }
 

@@ -91,6 +91,7 @@ struct _PtSession {
   /* set by the element before pt_session_start(), freed at stop */
   PtLinkConfig config;
   gchar *token;                 /* the token property: sent in hello */
+  gchar *tls_ca;                /* the tls-ca property: CAs for wss:// */
 
   /* loop thread, between start and stop */
   PeerTreeClient *client;

@@ -22,6 +22,7 @@ pt_settings_clear (PtSettings * settings)
   g_clear_pointer (&settings->stun_server, g_free);
   g_clear_pointer (&settings->turn_server, g_free);
   g_clear_pointer (&settings->token, g_free);
+  g_clear_pointer (&settings->tls_ca, g_free);
 }
 
 void
@@ -55,6 +56,10 @@ pt_settings_install_properties (GObjectClass * klass, guint first_prop_id,
       g_param_spec_string ("token", "Token",
           "Token (JWT) for a signalling server started with --auth-key; sent in hello at "
           "every connection. A credential: never part of the element's URI", NULL, rw));
+  g_object_class_install_property (klass, first_prop_id + PT_SETTINGS_PROP_TLS_CA,
+      g_param_spec_string ("tls-ca", "TLS CA file",
+          "PEM file of the certificate authorities trusted for a wss:// server (a private "
+          "CA); empty: the system's", NULL, rw));
 }
 
 /* The field of @settings behind property @prop_id, or NULL. */
@@ -80,6 +85,8 @@ settings_field (const PtSettings * settings, guint first_prop_id, guint prop_id)
       return &s->turn_server;
     case PT_SETTINGS_PROP_TOKEN:
       return &s->token;
+    case PT_SETTINGS_PROP_TLS_CA:
+      return &s->tls_ca;
     default:
       return NULL;
   }

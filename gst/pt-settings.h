@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The properties server, tree-id, client-id, local-addresses, stun-server,
- * turn-server and token, the same in peertreesink and peertreesrc. An element embeds a
+ * turn-server, token and tls-ca, the same in peertreesink and peertreesrc. An element embeds a
  * PtSettings, reserves PT_SETTINGS_N_PROPS consecutive property ids from
  * @first_prop_id on, and forwards its set_property/get_property to
  * pt_settings_set_property()/pt_settings_get_property(). The fields are
@@ -27,6 +27,7 @@ enum {
   PT_SETTINGS_PROP_STUN_SERVER,
   PT_SETTINGS_PROP_TURN_SERVER,
   PT_SETTINGS_PROP_TOKEN,
+  PT_SETTINGS_PROP_TLS_CA,
   PT_SETTINGS_N_PROPS
 };
 
@@ -38,13 +39,14 @@ typedef struct {
   gchar *stun_server;
   gchar *turn_server;
   gchar *token;
+  gchar *tls_ca;
 } PtSettings;
 
 /* server = PT_SETTINGS_DEFAULT_SERVER, the others NULL. */
 void pt_settings_init (PtSettings *settings);
 void pt_settings_clear (PtSettings *settings);
 
-/* Installs the seven properties with ids @first_prop_id… (changeable in NULL
+/* Installs the eight properties with ids @first_prop_id… (changeable in NULL
  * or READY). tree-id and client-id mean something slightly different in
  * each element: their blurbs are the element's. */
 void pt_settings_install_properties (GObjectClass *klass, guint first_prop_id,

@@ -9,6 +9,8 @@ GST_DEBUG_CATEGORY_STATIC (pt_uri_debug);
 #define GST_CAT_DEFAULT pt_uri_debug
 
 #define PT_URI_SCHEME "peertree"
+/* the same over TLS: the server is wss:// (a private CA: tls-ca=FILE) */
+#define PT_URI_SCHEME_TLS "peertrees"
 
 G_DEFINE_QUARK (pt-uri-spec, pt_uri_spec);
 
@@ -39,7 +41,7 @@ uri_get_type (GType type)
 static const gchar *const *
 uri_get_protocols (GType type)
 {
-  static const gchar *protocols[] = { PT_URI_SCHEME, NULL };
+  static const gchar *protocols[] = { PT_URI_SCHEME, PT_URI_SCHEME_TLS, NULL };
 
   (void) type;
   return protocols;
@@ -113,7 +115,9 @@ uri_get_uri (GstURIHandler * handler)
   }
   escaped_tree = g_uri_escape_string (tree ? tree : "", NULL, FALSE);
   path = g_strconcat ("/", escaped_tree, NULL);
-  return g_uri_join (G_URI_FLAGS_ENCODED, PT_URI_SCHEME, NULL, g_uri_get_host (parsed),
+  return g_uri_join (G_URI_FLAGS_ENCODED,
+      g_ascii_strcasecmp (g_uri_get_scheme (parsed), "wss") == 0 ? PT_URI_SCHEME_TLS :
+      PT_URI_SCHEME, NULL, g_uri_get_host (parsed),
       g_uri_get_port (parsed), path, query->len ? query->str : NULL, NULL);
 }
 
@@ -143,7 +147,7 @@ uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
   g_autoptr (GPtrArray) keys = g_ptr_array_new ();
   g_autofree gchar *path = NULL;
   g_autofree gchar *server = NULL;
-  const gchar *tree, *host;
+  const gchar *tree, *host, *scheme;
   GHashTableIter it;
   gpointer key, value;
   gint port;
@@ -165,14 +169,18 @@ uri_set_uri (GstURIHandler * handler, const gchar * uri, GError ** error)
   tree = path ? path : "";
   while (*tree == '/')
     tree++;
-  if (g_ascii_strcasecmp (gst_uri_get_scheme (parsed), PT_URI_SCHEME) != 0 || host == NULL
+  scheme = gst_uri_get_scheme (parsed);
+  if ((g_ascii_strcasecmp (scheme, PT_URI_SCHEME) != 0 &&
+          g_ascii_strcasecmp (scheme, PT_URI_SCHEME_TLS) != 0) || host == NULL
       || *host == '\0' || strchr (tree, '/') || (*tree == '\0' && spec->type == GST_URI_SRC)) {
     g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-        "Expected peertree://HOST:PORT/TREE-ID, got '%s'", uri);
+        "Expected peertree://HOST:PORT/TREE-ID or peertrees://…, got '%s'", uri);
     return FALSE;
   }
   port = gst_uri_get_port (parsed) == GST_URI_NO_PORT ? -1 : (gint) gst_uri_get_port (parsed);
-  server = g_uri_join (G_URI_FLAGS_NONE, "ws", NULL, host, port, "", NULL, NULL);
+  server = g_uri_join (G_URI_FLAGS_NONE,
+      g_ascii_strcasecmp (scheme, PT_URI_SCHEME_TLS) == 0 ? "wss" : "ws", NULL, host, port, "",
+      NULL, NULL);
 
   /* every query value is checked before anything is set: a bad URI
    * changes nothing */

@@ -5,67 +5,14 @@
  */
 #include "pt-test-util.h"
 
-#include <glib/gstdio.h>
-
-static char *tmpdir;
-
-static void
-run (const char *cmdline)
-{
-  g_autoptr (GError) error = NULL;
-  g_auto (GStrv) argv = NULL;
-  g_autofree char *err = NULL;
-  int status = 0;
-  fail_unless (g_shell_parse_argv (cmdline, NULL, &argv, &error), "%s", cmdline);
-  fail_unless (g_spawn_sync (tmpdir, argv, NULL, G_SPAWN_SEARCH_PATH |
-          G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status, &error),
-      "%s: %s", cmdline, error ? error->message : "");
-  fail_unless (g_spawn_check_wait_status (status, NULL), "%s: %s", cmdline, err);
-}
-
-static char *
-path (const char *name)
-{
-  return g_build_filename (tmpdir, name, NULL);
-}
-
-/* A CA, and a certificate for 127.0.0.1 it signs. */
-static void
-make_certificates (void)
-{
-  tmpdir = g_dir_make_tmp ("peertree-tls-XXXXXX", NULL);
-  fail_unless (tmpdir != NULL);
-  run ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-keyout ca.key -out ca.pem -days 1 -subj /CN=peertree-test-ca "
-      "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
-  run ("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-keyout server.key -out server.csr -subj /CN=127.0.0.1");
-  g_autofree char *ext = path ("server.ext");
-  fail_unless (g_file_set_contents (ext, "basicConstraints=CA:FALSE\n"
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", -1, NULL));
-  run ("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 1 "
-      "-extfile server.ext -out server.pem");
-}
-
-static void
-remove_certificates (void)
-{
-  const char *names[] = { "ca.key", "ca.pem", "server.key", "server.csr", "server.ext",
-    "server.pem" };
-  for (gsize i = 0; i < G_N_ELEMENTS (names); i++) {
-    g_autofree char *p = path (names[i]);
-    g_unlink (p);
-  }
-  g_rmdir (tmpdir);
-  g_clear_pointer (&tmpdir, g_free);
-}
+#include "pt-test-tls.h"
 
 static PtServer *
 tls_server_new (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *cert = path ("server.pem");
-  g_autofree char *key = path ("server.key");
+  g_autofree char *cert = pt_tls_path ("server.pem");
+  g_autofree char *key = pt_tls_path ("server.key");
   PtServer *server = g_object_new (PT_TYPE_SERVER, "host", "127.0.0.1", "port", 0,
       "tls-cert", cert, "tls-key", key, "max-message-size", 1 << 20, NULL);
   fail_unless (pt_server_listen (server, &error), "listen: %s", error ? error->message : "");
@@ -97,11 +44,11 @@ peer_new (const char *url, const char *id, const char *ca, GError **error)
 
 GST_START_TEST (test_wss_and_ws_on_one_port)
 {
-  make_certificates ();
+  pt_tls_make_certificates ();
   g_autoptr (PtServer) server = tls_server_new ();
   g_autofree char *url = pt_server_get_url (server);
   fail_unless (g_str_has_prefix (url, "wss://"), "%s", url);
-  g_autofree char *ca = path ("ca.pem");
+  g_autofree char *ca = pt_tls_path ("ca.pem");
   g_autofree char *ws_url = plain_url (server);
   g_autoptr (GError) error = NULL;
 
@@ -145,13 +92,13 @@ GST_START_TEST (test_wss_and_ws_on_one_port)
   pt_test_peer_free (a);
   pt_test_peer_free (src);
   g_clear_object (&server);
-  remove_certificates ();
+  pt_tls_remove_certificates ();
 }
 GST_END_TEST;
 
 GST_START_TEST (test_untrusted_certificate)
 {
-  make_certificates ();
+  pt_tls_make_certificates ();
   g_autoptr (PtServer) server = tls_server_new ();
   g_autofree char *url = pt_server_get_url (server);
   g_autoptr (GError) error = NULL;
@@ -162,27 +109,27 @@ GST_START_TEST (test_untrusted_certificate)
   fail_unless (strstr (error->message, "not trusted") != NULL, "%s", error->message);
   g_clear_error (&error);
   /* A missing CA file is an error of its own. */
-  g_autofree char *missing = path ("missing.pem");
+  g_autofree char *missing = pt_tls_path ("missing.pem");
   p = peer_new (url, "x", missing, &error);
   fail_unless (p == NULL);
   fail_unless (strstr (error->message, "tls-ca") != NULL, "%s", error->message);
   g_clear_error (&error);
   /* The server still serves the next one. */
-  g_autofree char *ca = path ("ca.pem");
+  g_autofree char *ca = pt_tls_path ("ca.pem");
   p = peer_new (url, "y", ca, &error);
   fail_unless (p != NULL, "%s", error ? error->message : "");
   pt_test_peer_free (p);
   g_clear_object (&server);
-  remove_certificates ();
+  pt_tls_remove_certificates ();
 }
 GST_END_TEST;
 
 /* GET /status over https, and over http on the same port. */
 GST_START_TEST (test_https_status)
 {
-  make_certificates ();
+  pt_tls_make_certificates ();
   g_autoptr (PtServer) server = tls_server_new ();
-  g_autofree char *ca = path ("ca.pem");
+  g_autofree char *ca = pt_tls_path ("ca.pem");
   g_autoptr (GError) error = NULL;
   g_autoptr (GTlsDatabase) db = g_tls_file_database_new (ca, &error);
   fail_unless (db != NULL, "%s", error ? error->message : "");
@@ -202,7 +149,7 @@ GST_START_TEST (test_https_status)
     fail_unless_equals_int (soup_message_get_status (msg), 200);
   }
   g_clear_object (&server);
-  remove_certificates ();
+  pt_tls_remove_certificates ();
 }
 GST_END_TEST;
 

@@ -72,7 +72,7 @@ pt_test_settings_init (PtTestSettings *self)
 }
 
 static const gchar *const names[] = { "server", "tree-id", "client-id", "local-addresses",
-  "stun-server", "turn-server", "token"
+  "stun-server", "turn-server", "token", "tls-ca"
 };
 
 GST_START_TEST (test_properties)

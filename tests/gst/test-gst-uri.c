@@ -197,6 +197,42 @@ GST_START_TEST (test_bad_uris)
 
 GST_END_TEST;
 
+/* peertrees:// is the same over TLS (server wss://); tls-ca= names a private
+ * CA; both round-trip */
+GST_START_TEST (test_tls_uri)
+{
+  const GstURIType types[] = { GST_URI_SRC, GST_URI_SINK };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++) {
+    GstElement *e = from_uri (types[i],
+        "peertrees://127.0.0.1:8645/cam-1?tls-ca=/etc/peertree/ca.pem&client-id=v7");
+    g_autofree gchar *server = NULL, *ca = NULL, *uri = NULL, *again = NULL;
+
+    g_object_get (e, "server", &server, "tls-ca", &ca, NULL);
+    fail_unless_equals_string (server, "wss://127.0.0.1:8645");
+    fail_unless_equals_string (ca, "/etc/peertree/ca.pem");
+    uri = gst_uri_handler_get_uri (GST_URI_HANDLER (e));
+    fail_unless (g_str_has_prefix (uri, "peertrees://127.0.0.1:8645/cam-1?"), "%s", uri);
+    g_clear_pointer (&ca, g_free);
+    g_object_set (e, "tls-ca", NULL, "server", "ws://h:1", NULL);
+    fail_unless (gst_uri_handler_set_uri (GST_URI_HANDLER (e), uri, NULL));
+    g_clear_pointer (&server, g_free);
+    g_object_get (e, "server", &server, "tls-ca", &ca, NULL);
+    fail_unless_equals_string (server, "wss://127.0.0.1:8645");
+    fail_unless_equals_string (ca, "/etc/peertree/ca.pem");
+    again = gst_uri_handler_get_uri (GST_URI_HANDLER (e));
+    fail_unless_equals_string (again, uri);
+    /* plain again */
+    fail_unless (gst_uri_handler_set_uri (GST_URI_HANDLER (e), "peertree://h:2/t", NULL));
+    g_clear_pointer (&server, g_free);
+    g_object_get (e, "server", &server, NULL);
+    fail_unless_equals_string (server, "ws://h:2");
+    gst_object_unref (e);
+  }
+}
+
+GST_END_TEST;
+
 static Suite *
 peertree_uri_suite (void)
 {
@@ -207,6 +243,7 @@ peertree_uri_suite (void)
   tcase_add_test (tc, test_src_uri);
   tcase_add_test (tc, test_sink_uri);
   tcase_add_test (tc, test_token_uri);
+  tcase_add_test (tc, test_tls_uri);
   tcase_add_test (tc, test_round_trip);
   tcase_add_test (tc, test_bad_uris);
   return s;
