@@ -7,6 +7,8 @@
 
 #include "pt-test-tls.h"
 
+#include <signal.h>
+
 static PtServer *
 tls_server_new (void)
 {
@@ -153,6 +155,114 @@ GST_START_TEST (test_https_status)
 }
 GST_END_TEST;
 
+/* Whether the server closed @socket (EOF or reset), without blocking. */
+static gboolean
+closed_by_server (GSocket *socket)
+{
+  char buf[256];
+  if (!g_socket_condition_check (socket, G_IO_IN | G_IO_HUP | G_IO_ERR))
+    return FALSE;
+  gssize r = g_socket_receive_with_blocking (socket, buf, sizeof buf, FALSE, NULL, NULL);
+  return r <= 0;
+}
+
+/* A handshake that never completes, and a connection that never says a
+ * byte, are closed within http-timeout; others are served meanwhile. */
+GST_START_TEST (test_stalled_handshake)
+{
+  pt_tls_make_certificates ();
+  g_autoptr (PtServer) server = tls_server_new ();
+  g_object_set (server, "http-timeout", 1, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketClient) sc = g_socket_client_new ();
+  g_autoptr (GSocketConnection) half = g_socket_client_connect_to_host (sc, "127.0.0.1",
+      pt_server_get_port (server), NULL, &error);
+  fail_unless (half != NULL, "%s", error ? error->message : "");
+  g_autoptr (GSocketConnection) mute = g_socket_client_connect_to_host (sc, "127.0.0.1",
+      pt_server_get_port (server), NULL, &error);
+  fail_unless (mute != NULL, "%s", error ? error->message : "");
+  /* the first bytes of a TLS record, then nothing */
+  const guint8 start[] = { 0x16, 0x03, 0x01 };
+  fail_unless (g_socket_send (g_socket_connection_get_socket (half), (const char *) start,
+      sizeof start, NULL, &error) == sizeof start);
+
+  g_autofree char *url = pt_server_get_url (server);
+  g_autofree char *ca = pt_tls_path ("ca.pem");
+  PtTestPeer *p = peer_new (url, "p", ca, &error);
+  fail_unless (p != NULL, "%s", error ? error->message : "");
+
+  GSocket *hs = g_socket_connection_get_socket (half);
+  GSocket *ms = g_socket_connection_get_socket (mute);
+  gboolean half_closed = FALSE, mute_closed = FALSE;
+  WAIT_UNTIL_MS ((half_closed = half_closed || closed_by_server (hs)) &&
+      (mute_closed = mute_closed || closed_by_server (ms)), 5000);
+  fail_unless (half_closed, "the stalled handshake is still open");
+  fail_unless (mute_closed, "the mute connection is still open");
+  /* the WebSocket client is not an HTTP connection any more: still there */
+  fail_unless (peer_tree_client_is_connected (p->client));
+  g_autofree char *tree = pt_test_create (p->client, "t", 0, 0, &error);
+  fail_unless_equals_string (tree, "t");
+  pt_test_peer_free (p);
+  g_clear_object (&server);
+  pt_tls_remove_certificates ();
+}
+GST_END_TEST;
+
+/* The binary: --tls-cert/--tls-key print a wss:// URL and serve https;
+ * one without the other, or an unreadable file, is refused. */
+GST_START_TEST (test_binary_flags)
+{
+  pt_tls_make_certificates ();
+  g_autofree char *cert = pt_tls_path ("server.pem");
+  g_autofree char *key = pt_tls_path ("server.key");
+  g_autofree char *ca = pt_tls_path ("ca.pem");
+  g_autofree char *missing = pt_tls_path ("missing.pem");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+      G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, PEERTREE_SERVER, "--port", "0", "--tls-cert",
+      cert, "--tls-key", key, NULL);
+  fail_unless (proc != NULL, "%s", error ? error->message : "");
+  g_autoptr (GDataInputStream) in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc));
+  g_autofree char *line = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+  fail_unless (line != NULL && strstr (line, "wss://127.0.0.1:") != NULL, "%s", line);
+  const char *at = strstr (line, "wss://");
+  g_autofree char *status = g_strdup_printf ("https%.*s/status", (int) strcspn (at + 3, " "),
+      at + 3);
+  g_autoptr (GTlsDatabase) db = g_tls_file_database_new (ca, &error);
+  g_autoptr (SoupSession) session = soup_session_new ();
+  soup_session_set_tls_database (session, db);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", status);
+  g_autoptr (GBytes) body = soup_session_send_and_read (session, msg, NULL, &error);
+  fail_unless (body != NULL, "%s: %s", status, error ? error->message : "");
+  fail_unless_equals_int (soup_message_get_status (msg), 200);
+  g_subprocess_send_signal (proc, SIGTERM);
+  fail_unless (g_subprocess_wait (proc, NULL, NULL));
+  fail_unless_equals_int (g_subprocess_get_exit_status (proc), 0);
+
+  const char *const bad[][5] = {
+    { "--tls-cert", cert, NULL },
+    { "--tls-key", key, NULL },
+    { "--tls-cert", missing, "--tls-key", key, NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+    g_ptr_array_add (argv, (gpointer) PEERTREE_SERVER);
+    g_ptr_array_add (argv, (gpointer) "--port");
+    g_ptr_array_add (argv, (gpointer) "0");
+    for (gsize j = 0; bad[i][j]; j++)
+      g_ptr_array_add (argv, (gpointer) bad[i][j]);
+    g_ptr_array_add (argv, NULL);
+    g_autoptr (GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
+        G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+    fail_unless (p != NULL);
+    fail_unless (g_subprocess_wait (p, NULL, NULL));
+    fail_if (g_subprocess_get_if_exited (p) && g_subprocess_get_exit_status (p) == 0,
+        "case %zu accepted", i);
+  }
+  pt_tls_remove_certificates ();
+}
+GST_END_TEST;
+
 static Suite *
 tls_suite (void)
 {
@@ -162,6 +272,8 @@ tls_suite (void)
   tcase_add_test (tc, test_wss_and_ws_on_one_port);
   tcase_add_test (tc, test_untrusted_certificate);
   tcase_add_test (tc, test_https_status);
+  tcase_add_test (tc, test_stalled_handshake);
+  tcase_add_test (tc, test_binary_flags);
   return s;
 }
 
