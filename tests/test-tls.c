@@ -155,6 +155,44 @@ GST_START_TEST (test_https_status)
 }
 GST_END_TEST;
 
+static guint
+count_fds (void)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+  while (dir && g_dir_read_name (dir))
+    n++;
+  return n;
+}
+
+/* wss clients that come and go leave no descriptor behind (the TLS
+ * connection, its socket and the epoll duplicate are all released). */
+GST_START_TEST (test_no_descriptor_leak)
+{
+  pt_tls_make_certificates ();
+  g_autoptr (PtServer) server = tls_server_new ();
+  g_autofree char *url = pt_server_get_url (server);
+  g_autofree char *ca = pt_tls_path ("ca.pem");
+  g_autoptr (GError) error = NULL;
+  /* one first: lazily opened descriptors (TLS backend, resolver) stay */
+  PtTestPeer *p = peer_new (url, "warm", ca, &error);
+  fail_unless (p != NULL, "%s", error ? error->message : "");
+  pt_test_peer_free (p);
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 0);
+  guint before = count_fds ();
+  for (int i = 0; i < 10; i++) {
+    g_autofree char *id = g_strdup_printf ("c%d", i);
+    p = peer_new (url, id, ca, &error);
+    fail_unless (p != NULL, "%s", error ? error->message : "");
+    pt_test_peer_free (p);
+  }
+  WAIT_UNTIL (pt_server_get_n_clients (server) == 0 && count_fds () <= before);
+  fail_unless (count_fds () <= before, "%u descriptors, %u before", count_fds (), before);
+  g_clear_object (&server);
+  pt_tls_remove_certificates ();
+}
+GST_END_TEST;
+
 /* Whether the server closed @socket (EOF or reset), without blocking. */
 static gboolean
 closed_by_server (GSocket *socket)
@@ -274,6 +312,7 @@ tls_suite (void)
   tcase_add_test (tc, test_https_status);
   tcase_add_test (tc, test_stalled_handshake);
   tcase_add_test (tc, test_binary_flags);
+  tcase_add_test (tc, test_no_descriptor_leak);
   return s;
 }
 
