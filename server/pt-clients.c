@@ -97,7 +97,7 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
 
   g_autofree char *assigned = NULL;
   PtReservation *reserved = client_id ? g_hash_table_lookup (self->reserved, client_id) : NULL;
-  if (reserved && reserved->deadline > g_get_monotonic_time () &&
+  if (reserved && reserved->deadline > pt_now () &&
       (!secret || !pt_secret_equal (hash, reserved->secret_hash)))
     return pt_fault_set (f, PT_ERR_DUPLICATE_CLIENT_ID, "clientId \"%s\" is reserved for the "
         "client that used it (with its secret) for %u s after it left", client_id,
@@ -194,7 +194,7 @@ clients_conn_gone (PtConn *c)
     return;
   PtReservation *r = g_new0 (PtReservation, 1);
   memcpy (r->secret_hash, c->secret_hash, 32);
-  r->deadline = g_get_monotonic_time () + (gint64) self->source_grace * G_USEC_PER_SEC;
+  r->deadline = pt_now () + (gint64) self->source_grace * G_USEC_PER_SEC;
   g_hash_table_replace (self->reserved, g_strdup (c->client_id), r);
 }
 

@@ -150,7 +150,7 @@ static gboolean
 conn_take_token (PtConn *c)
 {
   PtServer *self = c->server;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = pt_now ();
   c->tokens += (double) (now - c->tokens_at) * self->rate / G_USEC_PER_SEC;
   if (c->tokens > self->burst)
     c->tokens = self->burst;
@@ -170,7 +170,7 @@ on_ws_message (PtWs *ws, gboolean binary, const guint8 *data, gsize len, gpointe
   PtConn *c = user_data;
   if (c->gone)
     return;
-  c->last_seen = g_get_monotonic_time ();
+  c->last_seen = pt_now ();
   c->receive (c, binary, data, len);
 }
 
@@ -178,7 +178,7 @@ static void
 on_ws_pong (PtWs *ws, gpointer user_data)
 {
   PtConn *c = user_data;
-  c->last_seen = g_get_monotonic_time ();
+  c->last_seen = pt_now ();
 }
 
 /* Removes @c from every index and, through the modules' conn_gone hooks, from
@@ -268,7 +268,7 @@ conn_new (PtServer *self, GIOStream *stream, int fd, const guint8 *initial, gsiz
   PtConn *c = g_new0 (PtConn, 1);
   c->server = self;
   c->receive = receive;
-  c->connected_at = c->last_seen = c->tokens_at = g_get_monotonic_time ();
+  c->connected_at = c->last_seen = c->tokens_at = pt_now ();
   c->tokens = self->burst;
   g_hash_table_add (self->conns, c);
   if (stream)

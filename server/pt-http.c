@@ -238,7 +238,7 @@ http_conn_free (PtHttpConn *h)
 static gint64
 http_deadline (PtServer *self)
 {
-  return g_get_monotonic_time () + (gint64) self->http_timeout * G_USEC_PER_SEC;
+  return pt_now () + (gint64) self->http_timeout * G_USEC_PER_SEC;
 }
 
 /* Forgets connections libsoup has closed (finished, failed or upgraded: an

@@ -52,6 +52,6 @@ pt_get_timeout (JsonObject *obj, gint64 *deadline, PtFault *f)
   gint64 ms;
   if (!pt_get_uint (obj, PT_F_TIMEOUT, FALSE, PT_MAX_TIMEOUT_MS, &ms, f))
     return FALSE;
-  *deadline = g_get_monotonic_time () + (ms ? ms : PT_DEFAULT_TIMEOUT_MS) * 1000;
+  *deadline = pt_now () + (ms ? ms : PT_DEFAULT_TIMEOUT_MS) * 1000;
   return TRUE;
 }

@@ -41,7 +41,7 @@ ip_entry (PtServer *self, const char *ip)
   if (!e) {
     e = g_new0 (PtIpEntry, 1);
     e->tokens = self->conn_burst_per_ip;
-    e->tokens_at = g_get_monotonic_time ();
+    e->tokens_at = pt_now ();
     g_hash_table_insert (self->ips, g_strdup (ip), e);
   }
   return e;
@@ -55,7 +55,7 @@ pt_limits_log_refusal (PtServer *self, const char *ip, const char *fmt, ...)
   if (!ip)
     return;
   PtIpEntry *e = ip_entry (self, ip);
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = pt_now ();
   if (e->logged_at && now - e->logged_at < LOG_INTERVAL_US) {
     e->unlogged++;
     self->n_refusals_unlogged++;
@@ -93,7 +93,7 @@ pt_limits_accept (PtServer *self, const char *ip)
     return FALSE;
   }
   if (self->connection_rate_per_ip) {
-    gint64 now = g_get_monotonic_time ();
+    gint64 now = pt_now ();
     e->tokens += (double) (now - e->tokens_at) * self->connection_rate_per_ip / G_USEC_PER_SEC;
     if (e->tokens > self->conn_burst_per_ip)
       e->tokens = self->conn_burst_per_ip;

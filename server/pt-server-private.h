@@ -183,6 +183,19 @@ struct _PtConn {
 };
 
 
+/* The server's clock (microseconds, monotonic): g_get_monotonic_time() plus
+ * pt_clock_offset, which only the fuzzing harness moves (its virtual clock). */
+extern gint64 pt_clock_offset;
+
+static inline gint64
+pt_now (void)
+{
+  return g_get_monotonic_time () + pt_clock_offset;
+}
+
+/* Runs the once-a-second sweep now (the fuzzing harness, after moving the clock). */
+void pt_server_sweep_now (PtServer *self);
+
 /* Sets of pointers (and of strings), NULL until first used. */
 static inline GHashTable *
 pt_lazy_set (GHashTable **set)

@@ -57,7 +57,7 @@ static gboolean
 sweep (gpointer user_data)
 {
   PtServer *self = user_data;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = pt_now ();
   g_autoptr (GPtrArray) doomed = g_ptr_array_new ();
   GHashTableIter it;
   gpointer k;
@@ -91,6 +91,14 @@ sweep (gpointer user_data)
         "no hello in time");
   }
   return G_SOURCE_CONTINUE;
+}
+
+gint64 pt_clock_offset;
+
+void
+pt_server_sweep_now (PtServer *self)
+{
+  sweep (self);
 }
 
 /* ------------------------------------------------------------------------ */

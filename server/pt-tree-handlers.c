@@ -179,7 +179,7 @@ tree_source_lost (PtServer *self, TreeEntry *t)
 {
   gpointer args[2] = { self, t };
   t->source_gone = TRUE;
-  t->grace_deadline = g_get_monotonic_time () + (gint64) self->source_grace * G_USEC_PER_SEC;
+  t->grace_deadline = pt_now () + (gint64) self->source_grace * G_USEC_PER_SEC;
   g_debug ("tree %s lost its source; waiting %u s", t->id, self->source_grace);
   pt_tree_foreach (t->tree, source_lost_member, args);
 }
@@ -605,7 +605,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   cl->peer = g_strdup (c->client_id);
   cl->parent = g_strdup (parent);
   cl->children = g_steal_pointer (&children);
-  cl->deadline = g_get_monotonic_time () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
+  cl->deadline = pt_now () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
   g_ptr_array_add (list, cl);
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_TREE_ID, tree_id);
