@@ -127,6 +127,7 @@ main (int argc, char **argv)
   g_autofree char *host = NULL, *config = NULL, *auth_key = NULL;
   g_autofree char *stun = NULL, *turn = NULL, *turn_secret = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
+  g_autofree char *origins = NULL;
   gint port = -1, k = -1, k1 = -1, grace = -1;
   gint max_conns_ip = -1, conn_rate_ip = -1, max_trees_ip = -1, max_trees = -1;
   gboolean allow_takeover = FALSE;
@@ -146,6 +147,9 @@ main (int argc, char **argv)
     { "auth-key", 0, 0, G_OPTION_ARG_FILENAME, &auth_key,
       "HS256 key file: hello then needs a token signed with it (mint them with "
       "\"peertree-server token\"); without it the server is open", "FILE" },
+    { "allowed-origins", 0, 0, G_OPTION_ARG_STRING, &origins,
+      "Comma-separated Origin values a WebSocket upgrade may carry (others get 403; "
+      "clients that send no Origin are accepted); default: no check", "LIST" },
     { "max-connections-per-ip", 0, 0, G_OPTION_ARG_INT, &max_conns_ip,
       "Most sockets open from one IP address (default 0: no limit)", "N" },
     { "connection-rate-per-ip", 0, 0, G_OPTION_ARG_INT, &conn_rate_ip,
@@ -173,7 +177,7 @@ main (int argc, char **argv)
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
       "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout, "
       "auth-key, max-connections-per-ip, connection-rate-per-ip, connection-burst-per-ip, "
-      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl, tls-cert, tls-key); flags override it",
+      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl, tls-cert, tls-key, allowed-origins); flags override it",
       "FILE" },
     { NULL }
   };
@@ -227,6 +231,8 @@ main (int argc, char **argv)
     g_object_set (server, "tls-cert", tls_cert, NULL);
   if (tls_key)
     g_object_set (server, "tls-key", tls_key, NULL);
+  if (origins)
+    g_object_set (server, "allowed-origins", origins, NULL);
 
   raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */

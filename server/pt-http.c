@@ -191,6 +191,17 @@ on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable 
         "peertree-server: connect with a WebSocket, or GET /status\n", 58);
     return;
   }
+  /* Browsers send Origin with every WebSocket; other clients send none and
+   * are not concerned by the check. */
+  const char *origin = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Origin");
+  if (self->origins && origin && !g_strv_contains ((const char *const *) self->origins, origin)) {
+    g_autofree char *shown = g_strescape (origin, NULL);
+    pt_limits_log_refusal (self, soup_server_message_get_remote_host (msg),
+        "WebSocket from origin \"%.200s\" refused (not in allowed-origins)", shown);
+    soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, "origin not allowed");
+    return;
+  }
   if (g_hash_table_size (self->conns) >= self->max_clients) {
     soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server full");
     return;

@@ -80,6 +80,8 @@ struct _PtServer {
   guint conn_burst_per_ip;
   guint max_trees_per_ip;
   guint max_trees;
+  char *allowed_origins;    /* as set (allowed-origins) */
+  char **origins;           /* its entries; NULL: no Origin check */
 
   /* tokens: the key read from auth_key_path at listen */
   GBytes *auth_key;

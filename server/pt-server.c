@@ -41,6 +41,7 @@ enum {
   PROP_TURN_TTL,
   PROP_TLS_CERT,
   PROP_TLS_KEY,
+  PROP_ALLOWED_ORIGINS,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -285,6 +286,8 @@ pt_server_finalize (GObject *object)
   pt_limits_finalize (self);
   g_clear_pointer (&self->auth_key, g_bytes_unref);
   g_free (self->auth_key_path);
+  g_free (self->allowed_origins);
+  g_strfreev (self->origins);
   g_free (self->host);
   g_free (self->stun);
   g_free (self->turn);
@@ -354,6 +357,22 @@ pt_server_set_property (GObject *object, guint prop_id, const GValue *value, GPa
   } else if (sfield) {
     g_free (*sfield);
     *sfield = g_value_dup_string (value);
+  } else if (prop_id == PROP_ALLOWED_ORIGINS) {
+    g_free (self->allowed_origins);
+    self->allowed_origins = g_value_dup_string (value);
+    g_clear_pointer (&self->origins, g_strfreev);
+    if (self->allowed_origins) {
+      /* comma- or space-separated; an empty list (no entry) means no check */
+      g_auto (GStrv) parts = g_strsplit_set (self->allowed_origins, ", \t", -1);
+      GPtrArray *list = g_ptr_array_new ();
+      for (guint i = 0; parts[i]; i++)
+        if (*parts[i])
+          g_ptr_array_add (list, g_strdup (parts[i]));
+      g_ptr_array_add (list, NULL);
+      self->origins = (char **) g_ptr_array_free (list, FALSE);
+      if (!self->origins[0])
+        g_clear_pointer (&self->origins, g_strfreev);
+    }
   } else if (prop_id == PROP_ALLOW_TAKEOVER)
     self->allow_takeover = g_value_get_boolean (value);
   else
@@ -376,6 +395,8 @@ pt_server_get_property (GObject *object, guint prop_id, GValue *value, GParamSpe
     g_value_set_string (value, self->auth_key_path);
   else if (sfield)
     g_value_set_string (value, *sfield);
+  else if (prop_id == PROP_ALLOWED_ORIGINS)
+    g_value_set_string (value, self->allowed_origins);
   else if (prop_id == PROP_ALLOW_TAKEOVER)
     g_value_set_boolean (value, self->allow_takeover);
   else
@@ -440,6 +461,11 @@ pt_server_class_init (PtServerClass *klass)
       "File holding the HS256 key (at least 32 bytes; trailing newlines ignored) that signs "
       "the clients' tokens: with it, hello needs a token and every request is checked against "
       "its rights; NULL: an open server (read at listen)", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_ALLOWED_ORIGINS] = g_param_spec_string ("allowed-origins", "Allowed origins",
+      "Comma-separated Origin values (e.g. https://app.example.com) a WebSocket upgrade may "
+      "carry; an upgrade with another Origin gets 403, one without Origin (not a browser) is "
+      "accepted. NULL or empty: no check", NULL,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   props[PROP_MAX_CONNECTIONS_PER_IP] = uint_prop ("max-connections-per-ip", "Most sockets "
       "(HTTP and WebSocket) open from one IP address; further connections are refused at "

@@ -4,6 +4,8 @@
 #include "pt-test-util.h"
 #include "pt-server-private.h" /* pt_conn_new: clients on socketpairs with fixed buffers */
 
+#include <glib/gstdio.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -459,6 +461,65 @@ GST_START_TEST (test_client_id_reserved_after_drop)
 }
 GST_END_TEST;
 
+/* ---- allowed-origins ------------------------------------------------------ */
+
+/* The HTTP status of a WebSocket upgrade that sends @origin (NULL: none). */
+static guint
+upgrade_status (PtServer *server, const char *origin)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = pt_server_get_url (server);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GAsyncResult) res = NULL;
+  g_autoptr (GError) error = NULL;
+  soup_session_websocket_connect_async (session, msg, origin, NULL, G_PRIORITY_DEFAULT, NULL,
+      pt_test_store_result, &res);
+  g_autoptr (SoupWebsocketConnection) ws = soup_session_websocket_connect_finish (session,
+      pt_test_await (&res), &error);
+  if (ws)
+    soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  return soup_message_get_status (msg);
+}
+
+/* Without allowed-origins any Origin is accepted; with it, a browser's
+ * upgrade from another origin gets 403, and clients that send no Origin
+ * (libpeertree, the elements) are not concerned. The config file sets it too. */
+GST_START_TEST (test_allowed_origins)
+{
+  g_autoptr (PtServer) open_server = pt_test_server_new (4, 10);
+  fail_unless_equals_int (upgrade_status (open_server, "https://evil.example"),
+      SOUP_STATUS_SWITCHING_PROTOCOLS);
+
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_object_set (server, "allowed-origins", "https://app.example, http://localhost:8080", NULL);
+  fail_unless_equals_int (upgrade_status (server, "https://app.example"),
+      SOUP_STATUS_SWITCHING_PROTOCOLS);
+  fail_unless_equals_int (upgrade_status (server, "http://localhost:8080"),
+      SOUP_STATUS_SWITCHING_PROTOCOLS);
+  fail_unless_equals_int (upgrade_status (server, "https://evil.example"),
+      SOUP_STATUS_FORBIDDEN);
+  fail_unless_equals_int (upgrade_status (server, "https://app.example.evil"),
+      SOUP_STATUS_FORBIDDEN);
+  fail_unless_equals_int (upgrade_status (server, NULL), SOUP_STATUS_SWITCHING_PROTOCOLS);
+  g_autoptr (PeerTreeClient) client = pt_test_client_new (server, "no-origin");
+
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp ("pt-origins-XXXXXX.conf", &path, &error);
+  fail_unless (fd >= 0, "%s", error ? error->message : "");
+  close (fd);
+  fail_unless (g_file_set_contents (path, "[server]\nallowed-origins=https://a.example\n", -1,
+      &error));
+  g_autoptr (PtServer) configured = pt_server_new ();
+  fail_unless (pt_server_load_config (configured, path, &error), "%s",
+      error ? error->message : "");
+  g_unlink (path);
+  g_autofree char *origins = NULL;
+  g_object_get (configured, "allowed-origins", &origins, NULL);
+  fail_unless_equals_string (origins, "https://a.example");
+}
+GST_END_TEST
+
 static Suite *
 security_suite (void)
 {
@@ -472,6 +533,7 @@ security_suite (void)
   tcase_add_test (tc, test_pipelined_emits_bounded);
   tcase_add_test (tc, test_room_emit_to_non_readers_bounded);
   tcase_add_test (tc, test_client_id_reserved_after_drop);
+  tcase_add_test (tc, test_allowed_origins);
   return s;
 }
 
