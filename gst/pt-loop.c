@@ -34,8 +34,23 @@ loop_thread (gpointer data)
   g_source_set_callback (idle, signal_running, self, NULL);
   g_source_attach (idle, self->context);
   g_main_loop_run (self->loop);
-  /* run what was queued before the quit (e.g. teardown callbacks) */
-  while (g_main_context_iteration (self->context, FALSE));
+  /* run what was queued before the quit (e.g. teardown callbacks), then
+   * what is still in flight: cancelled or closing async operations (a TLS
+   * close, a cancelled request) complete a little later, and their
+   * callbacks may hold references to the element; bounded (2 s), and done
+   * after 50 ms without an event */
+  {
+    gint64 now = g_get_monotonic_time ();
+    gint64 end = now + 2 * G_USEC_PER_SEC, quiet = now + 50 * G_TIME_SPAN_MILLISECOND;
+
+    while (now < end && now < quiet) {
+      if (g_main_context_iteration (self->context, FALSE))
+        quiet = g_get_monotonic_time () + 50 * G_TIME_SPAN_MILLISECOND;
+      else
+        g_usleep (2 * G_TIME_SPAN_MILLISECOND);
+      now = g_get_monotonic_time ();
+    }
+  }
   g_main_context_pop_thread_default (self->context);
   return NULL;
 }
