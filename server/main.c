@@ -215,24 +215,17 @@ main (int argc, char **argv)
     }
     g_object_set (server, ints[i].name, (guint) ints[i].value, NULL);
   }
-  if (host)
-    g_object_set (server, "host", host, NULL);
+  /* string flags: each sets the property of its name when given */
+  struct { const char *name; const char *value; } strings[] = {
+    { "host", host }, { "auth-key", auth_key }, { "stun", stun }, { "turn", turn },
+    { "turn-secret-file", turn_secret }, { "tls-cert", tls_cert }, { "tls-key", tls_key },
+    { "allowed-origins", origins },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (strings); i++)
+    if (strings[i].value)
+      g_object_set (server, strings[i].name, strings[i].value, NULL);
   if (allow_takeover)
     g_object_set (server, "allow-takeover", TRUE, NULL);
-  if (auth_key)
-    g_object_set (server, "auth-key", auth_key, NULL);
-  if (stun)
-    g_object_set (server, "stun", stun, NULL);
-  if (turn)
-    g_object_set (server, "turn", turn, NULL);
-  if (turn_secret)
-    g_object_set (server, "turn-secret-file", turn_secret, NULL);
-  if (tls_cert)
-    g_object_set (server, "tls-cert", tls_cert, NULL);
-  if (tls_key)
-    g_object_set (server, "tls-key", tls_key, NULL);
-  if (origins)
-    g_object_set (server, "allowed-origins", origins, NULL);
 
   raise_fd_limit ();
   /* Handlers first: whoever reads the URL line below may signal at once. */
