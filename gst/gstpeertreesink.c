@@ -676,12 +676,8 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   g_autofree gchar *client_id = NULL;
 
   GST_OBJECT_LOCK (self);
-  pt_settings_fill_link_config (&self->settings, &self->session.config);
+  pt_session_take_settings (&self->session, &self->settings);
   self->session.config.repair = self->repair;
-  g_free (self->session.token);
-  self->session.token = g_strdup (self->settings.token);
-  g_free (self->session.tls_ca);
-  self->session.tls_ca = g_strdup (self->settings.tls_ca);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);

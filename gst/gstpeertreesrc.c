@@ -1116,14 +1116,10 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
         ("No tree to join: set the tree-id property or a peertree:// URI."), (NULL));
     return FALSE;
   }
-  pt_settings_fill_link_config (&self->settings, &self->session.config);
+  pt_session_take_settings (&self->session, &self->settings);
   self->session.config.latency_ms = self->latency;
   self->session.config.adaptive_latency = self->latency_mode == GST_PEER_TREE_LATENCY_ADAPTIVE;
   self->session.config.repair = self->repair;
-  g_free (self->session.token);
-  self->session.token = g_strdup (self->settings.token);
-  g_free (self->session.tls_ca);
-  self->session.tls_ca = g_strdup (self->settings.tls_ca);
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);

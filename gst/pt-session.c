@@ -300,6 +300,16 @@ stop_in_loop (gpointer data)
 }
 
 void
+pt_session_take_settings (PtSession * s, const PtSettings * settings)
+{
+  pt_settings_fill_link_config (settings, &s->config);
+  g_free (s->token);
+  s->token = g_strdup (settings->token);
+  g_free (s->tls_ca);
+  s->tls_ca = g_strdup (settings->tls_ca);
+}
+
+void
 pt_session_start (PtSession * s, const gchar * thread_name, const gchar * server,
     const gchar * client_id)
 {

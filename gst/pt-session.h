@@ -34,6 +34,7 @@
 #include "gstpeertreeelements.h"
 #include "pt-fanout.h"
 #include "pt-loop.h"
+#include "pt-settings.h"
 #include "peertree/peertree-client.h"
 
 G_BEGIN_DECLS
@@ -105,6 +106,11 @@ struct _PtSession {
 void pt_session_init (PtSession *session, GstElement *element, GstDebugCategory *debug,
     const PtSessionCallbacks *callbacks, GMutex *streams_lock);
 void pt_session_clear (PtSession *session);
+
+/* Before pt_session_start, with the element's object lock: the link
+ * configuration and the client's credentials (token, tls-ca) from the
+ * element's connection properties. */
+void pt_session_take_settings (PtSession *session, const PtSettings *settings);
 
 /* READY→PAUSED: starts the loop thread, publishes it, and there makes the
  * client and the fan-out and connects to @server. */
