@@ -51,7 +51,8 @@ static struct {
   gboolean ice_reported;
   GMainLoop *loop;
   gint exit_code;
-} P;
+  GstClockTime last_pts;        /* streaming thread only */
+} P = { .last_pts = GST_CLOCK_TIME_NONE };
 
 static GstPadProbeReturn
 on_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
@@ -63,6 +64,16 @@ on_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   if (g_atomic_int_compare_and_exchange (&P.first, 0, 1))       /* report_first prints it */
     g_atomic_int_set (&P.first_ms, (gint) ((g_get_monotonic_time () - P.t_playing) / 1000));
   if (g_atomic_int_get (&P.counting)) {
+    /* a hole in the timestamps is frames not decoded: when, and how many
+     * (the log shows whether losses are spread or one keyframe wait) */
+    if (buf && GST_BUFFER_PTS_IS_VALID (buf)) {
+      if (GST_CLOCK_TIME_IS_VALID (P.last_pts) && GST_BUFFER_PTS (buf) > P.last_pts +
+          GST_MSECOND * 50)
+        fprintf (stderr, "netlab-peer: gap at %" G_GINT64_FORMAT " ms: %" G_GUINT64_FORMAT
+            " ms without a frame\n", (g_get_monotonic_time () - P.t_playing) / 1000,
+            (GST_BUFFER_PTS (buf) - P.last_pts) / GST_MSECOND);
+      P.last_pts = GST_BUFFER_PTS (buf);
+    }
     g_atomic_int_inc (&P.frames);
     if (buf && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT))
       g_atomic_int_inc (&P.keyframes);
@@ -95,6 +106,19 @@ static gboolean
 on_stop (gpointer data)
 {
   (void) data;
+  /* the element's statistics (repair counters of every link) go to the
+   * log, for a look at what each hop did */
+  if (P.peer) {
+    GstStructure *st = NULL;
+
+    g_object_get (P.peer, "stats", &st, NULL);
+    if (st) {
+      g_autofree gchar *text = gst_structure_to_string (st);
+
+      fprintf (stderr, "netlab-peer: stats %s\n", text);
+      gst_structure_free (st);
+    }
+  }
   g_main_loop_quit (P.loop);
   return G_SOURCE_CONTINUE;
 }

@@ -970,7 +970,7 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "Tree id, number of streams, and per child: id, link state, streams, "
           "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
           "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
-          "num-rtx-packets)",
+          "num-rtx-packets, late-packets-resent)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);

@@ -1437,7 +1437,7 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
           "latency now, num-lost, rtx-count, rtx-success-count, rtx-rtt, num-rtx-requests, "
           "num-rtx-packets…), and per child: id, link state, streams, webrtcbin "
           "statistics (webrtc) and repair counters (repair: nack-count, pli-count, "
-          "num-rtx-requests, num-rtx-packets)",
+          "num-rtx-requests, num-rtx-packets, late-packets-resent)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);

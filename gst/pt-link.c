@@ -64,6 +64,7 @@ struct _PtLink {
   GPtrArray *taps;              /* PtTap, receiver */
   GstElement *rtxsend;          /* webrtcbin's rtprtxsend (a ref), once made */
   GstElement *rtxreceive;       /* webrtcbin's rtprtxreceive (a ref), once made */
+  struct _PtCacheGuard *guard;  /* its rtprtxsend's late packets (a ref) */
   guint latency_ms;             /* receiver: webrtcbin's latency now */
   GSource *latency_timer;       /* receiver with adaptive latency */
 
@@ -999,18 +1000,60 @@ on_new_transceiver (GstElement * webrtcbin, GstWebRTCRTPTransceiver * trans,
  * from the search for as long as it stays cached (1 s), and the child's
  * NACKs for them go unanswered until its jitterbuffer gives up. A packet
  * older than the newest one of its SSRC is therefore passed around the
- * cache, straight to rtprtxsend's src pad: the child gets it at once, it
- * just cannot be repaired from here a second time. Runs in the sending
- * streaming thread, as rtprtxsend's chain function would. */
+ * cache, straight to rtprtxsend's src pad: the child gets it at once. Such
+ * late packets go into a small cache of their own (PT_LATE_SLOTS, at most
+ * PT_LATE_AGE old), and a NACK for one of them is answered from there by
+ * sending the packet again as it was (srtpenc's allow-repeat-tx: the same
+ * payload under the same index), before rtprtxsend sees the request. A
+ * late packet lost again on the next hop would otherwise be lost for good
+ * below it: one keyframe wait (~300 ms) each time, a few times a minute at
+ * depth 4 and 2 % loss per hop. The late path runs in the sending
+ * streaming thread (as rtprtxsend's chain function would), the answers in
+ * the RTCP thread that sends the request upstream. */
+#define PT_LATE_SLOTS 128
+#define PT_LATE_AGE (2 * G_USEC_PER_SEC)
+
 typedef struct {
+  guint32 ssrc;
+  guint16 seq;
+  gint64 when;                  /* monotonic, us */
+  GstBuffer *buf;
+} PtLatePacket;
+
+typedef struct _PtCacheGuard {
+  GMutex lock;
   GHashTable *top;              /* SSRC -> the newest sequence number + 1 */
+  PtLatePacket late[PT_LATE_SLOTS];
+  guint next;                   /* the slot the next late packet takes */
+  gint resent;                  /* atomic: NACKs answered from the late packets */
 } PtCacheGuard;
 
 static void
-cache_guard_free (PtCacheGuard * g)
+cache_guard_clear (PtCacheGuard * g)
 {
+  for (guint i = 0; i < PT_LATE_SLOTS; i++)
+    gst_clear_buffer (&g->late[i].buf);
   g_hash_table_unref (g->top);
-  g_free (g);
+  g_mutex_clear (&g->lock);
+}
+
+static void
+cache_guard_unref (gpointer g)
+{
+  g_atomic_rc_box_release_full (g, (GDestroyNotify) cache_guard_clear);
+}
+
+static gboolean
+rtp_ssrc_seq (GstBuffer * buf, guint32 * ssrc, guint16 * seq)
+{
+  guint8 hdr[12];
+
+  if (gst_buffer_extract (buf, 0, hdr, sizeof hdr) != sizeof hdr || (hdr[0] >> 6) != 2)
+    return FALSE;
+  *seq = (hdr[2] << 8) | hdr[3];
+  *ssrc = ((guint32) hdr[8] << 24) | ((guint32) hdr[9] << 16) | ((guint32) hdr[10] << 8) |
+      hdr[11];
+  return TRUE;
 }
 
 static GstPadProbeReturn
@@ -1018,39 +1061,93 @@ keep_rtx_cache_in_order (GstPad * pad, GstPadProbeInfo * info, gpointer data)
 {
   PtCacheGuard *g = data;
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
-  guint8 hdr[12];
   guint32 ssrc;
   guint16 seq;
   gpointer top;
+  PtLatePacket *slot;
 
-  if (gst_buffer_extract (buf, 0, hdr, sizeof hdr) != sizeof hdr || (hdr[0] >> 6) != 2)
+  if (!rtp_ssrc_seq (buf, &ssrc, &seq))
     return GST_PAD_PROBE_OK;
-  seq = (hdr[2] << 8) | hdr[3];
-  ssrc = ((guint32) hdr[8] << 24) | ((guint32) hdr[9] << 16) | ((guint32) hdr[10] << 8) |
-      hdr[11];
+  g_mutex_lock (&g->lock);
   top = g_hash_table_lookup (g->top, GUINT_TO_POINTER (ssrc));
   if (top == NULL || (gint16) (guint16) (seq - (GPOINTER_TO_UINT (top) - 1)) > 0) {
     g_hash_table_insert (g->top, GUINT_TO_POINTER (ssrc), GUINT_TO_POINTER (seq + 1u));
+    g_mutex_unlock (&g->lock);
     return GST_PAD_PROBE_OK;
   }
+  slot = &g->late[g->next];
+  g->next = (g->next + 1) % PT_LATE_SLOTS;
+  gst_clear_buffer (&slot->buf);
+  slot->ssrc = ssrc;
+  slot->seq = seq;
+  slot->when = g_get_monotonic_time ();
+  slot->buf = gst_buffer_ref (buf);
+  g_mutex_unlock (&g->lock);
   {
     g_autoptr (GstPad) src = gst_element_get_static_pad (GST_PAD_PARENT (pad), "src");
 
-    if (src)
-      gst_pad_push (src, gst_buffer_ref (buf));
+    if (src) {
+      GstFlowReturn fr = gst_pad_push (src, gst_buffer_ref (buf));
+
+      GST_LOG ("late packet #%u of %08x passed around the RTX cache: %s", seq, ssrc,
+          gst_flow_get_name (fr));
+    }
   }
   return GST_PAD_PROBE_DROP;
 }
 
-static void
+/* rtprtxsend's src pad, upstream events: a NACK for a late packet */
+static GstPadProbeReturn
+answer_late_nack (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtCacheGuard *g = data;
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  const GstStructure *s;
+  guint ssrc, seqnum;
+  GstBuffer *buf = NULL;
+  gint64 now;
+
+  if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_UPSTREAM)
+    return GST_PAD_PROBE_OK;
+  s = gst_event_get_structure (event);
+  if (!gst_structure_has_name (s, "GstRTPRetransmissionRequest") ||
+      !gst_structure_get_uint (s, "ssrc", &ssrc) ||
+      !gst_structure_get_uint (s, "seqnum", &seqnum))
+    return GST_PAD_PROBE_OK;
+  now = g_get_monotonic_time ();
+  g_mutex_lock (&g->lock);
+  for (guint i = 0; i < PT_LATE_SLOTS; i++) {
+    PtLatePacket *p = &g->late[i];
+
+    if (p->buf && p->ssrc == ssrc && p->seq == (guint16) seqnum &&
+        now - p->when <= PT_LATE_AGE) {
+      buf = gst_buffer_ref (p->buf);
+      g_atomic_int_inc (&g->resent);
+      break;
+    }
+  }
+  g_mutex_unlock (&g->lock);
+  if (buf == NULL)
+    return GST_PAD_PROBE_OK;    /* rtprtxsend's, if anyone's */
+  GST_DEBUG ("NACK for late packet #%u of %08x: sent again", seqnum, ssrc);
+  gst_pad_push (pad, buf);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+static PtCacheGuard *
 guard_rtx_cache (GstElement * rtxsend)
 {
   g_autoptr (GstPad) sink = gst_element_get_static_pad (rtxsend, "sink");
-  PtCacheGuard *g = g_new0 (PtCacheGuard, 1);
+  g_autoptr (GstPad) src = gst_element_get_static_pad (rtxsend, "src");
+  PtCacheGuard *g = g_atomic_rc_box_new0 (PtCacheGuard);
 
+  g_mutex_init (&g->lock);
   g->top = g_hash_table_new (NULL, NULL);
-  gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, keep_rtx_cache_in_order, g,
-      (GDestroyNotify) cache_guard_free);
+  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, answer_late_nack,
+      g_atomic_rc_box_acquire (g), cache_guard_unref);
+  gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, keep_rtx_cache_in_order,
+      g_atomic_rc_box_acquire (g), cache_guard_unref);
+  return g;
 }
 
 /* webrtcbin::deep-element-added: keep the RTX elements for the stats */
@@ -1067,7 +1164,10 @@ on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element
   g_mutex_lock (&link->lock);
   if (g_strcmp0 (name, "rtprtxsend") == 0 && link->rtxsend == NULL) {
     link->rtxsend = gst_object_ref (element);
-    guard_rtx_cache (element);
+    link->guard = guard_rtx_cache (element);
+  } else if (g_strcmp0 (name, "srtpenc") == 0) {
+    /* a late packet answered again from guard_rtx_cache() */
+    g_object_set (element, "allow-repeat-tx", TRUE, NULL);
   }
   else if (g_strcmp0 (name, "rtprtxreceive") == 0 && link->rtxreceive == NULL)
     link->rtxreceive = gst_object_ref (element);
@@ -1172,11 +1272,14 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
       NULL);
   g_autoptr (GstElement) rtxsend = NULL;
   g_autoptr (GstElement) rtxreceive = NULL;
+  PtCacheGuard *guard = NULL;
   guint latency;
 
   g_mutex_lock (&link->lock);
   if (link->rtxsend)
     rtxsend = gst_object_ref (link->rtxsend);
+  if (link->guard)
+    guard = g_atomic_rc_box_acquire (link->guard);
   if (link->rtxreceive)
     rtxreceive = gst_object_ref (link->rtxreceive);
   latency = link->latency_ms;
@@ -1207,7 +1310,9 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
         plis += n;
     }
     gst_structure_set (ret, "num-rtx-requests", G_TYPE_UINT, requests,
-        "num-rtx-packets", G_TYPE_UINT, packets, "nack-count", G_TYPE_UINT, nacks,
+        "num-rtx-packets", G_TYPE_UINT, packets,
+        "late-packets-resent", G_TYPE_UINT, guard ? (guint) g_atomic_int_get (&guard->resent) : 0u,
+        "nack-count", G_TYPE_UINT, nacks,
         "pli-count", G_TYPE_UINT, plis, NULL);
   } else {
     g_autoptr (GstStructure) jb = jitterbuffer_stats (link);
@@ -1225,6 +1330,8 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
         "num-rtx-requests", G_TYPE_UINT, requests, "num-rtx-packets", G_TYPE_UINT, packets,
         "num-rtx-assoc-packets", G_TYPE_UINT, assoc, NULL);
   }
+  if (guard)
+    cache_guard_unref (guard);
   return ret;
 }
 
@@ -1347,6 +1454,7 @@ pt_link_unref (PtLink * link)
   g_ptr_array_unref (link->taps);
   gst_clear_object (&link->rtxsend);
   gst_clear_object (&link->rtxreceive);
+  g_clear_pointer (&link->guard, cache_guard_unref);
   gst_clear_object (&link->rtpbin);
   gst_clear_object (&link->webrtcbin);
   gst_clear_object (&link->bin);

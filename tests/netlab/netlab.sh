@@ -7,6 +7,7 @@
 #   netlab_new                 a lab: a bridge (the "internet") in the root
 #                              namespace, state in $NETLAB_STATE/$NETLAB_LAB;
 #                              removed on EXIT/INT/TERM of this shell
+#   NETLAB_KEEP_LOGS=DIR         the lab's state and logs are copied to DIR before it goes
 #   netlab_host NAME [IP]      a host: namespace $NETLAB_LAB-NAME, eth0 on the
 #                              bridge with IP (default: next of $NETLAB_NET.2..)
 #   netlab_loss NAME PCT [udp|all]  drop PCT% of the UDP (or all) packets arriving on NAME's eth0
@@ -426,6 +427,10 @@ netlab_destroy () {
       grep -E "^${lab}(br|h[0-9]+)$"); do
     ip link del "$l" 2>/dev/null
   done
+  # NETLAB_KEEP_LOGS=DIR: the lab's state (the peers' logs) is copied there first
+  if [ -n "${NETLAB_KEEP_LOGS:-}" ]; then
+    mkdir -p "$NETLAB_KEEP_LOGS" && cp -r "${NETLAB_STATE:?}/$lab" "$NETLAB_KEEP_LOGS/" 2>/dev/null
+  fi
   rm -rf "${NETLAB_STATE:?}/$lab"
   [ "$lab" != "${NETLAB_LAB:-}" ] || unset NETLAB_LAB
   netlab_log "lab $lab removed"
