@@ -23,6 +23,10 @@
  *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
  *                         selected pair (host, srflx, prflx, relay)
  *   counting              after SIGUSR1: the counter restarts at 0
+ *   nacks asked=A received=R
+ *                         after SIGUSR2: the sequence numbers this peer asked
+ *                         its parent to repair, and those its children asked
+ *                         of it (counted since the start)
  *   frames=N keyframes=K depth=D
  *                         after SIGUSR2: frames counted since SIGUSR1, and of
  *                         those the keyframes (meaningful at the source)
@@ -92,11 +96,53 @@ on_usr1 (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* the NACKs this peer asked of its parent (its jitterbuffers' rtx-count,
+ * one per sequence number) and those its children asked of it (their
+ * links' rtprtxsend num-rtx-requests) */
+static void
+print_nacks (void)
+{
+  GstStructure *st = NULL;
+  const GstStructure *up;
+  const GValue *children;
+  guint64 asked = 0;
+  guint answered = 0;
+
+  if (P.peer == NULL)
+    return;
+  g_object_get (P.peer, "stats", &st, NULL);
+  if (st == NULL)
+    return;
+  if (gst_structure_has_field_typed (st, "upstream-repair", GST_TYPE_STRUCTURE)) {
+    up = gst_value_get_structure (gst_structure_get_value (st, "upstream-repair"));
+    gst_structure_get_uint64 (up, "rtx-count", &asked);
+  }
+  children = gst_structure_get_value (st, "children");
+  for (guint i = 0; children && GST_VALUE_HOLDS_LIST (children) &&
+      i < gst_value_list_get_size (children); i++) {
+    const GValue *c = gst_value_list_get_value (children, i);
+    const GstStructure *cs, *rs;
+    guint n = 0;
+
+    if (!GST_VALUE_HOLDS_STRUCTURE (c))
+      continue;
+    cs = gst_value_get_structure (c);
+    if (!gst_structure_has_field_typed (cs, "repair", GST_TYPE_STRUCTURE))
+      continue;
+    rs = gst_value_get_structure (gst_structure_get_value (cs, "repair"));
+    if (gst_structure_get_uint (rs, "num-rtx-requests", &n))
+      answered += n;
+  }
+  printf ("nacks asked=%" G_GUINT64_FORMAT " received=%u\n", asked, answered);
+  gst_structure_free (st);
+}
+
 static gboolean
 on_usr2 (gpointer data)
 {
   (void) data;
   g_atomic_int_set (&P.counting, 0);
+  print_nacks ();
   printf ("frames=%d keyframes=%d depth=%u\n", g_atomic_int_get (&P.frames),
       g_atomic_int_get (&P.keyframes), P.depth);
   return G_SOURCE_CONTINUE;
@@ -300,6 +346,7 @@ main (int argc, char **argv)
     peer = gst_bin_get_by_name (GST_BIN (pipeline), "peer");
     set_repair (peer, repair);
     set_props (peer, sets);
+    P.peer = peer;              /* the pipeline holds it */
     gst_object_unref (peer);
   } else {
     pipeline = gst_pipeline_new (name ? name : "viewer");

@@ -8,7 +8,9 @@
 #   ptchain_links 2 40            # 2% incoming UDP loss, 40 ms RTT on every peer link
 #   ptchain_start                 # source, then v1..v4 joined one after the other:
 #                                 # a chain src -> v1 -> v2 -> v3 -> v4 (k1=1, k=1)
-#   ptchain_measure 20            # prints "source FRAMES KEYFRAMES", then "DEPTH FRAMES"
+#   ptchain_measure 20            # prints "source FRAMES KEYFRAMES ASKED RECEIVED", then
+#                                 # "DEPTH FRAMES ASKED RECEIVED" (NACKed sequence numbers
+#                                 # this peer asked of its parent, and received from children)
 #                                 # per viewer (frames counted over the same 20 s)
 #   ptchain_stop                  # peers stop (the server stays for the next start)
 #
@@ -135,7 +137,7 @@ ptchain_start () {
 # (SIGUSR1 ... SIGUSR2); prints "source FRAMES KEYFRAMES", then "DEPTH FRAMES" for
 # each viewer, by the depth it reports (its index when it never joined)
 ptchain_measure () {
-  local st=$NETLAB_STATE/$NETLAB_LAB h pid f d i k
+  local st=$NETLAB_STATE/$NETLAB_LAB h pid f d i k n a r
   for h in $(ptchain_peers); do
     pid=$(ptchain_pid "$h"); [ -z "$pid" ] || kill -USR1 "$pid" 2>/dev/null
   done
@@ -152,12 +154,15 @@ ptchain_measure () {
     f=$(grep '^frames=' "$st/peer-$h.out" 2>/dev/null | tail -1)
     d=$(echo "$f" | sed -n 's/.*depth=\([0-9]*\).*/\1/p')
     f=$(echo "$f" | sed -n 's/^frames=\([0-9]*\).*/\1/p')
+    n=$(grep '^nacks ' "$st/peer-$h.out" 2>/dev/null | tail -1)
+    a=$(echo "$n" | sed -n 's/.*asked=\([0-9]*\).*/\1/p')
+    r=$(echo "$n" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
     if [ "$h" = src ]; then
       k=$(grep '^frames=' "$st/peer-$h.out" 2>/dev/null | tail -1 | sed -n 's/.*keyframes=\([0-9]*\).*/\1/p')
-      echo "source ${f:-0} ${k:-0}"
+      echo "source ${f:-0} ${k:-0} ${a:-0} ${r:-0}"
     else
       [ -n "$d" ] && [ "$d" != 0 ] || d=${h#v}
-      echo "$d ${f:-0}"
+      echo "$d ${f:-0} ${a:-0} ${r:-0}"
     fi
   done
 }

@@ -83,7 +83,7 @@ ptchain_stop
 sent=$(awk '$1 == "source" { print $2 }' <<<"$result")
 echo "$mode: source sent $sent frames in $secs s"
 [ "${sent:-0}" -gt $((secs * 25)) ] || { echo "FAIL: the source sent too few frames"; fail=1; }
-while read -r depth frames; do
+while read -r depth frames _; do
   [ "$depth" = source ] && continue
   pct=$(awk -v f="$frames" -v s="${sent:-0}" 'BEGIN { printf "%.1f", s ? 100 * f / s : 0 }')
   if awk -v p="$pct" -v m="$min" 'BEGIN { exit !(p >= m) }'; then
