@@ -64,7 +64,11 @@ struct _PtLink {
   GPtrArray *taps;              /* PtTap, receiver */
   GstElement *rtxsend;          /* webrtcbin's rtprtxsend (a ref), once made */
   GstElement *rtxreceive;       /* webrtcbin's rtprtxreceive (a ref), once made */
+  GstElement *fecdec;           /* receiver: webrtcbin's rtpulpfecdec (a ref), with FEC */
+  GstElement *fecenc;           /* sender: webrtcbin's rtpulpfecenc (a ref), with FEC */
   struct _PtCacheGuard *guard;  /* its rtprtxsend's late packets (a ref) */
+  guint fec_percentage;         /* sender: ULPFEC made here (the source's links) */
+  gboolean remote_fec;          /* receiver: the parent's offer has RED + ULPFEC */
   guint latency_ms;             /* receiver: webrtcbin's latency now */
   GSource *latency_timer;       /* receiver with adaptive latency */
 
@@ -457,10 +461,18 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
 
   if (link->role == PT_LINK_ROLE_RECEIVER) {
     guint n = 0;
+    gboolean fec = FALSE;
 
     for (guint i = 0; i < gst_sdp_message_medias_len (msg); i++) {
       const GstSDPMedia *media = gst_sdp_message_get_media (msg, i);
 
+      for (guint a = 0; a < gst_sdp_media_attributes_len (media); a++) {
+        const GstSDPAttribute *attr = gst_sdp_media_get_attribute (media, a);
+
+        if (g_strcmp0 (attr->key, "rtpmap") == 0 && attr->value &&
+            g_strrstr (attr->value, " ulpfec/"))
+          fec = TRUE;
+      }
       if (gst_sdp_media_get_port (media) == 0)
         continue;
       if (gst_sdp_media_get_attribute_val (media, "recvonly")
@@ -472,6 +484,7 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
     }
     g_mutex_lock (&link->lock);
     link->n_remote_streams = n;
+    link->remote_fec = fec;
     g_mutex_unlock (&link->lock);
   }
 
@@ -940,6 +953,18 @@ pair_tap (PtLink * link, GstPad * pad)
   gst_pad_sticky_events_foreach (inner, copy_sticky_event, tap->proxy);
   if (!gst_pad_has_current_caps (tap->proxy))
     gst_pad_store_sticky_event (tap->proxy, gst_event_new_caps (caps));
+  g_mutex_lock (&link->lock);
+  if (link->remote_fec) {
+    /* the relayed stream carries the parent's ULPFEC packets: the child
+     * links must negotiate RED and ULPFEC to pass them on */
+    g_autoptr (GstCaps) cur = gst_pad_get_current_caps (tap->proxy);
+    GstCaps *marked = gst_caps_copy (cur);
+
+    gst_caps_set_simple (marked, PT_LINK_CAPS_FEC, G_TYPE_BOOLEAN, TRUE, NULL);
+    gst_pad_store_sticky_event (tap->proxy, gst_event_new_caps (marked));
+    gst_caps_unref (marked);
+  }
+  g_mutex_unlock (&link->lock);
   {
     g_autoptr (GstEvent) ss = gst_pad_get_sticky_event (tap->proxy, GST_EVENT_STREAM_START, 0);
     g_autoptr (GstEvent) seg = gst_pad_get_sticky_event (tap->proxy, GST_EVENT_SEGMENT, 0);
@@ -992,6 +1017,10 @@ on_new_transceiver (GstElement * webrtcbin, GstWebRTCRTPTransceiver * trans,
 
   (void) webrtcbin;
   g_object_set (trans, "do-nack", link->repair, NULL);
+  /* answer RED and ULPFEC when the parent offers them (nothing otherwise):
+   * webrtcbin then unwraps RED before the jitterbuffer and rebuilds a lost
+   * packet from the FEC after it */
+  g_object_set (trans, "fec-type", GST_WEBRTC_FEC_TYPE_ULP_RED, NULL);
 }
 
 /* rtprtxsend (1.22) appends every packet it sends to its cache and finds
@@ -1171,6 +1200,10 @@ on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element
   }
   else if (g_strcmp0 (name, "rtprtxreceive") == 0 && link->rtxreceive == NULL)
     link->rtxreceive = gst_object_ref (element);
+  else if (g_strcmp0 (name, "rtpulpfecdec") == 0 && link->fecdec == NULL)
+    link->fecdec = gst_object_ref (element);
+  else if (g_strcmp0 (name, "rtpulpfecenc") == 0 && link->fecenc == NULL)
+    link->fecenc = gst_object_ref (element);
   g_mutex_unlock (&link->lock);
 }
 
@@ -1273,6 +1306,8 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
   g_autoptr (GstElement) rtxsend = NULL;
   g_autoptr (GstElement) rtxreceive = NULL;
   PtCacheGuard *guard = NULL;
+  g_autoptr (GstElement) fecdec = NULL;
+  g_autoptr (GstElement) fecenc = NULL;
   guint latency;
 
   g_mutex_lock (&link->lock);
@@ -1280,6 +1315,10 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
     rtxsend = gst_object_ref (link->rtxsend);
   if (link->guard)
     guard = g_atomic_rc_box_acquire (link->guard);
+  if (link->fecdec)
+    fecdec = gst_object_ref (link->fecdec);
+  if (link->fecenc)
+    fecenc = gst_object_ref (link->fecenc);
   if (link->rtxreceive)
     rtxreceive = gst_object_ref (link->rtxreceive);
   latency = link->latency_ms;
@@ -1314,6 +1353,14 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
         "late-packets-resent", G_TYPE_UINT, guard ? (guint) g_atomic_int_get (&guard->resent) : 0u,
         "nack-count", G_TYPE_UINT, nacks,
         "pli-count", G_TYPE_UINT, plis, NULL);
+    if (fecenc) {
+      guint protected = 0;
+
+      /* media packets the ULPFEC packets made here protect: 0 at a relay,
+       * which passes its parent's on */
+      g_object_get (fecenc, "protected", &protected, NULL);
+      gst_structure_set (ret, "fec-protected", G_TYPE_UINT, protected, NULL);
+    }
   } else {
     g_autoptr (GstStructure) jb = jitterbuffer_stats (link);
     guint requests = 0, packets = 0, assoc = 0;
@@ -1329,6 +1376,13 @@ pt_link_get_repair_stats (PtLink * link, const GstStructure * webrtc_stats)
         "rtx-rtt", G_TYPE_UINT64, stats_uint64 (jb, "rtx-rtt"),
         "num-rtx-requests", G_TYPE_UINT, requests, "num-rtx-packets", G_TYPE_UINT, packets,
         "num-rtx-assoc-packets", G_TYPE_UINT, assoc, NULL);
+    if (fecdec) {
+      guint recovered = 0, unrecovered = 0;
+
+      g_object_get (fecdec, "recovered", &recovered, "unrecovered", &unrecovered, NULL);
+      gst_structure_set (ret, "fec-recovered", G_TYPE_UINT, recovered,
+          "fec-unrecovered", G_TYPE_UINT, unrecovered, NULL);
+    }
   }
   if (guard)
     cache_guard_unref (guard);
@@ -1385,6 +1439,7 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   link->branches = g_ptr_array_new ();
   link->taps = g_ptr_array_new ();
   link->repair = config->repair;
+  link->fec_percentage = config->fec_percentage;
   link->adaptive_latency = config->adaptive_latency;
   link->max_latency_ms = config->latency_ms;
   link->latency_ms = config->latency_ms;
@@ -1454,6 +1509,8 @@ pt_link_unref (PtLink * link)
   g_ptr_array_unref (link->taps);
   gst_clear_object (&link->rtxsend);
   gst_clear_object (&link->rtxreceive);
+  gst_clear_object (&link->fecdec);
+  gst_clear_object (&link->fecenc);
   g_clear_pointer (&link->guard, cache_guard_unref);
   gst_clear_object (&link->rtpbin);
   gst_clear_object (&link->webrtcbin);
@@ -1537,12 +1594,16 @@ pt_link_add_send_stream (PtLink * link, GstCaps * rtp_caps, GError ** error)
   {
     /* a payloader's private fields do not belong in the SDP */
     g_autoptr (GstCaps) prefs = gst_caps_copy (rtp_caps);
+    gboolean relayed_fec = FALSE;
 
     for (guint i = 0; i < gst_caps_get_size (prefs); i++) {
       GstStructure *st = gst_caps_get_structure (prefs, i);
+      gboolean f = FALSE;
 
+      if (gst_structure_get_boolean (st, PT_LINK_CAPS_FEC, &f) && f)
+        relayed_fec = TRUE;
       gst_structure_remove_fields (st, "seqnum-offset", "timestamp-offset", "seqnum-base",
-          "clock-base", NULL);
+          "clock-base", PT_LINK_CAPS_FEC, NULL);
       /* relayed caps carry the parent link's feedback */
       if (!link->repair)
         gst_structure_remove_field (st, "rtcp-fb-nack");
@@ -1552,6 +1613,17 @@ pt_link_add_send_stream (PtLink * link, GstCaps * rtp_caps, GError ** error)
      * answers the child's NACKs, on the send path */
     g_object_set (trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
         "codec-preferences", prefs, "do-nack", link->repair, NULL);
+    /* FEC (docs/repair.md): the source's links make ULPFEC packets and send
+     * every packet in RED; a relay's links send in RED what they relay, the
+     * parent's ULPFEC packets included, and make none themselves */
+    if (link->fec_percentage > 0 || relayed_fec) {
+      const gchar *media = gst_structure_get_string (gst_caps_get_structure (prefs, 0),
+          "media");
+
+      if (g_strcmp0 (media, "video") == 0)
+        g_object_set (trans, "fec-type", GST_WEBRTC_FEC_TYPE_ULP_RED, "fec-percentage",
+            relayed_fec ? 0u : link->fec_percentage, NULL);
+    }
     GST_DEBUG ("link %s: %s with %" GST_PTR_FORMAT, link->peer_id, pad_name, prefs);
   }
   return pad;

@@ -105,6 +105,10 @@ PtLink *pt_link_new (PtLinkRole role, const gchar *peer_id, GstBin *bin,
 PtLink *pt_link_ref (PtLink *link);
 void pt_link_unref (PtLink *link);
 
+/* a field of a relayed stream's caps: it carries its parent's ULPFEC
+ * packets (a RED/ULPFEC offer came from the parent) */
+#define PT_LINK_CAPS_FEC "peertree-fec"
+
 /**
  * pt_link_add_send_stream:
  * @rtp_caps: fixed `application/x-rtp` caps with media, encoding-name,

@@ -26,6 +26,10 @@ G_BEGIN_DECLS
  *   use; %NULL or empty means every interface.
  * @stun_server: (nullable): `stun://host:port`.
  * @turn_server: (nullable): `turn(s)://user:password@host:port`.
+ * @fec_percentage: sender links of the source (peertreesink): ULPFEC packets
+ *   for this share of the media packets, sent in RED; 0 = no FEC. A relay
+ *   forwards the FEC it receives untouched (its sender links negotiate RED
+ *   and ULPFEC and add none of their own: see pt_link_add_send_stream()).
  *
  * Settings shared by every webrtcbin of one element. pt_link_new() copies it.
  */
@@ -36,6 +40,7 @@ typedef struct {
   gchar **local_addresses;
   gchar *stun_server;
   gchar *turn_server;
+  guint fec_percentage;
 } PtLinkConfig;
 
 #define PT_LINK_DEFAULT_LATENCY_MS 20
