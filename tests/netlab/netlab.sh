@@ -219,6 +219,12 @@ netlab_counter () {
       END { print n + 0 }'
 }
 netlab_drops () { netlab_counter "$1" loss; }
+# netlab_counter_bytes NAME COUNTER: the bytes of the packets it counted
+netlab_counter_bytes () {
+  netlab_exec "$1" nft list chain inet netlab input 2>/dev/null |
+    awk -v c="\"$2\"" '$0 ~ "comment " c { for (i = 1; i < NF; i++) if ($i == "bytes") n += $(i + 1) }
+      END { print n + 0 }'
+}
 
 # netlab_delay NAME MS [JITTER_MS] [both|in|out]: every packet leaving (out)
 # and/or arriving on (in) NAME's eth0 waits MS ms (± JITTER_MS, uniform; order
