@@ -159,7 +159,7 @@ pt_webrtc_prewarm_wait (void)
  * after the jitterbuffer asks; with the defaults (and rtcp-min-interval 5 s)
  * 6 of 8 NACKs waited seconds for the next regular packet in a two-webrtcbin
  * experiment, with this value none did. */
-#define PT_REPAIR_RTCP_BITRATE 60000.0
+#define PT_REPAIR_RTCP_BITRATE 30000.0
 /* how long a sender keeps what it sent, to answer NACKs */
 #define PT_REPAIR_HISTORY_MS 1000
 
