@@ -127,7 +127,7 @@ main (int argc, char **argv)
   g_autofree char *host = NULL, *config = NULL, *auth_key = NULL;
   g_autofree char *stun = NULL, *turn = NULL, *turn_secret = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
-  g_autofree char *origins = NULL;
+  g_autofree char *origins = NULL, *redis = NULL;
   gint port = -1, k = -1, k1 = -1, grace = -1;
   gint max_conns_ip = -1, conn_rate_ip = -1, max_trees_ip = -1, max_trees = -1;
   gboolean allow_takeover = FALSE;
@@ -172,12 +172,15 @@ main (int argc, char **argv)
       "(needs --tls-key)", "FILE" },
     { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "PEM private key of --tls-cert",
       "FILE" },
+    { "redis", 0, 0, G_OPTION_ARG_STRING, &redis,
+      "Form one service with the other servers on this Redis (docs/cluster.md)",
+      "redis://HOST:PORT[/DB]" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config,
       "GKeyFile whose [server] group sets any server property (host, port, k, k1, "
       "max-message-size, keepalive-interval, dead-timeout, rate, burst, max-clients, "
       "max-trees-per-client, max-buffered, source-grace, allow-takeover, http-timeout, "
       "auth-key, max-connections-per-ip, connection-rate-per-ip, connection-burst-per-ip, "
-      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl, tls-cert, tls-key, allowed-origins); flags override it",
+      "max-trees-per-ip, max-trees, stun, turn, turn-secret-file, turn-ttl, tls-cert, tls-key, allowed-origins, redis); flags override it",
       "FILE" },
     { NULL }
   };
@@ -219,7 +222,7 @@ main (int argc, char **argv)
   struct { const char *name; const char *value; } strings[] = {
     { "host", host }, { "auth-key", auth_key }, { "stun", stun }, { "turn", turn },
     { "turn-secret-file", turn_secret }, { "tls-cert", tls_cert }, { "tls-key", tls_key },
-    { "allowed-origins", origins },
+    { "allowed-origins", origins }, { "redis", redis },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (strings); i++)
     if (strings[i].value)

@@ -128,6 +128,7 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
   }
   g_hash_table_insert (self->clients, c->client_id, c);
   g_hash_table_remove (self->reserved, c->client_id);
+  pt_cluster_client_registered (c);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_CLIENT_ID, c->client_id);
@@ -151,6 +152,8 @@ handle_list_clients (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
     return FALSE;
   if (!limit)
     limit = PT_MAX_LIST;
+  if (pt_cluster_list_clients (req, prefix, limit))
+    return TRUE;
   JsonArray *list = json_array_new ();
   gboolean more = FALSE;
   GHashTableIter it;

@@ -41,12 +41,16 @@ conn_check_buffered (PtConn *c)
 gboolean
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
-  if (!conn_can_send (c))
+  if (c->remote ? c->gone : !conn_can_send (c))
     return FALSE;
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
   gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
   len = strlen (text);
+  if (c->remote) {
+    pt_cluster_send (c, FALSE, text, len);
+    return TRUE;
+  }
   pt_ws_send (c->ws, FALSE, text, len);
   conn_check_buffered (c);
   return TRUE;
@@ -55,9 +59,22 @@ pt_conn_send (PtConn *c, JsonObject *obj)
 void
 pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len)
 {
+  if (c->remote) {
+    pt_cluster_send (c, TRUE, data, len);
+    return;
+  }
   if (!conn_can_send (c))
     return;
   pt_ws_send (c->ws, TRUE, data, len);
+  conn_check_buffered (c);
+}
+
+void
+pt_conn_send_raw (PtConn *c, gboolean binary, const guint8 *data, gsize len)
+{
+  if (c->remote || !conn_can_send (c))
+    return;
+  pt_ws_send (c->ws, binary, data, len);
   conn_check_buffered (c);
 }
 
@@ -202,7 +219,9 @@ pt_conn_gone (PtConn *c, gushort code, const char *reason)
     if (g_hash_table_lookup (self->clients, c->client_id) == c)
       g_hash_table_remove (self->clients, c->client_id);
   }
-  if (c->closed)
+  if (c->remote)
+    pt_cluster_proxy_free (c); /* frees */
+  else if (c->closed)
     g_hash_table_remove (self->conns, c); /* frees */
   else
     pt_ws_close (c->ws, code, reason);
@@ -217,10 +236,13 @@ pt_conn_free (PtConn *c)
   g_clear_pointer (&c->streams, g_hash_table_unref);
   g_clear_pointer (&c->subscriptions, g_hash_table_unref);
   g_clear_pointer (&c->services, g_hash_table_unref);
-  pt_ws_free (c->ws);
+  pt_cluster_conn_free (c);
+  if (c->ws)
+    pt_ws_free (c->ws);
   if (c->trees)
     g_hash_table_unref (c->trees);
-  pt_limits_socket_closed (c->server, c->ip);
+  if (!c->remote)
+    pt_limits_socket_closed (c->server, c->ip);
   g_free (c->ip);
   pt_grants_free (c->grants);
   g_free (c->client_id);

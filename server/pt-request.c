@@ -99,8 +99,8 @@ request_finish (PtRequest *req, gboolean run)
 /* ------------------------------------------------------------------------ */
 /* Dispatch                                                                 */
 
-static void
-dispatch (PtConn *c, const char *text, gsize len)
+void
+pt_request_dispatch (PtConn *c, const char *text, gsize len)
 {
   PtServer *self = c->server;
   g_autoptr (GError) error = NULL;
@@ -149,8 +149,16 @@ dispatch (PtConn *c, const char *text, gsize len)
     goto fail;
   }
   /* With an auth key, every request is held against the hello's token. */
-  if (c->client_id && !pt_rights_check (c, type, msg, &f))
+  if (c->client_id && !c->remote && !pt_rights_check (c, type, msg, &f))
     goto fail;
+
+  /* With --redis: a request about another server's tree, room, service or
+   * client goes there (pt-cluster.c). Nothing below may touch msg then. */
+  if (self->cluster && c->client_id && pt_cluster_route (c, type, msg, req.id, text, len))
+    return;
+  if (self->cluster && !c->client_id && strcmp (type, PT_REQ_HELLO) == 0 &&
+      pt_cluster_route (c, type, msg, req.id, text, len))
+    return;
 
   req.msg = msg;
   if (!entry->handler (&req, c, msg, &result, &f))
@@ -187,5 +195,5 @@ pt_request_receive (PtConn *c, gboolean binary, const guint8 *data, gsize len)
   }
   if (!pt_conn_take_token (c))
     return;
-  dispatch (c, (const char *) data, len);
+  pt_request_dispatch (c, (const char *) data, len);
 }

@@ -56,6 +56,8 @@
 typedef struct _PtConn PtConn;
 typedef struct _PtRequest PtRequest;
 typedef struct _PtHooks PtHooks;
+typedef struct _PtCluster PtCluster;
+typedef struct _PtClusterConn PtClusterConn;
 
 struct _PtServer {
   GObject parent_instance;
@@ -96,6 +98,8 @@ struct _PtServer {
   char *tls_cert_path;      /* PEM certificate (chain) and key: wss:// and https */
   char *tls_key_path;       /* on the same port as ws://; NULL: plain only */
   GTlsCertificate *tls_cert; /* loaded at listen */
+  char *redis_url;          /* redis://HOST:PORT[/DB]: one service with the other servers on it */
+  PtCluster *cluster;       /* pt-cluster.c, with redis_url, from listen to stop */
 
   /* state */
   SoupServer *soup;
@@ -182,6 +186,11 @@ struct _PtConn {
   GHashTable *streams;           /* PtStream* set */
   GHashTable *subscriptions;     /* PtTopic* set */
   GHashTable *services;          /* PtService* set, provided by this client */
+
+  /* pt-cluster.c: a proxy of another server's client (no socket: what is sent
+   * to it is published to its server), and the cluster's per-connection state */
+  gboolean remote;
+  PtClusterConn *cl;
 };
 
 
@@ -247,6 +256,10 @@ void pt_conn_free (PtConn *c);
 void pt_hash_secret (const char *secret, guint8 out[32]);
 gboolean pt_secret_equal (const guint8 *a, const guint8 *b);
 
+/* Writes an already serialised message to @c's socket (a message from another
+ * server of the cluster). */
+void pt_conn_send_raw (PtConn *c, gboolean binary, const guint8 *data, gsize len);
+
 /* ---- pt-request.c: requests, the handler registry, hooks ---- */
 
 /* Handles one request of its type. Returns TRUE with *result (NULL: an empty
@@ -276,6 +289,8 @@ void pt_request_after_reply (PtRequest *req, PtAfterReplyFunc func, gpointer dat
     GDestroyNotify destroy);
 /* Reads one WebSocket message of @c: the PtReceiveFunc of every connection. */
 void pt_request_receive (PtConn *c, gboolean binary, const guint8 *data, gsize len);
+/* Handles one text message of @c (also a request forwarded by another server). */
+void pt_request_dispatch (PtConn *c, const char *text, gsize len);
 
 typedef enum {
   PT_HANDLER_DEFAULT = 0,
@@ -316,6 +331,26 @@ enum { PT_ACK_EMIT, PT_ACK_TARGET, PT_ACK_STREAM, PT_ACK_SERVICE };
 /* Defers @req until @to answers the event that carries the returned ack id. */
 guint64 pt_ack_new (PtRequest *req, PtConn *to, int kind, gint64 deadline);
 gboolean pt_check_pending (PtConn *c, PtFault *f);
+
+/* pt-cluster.c: --redis (docs/cluster.md). Without it every function is a no-op. */
+void pt_cluster_init (PtServer *self);
+gboolean pt_cluster_start (PtServer *self, GError **error);
+void pt_cluster_stop (PtServer *self);
+/* Whether request @type of @c belongs to another server, or must wait for
+ * Redis to say so: TRUE if taken (forwarded or dispatched later). */
+gboolean pt_cluster_route (PtConn *c, const char *type, JsonObject *msg, gint64 id,
+    const char *text, gsize len);
+/* Publishes what is sent to a proxy to its client's server. */
+void pt_cluster_send (PtConn *c, gboolean binary, const void *data, gsize len);
+void pt_cluster_proxy_free (PtConn *c);
+void pt_cluster_conn_free (PtConn *c);
+void pt_cluster_client_registered (PtConn *c);
+void pt_cluster_tree_added (PtServer *self, const char *tree_id);
+const char *pt_cluster_get_id (PtServer *self);
+gboolean pt_cluster_is_up (PtServer *self);
+/* list-clients over the whole service: defers @req, replies later; FALSE if
+ * Redis is not there (the caller lists this server's clients). */
+gboolean pt_cluster_list_clients (PtRequest *req, const char *prefix, guint limit);
 
 /* pt-limits.c */
 void pt_limits_init (PtServer *self);

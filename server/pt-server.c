@@ -42,6 +42,7 @@ enum {
   PROP_TLS_CERT,
   PROP_TLS_KEY,
   PROP_ALLOWED_ORIGINS,
+  PROP_REDIS,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -65,7 +66,7 @@ sweep (gpointer user_data)
   g_hash_table_iter_init (&it, self->conns);
   while (g_hash_table_iter_next (&it, &k, NULL)) {
     PtConn *c = k;
-    if (c->gone)
+    if (c->gone || c->remote)
       continue;
     /* Only silent clients are pinged, every keepalive-interval. */
     gint64 interval = (gint64) self->keepalive_interval * G_USEC_PER_SEC;
@@ -119,6 +120,7 @@ pt_server_init (PtServer *self)
   pt_tree_handlers_init (self);
   pt_messaging_init (self);
   pt_services_init (self);
+  pt_cluster_init (self);
 }
 
 PtServer *
@@ -211,6 +213,12 @@ pt_server_listen (PtServer *self, GError **error)
   self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
 
   self->ws_loop = pt_ws_loop_new (self->context);
+  if (!pt_cluster_start (self, error)) {
+    g_clear_pointer (&self->ws_loop, pt_ws_loop_free);
+    pt_http_stop (self);
+    g_clear_pointer (&self->context, g_main_context_unref);
+    return FALSE;
+  }
   self->sweep = g_timeout_source_new_seconds (1);
   g_source_set_callback (self->sweep, sweep, self, NULL);
   g_source_attach (self->sweep, self->context);
@@ -240,6 +248,12 @@ pt_server_get_n_clients (PtServer *self)
   return g_hash_table_size (self->clients);
 }
 
+gboolean
+pt_server_is_clustered (PtServer *self)
+{
+  return pt_cluster_is_up (self);
+}
+
 void
 pt_server_stop (PtServer *self)
 {
@@ -254,6 +268,7 @@ pt_server_stop (PtServer *self)
     if (hooks->reset)
       hooks->reset (self);
   }
+  pt_cluster_stop (self);
   GHashTableIter it;
   gpointer k;
   g_hash_table_iter_init (&it, self->conns);
@@ -294,6 +309,7 @@ pt_server_finalize (GObject *object)
   g_free (self->turn_secret_file);
   g_free (self->tls_cert_path);
   g_free (self->tls_key_path);
+  g_free (self->redis_url);
   g_clear_object (&self->tls_cert);
   if (self->turn_secret)
     memset (self->turn_secret, 0, strlen (self->turn_secret));
@@ -339,6 +355,7 @@ string_field (PtServer *self, guint prop_id)
     case PROP_TURN_SECRET_FILE: return &self->turn_secret_file;
     case PROP_TLS_CERT: return &self->tls_cert_path;
     case PROP_TLS_KEY: return &self->tls_key_path;
+    case PROP_REDIS: return &self->redis_url;
     default: return NULL;
   }
 }
@@ -497,6 +514,11 @@ pt_server_class_init (PtServerClass *klass)
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   props[PROP_TLS_KEY] = g_param_spec_string ("tls-key", "TLS key",
       "PEM file of tls-cert's private key", NULL,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  props[PROP_REDIS] = g_param_spec_string ("redis", "Redis",
+      "redis://HOST[:PORT][/DB]: the servers that point at the same Redis form one service "
+      "(clients, trees, rooms, services and streams shared, docs/cluster.md); NULL: this "
+      "server alone", NULL,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   props[PROP_TURN_TTL] = uint_prop ("turn-ttl", "Seconds the TURN credentials of a hello stay "
       "valid (a client gets new ones each time it reconnects)", 60, 7 * 86400, 86400);

@@ -33,6 +33,9 @@ char *pt_server_get_url (PtServer *self);
 void pt_server_stop (PtServer *self);
 
 guint pt_server_get_n_clients (PtServer *self);
+/* With the redis property: whether the server is connected to Redis (part of
+ * the service); FALSE without it. */
+gboolean pt_server_is_clustered (PtServer *self);
 /* The document served at GET /status. */
 JsonNode *pt_server_build_status (PtServer *self);
 

@@ -35,6 +35,42 @@ pt_test_await (GAsyncResult **res)
   return *res;
 }
 
+#ifdef PT_TEST_CLUSTER
+/* Built with -DPT_TEST_CLUSTER (the *-cluster tests): every server made here
+ * comes with a sibling on a throw-away Redis of its own (one service), and
+ * the clients of pt_test_client_new() and pt_test_peer_new() alternate
+ * between the two, so that every conversation crosses servers. */
+#include "pt-test-redis.h"
+
+static inline PtServer *
+pt_test_server_new (guint k, guint k1)
+{
+  g_autoptr (GError) error = NULL;
+  PtTestRedis *redis = pt_test_redis_new ();
+  PtServer *servers[2];
+  for (int i = 0; i < 2; i++) {
+    servers[i] = g_object_new (PT_TYPE_SERVER, "host", "127.0.0.1", "port", 0, "k", k,
+        "k1", k1, "redis", redis->url, NULL);
+    fail_unless (pt_server_listen (servers[i], &error), "listen: %s",
+        error ? error->message : "");
+  }
+  WAIT_UNTIL (pt_server_is_clustered (servers[0]) && pt_server_is_clustered (servers[1]));
+  g_object_set_data_full (G_OBJECT (servers[0]), "pt-test-sibling", servers[1], g_object_unref);
+  g_object_set_data_full (G_OBJECT (servers[0]), "pt-test-redis", redis,
+      (GDestroyNotify) pt_test_redis_free);
+  return servers[0];
+}
+
+/* The URL of @server and of its sibling in turn. */
+static inline char *
+pt_test_server_url (PtServer *server)
+{
+  PtServer *sibling = g_object_get_data (G_OBJECT (server), "pt-test-sibling");
+  guint n = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (server), "pt-test-turn"));
+  g_object_set_data (G_OBJECT (server), "pt-test-turn", GUINT_TO_POINTER (n + 1));
+  return pt_server_get_url (sibling && n % 2 ? sibling : server);
+}
+#else
 static inline PtServer *
 pt_test_server_new (guint k, guint k1)
 {
@@ -44,6 +80,13 @@ pt_test_server_new (guint k, guint k1)
   fail_unless (pt_server_listen (server, &error), "listen: %s", error ? error->message : "");
   return server;
 }
+
+static inline char *
+pt_test_server_url (PtServer *server)
+{
+  return pt_server_get_url (server);
+}
+#endif
 
 static inline gboolean
 pt_test_connect (PeerTreeClient *client, GError **error)
@@ -56,7 +99,7 @@ pt_test_connect (PeerTreeClient *client, GError **error)
 static inline PeerTreeClient *
 pt_test_client_new (PtServer *server, const char *client_id)
 {
-  g_autofree char *url = pt_server_get_url (server);
+  g_autofree char *url = pt_test_server_url (server);
   g_autoptr (GError) error = NULL;
   PeerTreeClient *client = peer_tree_client_new (url, client_id);
   fail_unless (pt_test_connect (client, &error), "connect %s: %s", client_id,
@@ -209,7 +252,7 @@ pt_test_peer_new_full (const char *url, const char *id, const char *secret)
 static inline PtTestPeer *
 pt_test_peer_new (PtServer *server, const char *id)
 {
-  g_autofree char *url = pt_server_get_url (server);
+  g_autofree char *url = pt_test_server_url (server);
   return pt_test_peer_new_full (url, id, NULL);
 }
 
