@@ -125,6 +125,7 @@ struct _PtClusterConn {
   char *home;               /* a proxy's: the server its client is connected to */
   GHashTable *peers;        /* a local conn's: servers its requests went to */
   GHashTable *tree_peers;   /* those of them that hold its trees */
+  GHashTable *streams;      /* a local conn's streams held elsewhere: id -> server (owned) */
   guint n_waiting;          /* route calls in flight (keeps its requests in order) */
   gboolean bypass;          /* dispatching a routed request here */
 };
@@ -459,6 +460,144 @@ pt_cluster_route (PtConn *c, const char *type, JsonObject *msg, gint64 id, const
 }
 
 /* ------------------------------------------------------------------------ */
+/* Streams held by another server                                           */
+
+#define MAX_REMOTE_STREAMS 256
+
+/* A reply to stream-open from @server: the stream's frames go there. */
+static void
+note_stream (PtConn *c, const char *server, const char *text, gsize len)
+{
+  if (!memmem (text, len, "\"" PT_F_STREAM_ID "\"", strlen (PT_F_STREAM_ID) + 2) ||
+      !pt_json_depth_ok (text, len))
+    return;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, text, len, NULL))
+    return;
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+  JsonObject *o = json_node_get_object (root);
+  JsonNode *r = json_object_get_member (o, PT_F_RESULT);
+  if (g_strcmp0 (json_object_get_string_member_with_default (o, PT_F_TYPE, ""), PT_TYPE_REPLY) ||
+      !r || !JSON_NODE_HOLDS_OBJECT (r))
+    return;
+  JsonNode *id = json_object_get_member (json_node_get_object (r), PT_F_STREAM_ID);
+  if (!id || !JSON_NODE_HOLDS_VALUE (id) || json_node_get_value_type (id) != G_TYPE_INT64)
+    return;
+  gint64 v = json_node_get_int (id);
+  if (v <= 0 || v > G_MAXUINT32)
+    return;
+  PtClusterConn *cc = conn_cl (c);
+  if (!cc->streams)
+    cc->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  if (g_hash_table_size (cc->streams) >= MAX_REMOTE_STREAMS) {
+    /* the oldest are long ended: forget any one */
+    GHashTableIter it;
+    g_hash_table_iter_init (&it, cc->streams);
+    if (g_hash_table_iter_next (&it, NULL, NULL))
+      g_hash_table_iter_remove (&it);
+  }
+  g_hash_table_replace (cc->streams, GUINT_TO_POINTER ((guint32) v), g_strdup (server));
+}
+
+gboolean
+pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8 *data, gsize len)
+{
+  PtCluster *cl = c->server->cluster;
+  if (!cl || c->remote || !c->cl || !c->cl->streams)
+    return FALSE;
+  const char *server = g_hash_table_lookup (c->cl->streams, GUINT_TO_POINTER (id));
+  if (!server)
+    return FALSE;
+  /* frames other than DATA and CREDIT count against the message rate here,
+   * as they would there */
+  if (op != PT_OP_DATA && op != PT_OP_CREDIT && !pt_conn_take_token (c))
+    return TRUE;
+  publish (cl, server, "breq", c->client_id, data, len);
+  if (op == PT_OP_RESET)
+    g_hash_table_remove (c->cl->streams, GUINT_TO_POINTER (id));
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rooms of a client                                                        */
+
+void
+pt_cluster_room_member (PtConn *c, const char *name, gboolean joined)
+{
+  PtCluster *cl = c->server->cluster;
+  if (!cl || !c->client_id)
+    return;
+  g_autofree char *key = g_strconcat ("pt:rooms:", c->client_id, NULL);
+  const char *argv[] = { joined ? "SADD" : "SREM", key, name };
+  command_argv (cl, NULL, NULL, 3, argv, NULL);
+}
+
+/* The rooms of ARGV[1] if it is connected to a live server, else nil. */
+static const char ROOMS_LUA[] =
+  "local v = redis.call('GET', 'pt:client:' .. ARGV[1])\n"
+  "local o = v and string.match(v, '^(%S+)')\n"
+  "if not o or redis.call('EXISTS', 'pt:server:' .. o) == 0 then return false end\n"
+  "return redis.call('SMEMBERS', KEYS[1])\n";
+
+typedef struct {
+  PtCluster *cl;
+  guint64 serial;
+  gint64 req_id;
+  char *client_id;
+} RoomsCall;
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static void
+on_rooms (redisAsyncContext *ac, void *r, void *data)
+{
+  RoomsCall *rc = data;
+  redisReply *reply = r;
+  PtCluster *cl = rc->cl;
+  PtConn *c = cl->stopping ? NULL : conn_by_serial (cl, rc->serial);
+  if (c && reply && reply->type == REDIS_REPLY_ARRAY) {
+    g_autoptr (GPtrArray) names = g_ptr_array_new ();
+    for (size_t i = 0; i < reply->elements && names->len < PT_MAX_LIST; i++)
+      if (reply->element[i]->type == REDIS_REPLY_STRING && pt_valid_name (reply->element[i]->str))
+        g_ptr_array_add (names, reply->element[i]->str);
+    g_ptr_array_sort (names, compare_strings);
+    JsonArray *list = json_array_new ();
+    for (guint i = 0; i < names->len; i++)
+      json_array_add_string_element (list, names->pdata[i]);
+    JsonObject *result = json_object_new ();
+    json_object_set_array_member (result, PT_F_ROOMS, list);
+    pt_conn_reply_ok (c, rc->req_id, result);
+  } else if (c)
+    reply_error (c, rc->req_id, PT_ERR_CLIENT_NOT_FOUND, "client \"%s\" is not connected",
+        rc->client_id);
+  g_free (rc->client_id);
+  g_free (rc);
+}
+
+gboolean
+pt_cluster_list_rooms (PtRequest *req, const char *client_id)
+{
+  PtCluster *cl = req->server->cluster;
+  if (!pt_cluster_is_up (req->server) || req->conn->remote)
+    return FALSE;
+  RoomsCall *rc = g_new0 (RoomsCall, 1);
+  rc->cl = cl;
+  rc->serial = conn_cl (req->conn)->serial;
+  rc->req_id = req->id;
+  rc->client_id = g_strdup (client_id);
+  g_autofree char *key = g_strconcat ("pt:rooms:", client_id, NULL);
+  pt_request_defer (req);
+  eval (cl, ROOMS_LUA, on_rooms, rc, key, client_id, NULL, NULL, NULL);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The channel                                                              */
 
 static void
@@ -491,6 +630,15 @@ on_channel_message (PtCluster *cl, const char *data, gsize len)
   if (strcmp (kind, "msg") == 0 || strcmp (kind, "bin") == 0) {
     if (!c || c->remote || c->gone || c->slow || !c->ws || !pt_ws_is_open (c->ws))
       return;
+    if (kind[0] == 'm')
+      note_stream (c, from, payload, plen);
+    else {
+      guint32 sid;
+      guint8 op;
+      if (c->cl && c->cl->streams && pt_frame_header_read ((const guint8 *) payload, plen, &sid, &op) &&
+          op == PT_OP_RESET)
+        g_hash_table_remove (c->cl->streams, GUINT_TO_POINTER (sid));
+    }
     pt_conn_send_raw (c, kind[0] == 'b', (const guint8 *) payload, plen);
   } else if (strcmp (kind, "req") == 0) {
     if (plen > self->max_message_size)
@@ -498,6 +646,12 @@ on_channel_message (PtCluster *cl, const char *data, gsize len)
     PtConn *proxy = proxy_get (cl, client_id, from);
     if (proxy)
       pt_request_dispatch (proxy, payload, plen);
+  } else if (strcmp (kind, "breq") == 0) {
+    if (plen > self->max_message_size || !self->binary_handler)
+      return;
+    PtConn *proxy = proxy_get (cl, client_id, from);
+    if (proxy)
+      self->binary_handler (proxy, (const guint8 *) payload, plen);
   } else if (strcmp (kind, "gone") == 0) {
     if (c && c->remote && g_strcmp0 (c->cl->home, from) == 0)
       pt_conn_gone (c, 0, NULL);
@@ -677,6 +831,9 @@ cluster_conn_gone (PtConn *c)
   if (g_hash_table_lookup (c->server->clients, c->client_id) == c) {
     g_autofree char *key = g_strconcat ("pt:client:", c->client_id, NULL);
     eval (cl, DEL_MINE_LUA, NULL, NULL, key, cl->id, NULL, NULL, NULL);
+    g_autofree char *rooms = g_strconcat ("pt:rooms:", c->client_id, NULL);
+    const char *argv[] = { "DEL", rooms };
+    command_argv (cl, NULL, NULL, 2, argv, NULL);
   }
   if (c->cl && c->cl->peers) {
     GHashTableIter it;
@@ -699,12 +856,12 @@ pt_cluster_client_registered (PtConn *c)
 }
 
 void
-pt_cluster_tree_added (PtServer *self, const char *tree_id)
+pt_cluster_claim (PtServer *self, const char *prefix, const char *name)
 {
   PtCluster *cl = self->cluster;
   if (!cl)
     return;
-  g_autofree char *key = g_strconcat ("pt:tree:", tree_id, NULL);
+  g_autofree char *key = g_strconcat (prefix, name, NULL);
   g_autofree char *ttl = g_strdup_printf ("%u", KEY_TTL_S);
   eval (cl, ROUTE_LUA, NULL, NULL, key, cl->id, "1", ttl, cl->id);
 }
@@ -720,6 +877,7 @@ pt_cluster_conn_free (PtConn *c)
   g_free (c->cl->home);
   g_clear_pointer (&c->cl->peers, g_hash_table_unref);
   g_clear_pointer (&c->cl->tree_peers, g_hash_table_unref);
+  g_clear_pointer (&c->cl->streams, g_hash_table_unref);
   g_clear_pointer (&c->cl, g_free);
 }
 
@@ -843,6 +1001,9 @@ pt_cluster_start (PtServer *self, GError **error)
   cl->proxies = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) pt_conn_free);
   cl->misses = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  /* stream ids from a random point: a client's streams on two servers do not
+   * share an id */
+  self->next_stream = g_random_int ();
   self->cluster = cl;
   connect_redis (cl);
   return TRUE;
@@ -894,6 +1055,12 @@ const char *
 pt_cluster_get_id (PtServer *self)
 {
   return self->cluster ? self->cluster->id : NULL;
+}
+
+guint
+pt_cluster_n_proxies (PtServer *self)
+{
+  return self->cluster ? g_hash_table_size (self->cluster->proxies) : 0;
 }
 
 gboolean
@@ -1019,7 +1186,12 @@ pt_cluster_route (PtConn *c, const char *type, JsonObject *msg, gint64 id, const
 void pt_cluster_send (PtConn *c, gboolean binary, const void *data, gsize len) {}
 void pt_cluster_proxy_free (PtConn *c) {}
 void pt_cluster_client_registered (PtConn *c) {}
-void pt_cluster_tree_added (PtServer *self, const char *tree_id) {}
+void pt_cluster_claim (PtServer *self, const char *prefix, const char *name) {}
+void pt_cluster_room_member (PtConn *c, const char *name, gboolean joined) {}
+gboolean pt_cluster_list_rooms (PtRequest *req, const char *client_id) { return FALSE; }
+gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8 *data,
+    gsize len) { return FALSE; }
+guint pt_cluster_n_proxies (PtServer *self) { return 0; }
 void pt_cluster_conn_free (PtConn *c) {}
 const char *pt_cluster_get_id (PtServer *self) { return NULL; }
 gboolean pt_cluster_is_up (PtServer *self) { return FALSE; }

@@ -167,6 +167,8 @@ static gboolean
 conn_take_token (PtConn *c)
 {
   PtServer *self = c->server;
+  if (c->remote)
+    return TRUE; /* charged by the server it is connected to */
   gint64 now = pt_now ();
   c->tokens += (double) (now - c->tokens_at) * self->rate / G_USEC_PER_SEC;
   if (c->tokens > self->burst)

@@ -239,6 +239,7 @@ room_free (PtRoom *r)
 static void
 room_remove_member (PtServer *self, PtRoom *r, PtConn *c)
 {
+  pt_cluster_room_member (c, r->name, FALSE);
   g_hash_table_remove (c->rooms, r->name);
   g_hash_table_remove (r->members, c);
   if (g_hash_table_size (r->members) == 0)
@@ -262,11 +263,13 @@ handle_room_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
     r->name = g_strdup (name);
     r->members = g_hash_table_new (NULL, NULL);
     g_hash_table_insert (self->rooms, r->name, r);
+    pt_cluster_claim (self, "pt:room:", r->name);
   }
   if (!c->rooms)
     c->rooms = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_add (r->members, c);
   g_hash_table_insert (c->rooms, r->name, r);
+  pt_cluster_room_member (c, r->name, TRUE);
   return TRUE;
 }
 
@@ -324,6 +327,9 @@ handle_list_rooms (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resu
   const char *id;
   if (!pt_get_id (msg, PT_F_CLIENT_ID, FALSE, &id, f))
     return FALSE;
+  /* with --redis, a client's rooms are on the servers of the rooms */
+  if (pt_cluster_list_rooms (req, id ? id : c->client_id))
+    return TRUE;
   if (id && !(who = get_target (c, msg, PT_F_CLIENT_ID, f)))
     return FALSE;
   JsonArray *list = json_array_new ();
@@ -420,6 +426,11 @@ messaging_binary (PtConn *c, const guint8 *data, gsize len)
     pt_conn_gone (c, PT_CLOSE_UNSUPPORTED, "binary frame shorter than its 5-byte header");
     return;
   }
+  /* with --redis: a stream held by another server (the one of the client it
+   * was opened to) */
+  PtStream *here = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
+  if ((!here || (here->a != c && here->b != c)) && pt_cluster_stream_frame (c, id, op, data, len))
+    return;
   gsize n = len - PT_FRAME_HEADER_LEN;
   PtStream *s = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
   /* DATA and CREDIT of a live stream are paced by the window; every other

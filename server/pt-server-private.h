@@ -345,9 +345,20 @@ void pt_cluster_send (PtConn *c, gboolean binary, const void *data, gsize len);
 void pt_cluster_proxy_free (PtConn *c);
 void pt_cluster_conn_free (PtConn *c);
 void pt_cluster_client_registered (PtConn *c);
-void pt_cluster_tree_added (PtServer *self, const char *tree_id);
+/* @name (a tree, room or service id after @prefix pt:tree:, pt:room:,
+ * pt:svc:) is held here: recorded unless another live server holds it. */
+void pt_cluster_claim (PtServer *self, const char *prefix, const char *name);
+/* @c joined (left) room @name: the set of its rooms, pt:rooms:CLIENTID. */
+void pt_cluster_room_member (PtConn *c, const char *name, gboolean joined);
+/* list-rooms {clientId}: deferred and answered from Redis; FALSE without it. */
+gboolean pt_cluster_list_rooms (PtRequest *req, const char *client_id);
+/* A stream frame of our client @c for a stream another server holds: passed
+ * on, TRUE; FALSE if none does (the caller handles it as unknown). */
+gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8 *data,
+    gsize len);
 const char *pt_cluster_get_id (PtServer *self);
 gboolean pt_cluster_is_up (PtServer *self);
+guint pt_cluster_n_proxies (PtServer *self);
 /* list-clients over the whole service: defers @req, replies later; FALSE if
  * Redis is not there (the caller lists this server's clients). */
 gboolean pt_cluster_list_clients (PtRequest *req, const char *prefix, guint limit);

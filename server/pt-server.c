@@ -245,7 +245,8 @@ pt_server_get_url (PtServer *self)
 guint
 pt_server_get_n_clients (PtServer *self)
 {
-  return g_hash_table_size (self->clients);
+  /* the clients connected here, not the proxies of other servers' clients */
+  return g_hash_table_size (self->clients) - pt_cluster_n_proxies (self);
 }
 
 gboolean

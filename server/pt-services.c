@@ -73,6 +73,7 @@ service_add (PtServer *self, const char *name, PtConn *provider)
   s->provider = provider;
   s->topics = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) topic_free);
   g_hash_table_insert (self->services, s->name, s);
+  pt_cluster_claim (self, "pt:svc:", s->name);
   if (provider)
     g_hash_table_add (pt_lazy_set (&provider->services), s);
   return s;

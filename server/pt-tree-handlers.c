@@ -658,7 +658,7 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   t->id = tree_id ? g_strdup (tree_id) : g_steal_pointer (&picked);
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
   g_hash_table_insert (self->trees, t->id, t);
-  pt_cluster_tree_added (self, t->id);
+  pt_cluster_claim (self, "pt:tree:", t->id);
   conn_add_tree (c, t);
 
   *result = json_object_new ();

@@ -61,6 +61,15 @@ pt_test_server_new (guint k, guint k1)
   return servers[0];
 }
 
+/* The clients of the service: @server's and its sibling's. */
+static inline guint
+pt_test_n_clients (PtServer *server)
+{
+  PtServer *sibling = g_object_get_data (G_OBJECT (server), "pt-test-sibling");
+  return pt_server_get_n_clients (server) + (sibling ? pt_server_get_n_clients (sibling) : 0);
+}
+#define pt_server_get_n_clients(s) pt_test_n_clients (s)
+
 /* The URL of @server and of its sibling in turn. */
 static inline char *
 pt_test_server_url (PtServer *server)
