@@ -921,6 +921,8 @@ static void
 on_connect (const redisAsyncContext *ac, int status)
 {
   PtCluster *cl = ac->data;
+  if (cl->stopping)
+    return;
   gboolean is_cmd = ac == cl->cmd;
   if (status != REDIS_OK) {
     /* hiredis frees ac after this */
@@ -942,10 +944,12 @@ static void
 on_disconnect (const redisAsyncContext *ac, int status)
 {
   PtCluster *cl = ac->data;
+  if (cl->stopping)
+    return;
   if (ac == cl->cmd) {
     cl->cmd = NULL;
     cl->cmd_up = FALSE;
-  } else {
+  } else if (ac == cl->sub) {
     cl->sub = NULL;
     cl->sub_up = FALSE;
   }
@@ -1021,16 +1025,11 @@ pt_cluster_stop (PtServer *self)
     g_clear_pointer (&cl->retry, g_source_unref);
   }
   /* redisAsyncFree runs the pending callbacks with NULL replies */
-  if (cl->cmd) {
-    redisAsyncContext *ac = cl->cmd;
-    cl->cmd = NULL;
-    redisAsyncFree (ac);
-  }
-  if (cl->sub) {
-    redisAsyncContext *ac = cl->sub;
-    cl->sub = NULL;
-    redisAsyncFree (ac);
-  }
+  if (cl->cmd)
+    redisAsyncFree (cl->cmd);
+  if (cl->sub)
+    redisAsyncFree (cl->sub);
+  cl->cmd = cl->sub = NULL;
   /* the proxies leave (their trees told nothing: the server is stopping) */
   GHashTableIter it;
   gpointer v;
