@@ -34,7 +34,9 @@ pt_settings_install_properties (GObjectClass * klass, guint first_prop_id,
 
   g_object_class_install_property (klass, first_prop_id + PT_SETTINGS_PROP_SERVER,
       g_param_spec_string ("server", "Server",
-          "WebSocket URL of the peertree signalling server (ws:// or wss://)",
+          "WebSocket URL of the peertree signalling server (ws:// or wss://), or the URLs of "
+          "several servers of one service (peertree-server --redis), comma-separated: the "
+          "element moves to the next one when its server goes away",
           PT_SETTINGS_DEFAULT_SERVER, rw));
   g_object_class_install_property (klass, first_prop_id + PT_SETTINGS_PROP_TREE_ID,
       g_param_spec_string ("tree-id", "Tree ID", tree_id_blurb, NULL, rw));

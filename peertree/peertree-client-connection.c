@@ -349,6 +349,8 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
 /* Connection                                                               */
 
 static void schedule_reconnect (PeerTreeClient *self);
+static char *current_uri (PeerTreeClient *self);
+static void next_uri (PeerTreeClient *self);
 static void start_attempt (PeerTreeClient *self, GTask *task);
 
 static void
@@ -405,8 +407,12 @@ on_ws_closed (SoupWebsocketConnection *ws, PeerTreeClient *self)
     g_object_notify_by_pspec (G_OBJECT (self), pt_props[PROP_CONNECTED]);
     g_signal_emit (self, pt_signals[SIG_DISCONNECTED], 0);
   }
-  if (!self->closed_by_user && self->auto_reconnect && self->was_ready)
+  if (!self->closed_by_user && self->auto_reconnect && self->was_ready) {
+    /* that server may be gone: the next one of the service (if several) */
+    if (was_ready)
+      next_uri (self);
     schedule_reconnect (self);
+  }
   g_object_unref (self);
 }
 
@@ -540,9 +546,11 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
       soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
       g_object_unref (ws);
     }
+    g_autofree char *uri = current_uri (self);
+    next_uri (self);
     if (self->connect_task)
       attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
-          "cannot connect to peertree server %s: %s%s", self->uri, error->message,
+          "cannot connect to peertree server %s: %s%s", uri, error->message,
           g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) ?
           " (the server's certificate is not trusted: set tls-ca to the PEM file of the CA "
           "that signed it)" : ""));
@@ -600,15 +608,39 @@ attempt_cancelled (GCancellable *cancellable, PeerTreeClient *self)
   defer_to_context (self, attempt_cancelled_idle);
 }
 
+/* The URL to connect to: uri is one URL or several servers of one service
+ * (--redis), comma-separated; the client moves to the next one when it cannot
+ * connect or its connection drops (next_uri). */
+static char *
+current_uri (PeerTreeClient *self)
+{
+  g_auto (GStrv) parts = g_strsplit (self->uri ? self->uri : "", ",", 64);
+  GPtrArray *urls = g_ptr_array_new ();
+  for (guint i = 0; parts[i]; i++)
+    if (*g_strstrip (parts[i]))
+      g_ptr_array_add (urls, parts[i]);
+  char *url = g_strdup (urls->len ? urls->pdata[self->uri_index % urls->len] : "");
+  g_ptr_array_unref (urls);
+  return url;
+}
+
+static void
+next_uri (PeerTreeClient *self)
+{
+  if (self->uri && strchr (self->uri, ','))
+    self->uri_index++;
+}
+
 static void
 start_attempt (PeerTreeClient *self, GTask *task)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GUri) parsed = g_uri_parse (self->uri, SOUP_HTTP_URI_FLAGS, &error);
+  g_autofree char *uri = current_uri (self);
+  g_autoptr (GUri) parsed = g_uri_parse (uri, SOUP_HTTP_URI_FLAGS, &error);
   const char *scheme = parsed ? g_uri_get_scheme (parsed) : NULL;
   if (!parsed || (g_ascii_strcasecmp (scheme, "ws") != 0 && g_ascii_strcasecmp (scheme, "wss") != 0)) {
     g_task_return_new_error (task, PEER_TREE_ERROR, PEER_TREE_ERROR_FAILED,
-        "\"%s\" is not a ws:// or wss:// URL", self->uri);
+        "\"%s\" is not a ws:// or wss:// URL", uri);
     return;
   }
   /* wss:// with a private CA; the system's CAs otherwise */

@@ -40,7 +40,8 @@ typedef enum {
 struct _PeerTreeClient {
   GObject parent_instance;
 
-  char *uri;
+  char *uri;                    /* one URL, or several, comma-separated */
+  guint uri_index;              /* the one connected or tried next */
   char *client_id;
   char *secret;
   char *token;            /* sent in every hello; NULL: none */

@@ -254,10 +254,14 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
   /**
    * PeerTreeClient:uri:
    *
-   * The server's URL, `ws://HOST:PORT` or `wss://HOST:PORT`.
+   * The server's URL, `ws://HOST:PORT` or `wss://HOST:PORT`; or the URLs of
+   * several servers of one service (peertree-server --redis), comma-separated:
+   * the client connects to the first, and moves to the next one (then
+   * rejoins its trees there) when it cannot connect or its connection drops.
    */
   pt_props[PROP_URI] = g_param_spec_string ("uri", "URI",
-      "URL of peertree-server (ws://HOST:PORT or wss://HOST:PORT)", NULL,
+      "URL of peertree-server (ws://HOST:PORT or wss://HOST:PORT), or several servers of one "
+      "service, comma-separated (tried in turn)", NULL,
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   /**
    * PeerTreeClient:client-id:

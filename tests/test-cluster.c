@@ -1,0 +1,350 @@
+/* Several peertree-server processes on one throw-away redis-server
+ * (--redis): trees across servers, placement under concurrent joins on
+ * several servers, a server killed (its clients move to another and rejoin),
+ * Redis restarted. Skipped (77) without redis-server. */
+#include "pt-test-util.h"
+#include "pt-test-redis.h"
+
+#include <signal.h>
+#include <string.h>
+
+typedef struct {
+  GSubprocess *proc;
+  GDataInputStream *err;
+  char *url;     /* ws:// */
+  guint port;
+} Server;
+
+/* Reads the server's stderr until a line contains @what (bounded). */
+static gboolean
+server_wait_log (Server *s, const char *what, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  while (g_get_monotonic_time () < deadline) {
+    g_autofree char *line = g_data_input_stream_read_line (s->err, NULL, NULL, NULL);
+    if (!line)
+      return FALSE;
+    if (strstr (line, what))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static Server *
+server_spawn (PtTestRedis *redis, guint k, guint k1)
+{
+  Server *s = g_new0 (Server, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocessLauncher) l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+      G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_set_child_setup (l, pt_test_redis_child_setup, NULL, NULL);
+  g_autofree char *ks = g_strdup_printf ("%u", k), *k1s = g_strdup_printf ("%u", k1);
+  s->proc = g_subprocess_launcher_spawn (l, &error, PEERTREE_SERVER, "--port", "0", "--k", ks,
+      "--k1", k1s, "--source-grace", "30", "--redis", redis->url, NULL);
+  fail_unless (s->proc != NULL, "%s", error ? error->message : "");
+  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->proc));
+  g_autofree char *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+  const char *at = line ? strstr (line, "ws://") : NULL;
+  fail_unless (at != NULL, "no URL in \"%s\"", line ? line : "");
+  s->url = g_strndup (at, strcspn (at, " "));
+  s->port = atoi (strrchr (s->url, ':') + 1);
+  s->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (s->proc));
+  fail_unless (server_wait_log (s, "connected to Redis", 10000), "server %s: no Redis", s->url);
+  return s;
+}
+
+static void
+server_kill (Server *s)
+{
+  if (!s->proc)
+    return;
+  g_subprocess_send_signal (s->proc, SIGKILL);
+  g_subprocess_wait (s->proc, NULL, NULL);
+  g_clear_object (&s->proc);
+}
+
+static void
+server_free (Server *s)
+{
+  server_kill (s);
+  g_clear_object (&s->err);
+  g_free (s->url);
+  g_free (s);
+}
+
+/* GET /status of @s: its trees (held by it). */
+static JsonNode *
+status_of (Server *s)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/status", s->port);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GAsyncResult) res = NULL;
+  g_autoptr (GError) error = NULL;
+  soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, pt_test_store_result,
+      &res);
+  g_autoptr (GBytes) body = soup_session_send_and_read_finish (session, pt_test_await (&res),
+      &error);
+  fail_unless (body != NULL, "GET /status: %s", error ? error->message : "");
+  return json_from_string (g_bytes_get_data (body, NULL), NULL);
+}
+
+/* The members of tree @id in @s's status: clientId -> parent ("" for the root). */
+static GHashTable *
+tree_parents (Server *s, const char *id, guint *k, guint *k1)
+{
+  g_autoptr (JsonNode) status = status_of (s);
+  GHashTable *parents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
+  for (guint i = 0; i < json_array_get_length (trees); i++) {
+    JsonObject *t = json_array_get_object_element (trees, i);
+    if (g_strcmp0 (json_object_get_string_member (t, "id"), id) != 0)
+      continue;
+    if (k)
+      *k = json_object_get_int_member (t, "k");
+    if (k1)
+      *k1 = json_object_get_int_member (t, "k1");
+    JsonArray *members = json_object_get_array_member (t, "members");
+    for (guint j = 0; j < json_array_get_length (members); j++) {
+      JsonObject *m = json_array_get_object_element (members, j);
+      JsonNode *p = json_object_get_member (m, "parent");
+      g_hash_table_insert (parents, g_strdup (json_object_get_string_member (m, "id")),
+          g_strdup (p && !JSON_NODE_HOLDS_NULL (p) ? json_node_get_string (p) : ""));
+    }
+  }
+  return parents;
+}
+
+static gboolean
+has_parent (Server *s, const char *tree, const char *member, const char *parent)
+{
+  g_autoptr (GHashTable) parents = tree_parents (s, tree, NULL, NULL);
+  return g_strcmp0 (g_hash_table_lookup (parents, member), parent) == 0;
+}
+
+GST_START_TEST (test_tree_across_servers)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 1, 1), *b = server_spawn (redis, 1, 1),
+      *c = server_spawn (redis, 1, 1);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *parent = NULL;
+  guint depth = 0;
+
+  /* a chain: source on A, v1 on B under it, v2 on C under v1 */
+  PtTestPeer *src = pt_test_peer_new_full (a->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 1, 1, &error);
+  fail_unless_equals_string (tree, "t");
+  PtTestPeer *v1 = pt_test_peer_new_full (b->url, "v1", NULL);
+  fail_unless (pt_test_join (v1->client, "t", &parent, &depth, &error), "%s",
+      error ? error->message : "");
+  fail_unless_equals_string (parent, "src");
+  g_clear_pointer (&parent, g_free);
+  PtTestPeer *v2 = pt_test_peer_new_full (c->url, "v2", NULL);
+  fail_unless (pt_test_join (v2->client, "t", &parent, &depth, &error));
+  fail_unless_equals_string (parent, "v1");
+  fail_unless_equals_int (depth, 2);
+  /* the parent on B is told of its child on C; the tree is held by A */
+  WAIT_UNTIL (v1->children->len == 1);
+  fail_unless_equals_string (v1->children->pdata[0], "v2");
+  fail_unless (has_parent (a, "t", "v2", "v1"));
+
+  /* SDP and ICE between B's and C's clients, through the tree's server */
+  peer_tree_client_send_sdp (v1->client, "t", "v2", "offer", "v=0 offer");
+  WAIT_UNTIL (v2->last_sdp_from != NULL);
+  fail_unless_equals_string (v2->last_sdp_from, "v1");
+  fail_unless_equals_string (v2->last_sdp, "offer:v=0 offer");
+  peer_tree_client_send_ice (v2->client, "t", "v1", 0, "candidate:1 1 udp 1 127.0.0.1 9 typ host");
+  WAIT_UNTIL (v1->n_ice == 1);
+
+  /* a duplicate clientId on another server is refused */
+  g_autoptr (PeerTreeClient) dup = peer_tree_client_new (c->url, "v1");
+  fail_if (pt_test_connect (dup, &error));
+  fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_DUPLICATE_CLIENT_ID),
+      "%s", error->message);
+  g_clear_error (&error);
+
+  /* v1 leaves: v2 is placed under the source again, told on C */
+  peer_tree_client_close (v1->client);
+  WAIT_UNTIL (g_strcmp0 (v2->parent, "src") == 0);
+  fail_unless (has_parent (a, "t", "v2", "src"));
+
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (c);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
+/* Whether every member's parent chain reaches the root, and no parent has
+ * more than k (k1 for the root) children. */
+static void
+check_tree (GHashTable *parents, guint k, guint k1, guint n)
+{
+  fail_unless_equals_int (g_hash_table_size (parents), n);
+  g_autoptr (GHashTable) counts = g_hash_table_new (g_str_hash, g_str_equal);
+  const char *root = NULL;
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, parents);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    if (!*(const char *) value) {
+      fail_unless (root == NULL, "two roots");
+      root = key;
+      continue;
+    }
+    fail_unless (g_hash_table_contains (parents, value), "%s: parent %s not in the tree",
+        (char *) key, (char *) value);
+    guint c = GPOINTER_TO_UINT (g_hash_table_lookup (counts, value)) + 1;
+    g_hash_table_insert (counts, value, GUINT_TO_POINTER (c));
+    /* acyclic: the chain reaches the root within n steps */
+    const char *p = key;
+    guint steps = 0;
+    while (*p && steps++ <= n)
+      p = g_hash_table_lookup (parents, p);
+    fail_unless (steps <= n, "%s: a cycle", (char *) key);
+  }
+  g_hash_table_iter_init (&it, counts);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    fail_unless (GPOINTER_TO_UINT (value) <= (g_strcmp0 (key, root) == 0 ? k1 : k),
+        "%s has %u children", (char *) key, GPOINTER_TO_UINT (value));
+}
+
+#define N_JOINERS 30
+
+GST_START_TEST (test_concurrent_joins)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *s[3];
+  for (int i = 0; i < 3; i++)
+    s[i] = server_spawn (redis, 2, 2);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new_full (s[0]->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  PeerTreeClient *v[N_JOINERS];
+  GAsyncResult *res[N_JOINERS] = { 0 };
+  for (int i = 0; i < N_JOINERS; i++) {
+    g_autofree char *id = g_strdup_printf ("v%02d", i);
+    v[i] = peer_tree_client_new (s[i % 3]->url, id);
+    fail_unless (pt_test_connect (v[i], &error), "%s", error ? error->message : "");
+  }
+  /* all at once, on the three servers */
+  for (int i = 0; i < N_JOINERS; i++)
+    peer_tree_client_join_async (v[i], "t", NULL, pt_test_store_result, &res[i]);
+  for (int i = 0; i < N_JOINERS; i++) {
+    pt_test_await (&res[i]);
+    fail_unless (peer_tree_client_join_finish (v[i], res[i], NULL, NULL, &error), "%s",
+        error ? error->message : "");
+    g_object_unref (res[i]);
+  }
+  guint k = 0, k1 = 0;
+  g_autoptr (GHashTable) parents = tree_parents (s[0], "t", &k, &k1);
+  check_tree (parents, k, k1, N_JOINERS + 1);
+  for (int i = 0; i < N_JOINERS; i++) {
+    peer_tree_client_close (v[i]);
+    g_object_unref (v[i]);
+  }
+  pt_test_peer_free (src);
+  for (int i = 0; i < 3; i++)
+    server_free (s[i]);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_server_killed)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 1, 1), *b = server_spawn (redis, 1, 1),
+      *c = server_spawn (redis, 1, 1);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new_full (a->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 1, 1, &error);
+  /* v1 on B (then C), v2 on C (then A): a chain src - v1 - v2 */
+  g_autofree char *urls1 = g_strdup_printf ("%s,%s", b->url, c->url);
+  g_autofree char *urls2 = g_strdup_printf ("%s,%s", c->url, a->url);
+  PtTestPeer *v1 = pt_test_peer_new_full (urls1, "v1", "v1-secret");
+  fail_unless (pt_test_join (v1->client, "t", NULL, NULL, &error));
+  PtTestPeer *v2 = pt_test_peer_new_full (urls2, "v2", "v2-secret");
+  fail_unless (pt_test_join (v2->client, "t", NULL, NULL, &error));
+  fail_unless (has_parent (a, "t", "v2", "v1"));
+
+  /* B dies: v1 reconnects to C and rejoins its place; v2 keeps its parent */
+  gint64 t0 = g_get_monotonic_time ();
+  server_kill (b);
+  WAIT_UNTIL_MS (!peer_tree_client_is_connected (v1->client), 5000);
+  WAIT_UNTIL_MS (peer_tree_client_is_connected (v1->client), 15000);
+  WAIT_UNTIL_MS (has_parent (a, "t", "v1", "src") && has_parent (a, "t", "v2", "v1"), 15000);
+  g_print ("server killed: its client back in its place after %.0f ms\n",
+      (g_get_monotonic_time () - t0) / 1000.0);
+  /* and the tree works through C: v2 relays to v1's new server */
+  peer_tree_client_send_sdp (v2->client, "t", "v1", "answer", "v=0 answer");
+  WAIT_UNTIL (g_strcmp0 (v1->last_sdp, "answer:v=0 answer") == 0);
+  /* a new viewer joins through C */
+  PtTestPeer *v3 = pt_test_peer_new_full (c->url, "v3", NULL);
+  fail_unless (pt_test_join (v3->client, "t", NULL, NULL, &error), "%s",
+      error ? error->message : "");
+
+  pt_test_peer_free (v3);
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (c);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_redis_restart)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 2, 2), *b = server_spawn (redis, 2, 2);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new_full (a->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  PtTestPeer *v1 = pt_test_peer_new_full (b->url, "v1", NULL);
+  fail_unless (pt_test_join (v1->client, "t", NULL, NULL, &error));
+
+  /* Redis restarts empty: the servers re-register what they hold */
+  pt_test_redis_kill (redis);
+  fail_unless (server_wait_log (a, "lost Redis", 5000));
+  pt_test_redis_start (redis);
+  fail_unless (server_wait_log (a, "connected to Redis", 10000));
+  fail_unless (server_wait_log (b, "connected to Redis", 10000));
+  PtTestPeer *v2 = pt_test_peer_new_full (b->url, "v2", NULL);
+  fail_unless (pt_test_join (v2->client, "t", NULL, NULL, &error), "%s",
+      error ? error->message : "");
+  g_autoptr (GHashTable) parents = tree_parents (a, "t", NULL, NULL);
+  fail_unless_equals_int (g_hash_table_size (parents), 3);
+  /* and messages cross again */
+  peer_tree_client_send_sdp (src->client, "t", "v1", "offer", "v=0 again");
+  WAIT_UNTIL (g_strcmp0 (v1->last_sdp, "offer:v=0 again") == 0);
+
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
+static Suite *
+cluster_suite (void)
+{
+  pt_test_redis_require ();
+  Suite *s = suite_create ("cluster");
+  TCase *tc = tcase_create ("general");
+  tcase_set_timeout (tc, 120);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_tree_across_servers);
+  tcase_add_test (tc, test_concurrent_joins);
+  tcase_add_test (tc, test_server_killed);
+  tcase_add_test (tc, test_redis_restart);
+  return s;
+}
+
+GST_CHECK_MAIN (cluster);
