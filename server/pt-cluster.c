@@ -352,10 +352,13 @@ on_route (redisAsyncContext *ac, void *r, void *data)
     }
   }
   if (rc->kind == R_HELLO) {
-    PtServer *self = cl->server;
     if (owner && strcmp (owner, cl->id) != 0) {
+      /* Connected to another server: refused, unless it presents the
+       * clientId's secret, which makes it the same client reconnecting
+       * through another server (its old server may be dead, and tell
+       * nobody for seconds): the old connection is closed, as a takeover. */
       gboolean same_secret = rc->hash_hex[0] && owner_hash && strcmp (owner_hash, rc->hash_hex) == 0;
-      if (!self->allow_takeover || !same_secret) {
+      if (!same_secret) {
         reply_error (c, rc->req_id, PT_ERR_DUPLICATE_CLIENT_ID,
             "clientId \"%s\" is already connected", rc->client_id);
         route_call_free (rc);
