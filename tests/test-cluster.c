@@ -192,6 +192,49 @@ GST_START_TEST (test_server_killed)
 }
 GST_END_TEST;
 
+/* The server holding the tree dies, with the source on it: the source comes
+ * back through B with its secret and reclaims the tree there; the viewers,
+ * told by their servers (their tree's server is gone), rejoin it. */
+GST_START_TEST (test_tree_server_killed)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 2, 2), *b = server_spawn (redis, 2, 2),
+      *c = server_spawn (redis, 2, 2);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *urls_src = g_strdup_printf ("%s,%s", a->url, b->url);
+  PtTestPeer *src = pt_test_peer_new_full (urls_src, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  PtTestPeer *v1 = pt_test_peer_new_full (b->url, "v1", "v1-secret");
+  fail_unless (pt_test_join (v1->client, "t", NULL, NULL, &error));
+  PtTestPeer *v2 = pt_test_peer_new_full (c->url, "v2", "v2-secret");
+  fail_unless (pt_test_join (v2->client, "t", NULL, NULL, &error));
+
+  gint64 t0 = g_get_monotonic_time ();
+  server_kill (a);
+  /* the tree is held by B or C now, with its three members */
+  WAIT_UNTIL_MS (tree_size (b, "t") == 3 || tree_size (c, "t") == 3, 30000);
+  Server *holder = tree_size (b, "t") == 3 ? b : c;
+  g_autoptr (GHashTable) parents = tree_parents (holder, "t", NULL, NULL);
+  check_tree (parents, 2, 2, 3);
+  fail_unless_equals_string (g_hash_table_lookup (parents, "src"), "");
+  g_print ("tree's server killed: the tree back on another after %.0f ms\n",
+      (g_get_monotonic_time () - t0) / 1000.0);
+  /* and it takes joins */
+  PtTestPeer *v3 = pt_test_peer_new_full (c->url, "v3", NULL);
+  fail_unless (pt_test_join (v3->client, "t", NULL, NULL, &error), "%s",
+      error ? error->message : "");
+
+  pt_test_peer_free (v3);
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (c);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_redis_restart)
 {
   PtTestRedis *redis = pt_test_redis_new ();
@@ -237,6 +280,7 @@ cluster_suite (void)
   tcase_add_test (tc, test_tree_across_servers);
   tcase_add_test (tc, test_concurrent_joins);
   tcase_add_test (tc, test_server_killed);
+  tcase_add_test (tc, test_tree_server_killed);
   tcase_add_test (tc, test_redis_restart);
   return s;
 }
