@@ -427,7 +427,7 @@ main (int argc, char **argv)
   bench_death (s[0], s[1], s[2], victims, &d50, &dmax, &dall);
 
   printf ("## Several servers (--redis)\n\n");
-  printf ("`bench/cluster` (not part of `bench/run`): one `peertree-server` alone against three "
+  printf ("`bench/cluster` (the last section of `bench/run`, or by hand: `build/bench/cluster build/server/peertree-server`): one `peertree-server` alone against three "
       "on one `redis-server` (all on 127.0.0.1, each a process of its own, with libpeertree "
       "clients in the benchmark's process; the machine's 2 cores shared by all of them).\n\n");
   printf ("| emits | round trip with ack p50 (ms) | p99 (ms) | fire-and-forget (msg/s) |\n");
