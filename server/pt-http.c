@@ -57,7 +57,7 @@ pt_server_build_status (PtServer *self)
     json_object_set_array_member (o, PT_F_MEMBERS, members);
     json_array_add_object_element (trees, o);
   }
-  json_object_set_int_member (root, PT_F_CLIENTS, g_hash_table_size (self->clients));
+  json_object_set_int_member (root, PT_F_CLIENTS, pt_server_get_n_clients (self));
   json_object_set_array_member (root, PT_F_TREES, trees);
   /* take: json_node_init_object would add a reference nobody drops */
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);

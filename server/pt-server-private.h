@@ -15,6 +15,8 @@
  *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-rights.c        what a token allows: the check of every request type
+ *   pt-cluster.c       --redis: several servers as one service (docs/cluster.md);
+ *                      pt-redis.c: hiredis on the main loop
  *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
  *   pt-auth.c          tokens (JWS HS256): verify, sign; pure
  *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
