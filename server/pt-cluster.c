@@ -115,6 +115,8 @@ struct _PtCluster {
   guint64 next_serial;
   GHashTable *live;         /* guint64* serial -> PtConn* (conns with a PtClusterConn) */
   GHashTable *proxies;      /* clientId -> PtConn* (remote, owning) */
+  GPtrArray *doomed;        /* proxies gone, freed at the next sweep (owning): a handler
+                             * may end its own proxy */
   GHashTable *misses;       /* server id -> GUINT_TO_POINTER (missed heartbeats) */
   gint64 last_refresh, last_check;
   guint64 n_forwarded, n_received;
@@ -245,12 +247,20 @@ proxy_get (PtCluster *cl, const char *client_id, const char *home)
     return NULL;
   }
   if (c) {
+    if (!c->remote || !c->cl) /* not ours to move */
+      return NULL;
     if (g_strcmp0 (c->cl->home, home) != 0) {
       /* it reconnected to another server: the same client, its places kept */
       g_free (c->cl->home);
       c->cl->home = g_strdup (home);
     }
     return c;
+  }
+  /* another server may not fill this one with proxies */
+  if (g_hash_table_size (cl->proxies) >= self->max_clients) {
+    g_debug ("cluster: %u proxies: request of %s from %s dropped",
+        g_hash_table_size (cl->proxies), client_id, home);
+    return NULL;
   }
   c = g_new0 (PtConn, 1);
   c->server = self;
@@ -264,11 +274,16 @@ proxy_get (PtCluster *cl, const char *client_id, const char *home)
   return c;
 }
 
+/* @c is gone (pt_conn_gone): out of the index now, freed at the next sweep,
+ * since the handler that ended it may still hold it. */
 void
 pt_cluster_proxy_free (PtConn *c)
 {
   PtCluster *cl = c->server->cluster;
-  g_hash_table_remove (cl->proxies, c->client_id); /* frees */
+  if (g_hash_table_lookup (cl->proxies, c->client_id) == c) {
+    g_hash_table_steal (cl->proxies, c->client_id);
+    g_ptr_array_add (cl->doomed, c);
+  }
 }
 
 void
@@ -810,6 +825,9 @@ static void
 cluster_sweep (PtServer *self, gint64 now)
 {
   PtCluster *cl = self->cluster;
+  if (!cl)
+    return;
+  g_ptr_array_set_size (cl->doomed, 0);
   if (!redis_ready (cl) || !cl->up_since)
     return;
   heartbeat (cl);
@@ -1008,6 +1026,7 @@ pt_cluster_start (PtServer *self, GError **error)
   cl->proxies = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
       (GDestroyNotify) pt_conn_free);
   cl->misses = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cl->doomed = g_ptr_array_new_with_free_func ((GDestroyNotify) pt_conn_free);
   /* stream ids from a random point: a client's streams on two servers do not
    * share an id */
   self->next_stream = g_random_int ();
@@ -1044,6 +1063,7 @@ pt_cluster_stop (PtServer *self)
       g_hash_table_remove (self->clients, c->client_id);
   }
   g_hash_table_unref (cl->proxies); /* frees them; they leave cl->live */
+  g_ptr_array_unref (cl->doomed);
   g_hash_table_unref (cl->live);
   g_hash_table_unref (cl->misses);
   g_free (cl->host);
