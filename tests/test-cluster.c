@@ -269,6 +269,95 @@ GST_START_TEST (test_redis_restart)
 }
 GST_END_TEST;
 
+/* One command to @r in RESP; returns the raw reply (bounded read). */
+static char *
+redis_command (PtTestRedis *r, guint argc, const char *const *argv, const gsize *lens)
+{
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (client, "127.0.0.1",
+      r->port, NULL, NULL);
+  fail_unless (conn != NULL);
+  GString *cmd = g_string_new (NULL);
+  g_string_append_printf (cmd, "*%u\r\n", argc);
+  for (guint i = 0; i < argc; i++) {
+    gsize len = lens ? lens[i] : strlen (argv[i]);
+    g_string_append_printf (cmd, "$%" G_GSIZE_FORMAT "\r\n", len);
+    g_string_append_len (cmd, argv[i], len);
+    g_string_append (cmd, "\r\n");
+  }
+  fail_unless (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)),
+      cmd->str, cmd->len, NULL, NULL, NULL));
+  g_string_free (cmd, TRUE);
+  char buf[4096];
+  gssize n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (conn)), buf,
+      sizeof buf - 1, NULL, NULL);
+  fail_unless (n > 0);
+  return g_strndup (buf, n);
+}
+
+/* Another server's channel is read like client input: malformed messages,
+ * bad ids, deep JSON, a request from a server that does not exist, a short
+ * stream frame that ends its proxy — dropped or handled, and the servers go
+ * on serving. */
+GST_START_TEST (test_bad_channel_messages)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 2, 2), *b = server_spawn (redis, 2, 2);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new_full (a->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  PtTestPeer *v1 = pt_test_peer_new_full (b->url, "v1", NULL);
+  fail_unless (pt_test_join (v1->client, "t", NULL, NULL, &error));
+
+  const char *keys_argv[] = { "KEYS", "pt:server:*" };
+  g_autofree char *keys = redis_command (redis, 2, keys_argv, NULL);
+  g_autoptr (GPtrArray) channels = g_ptr_array_new_with_free_func (g_free);
+  for (const char *p = keys; (p = strstr (p, "pt:server:")); p += 10)
+    g_ptr_array_add (channels, g_strdup_printf ("pt:srv:%.*s", (int) strcspn (p + 10, "\r\n"),
+        p + 10));
+  fail_unless_equals_int (channels->len, 2);
+
+  g_autofree char *deep = g_strnfill (60000, '[');
+  g_autofree char *deep_req = g_strconcat ("req\ns-fake\nv9\n", deep, NULL);
+  g_autofree char *long_head = g_strnfill (400, 'a');
+  static const char short_frame[] = "breq\ns-fake\nv9\n\001";
+  struct { const char *data; gsize len; } bad[] = {
+    { "", 0 }, { "req", 3 }, { long_head, 400 },
+    { "req\nbad id!\nv1\n{}", 0 }, { "req\ns-fake\nbad id\n{}", 0 },
+    { "req\ns-fake\nv9\n{not json", 0 }, { deep_req, 0 },
+    { "req\ns-fake\nv9\n{\"type\":\"join\",\"id\":1,\"treeId\":\"t\"}", 0 },
+    { "msg\ns-fake\nnobody\nhello", 0 }, { "gone\ns-fake\nv1\n", 0 },
+    { "kick\ns-fake\nnobody\n", 0 }, { "zzz\ns-fake\nv1\n", 0 },
+    { short_frame, sizeof short_frame - 1 },
+  };
+  for (guint c = 0; c < channels->len; c++)
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+      const char *argv[] = { "PUBLISH", channels->pdata[c], bad[i].data };
+      gsize lens[] = { 7, strlen (channels->pdata[c]), bad[i].len ? bad[i].len :
+        strlen (bad[i].data) };
+      g_free (redis_command (redis, 3, argv, lens));
+    }
+
+  /* still serving: a join through B, v1 still there, the fake server's
+   * client v9 gone again (its proxy ended by its short frame) */
+  PtTestPeer *v2 = pt_test_peer_new_full (b->url, "v2", NULL);
+  fail_unless (pt_test_join (v2->client, "t", NULL, NULL, &error), "%s",
+      error ? error->message : "");
+  WAIT_UNTIL (tree_size (a, "t") == 3);
+  fail_unless (has_parent (a, "t", "v1", "src"));
+  fail_unless (peer_tree_client_is_connected (v1->client));
+  fail_unless (g_subprocess_get_identifier (a->proc) != NULL); /* still running */
+  fail_unless (g_subprocess_get_identifier (b->proc) != NULL);
+
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
 static Suite *
 cluster_suite (void)
 {
@@ -282,6 +371,7 @@ cluster_suite (void)
   tcase_add_test (tc, test_server_killed);
   tcase_add_test (tc, test_tree_server_killed);
   tcase_add_test (tc, test_redis_restart);
+  tcase_add_test (tc, test_bad_channel_messages);
   return s;
 }
 
