@@ -68,8 +68,8 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
 
   /* With an auth key: a token, which binds the clientId (sub). */
   g_autoptr (PtGrants) grants = NULL;
+  const char *token = NULL;
   if (self->auth_key) {
-    const char *token;
     g_autoptr (GError) error = NULL;
     if (!pt_get_string (msg, PT_F_TOKEN, FALSE, &token, f))
       return FALSE;
@@ -128,7 +128,7 @@ handle_hello (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, P
   }
   g_hash_table_insert (self->clients, c->client_id, c);
   g_hash_table_remove (self->reserved, c->client_id);
-  pt_cluster_client_registered (c);
+  pt_cluster_client_registered (c, token);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_CLIENT_ID, c->client_id);

@@ -128,6 +128,7 @@ struct _PtClusterConn {
   GHashTable *peers;        /* a local conn's: servers its requests went to */
   GHashTable *tree_peers;   /* those of them that hold its trees */
   GHashTable *streams;      /* a local conn's streams held elsewhere: id -> server (owned) */
+  char *token;              /* a local conn's hello token (with --auth-key), for its proxies */
   guint n_waiting;          /* route calls in flight (keeps its requests in order) */
   gboolean bypass;          /* dispatching a routed request here */
 };
@@ -324,7 +325,10 @@ forward (PtCluster *cl, PtConn *c, RouteKind kind, const char *server, const cha
     gsize len)
 {
   PtClusterConn *cc = conn_cl (c);
-  g_hash_table_add (pt_lazy_str_set (&cc->peers), g_strdup (server));
+  /* the first request to a server: with --auth-key, the client's token
+   * first, so that its proxy there has the client's rights */
+  if (g_hash_table_add (pt_lazy_str_set (&cc->peers), g_strdup (server)) && cc->token)
+    publish (cl, server, "auth", c->client_id, cc->token, strlen (cc->token));
   if (kind == R_TREE)
     g_hash_table_add (pt_lazy_str_set (&cc->tree_peers), g_strdup (server));
   cl->n_forwarded++;
@@ -664,6 +668,24 @@ on_channel_message (PtCluster *cl, const char *data, gsize len)
     PtConn *proxy = proxy_get (cl, client_id, from);
     if (proxy)
       pt_request_dispatch (proxy, payload, plen);
+  } else if (strcmp (kind, "auth") == 0) {
+    /* the token the client presented at hello: its proxy's rights here,
+     * verified with our own key */
+    if (!self->auth_key || plen > self->max_message_size)
+      return;
+    PtConn *proxy = proxy_get (cl, client_id, from);
+    g_autofree char *token = g_strndup (payload, plen);
+    g_autoptr (GError) error = NULL;
+    PtGrants *grants = proxy ? pt_auth_verify (self->auth_key, token,
+        g_get_real_time () / G_USEC_PER_SEC, &error) : NULL;
+    if (grants && strcmp (grants->sub, client_id) == 0) {
+      pt_grants_free (proxy->grants);
+      proxy->grants = grants;
+    } else {
+      g_debug ("cluster: token of %s from %s refused: %s", client_id, from,
+          error ? error->message : "not its clientId");
+      pt_grants_free (grants);
+    }
   } else if (strcmp (kind, "breq") == 0) {
     if (plen > self->max_message_size || !self->binary_handler)
       return;
@@ -866,11 +888,13 @@ cluster_conn_gone (PtConn *c)
 }
 
 void
-pt_cluster_client_registered (PtConn *c)
+pt_cluster_client_registered (PtConn *c, const char *token)
 {
   PtCluster *cl = c->server->cluster;
   if (!cl || c->remote)
     return;
+  if (token && c->server->auth_key)
+    conn_cl (c)->token = g_strdup (token);
   g_autofree char *key = g_strconcat ("pt:client:", c->client_id, NULL);
   g_autofree char *value = client_value (cl, c);
   set_key (cl, key, value, KEY_TTL_S);
@@ -899,6 +923,10 @@ pt_cluster_conn_free (PtConn *c)
   g_clear_pointer (&c->cl->peers, g_hash_table_unref);
   g_clear_pointer (&c->cl->tree_peers, g_hash_table_unref);
   g_clear_pointer (&c->cl->streams, g_hash_table_unref);
+  if (c->cl->token) {
+    memset (c->cl->token, 0, strlen (c->cl->token));
+    g_free (c->cl->token);
+  }
   g_clear_pointer (&c->cl, g_free);
 }
 
@@ -1207,7 +1235,7 @@ pt_cluster_route (PtConn *c, const char *type, JsonObject *msg, gint64 id, const
 
 void pt_cluster_send (PtConn *c, gboolean binary, const void *data, gsize len) {}
 void pt_cluster_proxy_free (PtConn *c) {}
-void pt_cluster_client_registered (PtConn *c) {}
+void pt_cluster_client_registered (PtConn *c, const char *token) {}
 void pt_cluster_claim (PtServer *self, const char *prefix, const char *name) {}
 void pt_cluster_room_member (PtConn *c, const char *name, gboolean joined) {}
 gboolean pt_cluster_list_rooms (PtRequest *req, const char *client_id) { return FALSE; }

@@ -138,6 +138,9 @@ pt_rights_check (PtConn *c, const char *type, JsonObject *msg, PtFault *f)
 gboolean
 pt_rights_can_relay (PtConn *c, const char *tree_id)
 {
+  /* a proxy of another server's client without its token (pt-cluster.c) may not */
+  if (c->remote && c->server->auth_key && !c->grants)
+    return FALSE;
   return !c->server->auth_key || !c->grants || c->grants->admin ||
       pt_grants_match (c->grants->relay, tree_id);
 }
@@ -145,6 +148,8 @@ pt_rights_can_relay (PtConn *c, const char *tree_id)
 gboolean
 pt_rights_can_publish (PtConn *c, const char *tree_id)
 {
+  if (c->remote && c->server->auth_key && !c->grants)
+    return FALSE;
   return !c->server->auth_key || !c->grants || c->grants->admin ||
       pt_grants_match (c->grants->publish, tree_id);
 }

@@ -346,7 +346,8 @@ gboolean pt_cluster_route (PtConn *c, const char *type, JsonObject *msg, gint64 
 void pt_cluster_send (PtConn *c, gboolean binary, const void *data, gsize len);
 void pt_cluster_proxy_free (PtConn *c);
 void pt_cluster_conn_free (PtConn *c);
-void pt_cluster_client_registered (PtConn *c);
+/* @c said hello (with @token, or NULL). */
+void pt_cluster_client_registered (PtConn *c, const char *token);
 /* @name (a tree, room or service id after @prefix pt:tree:, pt:room:,
  * pt:svc:) is held here: recorded unless another live server holds it. */
 void pt_cluster_claim (PtServer *self, const char *prefix, const char *name);

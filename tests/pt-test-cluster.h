@@ -32,8 +32,18 @@ server_wait_log (Server *s, const char *what, guint timeout_ms)
   return FALSE;
 }
 
+static inline Server *server_spawn_with (PtTestRedis *redis, guint k, guint k1,
+    const char *auth_key);
+
 static inline Server *
 server_spawn (PtTestRedis *redis, guint k, guint k1)
+{
+  return server_spawn_with (redis, k, k1, NULL);
+}
+
+/* With @auth_key (a file), the server needs tokens. */
+static inline Server *
+server_spawn_with (PtTestRedis *redis, guint k, guint k1, const char *auth_key)
 {
   Server *s = g_new0 (Server, 1);
   g_autoptr (GError) error = NULL;
@@ -42,7 +52,8 @@ server_spawn (PtTestRedis *redis, guint k, guint k1)
   g_subprocess_launcher_set_child_setup (l, pt_test_redis_child_setup, NULL, NULL);
   g_autofree char *ks = g_strdup_printf ("%u", k), *k1s = g_strdup_printf ("%u", k1);
   s->proc = g_subprocess_launcher_spawn (l, &error, PEERTREE_SERVER, "--port", "0", "--k", ks,
-      "--k1", k1s, "--source-grace", "30", "--redis", redis->url, NULL);
+      "--k1", k1s, "--source-grace", "30", "--redis", redis->url,
+      auth_key ? "--auth-key" : NULL, auth_key, NULL);
   fail_unless (s->proc != NULL, "%s", error ? error->message : "");
   g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->proc));
   g_autofree char *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);

@@ -3,6 +3,10 @@
  * several servers, a server killed (its clients move to another and rejoin),
  * Redis restarted. Skipped (77) without redis-server. */
 #include "pt-test-cluster.h"
+#include "pt-auth.h"
+
+#include <glib/gstdio.h>
+#include <unistd.h>
 
 GST_START_TEST (test_tree_across_servers)
 {
@@ -358,6 +362,84 @@ GST_START_TEST (test_bad_channel_messages)
 }
 GST_END_TEST;
 
+static char *
+mint (GBytes *key, const char *sub, const char *rights)
+{
+  g_autoptr (JsonNode) node = json_from_string (rights, NULL);
+  JsonObject *claims = json_node_get_object (node);
+  json_object_set_string_member (claims, "sub", sub);
+  json_object_set_int_member (claims, "exp", g_get_real_time () / G_USEC_PER_SEC + 3600);
+  return pt_auth_sign (key, claims);
+}
+
+static PtTestPeer *
+peer_with_token (const char *url, const char *id, const char *token)
+{
+  PtTestPeer *p = g_new0 (PtTestPeer, 1);
+  g_autoptr (GError) error = NULL;
+  p->client = g_object_new (PEER_TREE_TYPE_CLIENT, "uri", url, "client-id", id, "token", token,
+      NULL);
+  fail_unless (pt_test_connect (p->client, &error), "%s", error ? error->message : "");
+  p->id = g_strdup (id);
+  p->children = g_ptr_array_new_with_free_func (g_free);
+  return p;
+}
+
+/* With --auth-key, a client's rights hold on the tree's server too: a viewer
+ * of B whose token does not let it relay is never given children by A. */
+GST_START_TEST (test_rights_across_servers)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *key_path = NULL;
+  int fd = g_file_open_tmp ("peertree-key-XXXXXX", &key_path, &error);
+  fail_unless (fd >= 0);
+  close (fd);
+  fail_unless (g_file_set_contents (key_path, "0123456789abcdef0123456789abcdef-cluster\n", -1,
+      NULL));
+  g_autoptr (GBytes) key = pt_auth_load_key (key_path, &error);
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn_with (redis, 2, 2, key_path), *b = server_spawn_with (redis, 2, 2,
+      key_path);
+  g_autofree char *ts = mint (key, "src", "{\"trees\": {\"publish\": [\"t\"]}}");
+  g_autofree char *t1 = mint (key, "leaf", "{\"trees\": {\"view\": [\"t\"]}}");
+  g_autofree char *t2 = mint (key, "relay", "{\"trees\": {\"view\": [\"t\"], \"relay\": [\"t\"]}}");
+  g_autofree char *t3 = mint (key, "late", "{\"trees\": {\"view\": [\"t\"]}}");
+  PtTestPeer *src = peer_with_token (a->url, "src", ts);
+  g_autofree char *tree = pt_test_create (src->client, "t", 2, 2, &error);
+  fail_unless_equals_string (tree, "t");
+  PtTestPeer *leaf = peer_with_token (b->url, "leaf", t1);
+  PtTestPeer *relay = peer_with_token (b->url, "relay", t2);
+  PtTestPeer *late = peer_with_token (b->url, "late", t3);
+  fail_unless (pt_test_join (leaf->client, "t", NULL, NULL, &error));
+  fail_unless (pt_test_join (relay->client, "t", NULL, NULL, &error));
+  g_autofree char *parent = NULL;
+  fail_unless (pt_test_join (late->client, "t", &parent, NULL, &error), "%s",
+      error ? error->message : "");
+  /* breadth-first would pick "leaf" (first at depth 1) if its rights were ignored */
+  fail_unless_equals_string (parent, "relay");
+  /* a token that does not allow viewing is refused by the tree's server's rules too:
+   * its own server checks it before anything is forwarded */
+  g_autofree char *t4 = mint (key, "nosy", "{\"trees\": {\"view\": [\"other\"]}}");
+  PtTestPeer *nosy = peer_with_token (b->url, "nosy", t4);
+  fail_if (pt_test_join (nosy->client, "t", NULL, NULL, &error));
+  fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_FORBIDDEN), "%s",
+      error->message);
+
+  PtTestPeer *peers[] = { nosy, late, relay, leaf, src };
+  for (guint i = 0; i < G_N_ELEMENTS (peers); i++) {
+    peer_tree_client_close (peers[i]->client);
+    g_object_unref (peers[i]->client);
+    g_ptr_array_unref (peers[i]->children);
+    g_free (peers[i]->id);
+    g_free (peers[i]);
+  }
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+  g_unlink (key_path);
+}
+GST_END_TEST;
+
 static Suite *
 cluster_suite (void)
 {
@@ -372,6 +454,7 @@ cluster_suite (void)
   tcase_add_test (tc, test_tree_server_killed);
   tcase_add_test (tc, test_redis_restart);
   tcase_add_test (tc, test_bad_channel_messages);
+  tcase_add_test (tc, test_rights_across_servers);
   return s;
 }
 
