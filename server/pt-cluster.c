@@ -120,6 +120,7 @@ struct _PtCluster {
   GHashTable *misses;       /* server id -> GUINT_TO_POINTER (missed heartbeats) */
   gint64 last_refresh, last_check;
   guint64 n_forwarded, n_received;
+  guint beats_on_connection; /* heartbeats answered since connecting to Redis */
 };
 
 struct _PtClusterConn {
@@ -747,12 +748,32 @@ register_all (PtCluster *cl)
   }
 }
 
+static void presumed_dead (PtCluster *cl);
+
+/* SET ... GET: nil when the key was missing. After the first beat on a
+ * connection (Redis may have restarted empty), a missing key means it
+ * expired: this server stalled and the others presumed it dead. */
+static void
+on_heartbeat (redisAsyncContext *ac, void *r, void *data)
+{
+  PtCluster *cl = data;
+  redisReply *reply = r;
+  if (!reply || cl->stopping)
+    return;
+  if (reply->type == REDIS_REPLY_NIL && cl->beats_on_connection++ > 0)
+    presumed_dead (cl);
+  else if (reply->type != REDIS_REPLY_NIL)
+    cl->beats_on_connection++;
+}
+
 static void
 heartbeat (PtCluster *cl)
 {
   g_autofree char *key = g_strconcat ("pt:server:", cl->id, NULL);
   g_autofree char *url = pt_server_get_url (cl->server);
-  set_key (cl, key, url, SERVER_TTL_S);
+  g_autofree char *ttl = g_strdup_printf ("%u", SERVER_TTL_S);
+  const char *argv[] = { "SET", key, url, "EX", ttl, "GET" };
+  command_argv (cl, on_heartbeat, cl, 6, argv, NULL);
 }
 
 /* Server @id is gone: its clients leave what they had here (their children
@@ -786,6 +807,31 @@ server_dead (PtCluster *cl, const char *id)
     pt_conn_gone (closing->pdata[i], PT_CLOSE_GOING_AWAY,
         "the server holding its tree stopped: reconnect and rejoin");
   g_hash_table_remove (cl->misses, id);
+}
+
+/* Our heartbeat expired while we were connected (a stall longer than its
+ * expiry): the other servers dropped our clients' places. Start again, as
+ * after a restart: every client of ours reconnects and rejoins; the proxies
+ * of the others' clients go. */
+static void
+presumed_dead (PtCluster *cl)
+{
+  PtServer *self = cl->server;
+  g_warning ("cluster: this server's heartbeat expired (the service presumed it dead): "
+      "its clients reconnect");
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer v;
+  g_hash_table_iter_init (&it, self->clients);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    g_ptr_array_add (all, v);
+  for (guint i = 0; i < all->len; i++) {
+    PtConn *c = all->pdata[i];
+    pt_conn_gone (c, PT_CLOSE_GOING_AWAY, "this server was presumed dead: reconnect and rejoin");
+  }
+  g_hash_table_remove_all (cl->misses);
+  cl->beats_on_connection = 0;
+  register_all (cl);
 }
 
 typedef struct {
@@ -958,6 +1004,7 @@ static void
 check_up (PtCluster *cl)
 {
   if (cl->cmd_up && cl->sub_up && !cl->up_since) {
+    cl->beats_on_connection = 0;
     g_message ("cluster: connected to Redis %s:%u as server %s", cl->host, cl->port, cl->id);
     cl->up_since = pt_now ();
     heartbeat (cl);

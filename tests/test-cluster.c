@@ -239,6 +239,41 @@ GST_START_TEST (test_tree_server_killed)
 }
 GST_END_TEST;
 
+/* B stalls (SIGSTOP) past its heartbeat's expiry: A drops its client's place
+ * (re-placing the children); B, resumed, finds it was presumed dead and
+ * closes its clients, which reconnect and rejoin: the tree is whole again. */
+GST_START_TEST (test_server_stalled)
+{
+  PtTestRedis *redis = pt_test_redis_new ();
+  Server *a = server_spawn (redis, 1, 1), *b = server_spawn (redis, 1, 1);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new_full (a->url, "src", "s3cret");
+  g_autofree char *tree = pt_test_create (src->client, "t", 1, 1, &error);
+  g_autofree char *urls1 = g_strdup_printf ("%s,%s", b->url, a->url);
+  PtTestPeer *v1 = pt_test_peer_new_full (urls1, "v1", "v1-secret");
+  fail_unless (pt_test_join (v1->client, "t", NULL, NULL, &error));
+  PtTestPeer *v2 = pt_test_peer_new_full (a->url, "v2", "v2-secret");
+  fail_unless (pt_test_join (v2->client, "t", NULL, NULL, &error));
+  fail_unless (has_parent (a, "t", "v2", "v1"));
+
+  g_subprocess_send_signal (b->proc, SIGSTOP);
+  /* A notices: v1 leaves the tree, v2 goes under the source */
+  WAIT_UNTIL_MS (has_parent (a, "t", "v2", "src"), 15000);
+  g_subprocess_send_signal (b->proc, SIGCONT);
+  /* v1 comes back (through B or A) and rejoins */
+  WAIT_UNTIL_MS (tree_size (a, "t") == 3 && peer_tree_client_is_connected (v1->client), 15000);
+  g_autoptr (GHashTable) parents = tree_parents (a, "t", NULL, NULL);
+  check_tree (parents, 1, 1, 3);
+
+  pt_test_peer_free (v2);
+  pt_test_peer_free (v1);
+  pt_test_peer_free (src);
+  server_free (b);
+  server_free (a);
+  pt_test_redis_free (redis);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_redis_restart)
 {
   PtTestRedis *redis = pt_test_redis_new ();
@@ -452,6 +487,7 @@ cluster_suite (void)
   tcase_add_test (tc, test_concurrent_joins);
   tcase_add_test (tc, test_server_killed);
   tcase_add_test (tc, test_tree_server_killed);
+  tcase_add_test (tc, test_server_stalled);
   tcase_add_test (tc, test_redis_restart);
   tcase_add_test (tc, test_bad_channel_messages);
   tcase_add_test (tc, test_rights_across_servers);
