@@ -37,6 +37,11 @@
 #define CHECK_GRACE_US (4 * G_USEC_PER_SEC) /* after (re)connecting to Redis */
 #define DEAD_MISSES 2
 #define RETRY_MS 500
+#define STATUS_US (2 * G_USEC_PER_SEC) /* each server's summary in Redis, and reading them */
+#define STATUS_TTL_S 15
+#define STATUS_MAX_BYTES (1 << 20)
+#define STATUS_MAX_TREES 10000
+#define STATUS_MAX_SERVERS 256
 #define MAX_ENVELOPE_HEADER 256
 
 #if PT_HAVE_REDIS
@@ -121,6 +126,8 @@ struct _PtCluster {
   gint64 last_refresh, last_check;
   guint64 n_forwarded, n_received;
   guint beats_on_connection; /* heartbeats answered since connecting to Redis */
+  gint64 last_status;
+  JsonArray *service;       /* the last summaries of every live server (GET /status) */
 };
 
 struct _PtClusterConn {
@@ -889,6 +896,151 @@ check_servers (PtCluster *cl)
   }
 }
 
+/* ------------------------------------------------------------------------ */
+/* The service in GET /status                                               */
+
+/* The values of pt:status:* whose server is alive (a bounded SCAN). */
+static const char STATUS_LUA[] =
+  "local out, cursor, steps = {}, '0', 0\n"
+  "repeat\n"
+  "  local r = redis.call('SCAN', cursor, 'MATCH', 'pt:status:*', 'COUNT', 1000)\n"
+  "  cursor = r[1]\n"
+  "  for _, k in ipairs(r[2]) do\n"
+  "    if redis.call('EXISTS', 'pt:server:' .. string.sub(k, 11)) == 1 then\n"
+  "      local v = redis.call('GET', k)\n"
+  "      if v then out[#out + 1] = v end\n"
+  "    end\n"
+  "  end\n"
+  "  steps = steps + 1\n"
+  "until cursor == '0' or steps >= 100 or #out >= tonumber(ARGV[1])\n"
+  "return out\n";
+
+/* This server's summary: {server, url, clients, trees: [{id, root, size}]}. */
+static char *
+status_summary (PtCluster *cl)
+{
+  PtServer *self = cl->server;
+  g_autoptr (JsonBuilder) b = json_builder_new_immutable ();
+  g_autofree char *url = pt_server_get_url (self);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "server");
+  json_builder_add_string_value (b, cl->id);
+  json_builder_set_member_name (b, "url");
+  json_builder_add_string_value (b, url);
+  json_builder_set_member_name (b, PT_F_CLIENTS);
+  json_builder_add_int_value (b, pt_server_get_n_clients (self));
+  json_builder_set_member_name (b, PT_F_TREES);
+  json_builder_begin_array (b);
+  GHashTableIter it;
+  gpointer v;
+  guint n = 0;
+  g_hash_table_iter_init (&it, self->trees);
+  while (g_hash_table_iter_next (&it, NULL, &v) && n++ < STATUS_MAX_TREES) {
+    TreeEntry *t = v;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, PT_F_ID);
+    json_builder_add_string_value (b, t->id);
+    json_builder_set_member_name (b, PT_F_ROOT);
+    json_builder_add_string_value (b, pt_tree_get_root (t->tree));
+    json_builder_set_member_name (b, PT_F_SIZE);
+    json_builder_add_int_value (b, pt_tree_size (t->tree));
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+/* Another server's summary, as read from Redis: rebuilt from its checked
+ * fields only; NULL if malformed. */
+static JsonObject *
+status_checked (const char *text, gsize len)
+{
+  if (len > STATUS_MAX_BYTES || !pt_json_depth_ok (text, len))
+    return NULL;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, text, len, NULL))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  JsonObject *in = json_node_get_object (root);
+  const char *server = pt_str (in, "server"), *url = pt_str (in, "url");
+  JsonNode *clients = json_object_get_member (in, PT_F_CLIENTS);
+  JsonNode *trees = json_object_get_member (in, PT_F_TREES);
+  if (!server || !pt_valid_id (server) || !url || strlen (url) > 300 || !clients ||
+      !JSON_NODE_HOLDS_VALUE (clients) || json_node_get_value_type (clients) != G_TYPE_INT64 ||
+      !trees || !JSON_NODE_HOLDS_ARRAY (trees))
+    return NULL;
+  JsonObject *out = json_object_new ();
+  json_object_set_string_member (out, "server", server);
+  json_object_set_string_member (out, "url", url);
+  json_object_set_int_member (out, PT_F_CLIENTS, json_node_get_int (clients));
+  JsonArray *list = json_array_new ();
+  JsonArray *ta = json_node_get_array (trees);
+  for (guint i = 0; i < json_array_get_length (ta) && i < STATUS_MAX_TREES; i++) {
+    JsonNode *e = json_array_get_element (ta, i);
+    JsonObject *t = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
+    const char *id = t ? pt_str (t, PT_F_ID) : NULL, *r = t ? pt_str (t, PT_F_ROOT) : NULL;
+    JsonNode *size = t ? json_object_get_member (t, PT_F_SIZE) : NULL;
+    if (!id || !pt_valid_id (id) || !r || !pt_valid_id (r) || !size ||
+        !JSON_NODE_HOLDS_VALUE (size) || json_node_get_value_type (size) != G_TYPE_INT64)
+      continue;
+    JsonObject *o = json_object_new ();
+    json_object_set_string_member (o, PT_F_ID, id);
+    json_object_set_string_member (o, PT_F_ROOT, r);
+    json_object_set_int_member (o, PT_F_SIZE, json_node_get_int (size));
+    json_array_add_object_element (list, o);
+  }
+  json_object_set_array_member (out, PT_F_TREES, list);
+  return out;
+}
+
+static void
+on_status (redisAsyncContext *ac, void *r, void *data)
+{
+  PtCluster *cl = data;
+  redisReply *reply = r;
+  if (!reply || cl->stopping || reply->type != REDIS_REPLY_ARRAY)
+    return;
+  JsonArray *service = json_array_new ();
+  for (size_t i = 0; i < reply->elements && i < STATUS_MAX_SERVERS; i++) {
+    redisReply *e = reply->element[i];
+    JsonObject *o = e->type == REDIS_REPLY_STRING ? status_checked (e->str, e->len) : NULL;
+    if (o)
+      json_array_add_object_element (service, o);
+  }
+  g_clear_pointer (&cl->service, json_array_unref);
+  cl->service = service;
+}
+
+static void
+status_refresh (PtCluster *cl)
+{
+  g_autofree char *key = g_strconcat ("pt:status:", cl->id, NULL);
+  g_autofree char *summary = status_summary (cl);
+  set_key (cl, key, summary, STATUS_TTL_S);
+  g_autofree char *max = g_strdup_printf ("%d", STATUS_MAX_SERVERS);
+  eval (cl, STATUS_LUA, on_status, cl, "-", max, NULL, NULL, NULL);
+}
+
+void
+pt_cluster_add_status (PtServer *self, JsonObject *root)
+{
+  PtCluster *cl = self->cluster;
+  if (!cl)
+    return;
+  JsonObject *o = json_object_new ();
+  json_object_set_string_member (o, "server", cl->id);
+  json_object_set_boolean_member (o, "redis", pt_cluster_is_up (self));
+  /* every live server of the service, its trees (the members are in the
+   * /status of the tree's server); refreshed every 2 s */
+  json_object_set_array_member (o, "servers", cl->service ? json_array_ref (cl->service) :
+      json_array_new ());
+  json_object_set_object_member (root, "service", o);
+}
+
 static void
 cluster_sweep (PtServer *self, gint64 now)
 {
@@ -902,6 +1054,10 @@ cluster_sweep (PtServer *self, gint64 now)
   if (now - cl->last_refresh >= REFRESH_US) {
     cl->last_refresh = now;
     register_all (cl);
+  }
+  if (now - cl->last_status >= STATUS_US) {
+    cl->last_status = now;
+    status_refresh (cl);
   }
   if (now - cl->up_since >= CHECK_GRACE_US && now - cl->last_check >= CHECK_US) {
     cl->last_check = now;
@@ -1009,7 +1165,8 @@ check_up (PtCluster *cl)
     cl->up_since = pt_now ();
     heartbeat (cl);
     register_all (cl);
-    cl->last_refresh = cl->up_since;
+    status_refresh (cl);
+    cl->last_refresh = cl->last_status = cl->up_since;
   }
 }
 
@@ -1139,6 +1296,7 @@ pt_cluster_stop (PtServer *self)
   }
   g_hash_table_unref (cl->proxies); /* frees them; they leave cl->live */
   g_ptr_array_unref (cl->doomed);
+  g_clear_pointer (&cl->service, json_array_unref);
   g_hash_table_unref (cl->live);
   g_hash_table_unref (cl->misses);
   g_free (cl->host);
@@ -1289,6 +1447,7 @@ gboolean pt_cluster_list_rooms (PtRequest *req, const char *client_id) { return 
 gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8 *data,
     gsize len) { return FALSE; }
 guint pt_cluster_n_proxies (PtServer *self) { return 0; }
+void pt_cluster_add_status (PtServer *self, JsonObject *root) {}
 void pt_cluster_conn_free (PtConn *c) {}
 const char *pt_cluster_get_id (PtServer *self) { return NULL; }
 gboolean pt_cluster_is_up (PtServer *self) { return FALSE; }

@@ -59,6 +59,7 @@ pt_server_build_status (PtServer *self)
   }
   json_object_set_int_member (root, PT_F_CLIENTS, pt_server_get_n_clients (self));
   json_object_set_array_member (root, PT_F_TREES, trees);
+  pt_cluster_add_status (self, root);
   /* take: json_node_init_object would add a reference nobody drops */
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);
   json_node_take_object (node, root);

@@ -361,6 +361,8 @@ gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8
     gsize len);
 const char *pt_cluster_get_id (PtServer *self);
 gboolean pt_cluster_is_up (PtServer *self);
+/* GET /status: "service", the servers of the service and their trees. */
+void pt_cluster_add_status (PtServer *self, JsonObject *root);
 guint pt_cluster_n_proxies (PtServer *self);
 /* list-clients over the whole service: defers @req, replies later; FALSE if
  * Redis is not there (the caller lists this server's clients). */

@@ -8,6 +8,28 @@
 #include <glib/gstdio.h>
 #include <unistd.h>
 
+/* The size of @tree in the "service" part of @s's /status, once three
+ * servers are listed; 0 otherwise. */
+static guint
+service_tree_size (Server *s, const char *tree)
+{
+  g_autoptr (JsonNode) status = status_of (s);
+  JsonObject *service = json_object_get_object_member (json_node_get_object (status), "service");
+  JsonArray *servers = service ? json_object_get_array_member (service, "servers") : NULL;
+  if (!servers || json_array_get_length (servers) != 3)
+    return 0;
+  for (guint i = 0; i < json_array_get_length (servers); i++) {
+    JsonArray *trees = json_object_get_array_member (json_array_get_object_element (servers, i),
+        "trees");
+    for (guint j = 0; j < json_array_get_length (trees); j++) {
+      JsonObject *t = json_array_get_object_element (trees, j);
+      if (g_strcmp0 (json_object_get_string_member (t, "id"), tree) == 0)
+        return json_object_get_int_member (t, "size");
+    }
+  }
+  return 0;
+}
+
 GST_START_TEST (test_tree_across_servers)
 {
   PtTestRedis *redis = pt_test_redis_new ();
@@ -49,6 +71,9 @@ GST_START_TEST (test_tree_across_servers)
   fail_unless (g_error_matches (error, PEER_TREE_ERROR, PEER_TREE_ERROR_DUPLICATE_CLIENT_ID),
       "%s", error->message);
   g_clear_error (&error);
+
+  /* /status of any server lists the service: three servers, tree t on A's */
+  WAIT_UNTIL_MS (service_tree_size (c, "t") == 3, 15000);
 
   /* v1 leaves: v2 is placed under the source again, told on C */
   peer_tree_client_close (v1->client);
