@@ -351,6 +351,7 @@ handle_event (PeerTreeClient *self, JsonObject *ev)
 static void schedule_reconnect (PeerTreeClient *self);
 static char *current_uri (PeerTreeClient *self);
 static void next_uri (PeerTreeClient *self);
+static guint n_uris (PeerTreeClient *self);
 static void start_attempt (PeerTreeClient *self, GTask *task);
 
 static void
@@ -416,10 +417,11 @@ on_ws_closed (SoupWebsocketConnection *ws, PeerTreeClient *self)
   g_object_unref (self);
 }
 
-static void
-attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable */)
+/* Ends the current attempt's timeout and cancellation; returns its task. */
+static GTask *
+attempt_take (PeerTreeClient *self)
 {
-  g_autoptr (GTask) task = g_steal_pointer (&self->connect_task);
+  GTask *task = g_steal_pointer (&self->connect_task);
   if (self->attempt_timeout) {
     g_source_destroy (self->attempt_timeout);
     g_clear_pointer (&self->attempt_timeout, g_source_unref);
@@ -429,6 +431,14 @@ attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable *
     self->user_cancel_id = 0;
   }
   g_clear_object (&self->attempt_cancellable);
+  return task;
+}
+
+static void
+attempt_finish (PeerTreeClient *self, GError *error /* transfer full, nullable */)
+{
+  g_autoptr (GTask) task = attempt_take (self);
+  self->uri_tries = 0;
   if (!task) {
     g_clear_error (&error);
     return;
@@ -548,6 +558,16 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
     }
     g_autofree char *uri = current_uri (self);
     next_uri (self);
+    /* several servers: the next one, each tried once per attempt */
+    if (self->connect_task && ++self->uri_tries < n_uris (self) &&
+        !g_cancellable_is_cancelled (g_task_get_cancellable (self->connect_task))) {
+      g_debug ("cannot connect to %s: %s; trying the next server", uri, error->message);
+      g_autoptr (GTask) task = attempt_take (self);
+      start_attempt (self, task);
+      g_clear_error (&error);
+      g_object_unref (self);
+      return;
+    }
     if (self->connect_task)
       attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_CLOSED,
           "cannot connect to peertree server %s: %s%s", uri, error->message,
@@ -584,8 +604,10 @@ attempt_timed_out (gpointer user_data)
   PeerTreeClient *self = user_data;
   g_clear_pointer (&self->attempt_timeout, g_source_unref);
   g_cancellable_cancel (self->attempt_cancellable);
+  g_autofree char *uri = current_uri (self);
+  next_uri (self); /* a reconnection tries the next server (if several) */
   attempt_finish (self, g_error_new (PEER_TREE_ERROR, PEER_TREE_ERROR_TIMEOUT,
-      "peertree server %s did not answer within %u ms", self->uri, self->connect_timeout));
+      "peertree server %s did not answer within %u ms", uri, self->connect_timeout));
   return G_SOURCE_REMOVE;
 }
 
@@ -622,6 +644,16 @@ current_uri (PeerTreeClient *self)
   char *url = g_strdup (urls->len ? urls->pdata[self->uri_index % urls->len] : "");
   g_ptr_array_unref (urls);
   return url;
+}
+
+static guint
+n_uris (PeerTreeClient *self)
+{
+  g_auto (GStrv) parts = g_strsplit (self->uri ? self->uri : "", ",", 64);
+  guint n = 0;
+  for (guint i = 0; parts[i]; i++)
+    n += *g_strstrip (parts[i]) != '\0';
+  return n;
 }
 
 static void

@@ -42,6 +42,7 @@ struct _PeerTreeClient {
 
   char *uri;                    /* one URL, or several, comma-separated */
   guint uri_index;              /* the one connected or tried next */
+  guint uri_tries;              /* servers tried in the current attempt */
   char *client_id;
   char *secret;
   char *token;            /* sent in every hello; NULL: none */

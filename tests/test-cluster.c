@@ -65,6 +65,13 @@ GST_START_TEST (test_tree_across_servers)
   peer_tree_client_send_ice (v2->client, "t", "v1", 0, "candidate:1 1 udp 1 127.0.0.1 9 typ host");
   WAIT_UNTIL (v1->n_ice == 1);
 
+  /* a list of servers whose first does not answer: the next one */
+  g_autofree char *dead_first = g_strdup_printf ("ws://127.0.0.1:%u,%s", pt_test_free_port (),
+      c->url);
+  PtTestPeer *v3 = pt_test_peer_new_full (dead_first, "v3", NULL);
+  fail_unless (peer_tree_client_is_connected (v3->client));
+  pt_test_peer_free (v3);
+
   /* a duplicate clientId on another server is refused */
   g_autoptr (PeerTreeClient) dup = peer_tree_client_new (c->url, "v1");
   fail_if (pt_test_connect (dup, &error));
