@@ -18,6 +18,9 @@
  *
  * Lines on stdout (line-buffered), for the script that drives it:
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
+ *   overloaded max-children=N moved=ID
+ *                         a relay reported its uplink overloaded (peertreesrc
+ *                         shed-overload) and the server moved child ID away
  *   first-frame ms=T      the first frame sent (source) or decoded (viewer), T ms
  *                         after the pipeline was set to PLAYING (the join time)
  *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
@@ -234,6 +237,13 @@ on_bus (GstBus *bus, GstMessage *msg, gpointer data)
       P.depth = depth;
       printf ("%sdepth=%u\n", g_str_equal (name, "peertree-tree-joined") ? "joined " : "",
           depth);
+    } else if (g_str_equal (name, "peertree-overloaded")) {
+      guint max_children = 0;
+
+      gst_structure_get_uint (s, "max-children", &max_children);
+      printf ("overloaded max-children=%u moved=%s\n", max_children,
+          gst_structure_get_string (s, "moved-child") ?
+          gst_structure_get_string (s, "moved-child") : "-");
     }
   }
   return G_SOURCE_CONTINUE;

@@ -299,3 +299,25 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
     gst_value_list_append_and_take_value (list, &v);
   }
 }
+
+GHashTable *
+pt_fanout_sample_loss (PtFanout * f)
+{
+  GHashTable *out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  GHashTableIter it;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&it, f->children);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    PtFanoutChild *child = value;
+    g_autoptr (GstStructure) stats = NULL;
+    gdouble fraction;
+
+    if (pt_link_get_state (child->link) != PT_LINK_STATE_CONNECTED)
+      continue;
+    stats = pt_link_get_stats (child->link);
+    if (pt_webrtc_stats_remote_fraction_lost (stats, &fraction))
+      g_hash_table_insert (out, g_strdup (key), g_memdup2 (&fraction, sizeof fraction));
+  }
+  return out;
+}

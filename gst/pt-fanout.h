@@ -80,4 +80,9 @@ void pt_fanout_add_remote_candidate (PtFanout *fanout, const gchar *peer_id, gui
  * until webrtcbin answers). */
 void pt_fanout_append_stats (PtFanout *fanout, GValue *list);
 
+/* What each connected child lost, from its last RTCP receiver reports:
+ * child id -> gdouble* (highest fraction lost over its streams), for those
+ * that sent one (blocks on webrtcbin's statistics, as above). */
+GHashTable *pt_fanout_sample_loss (PtFanout *fanout);
+
 G_END_DECLS

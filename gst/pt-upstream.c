@@ -418,3 +418,16 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
     }
   }
 }
+
+gboolean
+pt_upstream_sample_counts (PtUpstream * u, guint64 * lost, guint64 * received,
+    gconstpointer * link)
+{
+  g_autoptr (GstStructure) stats = NULL;
+
+  *link = u->link;
+  if (u->link == NULL || pt_link_get_state (u->link) != PT_LINK_STATE_CONNECTED)
+    return FALSE;
+  stats = pt_link_get_stats (u->link);
+  return pt_webrtc_stats_inbound_counts (stats, lost, received);
+}

@@ -98,5 +98,10 @@ gboolean pt_upstream_add_remote_candidate (PtUpstream *upstream, const gchar *pe
  * statistics; blocks until webrtcbin answers) and upstream-repair
  * (pt_link_get_repair_stats()) into @s. */
 void pt_upstream_append_stats (PtUpstream *upstream, GstStructure *s);
+/* Loop thread: the packets lost (before repair) and received so far on the
+ * link to the parent, and that link (to tell a new one from the last);
+ * FALSE without a connected link or statistics. */
+gboolean pt_upstream_sample_counts (PtUpstream *upstream, guint64 *lost, guint64 *received,
+    gconstpointer *link);
 
 G_END_DECLS

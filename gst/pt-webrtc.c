@@ -562,3 +562,69 @@ pt_webrtc_stats_selected_pair (const GstStructure * stats, const gchar ** local_
   }
   return FALSE;
 }
+
+/* A numeric field of any integer or floating type, as a double. */
+static gboolean
+stats_number (const GstStructure * s, const gchar * field, gdouble * out)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+  GValue d = G_VALUE_INIT;
+
+  if (v == NULL || !g_value_type_transformable (G_VALUE_TYPE (v), G_TYPE_DOUBLE))
+    return FALSE;
+  g_value_init (&d, G_TYPE_DOUBLE);
+  if (!g_value_transform (v, &d))
+    return FALSE;
+  *out = g_value_get_double (&d);
+  return TRUE;
+}
+
+static gboolean
+stats_is_type (const GstStructure * s, GstWebRTCStatsType want)
+{
+  GstWebRTCStatsType type;
+
+  return gst_structure_get_enum (s, "type", GST_TYPE_WEBRTC_STATS_TYPE, (gint *) & type)
+      && type == want;
+}
+
+gboolean
+pt_webrtc_stats_remote_fraction_lost (const GstStructure * stats, gdouble * fraction)
+{
+  gboolean found = FALSE;
+
+  *fraction = 0;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    gdouble f;
+
+    if (t == NULL || !stats_is_type (t, GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) ||
+        !stats_number (t, "fraction-lost", &f))
+      continue;
+    *fraction = found ? MAX (*fraction, f) : f;
+    found = TRUE;
+  }
+  return found;
+}
+
+gboolean
+pt_webrtc_stats_inbound_counts (const GstStructure * stats, guint64 * lost, guint64 * received)
+{
+  gboolean found = FALSE;
+
+  *lost = *received = 0;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    gdouble l, r;
+
+    if (t == NULL || !stats_is_type (t, GST_WEBRTC_STATS_INBOUND_RTP) ||
+        !stats_number (t, "packets-received", &r))
+      continue;
+    if (!stats_number (t, "packets-lost", &l) || l < 0)
+      l = 0;                    /* duplicates can make it negative */
+    *lost += (guint64) l;
+    *received += (guint64) r;
+    found = TRUE;
+  }
+  return found;
+}

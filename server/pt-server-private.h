@@ -152,6 +152,9 @@ typedef struct {
   /* after a restart: member -> set of the children it reported at rejoin;
    * a reported position is attached silently only if its parent lists it */
   GHashTable *reports;
+  /* member -> gint64* when it last reported itself overloaded (rate limit);
+   * NULL until one does */
+  GHashTable *overload_at;
 } TreeEntry;
 
 typedef void (*PtReceiveFunc) (PtConn *c, gboolean binary, const guint8 *data, gsize len);
