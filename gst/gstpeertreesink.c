@@ -986,6 +986,7 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, number of streams, and per child: id, link state, streams, "
+          "ICE restarts (ice-restarts), "
           "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
           "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
           "num-rtx-packets, late-packets-resent)",

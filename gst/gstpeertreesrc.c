@@ -1584,9 +1584,11 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, latency, depth, parent, number of streams, upstream link state, "
+          "ICE restarts the parent made on the link (upstream-ice-restarts), "
           "webrtcbin statistics (upstream-webrtc) and repair counters (upstream-repair: "
           "latency now, num-lost, rtx-count, rtx-success-count, rtx-rtt, num-rtx-requests, "
-          "num-rtx-packets…), and per child: id, link state, streams, webrtcbin "
+          "num-rtx-packets…), and per child: id, link state, streams, ICE restarts "
+          "(ice-restarts), webrtcbin "
           "statistics (webrtc) and repair counters (repair: nack-count, pli-count, "
           "num-rtx-requests, num-rtx-packets, late-packets-resent)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));

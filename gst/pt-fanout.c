@@ -278,7 +278,8 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
     GstStructure *s = gst_structure_new ("child",
         "child-id", G_TYPE_STRING, (const gchar *) key,
         "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-        "n-streams", G_TYPE_UINT, child->n_streams, NULL);
+        "n-streams", G_TYPE_UINT, child->n_streams,
+        "ice-restarts", G_TYPE_UINT, pt_link_get_ice_restarts (child->link), NULL);
     GstStructure *webrtc = pt_link_get_stats (child->link);
     GstStructure *repair = pt_link_get_repair_stats (child->link, webrtc);
     GValue v = G_VALUE_INIT;

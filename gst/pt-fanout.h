@@ -76,7 +76,7 @@ void pt_fanout_add_remote_candidate (PtFanout *fanout, const gchar *peer_id, gui
     const gchar *candidate);
 
 /* Appends to the GstValueList @list one "child" structure per child:
- * child-id, state, n-streams and webrtc (webrtcbin's statistics; blocks
+ * child-id, state, n-streams, ice-restarts and webrtc (webrtcbin's statistics; blocks
  * until webrtcbin answers). */
 void pt_fanout_append_stats (PtFanout *fanout, GValue *list);
 

@@ -94,7 +94,7 @@ guint pt_upstream_get_n_remote_streams (PtUpstream *upstream);
 gboolean pt_upstream_add_remote_candidate (PtUpstream *upstream, const gchar *peer_id,
     guint mline, const gchar *candidate);
 
-/* depth, parent-id, upstream-state, upstream-webrtc (webrtcbin's
+/* depth, parent-id, upstream-state, upstream-ice-restarts, upstream-webrtc (webrtcbin's
  * statistics; blocks until webrtcbin answers) and upstream-repair
  * (pt_link_get_repair_stats()) into @s. */
 void pt_upstream_append_stats (PtUpstream *upstream, GstStructure *s);

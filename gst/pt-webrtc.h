@@ -11,6 +11,7 @@
 #pragma once
 
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 
 G_BEGIN_DECLS
 
@@ -123,5 +124,31 @@ gboolean pt_webrtc_stats_selected_pair (const GstStructure *stats, const gchar *
     const gchar **remote_type);
 /* TRUE if @address is on the subnet of one of this machine's interfaces */
 gboolean pt_webrtc_address_is_on_link (const gchar *address);
+
+/**
+ * pt_webrtc_restart_ice:
+ *
+ * The ICE half of an ICE restart on @webrtcbin, which GStreamer 1.22 cannot
+ * do itself (create-offer ignores its options, and create-offer/-answer
+ * reuse the last description's ice-ufrag/ice-pwd: "FIXME: deal with ICE
+ * restarts"): nice_agent_restart_stream() on each stream of its NiceAgent
+ * drops the connectivity checks and the remote candidates but keeps the
+ * selected pair, so media keeps its path until a new pair is selected.
+ * Call it before the description with new credentials
+ * (pt_webrtc_sdp_new_ice_credentials()) is set, since webrtcbin then gives
+ * libnice those credentials. The local candidates stay (libnice gathers
+ * once per stream): hand them to the peer again
+ * (pt_webrtc_local_candidates()).
+ *
+ * Returns: the number of streams restarted (0: no NiceAgent).
+ */
+guint pt_webrtc_restart_ice (GstElement *webrtcbin);
+/* The local candidates of every stream of @webrtcbin's NiceAgent, as
+ * on-ice-candidate gives them ("candidate:…"); (transfer full) */
+GPtrArray *pt_webrtc_local_candidates (GstElement *webrtcbin);
+/* Replaces every ice-ufrag / ice-pwd of @sdp with one new random pair. */
+void pt_webrtc_sdp_new_ice_credentials (GstSDPMessage *sdp);
+/* The ice-ufrag of @sdp's first media (or of the session); NULL if none */
+const gchar *pt_webrtc_sdp_ice_ufrag (const GstSDPMessage *sdp);
 
 G_END_DECLS
