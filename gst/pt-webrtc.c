@@ -627,6 +627,8 @@ pt_webrtc_stats_inbound_counts (const GstStructure * stats, guint64 * lost, guin
     found = TRUE;
   }
   return found;
+}
+
 /* ---------------------------------------------------------------------- */
 /* ICE restart (GStreamer 1.22 has none: see pt-webrtc.h) */
 
