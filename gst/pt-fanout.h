@@ -79,5 +79,7 @@ void pt_fanout_add_remote_candidate (PtFanout *fanout, const gchar *peer_id, gui
  * child-id, state, n-streams and webrtc (webrtcbin's statistics; blocks
  * until webrtcbin answers). */
 void pt_fanout_append_stats (PtFanout *fanout, GValue *list);
+/* Children whose link is connected. */
+guint pt_fanout_n_connected (PtFanout *fanout);
 
 G_END_DECLS
