@@ -420,8 +420,9 @@ handle_events (PtServer *self, SoupServerMessage *msg)
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; " \
     "form-action 'none'; frame-ancestors 'none'"
 
-void
-pt_dashboard_handle (PtServer *self, SoupServerMessage *msg, const char *path)
+/* GET /dashboard, /dashboard/dashboard.js, /dashboard/events */
+static void
+dashboard_route (PtServer *self, SoupServerMessage *msg, const char *path)
 {
   if (g_strcmp0 (path, "/dashboard/events") == 0) {
     handle_events (self, msg);
@@ -483,6 +484,7 @@ pt_dashboard_init (PtServer *self)
 {
   self->event_streams = g_hash_table_new_full (NULL, NULL,
       (GDestroyNotify) event_stream_free, NULL);
+  self->dashboard_route = dashboard_route;
   self->dirty_trees = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->dirty_reports = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
       (GDestroyNotify) g_hash_table_unref);

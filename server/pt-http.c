@@ -155,7 +155,11 @@ static void
 on_dashboard (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
     gpointer user_data)
 {
-  pt_dashboard_handle (user_data, msg, path);
+  PtServer *self = user_data;
+  if (self->dashboard_route)
+    self->dashboard_route (self, msg, path);
+  else
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
 }
 
 /* The server's own files (server/resources/peertree.gresource.xml). */
@@ -361,7 +365,7 @@ guint
 pt_http_n_sockets (PtServer *self)
 {
   return g_hash_table_size (self->http_conns) + g_hash_table_size (self->conns) +
-      pt_dashboard_n_streams (self);
+      (self->event_streams ? g_hash_table_size (self->event_streams) : 0);
 }
 
 /* Once a second: connections not upgraded within http-timeout (an

@@ -114,7 +114,7 @@ pt_metrics_text (PtServer *self)
   gauge (out, "peertree_connections", "WebSocket connections open, with or without hello.",
       self->conns ? g_hash_table_size (self->conns) : 0);
   gauge (out, "peertree_event_streams", "Subscribers of GET /dashboard/events.",
-      pt_dashboard_n_streams (self));
+      self->event_streams ? g_hash_table_size (self->event_streams) : 0);
   gauge (out, "peertree_trees", "Trees open, those waiting for their source included.",
       g_hash_table_size (self->trees));
 

@@ -16,12 +16,13 @@
  *                      /dashboard/events (server-sent events of the trees)
  *   pt-http.c          HTTP: GET /status, /metrics, static resources, the
  *                      WebSocket upgrade that makes a PtConn
- *   pt-metrics.c       the counters and GET /metrics' text (Prometheus 0.0.4)
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-rights.c        what a token allows: the check of every request type
  *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
  *   pt-auth.c          tokens (JWS HS256): verify, sign; pure
  *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
+ *   pt-metrics.c       the counters (every module bumps its own in self->metrics)
+ *                      and GET /metrics' text (Prometheus 0.0.4)
  *   pt-json.c          the server's own readers (args, timeout), random ids
  *   common/pt-protocol the protocol: names, typed getters, faults, id and name rules
  *   pt-ws.c, pt-tree.c WebSocket framing on epoll; the k-tree
@@ -187,6 +188,8 @@ struct _PtServer {
   GHashTable *dirty_trees;  /* tree id (owned) set: shape changed since the last flush */
   GHashTable *dirty_reports; /* tree id (owned) -> set of member ids (owned): new reports */
   GSource *dashboard_flush; /* pending flush of the above, or NULL */
+  /* GET /dashboard… (pt-http.c routes there; pt-dashboard.c sets it) */
+  void (*dashboard_route) (PtServer *self, SoupServerMessage *msg, const char *path);
 };
 
 typedef struct {
@@ -426,8 +429,6 @@ void pt_dashboard_init (PtServer *self);
 void pt_dashboard_tree_changed (PtServer *self, const char *tree_id);
 /* @member of @tree_id sent a report. */
 void pt_dashboard_report (PtServer *self, const char *tree_id, const char *member);
-/* GET /dashboard, /dashboard/dashboard.js, /dashboard/events */
-void pt_dashboard_handle (PtServer *self, SoupServerMessage *msg, const char *path);
 void pt_dashboard_sweep (PtServer *self, gint64 now);
 /* Closes every subscriber (the server stops). */
 void pt_dashboard_stop (PtServer *self);
