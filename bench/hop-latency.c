@@ -1,7 +1,10 @@
 /* bench/hop-latency — latency added by each relay of a chain.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   hop-latency ws://127.0.0.1:PORT [DEPTH] [SECONDS]
+ *   hop-latency ws://127.0.0.1:PORT [DEPTH] [SECONDS] [on|off]
+ *
+ * The last argument sets the elements' `repair` property (default on):
+ * off is the behaviour before per-hop repair, to compare with.
  *
  * A live source (640x360@30, VP8 by peertreesink) and DEPTH viewers in one
  * process, in a chain (k1=1, k=1): viewer N receives from viewer N-1 and
@@ -112,6 +115,7 @@ main (int argc, char **argv)
 {
   const gchar *url;
   guint depth, seconds;
+  gboolean repair;
   g_autofree gchar *desc = NULL;
   g_autoptr (GError) error = NULL;
   Node nodes[MAX_DEPTH + 1] = { {0,}, };
@@ -122,11 +126,13 @@ main (int argc, char **argv)
   depth = CLAMP (depth, 1, MAX_DEPTH);
   seconds = argc > 3 ? (guint) atoi (argv[3]) : 10;
   seconds = CLAMP (seconds, 1, 600);
+  repair = !(argc > 4 && g_str_equal (argv[4], "off"));
   B.clock = gst_system_clock_obtain ();
 
   desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
       "video/x-raw,width=640,height=360,framerate=30/1 ! peertreesink server=%s "
-      "tree-id=bench-chain k1=1 k=1 local-addresses=" BENCH_LOCAL, url);
+      "tree-id=bench-chain k1=1 k=1 repair=%s local-addresses=" BENCH_LOCAL, url,
+      repair ? "true" : "false");
   nodes[0].pipeline = gst_parse_launch (desc, &error);
   if (nodes[0].pipeline == NULL)
     bench_die ("source: %s", error->message);
@@ -146,7 +152,7 @@ main (int argc, char **argv)
     nodes[d].pipeline = gst_pipeline_new (name);
     use_system_clock (nodes[d].pipeline);
     g_object_set (src, "server", url, "tree-id", "bench-chain", "client-id", name,
-        "local-addresses", BENCH_LOCAL, NULL);
+        "local-addresses", BENCH_LOCAL, "repair", repair, NULL);
     gst_bin_add (GST_BIN (nodes[d].pipeline), src);
     g_signal_connect (src, "pad-added", G_CALLBACK (on_pad_added), &nodes[d]);
     g_signal_connect (nodes[d].pipeline, "deep-element-added",
@@ -170,15 +176,15 @@ main (int argc, char **argv)
   for (guint d = 0; d <= depth; d++)
     bench_check_bus (nodes[d].pipeline, d ? "viewer" : "source");
 
-  printf ("## Added latency per hop\n\n");
+  printf ("## Added latency per hop (repair %s)\n\n", repair ? "on" : "off: before repair");
   printf ("A chain (k1=1, k=1) of a live 640x360@30 VP8 source and %u viewers, each viewer "
       "decoding and relaying to the next, all in one process on one clock; RTP packets "
       "stamped by sequence number at each node's fan-out tee for %u s. *Hop* is the time "
       "from the previous node's tee to this node's tee (sender queue, SRTP, ICE over "
-      "loopback, up to the receiver's jitterbuffer, before which a viewer relays; repair "
-      "(NACK/RTX) on, its default, and nothing lost); *from capture* adds the source's "
+      "loopback, up to the receiver's jitterbuffer, before which a viewer relays; nothing "
+      "lost; repair (NACK/RTX, the default) %s); *from capture* adds the source's "
       "encoding.\n\n",
-      depth, seconds);
+      depth, seconds, repair ? "on" : "off on every element, the behaviour before it");
   printf ("| depth | packets | hop p50 (ms) | hop p99 (ms) | from capture p50 (ms) | "
       "from capture p99 (ms) |\n");
   printf ("|---:|---:|---:|---:|---:|---:|\n");

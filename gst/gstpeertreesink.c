@@ -59,10 +59,12 @@ enum {
   PROP_VIDEO_CODEC,
   PROP_SECRET,
   PROP_REPAIR,
+  PROP_FEC_PERCENTAGE,
   PROP_STATS,
 };
 
 #define DEFAULT_REPAIR TRUE
+#define DEFAULT_FEC_PERCENTAGE 0
 /* Opus in-band FEC (with repair): the encoder spends bits on a coarse copy
  * of each previous frame, tuned for this much loss */
 #define OPUS_FEC_LOSS_PERCENT 10
@@ -87,6 +89,7 @@ struct _GstPeerTreeSink {
   guint k, k1;
   GstPeerTreeVideoCodec video_codec;
   gboolean repair;
+  guint fec_percentage;
   gchar *secret;                /* NULL until started: then a random one */
 
   const gchar *missing_element; /* found in _init, reported at NULL→READY */
@@ -678,6 +681,7 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   GST_OBJECT_LOCK (self);
   pt_session_take_settings (&self->session, &self->settings);
   self->session.config.repair = self->repair;
+  self->session.config.fec_percentage = self->fec_percentage;
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
@@ -766,7 +770,7 @@ gst_peer_tree_sink_handle_message (GstBin * bin, GstMessage * message)
  * [?k=…&k1=…&video-codec=…&client-id=…&local-addresses=…] */
 
 static const gchar *const uri_query_properties[] = { "local-addresses", "client-id", "tls-ca",
-  "k", "k1", "video-codec", "repair", NULL
+  "k", "k1", "video-codec", "repair", "fec-percentage", NULL
 };
 
 static const PtUriSpec uri_spec = { GST_URI_SINK, uri_query_properties };
@@ -848,6 +852,9 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
     case PROP_REPAIR:
       self->repair = g_value_get_boolean (value);
       break;
+    case PROP_FEC_PERCENTAGE:
+      self->fec_percentage = g_value_get_uint (value);
+      break;
     default:
       if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -883,6 +890,9 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
       break;
     case PROP_REPAIR:
       g_value_set_boolean (value, self->repair);
+      break;
+    case PROP_FEC_PERCENTAGE:
+      g_value_set_uint (value, self->fec_percentage);
       break;
     default:
       if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
@@ -965,9 +975,18 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "Repair lost packets on each link to a child: NACK and RTX, answered from a "
           "cache of what was sent (1 s), and Opus in-band FEC when this element encodes "
           "audio. FALSE: no NACK, no RTX, no FEC", DEFAULT_REPAIR, rw));
+  g_object_class_install_property (gobject_class, PROP_FEC_PERCENTAGE,
+      g_param_spec_uint ("fec-percentage", "FEC percentage",
+          "Forward error correction for long, lossy links: ULPFEC packets for this share "
+          "of the video packets, every packet sent in RED (RFC 2198/5109). Each relay "
+          "passes the FEC on to its children untouched, and every viewer rebuilds a lost "
+          "packet from it without a round trip. Costs this share of the video bitrate on "
+          "every link. 0: no FEC (NACK/RTX repair only)", 0, 100, DEFAULT_FEC_PERCENTAGE,
+          rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, number of streams, and per child: id, link state, streams, "
+          "ICE restarts (ice-restarts), "
           "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
           "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
           "num-rtx-packets, late-packets-resent)",
@@ -1000,6 +1019,7 @@ gst_peer_tree_sink_init (GstPeerTreeSink * self)
   self->k = DEFAULT_K;
   self->k1 = DEFAULT_K1;
   self->repair = DEFAULT_REPAIR;
+  self->fec_percentage = DEFAULT_FEC_PERCENTAGE;
   self->video_codec = DEFAULT_VIDEO_CODEC;
   g_mutex_init (&self->streams_lock);
   self->streams = g_ptr_array_new ();

@@ -7,9 +7,10 @@
 
 #include <gst/webrtc/webrtc.h>
 
-/* An upstream link whose ICE state stays "disconnected" this long is lost
- * (libnice's own keepalives only fail it after tens of seconds). */
-#define UPSTREAM_DISCONNECTED_MS 2000
+/* An upstream link that stays "disconnected" this long is lost. The link
+ * itself reports "failed" once the parent's ICE restarts did not bring it
+ * back (PT_LINK_ICE_RESTART_WAIT_MS, pt-link.h); this is the backstop. */
+#define UPSTREAM_DISCONNECTED_MS (PT_LINK_ICE_RESTART_WAIT_MS + 2000)
 
 struct _PtUpstream {
   GstElement *element;
@@ -484,7 +485,9 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
   gst_structure_set (s, "depth", G_TYPE_UINT, u->depth,
       "parent-id", G_TYPE_STRING, u->parent_id,
       "upstream-state", G_TYPE_STRING, u->link ?
-      pt_link_state_to_string (pt_link_get_state (u->link)) : "none", NULL);
+      pt_link_state_to_string (pt_link_get_state (u->link)) : "none",
+      "upstream-ice-restarts", G_TYPE_UINT, u->link ? pt_link_get_ice_restarts (u->link) : 0,
+      NULL);
   if (u->link) {
     GstStructure *up = pt_link_get_stats (u->link);
     GstStructure *repair = pt_link_get_repair_stats (u->link, up);
@@ -501,4 +504,17 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
       gst_structure_free (up);
     }
   }
+}
+
+gboolean
+pt_upstream_sample_counts (PtUpstream * u, guint64 * lost, guint64 * received,
+    gconstpointer * link)
+{
+  g_autoptr (GstStructure) stats = NULL;
+
+  *link = u->link;
+  if (u->link == NULL || pt_link_get_state (u->link) != PT_LINK_STATE_CONNECTED)
+    return FALSE;
+  stats = pt_link_get_stats (u->link);
+  return pt_webrtc_stats_inbound_counts (stats, lost, received);
 }

@@ -9,6 +9,8 @@
  */
 #include "peertree-client-private.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #define BACKOFF_MIN_MS 100
@@ -513,6 +515,19 @@ on_hello_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   }
 }
 
+/* Signalling messages are small and latency-bound: no Nagle (a message
+ * written in two segments would wait for the server's delayed ACK, 40 ms) */
+static void
+on_network_event (SoupMessage *msg, GSocketClientEvent event, GIOStream *connection,
+    gpointer user_data)
+{
+  (void) msg;
+  (void) user_data;
+  if (event == G_SOCKET_CLIENT_CONNECTED && G_IS_SOCKET_CONNECTION (connection))
+    g_socket_set_option (g_socket_connection_get_socket (G_SOCKET_CONNECTION (connection)),
+        IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+}
+
 static void
 on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -620,6 +635,7 @@ start_attempt (PeerTreeClient *self, GTask *task)
     g_source_attach (self->attempt_timeout, self->context);
   }
   g_autoptr (SoupMessage) msg = soup_message_new_from_uri (SOUP_METHOD_GET, parsed);
+  g_signal_connect (msg, "network-event", G_CALLBACK (on_network_event), NULL);
   soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
       self->attempt_cancellable, on_ws_connected, g_object_ref (self));
 }

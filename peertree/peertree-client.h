@@ -58,6 +58,21 @@ void peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 gboolean peer_tree_client_join_finish (PeerTreeClient *self, GAsyncResult *result,
     char **parent_id, guint *depth, GError **error);
+void peer_tree_client_join_with_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+
+/* Capacity: what a member relays, the source's bitrate, overload */
+void peer_tree_client_set_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_set_bitrate_async (PeerTreeClient *self, const char *tree_id,
+    guint bitrate_kbps, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data);
+void peer_tree_client_report_overload_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_capacity_finish (PeerTreeClient *self, GAsyncResult *result,
+    guint *max_children, char ***moved, GError **error);
 
 void peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);

@@ -31,6 +31,7 @@ static const char *const move_names[PT_N_MOVE] = {
   [PT_MOVE_REBUILT] = PT_REASON_REBUILT,
   [PT_MOVE_RECONNECTED] = PT_REASON_RECONNECTED,
   [PT_MOVE_REJOINED] = PT_REASON_REJOINED,
+  [PT_MOVE_SHED] = PT_REASON_SHED,
 };
 
 void
@@ -134,7 +135,8 @@ pt_metrics_text (PtServer *self)
   family (out, "peertree_reparentings_total", "counter",
       "Members given a new parent, by reason: their parent left (parent-left), the source came "
       "back under another id (source-returned), a position not kept after a restart (rebuilt), "
-      "reconnect-upstream (reconnected), a join by a member (rejoined).");
+      "reconnect-upstream (reconnected), a join by a member (rejoined), moved off an overloaded or "
+      "smaller parent (shed).");
   for (guint i = 0; i < PT_N_MOVE; i++)
     labelled (out, "peertree_reparentings_total", "reason", move_names[i], m->moves[i]);
   counter (out, "peertree_source_losses_total",

@@ -80,6 +80,7 @@ typedef enum {
   PT_MOVE_REBUILT,
   PT_MOVE_RECONNECTED,       /* reconnect-upstream */
   PT_MOVE_REJOINED,          /* a join by a member */
+  PT_MOVE_SHED,              /* upstream event, reason shed (capacity) */
   PT_N_MOVE
 } PtMoveReason;
 
@@ -206,6 +207,9 @@ typedef struct {
   GHashTable *reports;
   /* the latest link report of each member: member (owned) -> PtLinkStats* */
   GHashTable *link_stats;
+  /* member -> gint64* when it last reported itself overloaded (rate limit);
+   * NULL until one does */
+  GHashTable *overload_at;
 } TreeEntry;
 
 /* A member's latest report (the report request). */

@@ -27,13 +27,13 @@ count_source_frame (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 }
 
 static PtNode *
-source_new (const gchar *url, const gchar *tree, gboolean repair)
+source_new_fec (const gchar *url, const gchar *tree, gboolean repair, guint fec)
 {
   g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
       "video/x-raw,width=%d,height=%d,framerate=30/1 ! "
       "vp8enc name=enc deadline=1 keyframe-max-dist=10000 target-bitrate=600000 ! "
-      "peertreesink name=s server=%s tree-id=%s k1=1 k=1 repair=%s local-addresses="
-      PT_LOCAL, WIDTH, HEIGHT, url, tree, repair ? "true" : "false");
+      "peertreesink name=s server=%s tree-id=%s k1=1 k=1 repair=%s fec-percentage=%u "
+      "local-addresses=" PT_LOCAL, WIDTH, HEIGHT, url, tree, repair ? "true" : "false", fec);
   PtNode *source = pt_node_new_launch ("source", desc);
   GstElement *enc = gst_bin_get_by_name (GST_BIN (source->pipeline), "enc");
   g_autoptr (GstPad) pad = gst_element_get_static_pad (enc, "src");
@@ -42,6 +42,12 @@ source_new (const gchar *url, const gchar *tree, gboolean repair)
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_source_frame, NULL, NULL);
   gst_object_unref (enc);
   return source;
+}
+
+static PtNode *
+source_new (const gchar *url, const gchar *tree, gboolean repair)
+{
+  return source_new_fec (url, tree, repair, 0);
 }
 
 /* ---- loss ---- */
@@ -330,6 +336,21 @@ GST_START_TEST (test_chain_with_loss)
 
 GST_END_TEST;
 
+/* the end of a source → v1 → v2 case: no error anywhere, everything freed */
+static void
+finish_pair (PtServer *server, PtNode *source, PtNode **viewers, PtLoss *loss)
+{
+  for (guint i = 0; i < 2; i++)
+    pt_node_assert_no_error (viewers[i]);
+  pt_node_assert_no_error (source);
+  pt_node_free (viewers[1]);
+  pt_node_free (viewers[0]);
+  pt_node_free (source);
+  if (loss)
+    pt_loss_free (loss);
+  pt_server_stop (server);
+}
+
 /* Loss on the v1 → v2 link only: v1 answers v2's NACKs from its own cache;
  * none reaches the source. */
 GST_START_TEST (test_relay_answers_nack)
@@ -372,15 +393,54 @@ GST_START_TEST (test_relay_answers_nack)
   fail_unless (repair_uint (at_source, "nack-count") <= repair_uint64 (v1_own, "rtx-count"));
   fail_unless (repair_uint (at_source, "nack-count") < repair_uint (at_v1, "nack-count"));
   fail_unless (repair_uint64 (v1_own, "rtx-count") < repair_uint (at_v1, "num-rtx-requests"));
-  for (guint i = 0; i < 2; i++)
-    pt_node_assert_no_error (viewers[i]);
-  pt_node_assert_no_error (source);
+  finish_pair (server, source, viewers, loss);
+}
 
-  pt_node_free (viewers[1]);
-  pt_node_free (viewers[0]);
-  pt_node_free (source);
-  pt_loss_free (loss);
-  pt_server_stop (server);
+GST_END_TEST;
+
+/* fec-percentage on the source, repair off everywhere (so that only FEC can
+ * rebuild a packet), 5 % loss on the v1 → v2 link only: the source makes
+ * ULPFEC packets, v1 relays them untouched (it makes none of its own), and
+ * v2 rebuilds lost packets from them. */
+static gchar *upstream_sdp (PtNode *viewer, gboolean remote);
+
+static guint
+fec_recovered (PtNode *node)
+{
+  g_autoptr (GstStructure) up = upstream_repair (node);
+  guint n = 0;
+
+  gst_structure_get_uint (up, "fec-recovered", &n);
+  return n;
+}
+
+GST_START_TEST (test_fec_relayed)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (1, 1);
+  g_autofree gchar *url = pt_server_get_url (server);
+  PtNode *source = source_new_fec (url, "fec", FALSE, 30);
+  PtLoss *loss = pt_loss_new (7, 0.05);
+  PtNode *viewers[2];
+  g_autoptr (GstStructure) at_source = NULL;
+  g_autoptr (GstStructure) at_v1 = NULL;
+  g_autofree gchar *offer = NULL;
+
+  viewers[0] = viewer_new ("v1", url, "fec", FALSE, NULL);
+  viewers[1] = viewer_new ("v2", url, "fec", FALSE, loss);
+  start_chain (source, viewers, 2);
+
+  /* RED and ULPFEC offered on the relayed link too */
+  offer = upstream_sdp (viewers[1], TRUE);
+  fail_unless (strstr (offer, " red/90000") && strstr (offer, " ulpfec/90000"), "%s", offer);
+  WAIT_UNTIL_MS (fec_recovered (viewers[1]) >= 3, PT_WAIT_MS);
+  at_source = child_repair (source, "s");
+  at_v1 = child_repair (viewers[0], "src");
+  gst_print ("source → v1: %" GST_PTR_FORMAT "\nv1 → v2: %" GST_PTR_FORMAT "\n%d of %d RTP "
+      "packets dropped, v2 rebuilt %u\n", at_source, at_v1, g_atomic_int_get (&loss->dropped),
+      g_atomic_int_get (&loss->seen), fec_recovered (viewers[1]));
+  fail_unless (repair_uint (at_source, "fec-protected") > 0);
+  fail_unless_equals_int (repair_uint (at_v1, "fec-protected"), 0);
+  finish_pair (server, source, viewers, loss);
 }
 
 GST_END_TEST;
@@ -440,14 +500,7 @@ GST_START_TEST (test_repair_off)
   }
   at_v2 = upstream_repair (viewers[1]);
   fail_if (g_value_get_boolean (gst_structure_get_value (at_v2, "enabled")));
-  for (guint i = 0; i < 2; i++)
-    pt_node_assert_no_error (viewers[i]);
-  pt_node_assert_no_error (source);
-
-  pt_node_free (viewers[1]);
-  pt_node_free (viewers[0]);
-  pt_node_free (source);
-  pt_server_stop (server);
+  finish_pair (server, source, viewers, NULL);
 }
 
 GST_END_TEST;
@@ -491,6 +544,7 @@ peertree_repair_suite (void)
   tcase_add_test (tc, test_relay_answers_nack);
   tcase_add_test (tc, test_repair_off);
   tcase_add_test (tc, test_repair_negotiated);
+  tcase_add_test (tc, test_fec_relayed);
   return s;
 }
 
