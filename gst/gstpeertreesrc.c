@@ -144,6 +144,7 @@ typedef struct {
   guint32 ssrc;
   guint pt;
   gint keyframe_wanted;         /* atomic: ask the parent on the next buffer */
+  gint frames_out;              /* atomic: buffers out of the src pad (video: frames) */
 } PtSrcStream;
 
 struct _GstPeerTreeSrc {
@@ -178,6 +179,8 @@ struct _GstPeerTreeSrc {
   PtUpstream *upstream;         /* the parent */
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
+  gint64 report_at;             /* the last report's time and video frames out */
+  guint report_frames;
   /* overload shedding: a tick a second while started */
   PtOverload *overload;
   GSource *overload_timer;
@@ -489,6 +492,20 @@ hold_for_new_source (GstPeerTreeSrc * self)
       break;
 }
 
+/* Counts what leaves a video src pad (a frame per buffer, decoded or not),
+ * for the periodic report's frames per second. */
+static GstPadProbeReturn
+on_frame_out (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtSrcStream *st = user_data;
+  guint n = 1;
+
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    n = gst_buffer_list_length (GST_PAD_PROBE_INFO_BUFFER_LIST (info));
+  g_atomic_int_add (&st->frames_out, (gint) n);
+  return GST_PAD_PROBE_OK;
+}
+
 /* A webrtcbin src pad's caps: a ghost pad has none before the first buffer,
  * its innermost target (rtpbin's demuxer) has. (transfer full) (nullable) */
 static GstCaps *
@@ -629,6 +646,9 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
     st->ghost = ghost = gst_ghost_pad_new_no_target_from_template (name, templ);
   }
   g_signal_connect (st->ghost, "linked", G_CALLBACK (on_ghost_linked), st);
+  if (st->is_video)
+    gst_pad_add_probe (st->ghost, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        on_frame_out, st, NULL);
   watch_first_buffer (self, st, relay ? relay : pad);
   g_ptr_array_add (self->streams, st);
   expose = TRUE;
@@ -875,6 +895,32 @@ make_client (GstElement * element, const gchar * server, const gchar * client_id
 /* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
  * parent, depth) for a join: the first upstream-changed after a join is
  * posted as the tree-joined message, which then names the parent too. */
+/* The periodic report (pt-session.c): the parent link's figures and the
+ * video frames per second out of the element since the last report. */
+static void
+fill_report (GstElement * element, PeerTreeLinkReport * report)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+  guint frames = 0;
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->upstream)
+    pt_upstream_fill_report (self->upstream, report);
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSrcStream *st = g_ptr_array_index (self->streams, i);
+
+    if (st->is_video)
+      frames += (guint) g_atomic_int_get (&st->frames_out);
+  }
+  g_mutex_unlock (&self->streams_lock);
+  if (self->report_at && now > self->report_at && frames >= self->report_frames)
+    report->frames_per_second = (frames - self->report_frames) * (gdouble) G_USEC_PER_SEC /
+        (now - self->report_at);
+  self->report_at = now;
+  self->report_frames = frames;
+}
+
 static void
 on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {
@@ -1186,6 +1232,7 @@ static const PtSessionCallbacks session_callbacks = {
   .remote_sdp = on_remote_sdp,
   .remote_ice = on_remote_ice,
   .tree_joined = on_tree_joined,
+  .fill_report = fill_report,
   .tree_closed = on_tree_closed,
   .reconnected = on_reconnected,
   /* the links stay: media keeps flowing while the client reconnects (with

@@ -266,6 +266,19 @@ pt_fanout_add_remote_candidate (PtFanout * f, const gchar * peer_id, guint mline
     pt_link_add_remote_candidate (child->link, mline, candidate);
 }
 
+guint
+pt_fanout_n_connected (PtFanout * f)
+{
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&it, f->children);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    n += pt_link_get_state (((PtFanoutChild *) value)->link) == PT_LINK_STATE_CONNECTED;
+  return n;
+}
+
 void
 pt_fanout_append_stats (PtFanout * f, GValue * list)
 {

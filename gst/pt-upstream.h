@@ -98,6 +98,11 @@ gboolean pt_upstream_add_remote_candidate (PtUpstream *upstream, const gchar *pe
  * statistics; blocks until webrtcbin answers) and upstream-repair
  * (pt_link_get_repair_stats()) into @s. */
 void pt_upstream_append_stats (PtUpstream *upstream, GstStructure *s);
+/* The parent link's figures for a report: received bitrate and loss since
+ * the previous call (on the same link), the RTT a repair measured. Blocks
+ * until webrtcbin answers get-stats (the loop thread). Leaves @report alone
+ * without a connected link. */
+void pt_upstream_fill_report (PtUpstream *upstream, PeerTreeLinkReport *report);
 /* Loop thread: the packets lost (before repair) and received so far on the
  * link to the parent, and that link (to tell a new one from the last);
  * FALSE without a connected link or statistics. */

@@ -844,3 +844,77 @@ peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char
   send_signal (self, tree_id, peer_id, PT_F_ICE, o);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Reports                                                                  */
+
+static JsonObject *
+report_params (const char *tree_id, const PeerTreeLinkReport *report)
+{
+  JsonObject *params = json_object_new ();
+  /* within the protocol's ranges: a figure out of them would refuse the
+   * whole report */
+  PtReport r = PT_REPORT_INIT;
+  if (report->child_count >= 0)
+    r.child_count = MIN (report->child_count, PT_MAX_REPORTED_CHILDREN);
+  if (report->bitrate_kbps >= 0)
+    r.bitrate_kbps = MIN (report->bitrate_kbps, PT_REPORT_MAX_KBPS);
+  if (report->loss_percent >= 0)
+    r.loss_percent = MIN (report->loss_percent, 100.0);
+  if (report->rtt_ms >= 0)
+    r.rtt_ms = MIN (report->rtt_ms, PT_REPORT_MAX_RTT_MS);
+  if (report->frames_per_second >= 0)
+    r.frames_per_second = MIN (report->frames_per_second, PT_REPORT_MAX_FPS);
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  pt_report_write (&r, params);
+  return params;
+}
+
+/**
+ * peer_tree_client_report_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a member of
+ * @report: the figures (those unknown left at -1)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the server answered
+ * @user_data: data for @callback
+ *
+ * Reports the client's link figures in @tree_id to the server (the `report`
+ * request), which keeps the latest for its dashboard. The server accepts one
+ * a second per tree: a report sooner fails with %PEER_TREE_ERROR_LIMIT.
+ * Figures beyond the protocol's ranges are clamped to them.
+ */
+void
+peer_tree_client_report_async (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
+  g_return_if_fail (PEER_TREE_IS_CLIENT (self));
+  g_return_if_fail (tree_id != NULL && report != NULL);
+  g_autoptr (JsonObject) params = report_params (tree_id, report);
+  peer_tree_client_request_async (self, PT_REQ_REPORT, params, cancellable, callback, user_data);
+}
+
+gboolean
+peer_tree_client_report_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (JsonObject) res = peer_tree_client_request_finish (self, result, error);
+  return res != NULL;
+}
+
+/**
+ * peer_tree_client_send_report:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a member of
+ * @report: the figures
+ *
+ * peer_tree_client_report_async() without a callback: a refusal (too soon,
+ * no longer a member, not connected) is logged at debug level.
+ */
+void
+peer_tree_client_send_report (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report)
+{
+  peer_tree_client_report_async (self, tree_id, report, NULL, _peer_tree_client_log_undelivered,
+      NULL);
+}

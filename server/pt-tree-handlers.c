@@ -51,6 +51,7 @@ notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char 
   if (reason)
     json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, parent, ev);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 static void
@@ -61,6 +62,8 @@ notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *rea
   json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, peer, ev);
+  pt_metrics_count_move (self, reason);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 static void
@@ -92,6 +95,8 @@ tree_close (PtServer *self, TreeEntry *t, const char *reason)
 {
   gpointer args[3] = { self, t, (gpointer) reason };
   g_debug ("closing tree %s (%s)", t->id, reason);
+  self->metrics.trees_closed++;
+  pt_dashboard_tree_changed (self, t->id);
   pt_tree_foreach (t->tree, close_member, args);
   g_hash_table_remove (self->trees, t->id);
 }
@@ -107,6 +112,9 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   conn_forget_tree (self, peer, t);
   if (t->reports)
     g_hash_table_remove (t->reports, peer);
+  if (t->link_stats)
+    g_hash_table_remove (t->link_stats, peer);
+  pt_dashboard_tree_changed (self, t->id);
   if (t->overload_at)
     g_hash_table_remove (t->overload_at, peer);
   if (!pt_tree_remove_full (t->tree, peer, moves, dropped))
@@ -124,6 +132,8 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
     conn_forget_tree (self, member, t);
     if (t->reports)
       g_hash_table_remove (t->reports, member);
+    if (t->link_stats)
+      g_hash_table_remove (t->link_stats, member);
     JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
     json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
     pt_send_event_to (self, member, ev);
@@ -215,6 +225,8 @@ tree_source_lost (PtServer *self, TreeEntry *t)
   t->source_gone = TRUE;
   t->grace_deadline = pt_now () + (gint64) self->source_grace * G_USEC_PER_SEC;
   g_debug ("tree %s lost its source; waiting %u s", t->id, self->source_grace);
+  self->metrics.source_losses++;
+  pt_dashboard_tree_changed (self, t->id);
   pt_tree_foreach (t->tree, source_lost_member, args);
 }
 
@@ -279,6 +291,7 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
     t->source_gone = FALSE;
     conn_add_tree (c, t);
     g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
+    pt_dashboard_tree_changed (self, t->id);
     /* A rejoin under the same clientId comes from a client whose links may
      * still be up (its connection to the server dropped): nothing to
      * renegotiate. A create (a restarted source process) or a new clientId
@@ -379,6 +392,7 @@ send_placed (PtServer *self, TreeEntry *t, const char *peer)
   json_object_set_string_member (ev, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
   json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   pt_send_event_to (self, peer, ev);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 /* Attaches every claim whose parent is in the tree and confirms it, as
@@ -608,6 +622,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     conn_add_tree (c, t);
     record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
+    pt_dashboard_tree_changed (self, t->id);
     /* Reports waiting for this peer (its children) can be attached now. */
     pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
     return TRUE;
@@ -705,6 +720,8 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   pt_tree_set_bitrate_kbps (t->tree, bitrate);
   g_hash_table_insert (self->trees, t->id, t);
   conn_add_tree (c, t);
+  self->metrics.trees_created++;
+  pt_dashboard_tree_changed (self, t->id);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
@@ -758,6 +775,10 @@ handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Pt
   /* (a member that already has children keeps them, leaf or not) */
   apply_capacity (t, c, &cap);
   conn_add_tree (c, t);
+  if (member)
+    pt_metrics_count_move (self, PT_REASON_REJOINED);
+  else
+    self->metrics.joins++;
   *result = placement_result (t, c->client_id);
   return TRUE;
 }
@@ -787,6 +808,7 @@ handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
     return pt_fault_set (f, PT_ERR_IS_ROOT, "the source of tree \"%s\" has no upstream", t->id);
   announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
   pt_tree_reconnect (t->tree, c->client_id);
+  pt_metrics_count_move (c->server, PT_REASON_RECONNECTED);
   *result = placement_result (t, c->client_id);
   return TRUE;
 }
@@ -848,9 +870,37 @@ handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   JsonObject *ev = pt_event_new (PT_EV_SIGNAL, t->id);
   json_object_set_string_member (ev, PT_F_FROM, c->client_id);
   json_object_set_object_member (ev, PT_F_DATA, json_object_ref (data));
-  pt_conn_send (target, ev);
+  pt_conn_relay (target, ev);
   json_object_unref (ev);
   *result = NULL;
+  return TRUE;
+}
+
+/* report {treeId, childCount?, bitrateKbps?, lossPercent?, rttMs?,
+ * framesPerSecond?}: kept as the member's latest, for the dashboard. */
+static gboolean
+handle_report (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
+{
+  PtServer *self = c->server;
+  PtReport r = PT_REPORT_INIT;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !pt_report_read (msg, &r, f))
+    return FALSE;
+  if (!t->link_stats)
+    t->link_stats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  PtLinkStats *st = g_hash_table_lookup (t->link_stats, c->client_id);
+  gint64 now = pt_now ();
+  if (st && now - st->at < (gint64) PT_REPORT_MIN_INTERVAL_MS * 1000)
+    return pt_fault_set (f, PT_ERR_LIMIT, "one report a second per tree: %" G_GINT64_FORMAT
+        " ms since the last", (now - st->at) / 1000);
+  if (!st) {
+    st = g_new0 (PtLinkStats, 1);
+    g_hash_table_insert (t->link_stats, g_strdup (c->client_id), st);
+  }
+  st->report = r;
+  st->at = now;
+  self->metrics.reports++;
+  pt_dashboard_report (self, t->id, c->client_id);
   return TRUE;
 }
 
@@ -1017,6 +1067,7 @@ tree_entry_free (TreeEntry *t)
   g_free (t->ip);
   pt_tree_free (t->tree);
   g_clear_pointer (&t->reports, g_hash_table_unref);
+  g_clear_pointer (&t->link_stats, g_hash_table_unref);
   g_clear_pointer (&t->overload_at, g_hash_table_unref);
   g_free (t->id);
   g_free (t);
@@ -1042,5 +1093,6 @@ pt_tree_handlers_init (PtServer *self)
   pt_server_add_handler (self, PT_REQ_SIGNAL, handle_signal, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_CAPACITY, handle_capacity, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_REJOIN, handle_rejoin, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_REPORT, handle_report, PT_HANDLER_DEFAULT);
   pt_server_add_hooks (self, &hooks);
 }

@@ -148,6 +148,9 @@ set_sample (JsonObject *o, const PtFieldSpec *fs)
     case PT_FIELD_BOOL:
       json_object_set_boolean_member (o, fs->name, TRUE);
       break;
+    case PT_FIELD_NUMBER:
+      json_object_set_double_member (o, fs->name, 0.5);
+      break;
     case PT_FIELD_OBJECT:
       json_object_set_object_member (o, fs->name, json_object_new ());
       break;

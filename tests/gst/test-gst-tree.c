@@ -3,7 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "pt-gst-test-util.h"
-#include "pt-server-private.h"  /* the server's view of the tree */
+#include "pt-server-private.h"  /* the server's view of the tree, the reports it keeps */
 
 #define WIDTH 320
 #define HEIGHT 240
@@ -104,6 +104,19 @@ check_child_stats (GstElement *pipeline, const gchar *element)
   gst_object_unref (e);
 }
 
+/* Whether @member of @tree_id reported figures of a link that carries video
+ * (report-interval's default: every 2 s), with @children child links up. */
+static gboolean
+reported_flowing (PtServer *server, const gchar *tree_id, const gchar *member,
+    gint children)
+{
+  TreeEntry *t = g_hash_table_lookup (server->trees, tree_id);
+  PtLinkStats *st = t && t->link_stats ? g_hash_table_lookup (t->link_stats, member) : NULL;
+
+  return st && st->report.bitrate_kbps > 0 && st->report.frames_per_second > 0 &&
+      st->report.loss_percent >= 0 && st->report.child_count == children;
+}
+
 /* A source, 2 relays at depth 1 (k1=2) and 4 viewers at depth 2 (k=2).
  * Every viewer decodes frames of the source's size; the relays only forward
  * (their pipelines hold no decoder, and their own output stays encoded). The
@@ -189,6 +202,12 @@ GST_START_TEST (test_tree_two_levels)
   }
   /* the late joiners were served by keyframes made on request */
   fail_unless (g_atomic_int_get (&source_keyframes) > keyframes_before);
+
+  /* every member reports its parent link to the server (for its dashboard) */
+  for (guint i = 0; i < 2; i++)
+    WAIT_UNTIL_MS (reported_flowing (server, "tree", relays[i]->name, 2), PT_WAIT_MS);
+  for (guint i = 0; i < 4; i++)
+    WAIT_UNTIL_MS (reported_flowing (server, "tree", viewers[i]->name, 0), PT_WAIT_MS);
 
   /* the relays forwarded without decoding: their output is still VP8 and
    * their pipelines hold no decoder */
