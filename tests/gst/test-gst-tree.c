@@ -332,6 +332,85 @@ GST_END_TEST;
 
 /* Audio (raw → Opus in the sink) and H.264 video (openh264) reach a viewer
  * and are decoded there. Falls back to VP8 when no H.264 encoder exists. */
+/* The source measures its bitrate and declares it (report-interval): a
+ * viewer whose upload budget cannot carry one copy gets no child, the next
+ * newcomer goes under the next member with room (breadth-first). */
+static guint
+declared_bitrate (PtNode *source)
+{
+  GstElement *s = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  GstStructure *stats = NULL;
+  guint kbps = 0;
+
+  g_object_get (s, "stats", &stats, NULL);
+  gst_object_unref (s);
+  if (stats) {
+    gst_structure_get_uint (stats, "bitrate-kbps", &kbps);
+    gst_structure_free (stats);
+  }
+  return kbps;
+}
+
+GST_START_TEST (test_upload_budget)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
+      "video/x-raw,width=%d,height=%d,framerate=30/1 ! "
+      "vp8enc deadline=1 keyframe-max-dist=10000 target-bitrate=400000 ! "
+      "peertreesink name=s server=%s tree-id=tree k1=2 k=2 report-interval=1 "
+      "local-addresses=" PT_LOCAL, WIDTH, HEIGHT, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  PtNode *thin, *wide, *late;
+  g_autoptr (GstStructure) src_joined = NULL;
+
+  pt_node_play (source);
+  src_joined = wait_joined (source);
+  thin = pt_viewer_new ("thin", url, "tree", FALSE);
+  {
+    GstElement *src = gst_bin_get_by_name (GST_BIN (thin->pipeline), "src");
+
+    g_object_set (src, "max-upload-kbps", 50u, NULL);
+    gst_object_unref (src);
+  }
+  pt_node_play (thin);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (thin);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  wide = pt_viewer_new ("wide", url, "tree", FALSE);
+  pt_node_play (wide);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (wide);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  /* the source has measured its stream and told the server */
+  WAIT_UNTIL_MS (declared_bitrate (source) > 50, PT_WAIT_MS);
+  gst_print ("declared bitrate: %u kbit/s\n", declared_bitrate (source));
+  late = pt_viewer_new ("late", url, "tree", TRUE);
+  pt_node_play (late);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (late);
+
+    fail_unless_equals_int (get_depth (joined), 2);
+    fail_unless_equals_string (gst_structure_get_string (joined, "parent-id"), "wide");
+  }
+  WAIT_UNTIL_MS (g_atomic_int_get (&late->video_frames) > 0 || pt_node_has_error (late),
+      PT_WAIT_MS);
+  pt_node_assert_no_error (late);
+  fail_unless_equals_int (pt_node_count_messages (thin, "peertree-child-added"), 0);
+
+  pt_node_free (late);
+  pt_node_free (wide);
+  pt_node_free (thin);
+  pt_node_free (source);
+  pt_server_stop (server);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_audio_and_h264)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
@@ -424,6 +503,7 @@ peertree_tree_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_tree_two_levels);
   tcase_add_test (tc, test_max_children_zero_gets_no_child);
+  tcase_add_test (tc, test_upload_budget);
   tcase_add_test (tc, test_audio_and_h264);
   tcase_add_test (tc, test_sink_eos);
   return s;
