@@ -349,6 +349,9 @@ gboolean pt_rights_can_publish (PtConn *c, const char *tree_id);
  * allowed, else the HTTP status (401, 403). */
 guint pt_rights_check_admin_header (PtServer *self, const char *authorization);
 
+/* pt-web.c: GET /watch/TREE-ID and /peertree.js, on @soup */
+void pt_web_init (PtServer *self, SoupServer *soup);
+
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);
 void pt_http_stop (PtServer *self);
