@@ -4,7 +4,7 @@
 // when it cannot run (no chromium, no playwright-core).
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-//   node test-browser.mjs CASE     CASE: play | relay-killed | repair | messages
+//   node test-browser.mjs CASE     CASE: play | play-h264 | relay-killed | repair | messages
 //
 // Environment: PEERTREE_SERVER (the binary), PT_GST_PEER (tests/gst's peer
 // program), GST_PLUGIN_PATH (our plugin), CHROMIUM (default /usr/bin/chromium),
@@ -140,6 +140,19 @@ async function audioPackets (v) {
   });
 }
 
+// The codecs (mime types) of the current link's inbound-rtp streams.
+async function inboundCodecs (v) {
+  return v.page.evaluate(async () => {
+    const stats = await window.peertreeViewer.pc.getStats();
+    const out = [];
+    stats.forEach((s) => {
+      // mime types are case-insensitive (webrtcbin offers OPUS)
+      if (s.type === 'inbound-rtp' && s.codecId) out.push(stats.get(s.codecId)?.mimeType.toLowerCase());
+    });
+    return out.sort().join(',');
+  });
+}
+
 // The current link's video inbound-rtp: NACKs sent, packets received again.
 async function videoRepair (v) {
   return v.page.evaluate(async () => {
@@ -192,7 +205,7 @@ async function main () {
       await messagesCase(context);
       return;
     }
-    const codec = process.env.PT_BROWSER_CODEC ?? 'vp8';
+    const codec = testCase === 'play-h264' ? 'h264' : 'vp8';
     const src = gstSource(url, tree, 2, 2, codec);
     await waitFor('the tree', async () => (await members(tree)).length === 1);
     const relays = [gstRelay(url, tree, 'relay-1')];
@@ -214,6 +227,10 @@ async function main () {
       assert(s.w === 320 && s.h === 240, `${v.name} shows 320x240`);
       const a = await audioFlows(v);
       assert(a === 1, `${v.name} plays one audio track (${a})`);
+      const codecs = await inboundCodecs(v);
+      const want = codec === 'h264' ? 'video/h264' : 'video/vp8';
+      assert(codecs.includes(want) && codecs.includes('audio/opus'),
+        `${v.name} receives ${want} and Opus (${codecs})`);
     }
     if (testCase === 'repair') {
       // run-browser.sh drops some UDP packets: each browser asks its relay
