@@ -70,7 +70,9 @@ export class PeerTreeMessage {
  * CustomEvent whose detail is given):
  *   connected {clientId, k, k1, iceServers}   after every successful hello
  *   disconnected {code, reason}               the socket closed (reconnects if enabled)
- *   message PeerTreeMessage                    an emit or a room-emit to us
+ *   message PeerTreeMessage                    an emit or a room-emit to us (cancelable:
+ *                                              preventDefault() to answer an ack later)
+ *   error PeerTreeError                        an error reply to a noReply request
  *   tree (the server's event object)           upstream, downstream-added/-removed,
  *                                              tree-closed, source-lost, placed
  *   signal {treeId, from, data}                SDP or ICE from a neighbour
@@ -204,25 +206,19 @@ export class PeerTreeClient extends EventTarget {
     const id = this.nextId++;
     const msg = { type, id, ...fields };
     if (noReply) msg.noReply = true;
+    if (noReply) {
+      // no reply when it succeeds; an error reply still comes, and is
+      // reported as an 'error' event while we remember the id
+      const timer = setTimeout(() => this.pending.delete(id), timeout);
+      this.pending.set(id, { resolve: () => {}, reject: (e) => this.#fire('error', e), timer });
+      ws.send(JSON.stringify(msg));
+      return Promise.resolve({});
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new PeerTreeError('timeout', `${type}: no reply`));
       }, timeout);
-      if (noReply) {
-        this.pending.set(id, {
-          resolve: () => {},
-          reject: (e) => this.#fire('error', e),
-          timer,
-        });
-        setTimeout(() => {
-          const p = this.pending.get(id);
-          if (p) { clearTimeout(p.timer); this.pending.delete(id); }
-        }, timeout);
-        ws.send(JSON.stringify(msg));
-        resolve({});
-        return;
-      }
       this.pending.set(id, { resolve, reject, timer });
       ws.send(JSON.stringify(msg));
     });
@@ -244,10 +240,11 @@ export class PeerTreeClient extends EventTarget {
         const m = new PeerTreeMessage(this, ev);
         const list = this.handlers.get(ev.name) ?? [];
         for (const h of list) this.#answerWith(m, () => h(...m.args, m));
-        this.#fire('message', m);
-        if (m.needsReply && list.length === 0) {
+        // a listener that will answer later calls preventDefault()
+        const claimed = !this.dispatchEvent(new CustomEvent('message', { detail: m, cancelable: true }));
+        if (m.needsReply && list.length === 0 && !claimed) {
           // nobody will answer: fail the sender's emit now rather than on its timeout
-          queueMicrotask(() => { if (m.needsReply) m.fail(`no handler for ${ev.name}`); });
+          m.fail(`no handler for ${ev.name}`);
         }
         break;
       }
@@ -312,12 +309,15 @@ export class PeerTreeClient extends EventTarget {
   // ---- emit ----
   /**
    * Emits @event with @args to @to. With ack, resolves with the receiver's
-   * reply value; without, once the server queued it.
+   * reply value; without, once the server queued it; with noReply (no ack),
+   * at once (an error still comes, as an 'error' event).
    */
-  async emit (to, event, args = [], { ack = false, timeout } = {}) {
+  async emit (to, event, args = [], { ack = false, timeout, noReply = false } = {}) {
     const f = { to, event, args };
     if (ack) { f.ack = true; if (timeout) f.timeout = timeout; }
-    const r = await this.request('emit', f, ack && timeout ? { timeout: timeout + 5000 } : {});
+    const opts = { noReply: noReply && !ack };
+    if (ack && timeout) opts.timeout = timeout + 5000;
+    const r = await this.request('emit', f, opts);
     return ack ? r.value : undefined;
   }
 
@@ -553,8 +553,8 @@ export class PeerTreeViewer extends EventTarget {
     const parent = this.parent;
     this.pc = pc;
     this.links++;
+    // the <video> keeps the old stream until the new link's first track
     this.stream = new MediaStream();
-    if (this.video) this.video.srcObject = this.stream;
     pc.onicecandidate = (e) => {
       // null (or an empty candidate): end of candidates, nothing to relay
       if (!e.candidate || !e.candidate.candidate) return;
@@ -563,7 +563,7 @@ export class PeerTreeViewer extends EventTarget {
     };
     pc.ontrack = (e) => {
       this.stream.addTrack(e.track);
-      if (this.video) {
+      if (this.video && this.video.srcObject !== this.stream) {
         this.video.srcObject = this.stream;
         this.video.play().catch(() => {});
       }

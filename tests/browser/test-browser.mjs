@@ -300,6 +300,23 @@ async function messagesCase (context) {
   assert(v === 'hi, from alice', `emit with ack answered (${v})`);
   const err = await a.evaluate(() => window.c.emit('nobody', 'ping').catch((e) => e.code));
   assert(err === 'client-not-found', `an emit to nobody fails (${err})`);
+  // an ack nobody handles fails at once; a 'message' listener may answer later
+  const unhandled = await a.evaluate(() =>
+    window.c.emit('bob', 'nothing', [], { ack: true }).catch((e) => e.code));
+  assert(unhandled === 'remote-error', `an unhandled ack is refused (${unhandled})`);
+  await b.evaluate(() => window.c.addEventListener('message', (e) => {
+    if (e.detail.name !== 'later') return;
+    e.preventDefault();
+    setTimeout(() => e.detail.reply('done later'), 200);
+  }));
+  const later = await a.evaluate(() => window.c.emit('bob', 'later', [], { ack: true }));
+  assert(later === 'done later', `a late reply (${later})`);
+  // noReply: resolves at once, a failure comes as an 'error' event
+  const noReplyErr = await a.evaluate(() => new Promise((resolve) => {
+    window.c.addEventListener('error', (e) => resolve(e.detail.code), { once: true });
+    window.c.emit('nobody', 'ping', [], { noReply: true });
+  }));
+  assert(noReplyErr === 'client-not-found', `a noReply emit's error (${noReplyErr})`);
   // rooms
   await b.evaluate(async () => {
     window.roomGot = [];
