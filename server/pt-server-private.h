@@ -13,6 +13,7 @@
  *   pt-services.c      services and topics, the built-in service "peertree"
  *   pt-messaging.c     acks and the reply request, emit, add-target, rooms, streams
  *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
+ *   pt-web.c           HTTP: GET /watch/TREE-ID, GET /peertree.js (a GResource)
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-rights.c        what a token allows: the check of every request type
  *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
@@ -349,12 +350,12 @@ gboolean pt_rights_can_publish (PtConn *c, const char *tree_id);
  * allowed, else the HTTP status (401, 403). */
 guint pt_rights_check_admin_header (PtServer *self, const char *authorization);
 
-/* pt-web.c: GET /watch/TREE-ID and /peertree.js, on @soup */
-void pt_web_init (PtServer *self, SoupServer *soup);
-
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);
 void pt_http_stop (PtServer *self);
 void pt_http_sweep (PtServer *self, gint64 now);
 /* Sockets open: HTTP connections and WebSocket clients. */
 guint pt_http_n_sockets (PtServer *self);
+
+/* pt-web.c: GET /watch/TREE-ID and /peertree.js, on @soup */
+void pt_web_init (PtServer *self, SoupServer *soup);
