@@ -76,6 +76,7 @@ export class PeerTreeMessage {
  *   tree (the server's event object)           upstream, downstream-added/-removed,
  *                                              tree-closed, source-lost, placed
  *   signal {treeId, from, data}                SDP or ICE from a neighbour
+ *   rejoined {treeId, parent, depth}           back in a tree after a reconnection
  *   topic {service, topic, args}, topic-destroyed {service, topic}
  *   target-disconnected {clientId}
  *   event (the raw event object)               every event, before the above
@@ -151,6 +152,8 @@ export class PeerTreeClient extends EventTarget {
           p.reject(new PeerTreeError('closed', 'connection closed'));
         }
         this.pending.clear();
+        // the server withdrew our services with the connection
+        for (const [, s] of this.services) s.registered = false;
         if (!helloDone) reject(new PeerTreeError('closed', `connection closed (${e.code})`));
         this.#fire('disconnected', { code: e.code, reason: e.reason });
         if (this.reconnect && !this.closed && helloDone) this.#scheduleReconnect();
@@ -174,14 +177,29 @@ export class PeerTreeClient extends EventTarget {
     }, delay);
   }
 
-  // After a reconnection the server may have restarted: tell it our trees
-  // (protocol.md, rejoin), and provide our services again.
+  // After a reconnection (the server may have restarted): back into our
+  // trees, and provide our services again (rooms and subscriptions ended
+  // with the connection: the application joins them again on 'connected').
+  // A member that takes children reports its place (rejoin); a leaf joins
+  // again, since rejoin has no leaf flag, retrying while its tree is not
+  // back (a restarted server waits source-grace seconds for the source).
   #afterReconnect () {
     for (const [treeId, t] of this.trees) {
-      if (!t.parent) continue;
-      this.request('rejoin', { treeId, parent: t.parent, children: [] }).then((r) => {
-        if (r.parent) this.#setParent(treeId, r.parent, r.depth);
-      }, () => {});
+      if (!t.leaf && t.parent) {
+        this.request('rejoin', { treeId, parent: t.parent, children: [] }).then((r) => {
+          if (r.parent) this.#rejoined(treeId, r);
+        }, () => {});
+        continue;
+      }
+      const attempt = (left) => {
+        if (!this.connected || !this.trees.has(treeId)) return;
+        this.request('join', { treeId, leaf: true }).then((r) => this.#rejoined(treeId, r),
+          (e) => {
+            if (e.code === 'tree-not-found' && left > 0) setTimeout(() => attempt(left - 1), 1000);
+            else this.#fire('tree', { event: 'tree-closed', treeId, reason: e.code });
+          });
+      };
+      attempt(15);
     }
     for (const [service, s] of this.services) {
       if (!s.registered) {
@@ -295,6 +313,11 @@ export class PeerTreeClient extends EventTarget {
     try { v = fn(); } catch (e) { m.fail(e?.message ?? String(e)); return; }
     Promise.resolve(v).then((value) => { if (m.needsReply) m.reply(value ?? null); },
       (e) => { if (m.needsReply) m.fail(e?.message ?? String(e)); });
+  }
+
+  #rejoined (treeId, r) {
+    this.#setParent(treeId, r.parent, r.depth);
+    this.#fire('rejoined', { treeId, parent: r.parent, depth: r.depth });
   }
 
   #setParent (treeId, parent, depth) {
@@ -482,12 +505,23 @@ export class PeerTreeViewer extends EventTarget {
     this.onSignal = (e) => this.#onSignal(e.detail);
     this.onTree = (e) => this.#onTree(e.detail);
     this.onConnected = () => { if (this.lost) this.#requestNewParent(); };
+    // back after a reconnection: the (new) parent offers a new link
+    this.onRejoined = (e) => {
+      if (e.detail.treeId !== this.treeId || this.stopped) return;
+      this.depth = e.detail.depth;
+      // under another parent: a new link; under the same one, either the
+      // link lives on (a rejoin it confirmed) or its offer of a new session
+      // makes a new one
+      this.#setParent(e.detail.parent, false);
+      this.#fire('parent', { parent: e.detail.parent, depth: e.detail.depth, reason: 'rejoined' });
+    };
   }
 
   async start () {
     this.client.addEventListener('signal', this.onSignal);
     this.client.addEventListener('tree', this.onTree);
     this.client.addEventListener('connected', this.onConnected);
+    this.client.addEventListener('rejoined', this.onRejoined);
     if (!this.client.connected) await this.client.connect();
     const r = await this.client.join(this.treeId, { leaf: this.leaf });
     this.depth = r.depth;
@@ -502,6 +536,7 @@ export class PeerTreeViewer extends EventTarget {
     this.client.removeEventListener('signal', this.onSignal);
     this.client.removeEventListener('tree', this.onTree);
     this.client.removeEventListener('connected', this.onConnected);
+    this.client.removeEventListener('rejoined', this.onRejoined);
     try { await this.client.leave(this.treeId); } catch { /* gone already */ }
   }
 

@@ -232,6 +232,25 @@ async function main () {
       assert(codecs.includes(want) && codecs.includes('audio/opus'),
         `${v.name} receives ${want} and Opus (${codecs})`);
     }
+    if (testCase === 'play') {
+      // the server connection of a page drops: it says hello again with its
+      // clientId and secret, joins again as a leaf, and plays again
+      const v = viewers[0];
+      const before = await v.page.evaluate(() => ({
+        frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames,
+        links: window.peertreeViewer.links,
+      }));
+      await v.page.evaluate(() => window.peertreeViewer.client.ws.close());
+      await waitFor(`${v.name} to be back`, async () => {
+        const back = await v.page.evaluate(() => window.peertreeViewer.client.connected);
+        return back && (await parentOf(tree, v.id)) !== null;
+      });
+      await waitFor(`${v.name}'s new link`, () => v.page.evaluate(
+        (n) => window.peertreeViewer.links > n, before.links));
+      const s = await playing(v, before.frames);
+      console.log(`${v.name} after a reconnection, under ${await parentOf(tree, v.id)}: ` +
+        `${s.frames} frames`);
+    }
     if (testCase === 'repair') {
       // run-browser.sh drops some UDP packets: each browser asks its relay
       // again (NACK) and gets the packets back (RTX), and keeps playing
@@ -350,6 +369,14 @@ async function messagesCase (context) {
   const n = await b.evaluate(() => window.c.topicPublish('math', 'news', [7]));
   assert(n === 1, `topic-publish delivered (${n})`);
   await waitFor('alice to get the topic', () => a.evaluate(() => window.topicGot.length === 1));
+  // bob's connection drops: he comes back under his clientId and provides
+  // his service again
+  await b.evaluate(() => window.c.ws.close());
+  await waitFor('bob to be back', () => b.evaluate(() => window.c.connected));
+  const again = await waitFor('math to be provided again', () => a.evaluate(
+    () => window.c.call('math', 'add', [1, 2]).catch(() => null)));
+  assert(again === 3, `the service after a reconnection (${again})`);
+  assert(await b.evaluate(() => window.c.clientId) === 'bob', 'bob kept his clientId');
   const trees = await a.evaluate(() => window.c.call('peertree', 'list-trees'));
   assert(Array.isArray(trees), 'the service peertree answers');
   console.log('messages: emit with ack, rooms, services and topics work');
