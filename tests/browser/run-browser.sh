@@ -4,7 +4,8 @@
 # Installs what is missing through scripts/deps --browser first; exits 77
 # (skipped) with the reason when Chromium, Node.js, playwright-core or a
 # network namespace cannot be had.
-#   run-browser.sh CASE [LOSS]   LOSS: percent of UDP packets dropped (nft), 0 by default
+#   run-browser.sh CASE [LOSS]   LOSS: percent of UDP packets dropped (nft) once the
+#                                pages play, 0 by default
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 case_name=${1:?case}
@@ -34,13 +35,7 @@ fi
 
 cd "$here"
 # shellcheck disable=SC2016
-exec "${ns[@]}" bash -c '
-  set -e
-  ip link set lo up
-  if [ "$1" != 0 ]; then
-    # UDP only: media and ICE lose packets, the signalling (TCP) does not
-    nft add table inet ptloss
-    nft add chain inet ptloss out "{ type filter hook output priority 0; }"
-    nft add rule inet ptloss out meta l4proto udp numgen random mod 100 "<" "$1" drop
-  fi
-  exec node test-browser.mjs "$2"' bash "$loss" "$case_name"
+# test-browser.mjs drops the packets itself (nft), once every page plays:
+# loss during ICE and DTLS is not what the case is about
+export PT_BROWSER_LOSS=$loss
+exec "${ns[@]}" bash -c 'ip link set lo up && exec node test-browser.mjs "$1"' bash "$case_name"

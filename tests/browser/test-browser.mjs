@@ -9,12 +9,13 @@
 // Environment: PEERTREE_SERVER (the binary), PT_GST_PEER (tests/gst's peer
 // program), GST_PLUGIN_PATH (our plugin), CHROMIUM (default /usr/bin/chromium),
 // PT_BROWSER_KEEP_LOGS=1 (print every process's log at the end).
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SKIP = 77;
-const WAIT_MS = 30000;       // bound of every wait
+// bound of every wait; under loss a keyframe or a repair may take a few rounds
+const WAIT_MS = process.argv[2] === 'repair' ? 60000 : 30000;
 const POLL_MS = 200;
 
 const server = process.env.PEERTREE_SERVER;
@@ -252,8 +253,15 @@ async function main () {
         `${s.frames} frames`);
     }
     if (testCase === 'repair') {
-      // run-browser.sh drops some UDP packets: each browser asks its relay
-      // again (NACK) and gets the packets back (RTX), and keeps playing
+      // from now on some UDP packets are lost (media and RTCP; the signalling
+      // is TCP): each browser asks its relay again (NACK), gets the packets
+      // back (RTX), and keeps playing
+      const loss = Number(process.env.PT_BROWSER_LOSS ?? 3);
+      for (const args of [['add', 'table', 'inet', 'ptloss'],
+        ['add', 'chain', 'inet', 'ptloss', 'out', '{ type filter hook output priority 0; }'],
+        ['add', 'rule', 'inet', 'ptloss', 'out', 'meta', 'l4proto', 'udp', 'numgen', 'random',
+          'mod', '100', '<', String(loss), 'drop']]) execFileSync('nft', args);
+      console.log(`dropping ${loss}% of the UDP packets`);
       for (const v of viewers) {
         const r = await waitFor(`${v.name}'s repairs`, async () => {
           const s = await videoRepair(v);
