@@ -527,7 +527,11 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
             g_strrstr (attr->value, " ulpfec/"))
           fec = TRUE;
       }
-      if (gst_sdp_media_get_port (media) == 0)
+      /* port 0 rejects an m-line, but for one marked bundle-only (every
+       * m-line after the first of a max-bundle offer, webrtcbin's and
+       * browsers'): it flows on the first one's transport */
+      if (gst_sdp_media_get_port (media) == 0
+          && gst_sdp_media_get_attribute_val (media, "bundle-only") == NULL)
         continue;
       if (gst_sdp_media_get_attribute_val (media, "recvonly")
           || gst_sdp_media_get_attribute_val (media, "inactive"))

@@ -678,7 +678,8 @@ socket_cap (PtServer *self)
   return rl.rlim_cur > reserve ? (guint) MIN (rl.rlim_cur - reserve, G_MAXUINT) : 1;
 }
 
-/* Serves /status and WebSocket upgrades on @addr. */
+/* Serves /status, the browser viewer (pt-web.c) and WebSocket upgrades on
+ * @addr. */
 gboolean
 pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
 {
@@ -701,6 +702,7 @@ pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
   soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", on_metrics, self, NULL);
   soup_server_add_handler (self->soup, "/dashboard", on_dashboard, self, NULL);
+  pt_web_init (self, self->soup);
   soup_server_add_handler (self->soup, NULL, on_http, self, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   accept_watch (self);

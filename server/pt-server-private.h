@@ -16,6 +16,7 @@
  *                      /dashboard/events (server-sent events of the trees)
  *   pt-http.c          HTTP: GET /status, /metrics, static resources, the
  *                      WebSocket upgrade that makes a PtConn
+ *   pt-web.c           HTTP: GET /watch/TREE-ID, GET /peertree.js (a GResource)
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-rights.c        what a token allows: the check of every request type
  *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
@@ -464,3 +465,6 @@ gboolean pt_http_check_origin (PtServer *self, SoupServerMessage *msg);
  * address, counted as an open socket of it (pt_limits_socket_closed when done). */
 int pt_http_take_connection (PtServer *self, SoupServerMessage *msg, GTlsConnection **tls,
     char **ip);
+
+/* pt-web.c: GET /watch/TREE-ID and /peertree.js, on @soup */
+void pt_web_init (PtServer *self, SoupServer *soup);
