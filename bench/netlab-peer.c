@@ -18,6 +18,9 @@
  *
  * Lines on stdout (line-buffered), for the script that drives it:
  *   joined depth=D        (and again, "depth=D", after a re-parenting)
+ *   overloaded max-children=N moved=ID
+ *                         a relay reported its uplink overloaded (peertreesrc
+ *                         shed-overload) and the server moved child ID away
  *   first-frame ms=T      the first frame sent (source) or decoded (viewer), T ms
  *                         after the pipeline was set to PLAYING (the join time)
  *   ice local=T remote=T  (viewer) the candidate types of the upstream link's
@@ -30,6 +33,12 @@
  *   frames=N keyframes=K depth=D
  *                         after SIGUSR2: frames counted since SIGUSR1, and of
  *                         those the keyframes (meaningful at the source)
+ *   ice-restarts=N        after SIGUSR2: ICE restarts on this peer's links
+ *                         (a viewer: the upstream link's; the source: its
+ *                         children's), counted since the start
+ *   upstream-lost reason=R
+ *                         (viewer) the element gave its parent up (peertree-
+ *                         upstream-lost) and asks the server for another
  * SIGTERM/SIGINT stop the pipeline and exit 0; an error on the bus exits 1;
  * so does reaching --max-seconds (default 600: every run is bounded).
  * --repair sets the elements' "repair" property when they have one (the
@@ -137,12 +146,40 @@ print_nacks (void)
   gst_structure_free (st);
 }
 
+/* the upstream link's ICE restarts (viewer), or its children's (source) */
+static void
+print_ice_restarts (void)
+{
+  GstStructure *st = NULL;
+  const GValue *children;
+  guint n = 0, c;
+
+  if (P.peer == NULL)
+    return;
+  g_object_get (P.peer, "stats", &st, NULL);
+  if (st == NULL)
+    return;
+  gst_structure_get_uint (st, "upstream-ice-restarts", &n);
+  children = gst_structure_get_value (st, "children");
+  for (guint i = 0; children && GST_VALUE_HOLDS_LIST (children) &&
+      i < gst_value_list_get_size (children); i++) {
+    const GValue *v = gst_value_list_get_value (children, i);
+
+    if (GST_VALUE_HOLDS_STRUCTURE (v) &&
+        gst_structure_get_uint (gst_value_get_structure (v), "ice-restarts", &c))
+      n += c;
+  }
+  printf ("ice-restarts=%u\n", n);
+  gst_structure_free (st);
+}
+
 static gboolean
 on_usr2 (gpointer data)
 {
   (void) data;
   g_atomic_int_set (&P.counting, 0);
   print_nacks ();
+  print_ice_restarts ();
   printf ("frames=%d keyframes=%d depth=%u\n", g_atomic_int_get (&P.frames),
       g_atomic_int_get (&P.keyframes), P.depth);
   return G_SOURCE_CONTINUE;
@@ -234,6 +271,17 @@ on_bus (GstBus *bus, GstMessage *msg, gpointer data)
       P.depth = depth;
       printf ("%sdepth=%u\n", g_str_equal (name, "peertree-tree-joined") ? "joined " : "",
           depth);
+    } else if (g_str_equal (name, "peertree-overloaded")) {
+      guint max_children = 0;
+
+      gst_structure_get_uint (s, "max-children", &max_children);
+      printf ("overloaded max-children=%u moved=%s\n", max_children,
+          gst_structure_get_string (s, "moved-child") ?
+          gst_structure_get_string (s, "moved-child") : "-");
+    } else if (g_str_equal (name, "peertree-upstream-lost")) {
+      const gchar *reason = gst_structure_get_string (s, "reason");
+
+      printf ("upstream-lost reason=%s\n", reason ? reason : "?");
     }
   }
   return G_SOURCE_CONTINUE;

@@ -254,6 +254,33 @@ pt_get_bool (JsonObject *obj, const char *name, gboolean required, gboolean *out
 }
 
 gboolean
+pt_get_number (JsonObject *obj, const char *name, gboolean required, double min, double max,
+    double *out, PtFault *f)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+  double v;
+
+  *out = -1;
+  if (!node || JSON_NODE_HOLDS_NULL (node)) {
+    if (required)
+      return pt_fault_set (f, PT_ERR_BAD_REQUEST, "missing field \"%s\"", name);
+    return TRUE;
+  }
+  if (holds_value (node, G_TYPE_INT64))
+    v = (double) json_node_get_int (node);
+  else if (holds_value (node, G_TYPE_DOUBLE))
+    v = json_node_get_double (node);
+  else
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be a number", name);
+  /* (NaN fails both comparisons: refused) */
+  if (!(v >= min && v <= max))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "field \"%s\" must be between %g and %g", name,
+        min, max);
+  *out = v;
+  return TRUE;
+}
+
+gboolean
 pt_get_object (JsonObject *obj, const char *name, gboolean required, JsonObject **out,
     PtFault *f)
 {
@@ -275,6 +302,44 @@ pt_get_array (JsonObject *obj, const char *name, gboolean required, JsonArray **
     return FALSE;
   *out = node ? json_node_get_array (node) : NULL;
   return TRUE;
+}
+
+/* an optional integer: -1 when absent */
+static gboolean
+report_uint (JsonObject *msg, const char *name, gint64 max, gint64 *out, PtFault *f)
+{
+  JsonNode *node = json_object_get_member (msg, name);
+
+  *out = -1;
+  if (!node || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  return pt_get_uint (msg, name, TRUE, max, out, f);
+}
+
+gboolean
+pt_report_read (JsonObject *msg, PtReport *out, PtFault *f)
+{
+  return report_uint (msg, PT_F_CHILD_COUNT, PT_MAX_REPORTED_CHILDREN, &out->child_count, f) &&
+      report_uint (msg, PT_F_BITRATE_KBPS, PT_REPORT_MAX_KBPS, &out->bitrate_kbps, f) &&
+      pt_get_number (msg, PT_F_LOSS_PERCENT, FALSE, 0, 100, &out->loss_percent, f) &&
+      report_uint (msg, PT_F_RTT_MS, PT_REPORT_MAX_RTT_MS, &out->rtt_ms, f) &&
+      pt_get_number (msg, PT_F_FRAMES_PER_SECOND, FALSE, 0, PT_REPORT_MAX_FPS,
+          &out->frames_per_second, f);
+}
+
+void
+pt_report_write (const PtReport *r, JsonObject *obj)
+{
+  if (r->child_count >= 0)
+    json_object_set_int_member (obj, PT_F_CHILD_COUNT, r->child_count);
+  if (r->bitrate_kbps >= 0)
+    json_object_set_int_member (obj, PT_F_BITRATE_KBPS, r->bitrate_kbps);
+  if (r->loss_percent >= 0)
+    json_object_set_double_member (obj, PT_F_LOSS_PERCENT, r->loss_percent);
+  if (r->rtt_ms >= 0)
+    json_object_set_int_member (obj, PT_F_RTT_MS, r->rtt_ms);
+  if (r->frames_per_second >= 0)
+    json_object_set_double_member (obj, PT_F_FRAMES_PER_SECOND, r->frames_per_second);
 }
 
 const char *
@@ -332,16 +397,23 @@ static const PtMessageSpec specs[] = {
   REQ (PT_REQ_HELLO, R (PT_F_VERSION, UINT), O (PT_F_CLIENT_ID, ID), O (PT_F_SECRET, STRING),
       O (PT_F_TOKEN, STRING)),
   REQ (PT_REQ_CREATE, O (PT_F_TREE_ID, ID), O (PT_F_K, UINT), O (PT_F_K1, UINT),
-      O (PT_F_SECRET, STRING)),
+      O (PT_F_SECRET, STRING), O (PT_F_BITRATE_KBPS, UINT)),
   EV (PT_EV_SOURCE_LOST, R (PT_F_TREE_ID, ID), R (PT_F_GRACE, UINT)),
   /* parent: required unless source is true (the handler checks) */
   REQ (PT_REQ_REJOIN, R (PT_F_TREE_ID, ID), O (PT_F_PARENT, ID), O (PT_F_SOURCE, BOOL),
-      O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING), O (PT_F_CHILDREN, ARRAY)),
+      O (PT_F_K, UINT), O (PT_F_K1, UINT), O (PT_F_SECRET, STRING), O (PT_F_CHILDREN, ARRAY),
+      O (PT_F_MAX_CHILDREN, UINT), O (PT_F_MAX_UPLOAD_KBPS, UINT), O (PT_F_BITRATE_KBPS, UINT)),
   EV (PT_EV_PLACED, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT)),
-  REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID), O (PT_F_LEAF, BOOL)),
+  REQ (PT_REQ_JOIN, R (PT_F_TREE_ID, ID), O (PT_F_LEAF, BOOL), O (PT_F_MAX_CHILDREN, UINT),
+      O (PT_F_MAX_UPLOAD_KBPS, UINT)),
   REQ (PT_REQ_RECONNECT_UPSTREAM, R (PT_F_TREE_ID, ID)),
   REQ (PT_REQ_LEAVE, R (PT_F_TREE_ID, ID)),
   REQ (PT_REQ_SIGNAL, R (PT_F_TREE_ID, ID), R (PT_F_TO, ID), R (PT_F_DATA, OBJECT)),
+  /* ranges: the handler checks (pt_report_read) */
+  REQ (PT_REQ_REPORT, R (PT_F_TREE_ID, ID), O (PT_F_CHILD_COUNT, UINT), O (PT_F_BITRATE_KBPS, UINT),
+      O (PT_F_LOSS_PERCENT, NUMBER), O (PT_F_RTT_MS, UINT), O (PT_F_FRAMES_PER_SECOND, NUMBER)),
+  REQ (PT_REQ_CAPACITY, R (PT_F_TREE_ID, ID), O (PT_F_MAX_CHILDREN, UINT),
+      O (PT_F_MAX_UPLOAD_KBPS, UINT), O (PT_F_BITRATE_KBPS, UINT), O (PT_F_OVERLOADED, BOOL)),
   EV (PT_EV_SIGNAL, R (PT_F_TREE_ID, ID), R (PT_F_FROM, ID), R (PT_F_DATA, OBJECT)),
   EV (PT_EV_UPSTREAM, R (PT_F_TREE_ID, ID), R (PT_F_PARENT, ID), R (PT_F_DEPTH, UINT),
       R (PT_F_REASON, STRING)),
@@ -414,6 +486,7 @@ check_field (JsonObject *msg, const PtFieldSpec *fs, PtFault *f)
   const char *s;
   gint64 i;
   gboolean b;
+  double d;
   JsonObject *o;
   JsonArray *a;
 
@@ -428,6 +501,8 @@ check_field (JsonObject *msg, const PtFieldSpec *fs, PtFault *f)
       return pt_get_uint (msg, fs->name, fs->required, PT_MAX_REQUEST_ID, &i, f);
     case PT_FIELD_BOOL:
       return pt_get_bool (msg, fs->name, fs->required, &b, f);
+    case PT_FIELD_NUMBER:
+      return pt_get_number (msg, fs->name, fs->required, -G_MAXDOUBLE, G_MAXDOUBLE, &d, f);
     case PT_FIELD_OBJECT:
       return pt_get_object (msg, fs->name, fs->required, &o, f);
     case PT_FIELD_ARRAY:

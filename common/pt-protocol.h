@@ -140,12 +140,25 @@ const char *const *pt_error_codes (void);
 #define PT_REQ_RECONNECT_UPSTREAM "reconnect-upstream"
 #define PT_REQ_LEAVE "leave"
 #define PT_REQ_SIGNAL "signal"
+#define PT_REQ_CAPACITY "capacity"
 
 #define PT_F_VERSION "version"
 #define PT_F_CLIENT_ID "clientId"
 #define PT_F_SECRET "secret"
 #define PT_F_TOKEN "token"              /* hello: a JWT, when the server has an auth key */
 #define PT_F_LEAF "leaf"                /* join: take no children */
+/* Capacity-aware placement (join, rejoin, capacity): what a member declares
+ * it can relay, and (create, rejoin as source, capacity from the source)
+ * the stream's bitrate, which turns upload budgets into child counts. */
+#define PT_F_MAX_CHILDREN "maxChildren"         /* 0: a leaf; absent: k applies */
+#define PT_F_MAX_UPLOAD_KBPS "maxUploadKbps"    /* 0 or absent: unknown */
+#define PT_F_BITRATE_KBPS "bitrateKbps"         /* 0 or absent: unknown */
+#define PT_F_OVERLOADED "overloaded"            /* capacity: shed my newest child */
+#define PT_F_MOVED "moved"                      /* capacity reply: the child shed */
+#define PT_MAX_DECLARED_CHILDREN 1000
+#define PT_MAX_UPLOAD_KBPS 100000000            /* 100 Gbit/s */
+#define PT_MAX_BITRATE_KBPS 10000000            /* 10 Gbit/s */
+#define PT_OVERLOAD_INTERVAL 5                  /* s: one overload report per member and tree */
 #define PT_F_K "k"
 #define PT_F_K1 "k1"
 #define PT_F_MAX_MESSAGE_SIZE "maxMessageSize"
@@ -175,6 +188,32 @@ const char *const *pt_error_codes (void);
 #define PT_F_MLINE "mline"
 #define PT_F_CANDIDATE "candidate"
 
+/* report: a member's figures of its link from its parent, and its children,
+ * for GET /dashboard and /metrics; at most one per tree every
+ * PT_REPORT_MIN_INTERVAL_MS (else limit). Every figure is optional (a source
+ * has no parent link; a new link has no RTT yet). */
+#define PT_REQ_REPORT "report"
+#define PT_F_CHILD_COUNT "childCount"           /* links to children up, 0..PT_MAX_REPORTED_CHILDREN */
+/* and PT_F_BITRATE_KBPS: received from the parent, 0..PT_REPORT_MAX_KBPS */
+#define PT_F_LOSS_PERCENT "lossPercent"         /* packets lost on that link, 0..100 */
+#define PT_F_RTT_MS "rttMs"                     /* round trip to the parent, 0..PT_REPORT_MAX_RTT_MS */
+#define PT_F_FRAMES_PER_SECOND "framesPerSecond" /* video frames out, 0..PT_REPORT_MAX_FPS */
+#define PT_REPORT_MIN_INTERVAL_MS 1000
+#define PT_REPORT_MAX_KBPS 10000000             /* 10 Gbit/s */
+#define PT_REPORT_MAX_RTT_MS 60000
+#define PT_REPORT_MAX_FPS 1000
+
+/* A report's figures; -1 where absent. */
+typedef struct {
+  gint64 child_count;
+  gint64 bitrate_kbps;
+  double loss_percent;
+  gint64 rtt_ms;
+  double frames_per_second;
+} PtReport;
+
+#define PT_REPORT_INIT { -1, -1, -1, -1, -1 }
+
 /* ---- events: trees ------------------------------------------------------ */
 
 #define PT_EV_SOURCE_LOST "source-lost"
@@ -194,6 +233,8 @@ const char *const *pt_error_codes (void);
 #define PT_REASON_PARENT_LEFT "parent-left"
 #define PT_REASON_SOURCE_RETURNED "source-returned"
 #define PT_REASON_REBUILT "rebuilt"
+/* upstream and downstream-removed: moved away from an overloaded parent */
+#define PT_REASON_SHED "shed"
 /* downstream-removed */
 #define PT_REASON_LEFT "left"
 #define PT_REASON_DISCONNECTED "disconnected"
@@ -317,10 +358,18 @@ gboolean pt_get_uint (JsonObject *obj, const char *name, gboolean required, gint
     gint64 *out, PtFault *f);
 gboolean pt_get_bool (JsonObject *obj, const char *name, gboolean required, gboolean *out,
     PtFault *f);
+/* A JSON number (integer or not) between @min and @max; absent: *@out = -1. */
+gboolean pt_get_number (JsonObject *obj, const char *name, gboolean required, double min,
+    double max, double *out, PtFault *f);
 gboolean pt_get_object (JsonObject *obj, const char *name, gboolean required, JsonObject **out,
     PtFault *f);
 gboolean pt_get_array (JsonObject *obj, const char *name, gboolean required, JsonArray **out,
     PtFault *f);
+
+/* A report request's figures, each checked for type and range (bad-request). */
+gboolean pt_report_read (JsonObject *msg, PtReport *out, PtFault *f);
+/* Sets the figures of @r that are not -1 on @obj. */
+void pt_report_write (const PtReport *r, JsonObject *obj);
 
 /* Lenient readers for what a client receives: the value, or the default
  * when absent or of another type. */
@@ -345,6 +394,7 @@ typedef enum {
   PT_FIELD_NAME,
   PT_FIELD_UINT,
   PT_FIELD_BOOL,
+  PT_FIELD_NUMBER,              /* integer or not, finite */
   PT_FIELD_OBJECT,
   PT_FIELD_ARRAY,
   PT_FIELD_ANY,

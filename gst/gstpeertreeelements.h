@@ -59,6 +59,10 @@ GST_ELEMENT_REGISTER_DECLARE (peertreesrc);
 #define PT_MESSAGE_UPSTREAM_LOST "peertree-upstream-lost"
 /* tree-id, grace (s): the source is away; the tree waits that long for it */
 #define PT_MESSAGE_SOURCE_LOST "peertree-source-lost"
+/* tree-id, max-children (what the server lets it have now), moved-child (if
+ * one was moved): this relay's children kept losing packets while its parent
+ * link was clean, it told the server it was overloaded */
+#define PT_MESSAGE_OVERLOADED "peertree-overloaded"
 /* server: the signalling connection dropped / is back (links are kept) */
 #define PT_MESSAGE_SERVER_DISCONNECTED "peertree-server-disconnected"
 #define PT_MESSAGE_SERVER_RECONNECTED "peertree-server-reconnected"

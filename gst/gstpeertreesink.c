@@ -94,6 +94,12 @@ struct _GstPeerTreeSink {
 
   const gchar *missing_element; /* found in _init, reported at NULL→READY */
 
+  /* the stream's bitrate, measured and declared to the server (the loop
+   * thread; rtp_bytes: atomic, the streaming threads add) */
+  gint rtp_bytes;
+  gint64 rate_since_us;
+  guint declared_kbps;
+
   /* streams_lock: shared with streaming threads */
   GMutex streams_lock;
   GPtrArray *streams;           /* PtSinkStream, in request order */
@@ -329,6 +335,22 @@ streams_ready_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* the RTP each stream sends (what one child link costs), for the bitrate */
+static GstPadProbeReturn
+count_rtp_bytes (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  GstPeerTreeSink *self = user_data;
+  gsize n = 0;
+
+  (void) pad;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER)
+    n = gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info));
+  else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    n = gst_buffer_list_calculate_size (GST_PAD_PROBE_INFO_BUFFER_LIST (info));
+  g_atomic_int_add (&self->rtp_bytes, (gint) MIN (n, (gsize) G_MAXINT));
+  return GST_PAD_PROBE_OK;
+}
+
 /* The tee has RTP caps (with ssrc): children can be offered this stream. */
 static GstPadProbeReturn
 on_tee_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
@@ -411,6 +433,8 @@ on_sink_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   if (target) {
     teesink = gst_element_get_static_pad (st->tee, "sink");
     gst_pad_add_probe (teesink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_tee_caps, st, NULL);
+    gst_pad_add_probe (teesink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        count_rtp_bytes, self, NULL);
     gst_ghost_pad_set_target (GST_GHOST_PAD (st->ghost), target);
   }
   g_mutex_unlock (&self->streams_lock);
@@ -639,6 +663,40 @@ on_created (GObject * source, GAsyncResult * res, gpointer data)
   pt_call_free (call);
 }
 
+/* Every report interval (loop thread): the bitrate of what the source
+ * sends each child, measured since the last report, goes in the report and,
+ * when it moved by more than 20 % from what the server knows, is declared
+ * to it (`capacity` with bitrateKbps): the server then places newcomers by
+ * the members' max-upload-kbps (docs/protocol.md). */
+#define PT_SINK_BITRATE_CHANGE 0.2
+
+static void
+fill_report (GstElement * element, PeerTreeLinkReport * report)
+{
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
+  gint64 now = g_get_monotonic_time ();
+  gint64 bytes = g_atomic_int_exchange (&self->rtp_bytes, 0);
+  guint kbps;
+
+  if (self->rate_since_us == 0 || now <= self->rate_since_us) {
+    self->rate_since_us = now;
+    return;
+  }
+  kbps = (guint) (bytes * 8 * 1000 / (now - self->rate_since_us));
+  self->rate_since_us = now;
+  report->bitrate_kbps = kbps;
+  if (kbps == 0 || self->session.active_tree == NULL)
+    return;
+  if (self->declared_kbps == 0 || ABS ((gdouble) kbps - self->declared_kbps) >
+      PT_SINK_BITRATE_CHANGE * self->declared_kbps) {
+    GST_DEBUG_OBJECT (self, "declaring a bitrate of %u kbit/s (was %u)", kbps,
+        self->declared_kbps);
+    g_atomic_int_set ((gint *) & self->declared_kbps, (gint) kbps);
+    peer_tree_client_set_bitrate_async (self->session.client, self->session.active_tree, kbps,
+        NULL, NULL, NULL);
+  }
+}
+
 /* connected: create the tree */
 static void
 on_connected (GstElement * element, PtCall * call)
@@ -660,6 +718,7 @@ static const PtSessionCallbacks session_callbacks = {
   .make_client = make_client,
   .connected = on_connected,
   .get_tee = get_ready_tee,
+  .fill_report = fill_report,
   .children_ready = children_ready,
   .tree_joined = on_tree_joined,
   .tree_closed = on_tree_closed,
@@ -812,7 +871,9 @@ make_stats (GstPeerTreeSink * self)
   GST_STATE_LOCK (self);
   GST_OBJECT_LOCK (self);
   gst_structure_set (s, "tree-id", G_TYPE_STRING, self->settings.tree_id,
-      "running", G_TYPE_BOOLEAN, self->session.loop != NULL, NULL);
+      "running", G_TYPE_BOOLEAN, self->session.loop != NULL,
+      "bitrate-kbps", G_TYPE_UINT, (guint) g_atomic_int_get ((gint *) & self->declared_kbps),
+      NULL);
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
@@ -985,7 +1046,10 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Tree id, number of streams, and per child: id, link state, streams, "
+          "Tree id, number of streams, the bitrate declared to the server "
+          "(bitrate-kbps: what one child link carries, measured every report-interval), "
+          "and per child: id, link state, streams, "
+          "ICE restarts (ice-restarts), "
           "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
           "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
           "num-rtx-packets, late-packets-resent)",

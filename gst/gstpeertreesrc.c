@@ -77,6 +77,7 @@
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
+#include "pt-overload.h"
 #include "pt-session.h"
 #include "pt-settings.h"
 #include "pt-upstream.h"
@@ -90,6 +91,11 @@ GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define DEFAULT_LATENCY 200
 #define DEFAULT_LATENCY_MODE GST_PEER_TREE_LATENCY_ADAPTIVE
 #define DEFAULT_REPAIR TRUE
+#define DEFAULT_MAX_CHILDREN -1
+#define DEFAULT_MAX_UPLOAD_KBPS 0
+#define DEFAULT_SHED_OVERLOAD TRUE
+#define MAX_MAX_CHILDREN 1000           /* the protocol's PT_MAX_DECLARED_CHILDREN */
+#define MAX_UPLOAD_KBPS 100000000       /* the protocol's PT_MAX_UPLOAD_KBPS */
 
 enum {
   PROP_0,
@@ -99,6 +105,9 @@ enum {
   PROP_LATENCY_MODE,
   PROP_REPAIR,
   PROP_STATS,
+  PROP_MAX_CHILDREN,
+  PROP_MAX_UPLOAD_KBPS,
+  PROP_SHED_OVERLOAD,
 };
 
 GType
@@ -135,6 +144,7 @@ typedef struct {
   guint32 ssrc;
   guint pt;
   gint keyframe_wanted;         /* atomic: ask the parent on the next buffer */
+  gint frames_out;              /* atomic: buffers out of the src pad (video: frames) */
 } PtSrcStream;
 
 struct _GstPeerTreeSrc {
@@ -145,6 +155,9 @@ struct _GstPeerTreeSrc {
   guint latency;
   GstPeerTreeLatencyMode latency_mode;
   gboolean repair;
+  gint max_children;            /* -1: the server's k */
+  guint max_upload_kbps;        /* 0: unknown */
+  gboolean shed_overload;
 
   const gchar *missing_element;
 
@@ -166,6 +179,14 @@ struct _GstPeerTreeSrc {
   PtUpstream *upstream;         /* the parent */
   GPtrArray *renewing;          /* child ids waiting for a new source's streams */
   gboolean holding_children;    /* renewing: until every stream flows again */
+  gint64 report_at;             /* the last report's time and video frames out */
+  guint report_frames;
+  /* overload shedding: a tick a second while started */
+  PtOverload *overload;
+  GSource *overload_timer;
+  gconstpointer parent_link;    /* the upstream link the counts below are of */
+  guint64 parent_lost, parent_received;
+  gboolean have_parent_counts;
 };
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
@@ -471,6 +492,20 @@ hold_for_new_source (GstPeerTreeSrc * self)
       break;
 }
 
+/* Counts what leaves a video src pad (a frame per buffer, decoded or not),
+ * for the periodic report's frames per second. */
+static GstPadProbeReturn
+on_frame_out (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtSrcStream *st = user_data;
+  guint n = 1;
+
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    n = gst_buffer_list_length (GST_PAD_PROBE_INFO_BUFFER_LIST (info));
+  g_atomic_int_add (&st->frames_out, (gint) n);
+  return GST_PAD_PROBE_OK;
+}
+
 /* A webrtcbin src pad's caps: a ghost pad has none before the first buffer,
  * its innermost target (rtpbin's demuxer) has. (transfer full) (nullable) */
 static GstCaps *
@@ -611,6 +646,9 @@ on_upstream_pad (GstElement * element, PtLink * link, GstPad * pad)
     st->ghost = ghost = gst_ghost_pad_new_no_target_from_template (name, templ);
   }
   g_signal_connect (st->ghost, "linked", G_CALLBACK (on_ghost_linked), st);
+  if (st->is_video)
+    gst_pad_add_probe (st->ghost, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        on_frame_out, st, NULL);
   watch_first_buffer (self, st, relay ? relay : pad);
   g_ptr_array_add (self->streams, st);
   expose = TRUE;
@@ -857,6 +895,32 @@ make_client (GstElement * element, const gchar * server, const gchar * client_id
 /* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
  * parent, depth) for a join: the first upstream-changed after a join is
  * posted as the tree-joined message, which then names the parent too. */
+/* The periodic report (pt-session.c): the parent link's figures and the
+ * video frames per second out of the element since the last report. */
+static void
+fill_report (GstElement * element, PeerTreeLinkReport * report)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+  guint frames = 0;
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->upstream)
+    pt_upstream_fill_report (self->upstream, report);
+  g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->streams->len; i++) {
+    PtSrcStream *st = g_ptr_array_index (self->streams, i);
+
+    if (st->is_video)
+      frames += (guint) g_atomic_int_get (&st->frames_out);
+  }
+  g_mutex_unlock (&self->streams_lock);
+  if (self->report_at && now > self->report_at && frames >= self->report_frames)
+    report->frames_per_second = (frames - self->report_frames) * (gdouble) G_USEC_PER_SEC /
+        (now - self->report_at);
+  self->report_at = now;
+  self->report_frames = frames;
+}
+
 static void
 on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {
@@ -1027,12 +1091,91 @@ on_connected (GstElement * element, PtCall * call)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
 
+  gint max_children;
+  guint max_upload_kbps;
+
   GST_OBJECT_LOCK (self);
   self->session.active_tree = g_strdup (self->settings.tree_id);
+  max_children = self->max_children;
+  max_upload_kbps = self->max_upload_kbps;
   GST_OBJECT_UNLOCK (self);
   /* set before joining: signals about the tree may precede the reply */
-  peer_tree_client_join_async (self->session.client, self->session.active_tree, NULL,
-      on_joined, call /* reused */ );
+  peer_tree_client_join_with_capacity_async (self->session.client, self->session.active_tree,
+      max_children, max_upload_kbps, NULL, on_joined, call /* reused */ );
+}
+
+/* ---------------------------------------------------------------------- */
+/* overload shedding (loop thread) */
+
+static void
+on_overload_reported (GObject * source, GAsyncResult * res, gpointer data)
+{
+  PtCall *call = data;
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (call->self);
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) moved = NULL;
+  guint max_children = 0;
+  gboolean ok = peer_tree_client_capacity_finish (PEER_TREE_CLIENT (source), res,
+      &max_children, &moved, &error);
+
+  if (pt_call_stopped (call)) {
+    pt_call_free (call);
+    return;
+  }
+  if (!ok) {
+    /* e.g. reported too soon after the last one: the next window says again */
+    GST_INFO_OBJECT (self, "overload report refused: %s", error->message);
+  } else {
+    GST_INFO_OBJECT (self, "overloaded: the server moved %s, leaves us %u children",
+        moved[0] ? moved[0] : "nobody", max_children);
+    pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_OVERLOADED,
+        "tree-id", G_TYPE_STRING, self->session.active_tree,
+        "max-children", G_TYPE_UINT, max_children,
+        moved[0] ? "moved-child" : NULL, G_TYPE_STRING, moved[0], NULL);
+  }
+  pt_call_free (call);
+}
+
+/* Once a second: what each child lost (RTCP receiver reports) and what this
+ * relay lost on its parent link since the last tick (pt-overload.h). */
+static gboolean
+on_overload_tick (gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+  PtSession *session = &self->session;
+  g_autoptr (GHashTable) children = NULL;
+  guint64 lost = 0, received = 0;
+  gconstpointer link = NULL;
+  gdouble parent_loss = -1;
+
+  if (self->upstream == NULL || session->children == NULL || session->active_tree == NULL)
+    return G_SOURCE_CONTINUE;
+  if (pt_upstream_sample_counts (self->upstream, &lost, &received, &link)) {
+    if (self->have_parent_counts && link == self->parent_link && received >= self->parent_received
+        && lost >= self->parent_lost) {
+      guint64 dl = lost - self->parent_lost, dr = received - self->parent_received;
+
+      /* nothing arrived: no evidence the link is clean */
+      if (dr > 0)
+        parent_loss = (gdouble) dl / (gdouble) (dl + dr);
+    }
+    self->parent_link = link;
+    self->parent_lost = lost;
+    self->parent_received = received;
+    self->have_parent_counts = TRUE;
+  } else {
+    self->have_parent_counts = FALSE;
+  }
+  children = pt_fanout_sample_loss (session->children);
+  GST_LOG_OBJECT (self, "overload tick: %u children reporting, parent loss %.3f",
+      g_hash_table_size (children), parent_loss);
+  if (pt_overload_tick (self->overload, children, parent_loss)) {
+    GST_INFO_OBJECT (self, "%u children keep losing packets while the parent link is clean: "
+        "reporting an overload", g_hash_table_size (children));
+    peer_tree_client_report_overload_async (session->client, session->active_tree, NULL,
+        on_overload_reported, pt_call_new (GST_ELEMENT (self), session->cancellable));
+  }
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -1040,6 +1183,7 @@ started (GstElement * element)
 {
   GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
   PtSession *session = &self->session;
+  gboolean shed;
 
   self->renewing = g_ptr_array_new_with_free_func (g_free);
   self->upstream = pt_upstream_new (element, GST_CAT_DEFAULT, &upstream_callbacks,
@@ -1048,6 +1192,18 @@ started (GstElement * element)
   g_signal_connect (session->client, "upstream-changed", G_CALLBACK (on_upstream_changed),
       self);
   g_signal_connect (session->client, "source-lost", G_CALLBACK (on_source_lost), self);
+  GST_OBJECT_LOCK (self);
+  shed = self->shed_overload && self->max_children != 0;
+  GST_OBJECT_UNLOCK (self);
+  if (shed) {
+    self->overload = pt_overload_new (PT_OVERLOAD_WINDOW, PT_OVERLOAD_CHILD_LOSS,
+        PT_OVERLOAD_PARENT_LOSS, PT_OVERLOAD_HOLDOFF);
+    self->have_parent_counts = FALSE;
+    self->parent_link = NULL;
+    self->overload_timer = g_timeout_source_new_seconds (1);
+    g_source_set_callback (self->overload_timer, on_overload_tick, self, NULL);
+    g_source_attach (self->overload_timer, pt_loop_get_context (session->loop));
+  }
 }
 
 static void
@@ -1057,6 +1213,11 @@ stopping (GstElement * element)
 
   g_clear_pointer (&self->renewing, g_ptr_array_unref);
   self->holding_children = FALSE;
+  if (self->overload_timer) {
+    g_source_destroy (self->overload_timer);
+    g_clear_pointer (&self->overload_timer, g_source_unref);
+  }
+  g_clear_pointer (&self->overload, pt_overload_free);
   g_clear_pointer (&self->upstream, pt_upstream_free);
 }
 
@@ -1071,6 +1232,7 @@ static const PtSessionCallbacks session_callbacks = {
   .remote_sdp = on_remote_sdp,
   .remote_ice = on_remote_ice,
   .tree_joined = on_tree_joined,
+  .fill_report = fill_report,
   .tree_closed = on_tree_closed,
   .reconnected = on_reconnected,
   /* the links stay: media keeps flowing while the client reconnects (with
@@ -1246,7 +1408,7 @@ gst_peer_tree_src_handle_message (GstBin * bin, GstMessage * message)
 /* URI handler (application thread): pt-uri.c */
 
 static const gchar *const uri_query_properties[] = { "local-addresses", "client-id", "tls-ca",
-  "latency", "latency-mode", "repair", NULL
+  "latency", "latency-mode", "repair", "max-children", "max-upload-kbps", "shed-overload", NULL
 };
 
 static const PtUriSpec uri_spec = { GST_URI_SRC, uri_query_properties };
@@ -1325,6 +1487,15 @@ gst_peer_tree_src_set_property (GObject * object, guint prop_id, const GValue * 
     case PROP_REPAIR:
       self->repair = g_value_get_boolean (value);
       break;
+    case PROP_MAX_CHILDREN:
+      self->max_children = g_value_get_int (value);
+      break;
+    case PROP_MAX_UPLOAD_KBPS:
+      self->max_upload_kbps = g_value_get_uint (value);
+      break;
+    case PROP_SHED_OVERLOAD:
+      self->shed_overload = g_value_get_boolean (value);
+      break;
     default:
       if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1358,6 +1529,15 @@ gst_peer_tree_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_REPAIR:
       g_value_set_boolean (value, self->repair);
+      break;
+    case PROP_MAX_CHILDREN:
+      g_value_set_int (value, self->max_children);
+      break;
+    case PROP_MAX_UPLOAD_KBPS:
+      g_value_set_uint (value, self->max_upload_kbps);
+      break;
+    case PROP_SHED_OVERLOAD:
+      g_value_set_boolean (value, self->shed_overload);
       break;
     default:
       if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
@@ -1408,7 +1588,7 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_URI,
       g_param_spec_string ("uri", "URI",
           "peertree://HOST:PORT/TREE-ID[?local-addresses=…&client-id=…&latency=…"
-          "&latency-mode=…&repair=…]; "
+          "&latency-mode=…&repair=…&max-children=…&max-upload-kbps=…&shed-overload=…]; "
           "sets server, tree-id and the query's properties at once", NULL, rw));
   pt_settings_install_properties (gobject_class, PROP_SETTINGS,
       "Id of the tree to join, as given by the source's peertreesink tree-id",
@@ -1430,12 +1610,32 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
           "is asked again and forwarded to the children once repaired) and answer the "
           "children's NACKs from what this node sent them. FALSE: no NACK, no RTX",
           DEFAULT_REPAIR, rw));
+  g_object_class_install_property (gobject_class, PROP_MAX_CHILDREN,
+      g_param_spec_int ("max-children", "Maximum children",
+          "Children this viewer accepts to relay to: -1 lets the server decide (its k), "
+          "0 makes it a leaf that the server never gives a child; above the server's k it "
+          "is the server's k", -1, MAX_MAX_CHILDREN, DEFAULT_MAX_CHILDREN, rw));
+  g_object_class_install_property (gobject_class, PROP_MAX_UPLOAD_KBPS,
+      g_param_spec_uint ("max-upload-kbps", "Maximum upload",
+          "Upload budget in kbit/s for relaying, 0 if unknown: once the source declared the "
+          "stream's bitrate, the server gives this viewer no more children than the budget "
+          "carries ((children + 1) x bitrate <= budget)", 0, MAX_UPLOAD_KBPS,
+          DEFAULT_MAX_UPLOAD_KBPS, rw));
+  g_object_class_install_property (gobject_class, PROP_SHED_OVERLOAD,
+      g_param_spec_boolean ("shed-overload", "Shed overload",
+          "When most children's RTCP receiver reports show more than 5 % loss for 3 s while "
+          "the parent link loses under 1 % (this relay's uplink is the bottleneck), ask the "
+          "server to move the newest child elsewhere and give this relay one child less "
+          "(peertree-overloaded message); at most every 7 s",
+          DEFAULT_SHED_OVERLOAD, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, latency, depth, parent, number of streams, upstream link state, "
+          "ICE restarts the parent made on the link (upstream-ice-restarts), "
           "webrtcbin statistics (upstream-webrtc) and repair counters (upstream-repair: "
           "latency now, num-lost, rtx-count, rtx-success-count, rtx-rtt, num-rtx-requests, "
-          "num-rtx-packets…), and per child: id, link state, streams, webrtcbin "
+          "num-rtx-packets…), and per child: id, link state, streams, ICE restarts "
+          "(ice-restarts), webrtcbin "
           "statistics (webrtc) and repair counters (repair: nack-count, pli-count, "
           "num-rtx-requests, num-rtx-packets, late-packets-resent)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
@@ -1475,6 +1675,9 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
   self->latency = DEFAULT_LATENCY;
   self->latency_mode = DEFAULT_LATENCY_MODE;
   self->repair = DEFAULT_REPAIR;
+  self->max_children = DEFAULT_MAX_CHILDREN;
+  self->max_upload_kbps = DEFAULT_MAX_UPLOAD_KBPS;
+  self->shed_overload = DEFAULT_SHED_OVERLOAD;
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
   self->streams = g_ptr_array_new ();

@@ -266,6 +266,19 @@ pt_fanout_add_remote_candidate (PtFanout * f, const gchar * peer_id, guint mline
     pt_link_add_remote_candidate (child->link, mline, candidate);
 }
 
+guint
+pt_fanout_n_connected (PtFanout * f)
+{
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&it, f->children);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    n += pt_link_get_state (((PtFanoutChild *) value)->link) == PT_LINK_STATE_CONNECTED;
+  return n;
+}
+
 void
 pt_fanout_append_stats (PtFanout * f, GValue * list)
 {
@@ -278,7 +291,8 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
     GstStructure *s = gst_structure_new ("child",
         "child-id", G_TYPE_STRING, (const gchar *) key,
         "state", G_TYPE_STRING, pt_link_state_to_string (pt_link_get_state (child->link)),
-        "n-streams", G_TYPE_UINT, child->n_streams, NULL);
+        "n-streams", G_TYPE_UINT, child->n_streams,
+        "ice-restarts", G_TYPE_UINT, pt_link_get_ice_restarts (child->link), NULL);
     GstStructure *webrtc = pt_link_get_stats (child->link);
     GstStructure *repair = pt_link_get_repair_stats (child->link, webrtc);
     GValue v = G_VALUE_INIT;
@@ -298,4 +312,26 @@ pt_fanout_append_stats (PtFanout * f, GValue * list)
     g_value_take_boxed (&v, s);
     gst_value_list_append_and_take_value (list, &v);
   }
+}
+
+GHashTable *
+pt_fanout_sample_loss (PtFanout * f)
+{
+  GHashTable *out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  GHashTableIter it;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&it, f->children);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    PtFanoutChild *child = value;
+    g_autoptr (GstStructure) stats = NULL;
+    gdouble fraction;
+
+    if (pt_link_get_state (child->link) != PT_LINK_STATE_CONNECTED)
+      continue;
+    stats = pt_link_get_stats (child->link);
+    if (pt_webrtc_stats_remote_fraction_lost (stats, &fraction))
+      g_hash_table_insert (out, g_strdup (key), g_memdup2 (&fraction, sizeof fraction));
+  }
+  return out;
 }

@@ -76,8 +76,15 @@ void pt_fanout_add_remote_candidate (PtFanout *fanout, const gchar *peer_id, gui
     const gchar *candidate);
 
 /* Appends to the GstValueList @list one "child" structure per child:
- * child-id, state, n-streams and webrtc (webrtcbin's statistics; blocks
+ * child-id, state, n-streams, ice-restarts and webrtc (webrtcbin's statistics; blocks
  * until webrtcbin answers). */
 void pt_fanout_append_stats (PtFanout *fanout, GValue *list);
+/* Children whose link is connected. */
+guint pt_fanout_n_connected (PtFanout *fanout);
+
+/* What each connected child lost, from its last RTCP receiver reports:
+ * child id -> gdouble* (highest fraction lost over its streams), for those
+ * that sent one (blocks on webrtcbin's statistics, as above). */
+GHashTable *pt_fanout_sample_loss (PtFanout *fanout);
 
 G_END_DECLS

@@ -73,6 +73,28 @@ struct _PtLink {
   GSource *latency_timer;       /* receiver with adaptive latency */
 
   PtIceGate *ice_gate;          /* with a TURN server: the peer's candidates pass it */
+
+  /* liveness and ICE restart (pt-link.h). state (above) is what the owner
+   * was told; ice_state is webrtcbin's. Under lock; timers in context. */
+  PtLinkState ice_state;
+  gint rx_packets;              /* atomic: packets its nicesrc received */
+  gint rx_seen;                 /* rx_packets at the last tick */
+  gint64 last_rx_us;            /* monotonic time rx_packets last moved */
+  gint64 connected_since_us;    /* ICE connected since (0: not connected) */
+  guint stall_ms;
+  gboolean stalled;             /* connected, but nothing received for stall_ms */
+  gboolean was_connected;       /* ICE connected once: restarts are worth trying */
+  gboolean in_trouble;          /* disconnected or failed after being connected */
+  gboolean gave_up;             /* restarts did not help: reported failed */
+  guint attempts;               /* ICE restarts in this episode of trouble */
+  guint ice_restarts;           /* ICE restarts, all told (stats) */
+  gboolean restart_offer;       /* sender: the next offer restarts ICE */
+  gboolean restart_pending;     /* sender: restart once the answer is in */
+  gboolean restart_answer;      /* receiver: the next answer restarts ICE */
+  gchar *remote_ufrag;          /* the remote description's ice-ufrag */
+  guint cand_mline;             /* the mline our candidates go with */
+  GSource *liveness_timer;
+  GSource *restart_timer;       /* sender: next attempt; receiver: give up */
 };
 
 /* The relay tap of one received stream (receiver link): a probe on the
@@ -176,6 +198,8 @@ pt_event_free (gpointer data)
   g_free (ev);
 }
 
+static void link_update_state (PtLink * link);
+
 static gboolean
 pt_event_dispatch (gpointer data)
 {
@@ -199,8 +223,7 @@ pt_event_dispatch (gpointer data)
         link->callbacks.local_candidate (link, ev->num, ev->str1, link->user_data);
       break;
     case PT_EVENT_STATE:
-      if (link->callbacks.state_changed)
-        link->callbacks.state_changed (link, ev->state, link->user_data);
+      link_update_state (link);
       break;
     case PT_EVENT_ERROR:
       if (link->callbacks.error)
@@ -316,6 +339,8 @@ publish_and_set_local (PtLink * link, GstWebRTCSessionDescription * desc)
   pt_link_post (link, ev);
 }
 
+static void post_local_candidates (PtLink * link);
+
 static void
 on_description_created (GstPromise * promise, gpointer user_data)
 {
@@ -338,7 +363,29 @@ on_description_created (GstPromise * promise, gpointer user_data)
           "webrtcbin produced no %s", field);
     pt_link_post_error (link, error);
   } else {
+    gboolean restart;
+
+    g_mutex_lock (&link->lock);
+    if (link->role == PT_LINK_ROLE_SENDER) {
+      restart = link->restart_offer;
+      link->restart_offer = FALSE;
+    } else {
+      restart = link->restart_answer;
+      link->restart_answer = FALSE;
+    }
+    g_mutex_unlock (&link->lock);
+    if (restart) {
+      /* webrtcbin 1.22 reuses the last credentials (pt-webrtc.h): new ones,
+       * which set-local-description hands to libnice. The offerer's agent
+       * restarts now, before that (the answerer's did before the offer
+       * was applied) */
+      pt_webrtc_sdp_new_ice_credentials (desc->sdp);
+      if (link->role == PT_LINK_ROLE_SENDER)
+        pt_webrtc_restart_ice (link->webrtcbin);
+    }
     publish_and_set_local (link, desc);
+    if (restart)
+      post_local_candidates (link);
   }
   if (desc)
     gst_webrtc_session_description_free (desc);
@@ -397,9 +444,14 @@ on_remote_description_set (GstPromise * promise, gpointer user_data)
     g_queue_init (&link->pending_candidates);
     if (link->role == PT_LINK_ROLE_SENDER) {
       link->negotiating = FALSE;
-      if (link->renegotiate) {
+      if (link->renegotiate || link->restart_pending) {
         link->renegotiate = FALSE;
         link->negotiating = again = TRUE;
+        if (link->restart_pending) {
+          link->restart_pending = FALSE;
+          link->restart_offer = TRUE;
+          link->ice_restarts++;
+        }
       }
     }
   }
@@ -426,6 +478,8 @@ on_remote_description_set (GstPromise * promise, gpointer user_data)
   else if (again)
     create_description (link);  /* a new offer */
 }
+
+static void link_restart_offered (PtLink * link);
 
 void
 pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar * sdp)
@@ -473,7 +527,11 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
             g_strrstr (attr->value, " ulpfec/"))
           fec = TRUE;
       }
-      if (gst_sdp_media_get_port (media) == 0)
+      /* port 0 rejects an m-line, but for one marked bundle-only (every
+       * m-line after the first of a max-bundle offer, webrtcbin's and
+       * browsers'): it flows on the first one's transport */
+      if (gst_sdp_media_get_port (media) == 0
+          && gst_sdp_media_get_attribute_val (media, "bundle-only") == NULL)
         continue;
       if (gst_sdp_media_get_attribute_val (media, "recvonly")
           || gst_sdp_media_get_attribute_val (media, "inactive"))
@@ -486,6 +544,29 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
     link->n_remote_streams = n;
     link->remote_fec = fec;
     g_mutex_unlock (&link->lock);
+  }
+
+  {
+    const gchar *ufrag = pt_webrtc_sdp_ice_ufrag (msg);
+    gboolean restart = FALSE;
+
+    g_mutex_lock (&link->lock);
+    if (link->role == PT_LINK_ROLE_RECEIVER && link->remote_set && ufrag &&
+        link->remote_ufrag && g_strcmp0 (ufrag, link->remote_ufrag) != 0) {
+      restart = TRUE;
+      link->restart_answer = TRUE;
+      link->ice_restarts++;
+      link->attempts++;
+    }
+    g_free (link->remote_ufrag);
+    link->remote_ufrag = g_strdup (ufrag);
+    g_mutex_unlock (&link->lock);
+    if (restart) {
+      GST_INFO ("link %s: the peer restarts ICE (new credentials)", link->peer_id);
+      /* before webrtcbin gives libnice the offer's credentials */
+      pt_webrtc_restart_ice (link->webrtcbin);
+      link_restart_offered (link);
+    }
   }
 
   GST_DEBUG ("link %s: remote %s\n%s", link->peer_id, type, sdp);
@@ -545,6 +626,9 @@ on_ice_candidate (GstElement * webrtcbin, guint mline, gchar * candidate, gpoint
 
   if (candidate == NULL || *candidate == '\0' || pt_link_is_closed (link))
     return;
+  g_mutex_lock (&link->lock);
+  link->cand_mline = mline;
+  g_mutex_unlock (&link->lock);
   ev = g_new0 (PtEvent, 1);
   ev->kind = PT_EVENT_CANDIDATE;
   ev->num = mline;
@@ -622,8 +706,8 @@ on_ice_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_
   }
 
   g_mutex_lock (&link->lock);
-  if (!link->closed && link->state != state) {
-    link->state = state;
+  if (!link->closed && link->ice_state != state) {
+    link->ice_state = state;
     changed = TRUE;
   }
   g_mutex_unlock (&link->lock);
@@ -631,11 +715,250 @@ on_ice_connection_state (GObject * webrtcbin, GParamSpec * pspec, gpointer user_
   if (changed) {
     PtEvent *ev = g_new0 (PtEvent, 1);
 
-    GST_DEBUG ("link %s: %s", link->peer_id, pt_link_state_to_string (state));
+    GST_DEBUG ("link %s: ICE %s", link->peer_id, pt_link_state_to_string (state));
     ev->kind = PT_EVENT_STATE;
     ev->state = state;
     pt_link_post (link, ev);
   }
+}
+
+/* ---------------------------------------------------------------------- */
+/* liveness and ICE restart (the owner's context) */
+
+/* A restart timer (replacing any): with the lock */
+static gboolean on_restart_timer (gpointer data);
+
+static void
+set_restart_timer_locked (PtLink * link, guint ms)
+{
+  if (link->restart_timer) {
+    g_source_destroy (link->restart_timer);
+    g_source_unref (link->restart_timer);
+  }
+  link->restart_timer = g_timeout_source_new (ms);
+  g_source_set_callback (link->restart_timer, on_restart_timer, pt_link_ref (link),
+      (GDestroyNotify) pt_link_unref);
+  g_source_set_static_name (link->restart_timer, "[peertree] ICE restart");
+  g_source_attach (link->restart_timer, link->context);
+}
+
+static void
+clear_restart_timer_locked (PtLink * link)
+{
+  if (link->restart_timer) {
+    g_source_destroy (link->restart_timer);
+    g_clear_pointer (&link->restart_timer, g_source_unref);
+  }
+}
+
+/* The state the owner sees, from webrtcbin's ICE state and the liveness
+ * check: a connected link that receives nothing is disconnected; one that
+ * was connected and is in trouble (disconnected, or failed) stays
+ * disconnected while ICE restarts may save it, and fails when they did not
+ * (PT_LINK_ICE_RESTART_*). A link that never connected fails at once. */
+static void
+link_update_state (PtLink * link)
+{
+  PtLinkState eff, report;
+  gboolean changed, begin = FALSE, end = FALSE;
+  guint attempts;
+
+  g_mutex_lock (&link->lock);
+  if (link->closed) {
+    g_mutex_unlock (&link->lock);
+    return;
+  }
+  eff = link->ice_state;
+  if (eff == PT_LINK_STATE_CONNECTED)
+    link->was_connected = TRUE;
+  if (link->stalled && eff != PT_LINK_STATE_FAILED && eff != PT_LINK_STATE_CLOSED)
+    eff = PT_LINK_STATE_DISCONNECTED;
+  if ((eff == PT_LINK_STATE_DISCONNECTED || eff == PT_LINK_STATE_FAILED) &&
+      link->was_connected && !link->in_trouble && !link->gave_up) {
+    begin = link->in_trouble = TRUE;
+    link->attempts = 0;
+    /* the offerer restarts after a grace (at once if ICE failed); the
+     * answerer waits for its offers */
+    if (link->role == PT_LINK_ROLE_SENDER)
+      set_restart_timer_locked (link, eff == PT_LINK_STATE_FAILED ? 0 :
+          PT_LINK_ICE_RESTART_GRACE_MS);
+    else
+      set_restart_timer_locked (link, PT_LINK_ICE_RESTART_WAIT_MS);
+  } else if (link->in_trouble && !link->gave_up && eff == PT_LINK_STATE_CONNECTED) {
+    link->in_trouble = FALSE;
+    end = TRUE;
+    clear_restart_timer_locked (link);
+  }
+  attempts = link->attempts;
+  if (link->gave_up)
+    report = PT_LINK_STATE_FAILED;
+  else if (link->in_trouble)
+    report = PT_LINK_STATE_DISCONNECTED;
+  else
+    report = eff;
+  changed = report != link->state;
+  link->state = report;
+  g_mutex_unlock (&link->lock);
+
+  if (begin)
+    GST_INFO ("link %s: %s after being connected: ICE restart %s", link->peer_id,
+        pt_link_state_to_string (eff), link->role == PT_LINK_ROLE_SENDER ?
+        "follows" : "awaited from the peer");
+  if (end)
+    GST_INFO ("link %s: connected again%s", link->peer_id, attempts ?
+        " after an ICE restart" : "");
+  if (changed) {
+    GST_DEBUG ("link %s: %s", link->peer_id, pt_link_state_to_string (report));
+    if (link->callbacks.state_changed)
+      link->callbacks.state_changed (link, report, link->user_data);
+  }
+}
+
+/* Our local candidates again, after the description of a restart: libnice
+ * gathers once per stream, and the peer's restart dropped them. */
+static void
+post_local_candidates (PtLink * link)
+{
+  g_autoptr (GPtrArray) cands = pt_webrtc_local_candidates (link->webrtcbin);
+  guint mline;
+
+  g_mutex_lock (&link->lock);
+  mline = link->cand_mline;
+  g_mutex_unlock (&link->lock);
+  GST_DEBUG ("link %s: %u local candidates again", link->peer_id, cands->len);
+  for (guint i = 0; i < cands->len; i++) {
+    PtEvent *ev = g_new0 (PtEvent, 1);
+
+    ev->kind = PT_EVENT_CANDIDATE;
+    ev->num = mline;
+    ev->str1 = g_strdup (g_ptr_array_index (cands, i));
+    pt_link_post (link, ev);
+  }
+}
+
+/* sender: an offer with new ICE credentials (or once the one out is
+ * answered) */
+static void
+link_restart_ice (PtLink * link)
+{
+  gboolean go = FALSE;
+  guint n;
+
+  g_mutex_lock (&link->lock);
+  if (link->closed) {
+    g_mutex_unlock (&link->lock);
+    return;
+  }
+  if (link->negotiating) {
+    link->restart_pending = TRUE;
+  } else {
+    link->negotiating = link->restart_offer = go = TRUE;
+    link->ice_restarts++;
+  }
+  n = link->attempts;
+  g_mutex_unlock (&link->lock);
+
+  GST_INFO ("link %s: ICE restart, attempt %u of %u%s", link->peer_id, n,
+      PT_LINK_ICE_RESTART_ATTEMPTS, go ? "" : " (once the offer out is answered)");
+  if (go)
+    create_description (link);
+}
+
+/* receiver: the peer restarts ICE; while in trouble, its offer gets time to
+ * work (a bounded number of times) */
+static void
+link_restart_offered (PtLink * link)
+{
+  g_mutex_lock (&link->lock);
+  if (link->in_trouble && !link->gave_up && link->attempts <= PT_LINK_ICE_RESTART_ATTEMPTS)
+    set_restart_timer_locked (link, PT_LINK_ICE_RESTART_INTERVAL_MS + 1500);
+  g_mutex_unlock (&link->lock);
+}
+
+static gboolean
+on_restart_timer (gpointer data)
+{
+  PtLink *link = data;
+  gboolean restart = FALSE;
+
+  g_mutex_lock (&link->lock);
+  if (link->restart_timer == NULL || g_source_is_destroyed (g_main_current_source ())) {
+    g_mutex_unlock (&link->lock);
+    return G_SOURCE_REMOVE;
+  }
+  g_clear_pointer (&link->restart_timer, g_source_unref);
+  if (link->closed || !link->in_trouble || link->gave_up) {
+    g_mutex_unlock (&link->lock);
+    return G_SOURCE_REMOVE;
+  }
+  if (link->role == PT_LINK_ROLE_SENDER && link->attempts < PT_LINK_ICE_RESTART_ATTEMPTS) {
+    link->attempts++;
+    restart = TRUE;
+    set_restart_timer_locked (link, PT_LINK_ICE_RESTART_INTERVAL_MS);
+  } else {
+    link->gave_up = TRUE;
+  }
+  g_mutex_unlock (&link->lock);
+
+  if (restart) {
+    link_restart_ice (link);
+  } else {
+    GST_INFO ("link %s: ICE restarts did not bring it back: failed", link->peer_id);
+    link_update_state (link);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* Every PT_LINK_LIVENESS_TICK_MS: has the link received anything? */
+static gboolean
+on_liveness_tick (gpointer data)
+{
+  PtLink *link = data;
+  gint rx = g_atomic_int_get (&link->rx_packets);
+  gint64 now = g_get_monotonic_time ();
+  gboolean changed = FALSE, stalled;
+
+  g_mutex_lock (&link->lock);
+  if (link->closed) {
+    g_mutex_unlock (&link->lock);
+    return G_SOURCE_REMOVE;
+  }
+  if (link->ice_state != PT_LINK_STATE_CONNECTED)
+    link->connected_since_us = 0;
+  else if (link->connected_since_us == 0)
+    link->connected_since_us = now;
+  if (rx != link->rx_seen) {
+    link->rx_seen = rx;
+    link->last_rx_us = now;
+    /* only packets end a stall, not ICE connecting again */
+    changed = link->stalled;
+    link->stalled = FALSE;
+  } else if (!link->stalled && link->connected_since_us &&
+      now - MAX (link->last_rx_us, link->connected_since_us) > link->stall_ms * (gint64) 1000) {
+    changed = link->stalled = TRUE;
+  }
+  stalled = link->stalled;
+  g_mutex_unlock (&link->lock);
+
+  if (changed) {
+    if (stalled)
+      GST_INFO ("link %s: nothing received for %u ms", link->peer_id, link->stall_ms);
+    else
+      GST_INFO ("link %s: receiving again", link->peer_id);
+    link_update_state (link);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+guint
+pt_link_get_ice_restarts (PtLink * link)
+{
+  guint n;
+
+  g_mutex_lock (&link->lock);
+  n = link->ice_restarts;
+  g_mutex_unlock (&link->lock);
+  return n;
 }
 
 static PtTap *pair_tap (PtLink * link, GstPad * pad);
@@ -1179,7 +1502,21 @@ guard_rtx_cache (GstElement * rtxsend)
   return g;
 }
 
-/* webrtcbin::deep-element-added: keep the RTX elements for the stats */
+/* nicesrc's streaming thread: every packet the link receives (media,
+ * RTCP, DTLS; libnice keeps STUN to itself) */
+static GstPadProbeReturn
+count_rx (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  PtLink *link = data;
+
+  (void) pad;
+  (void) info;
+  g_atomic_int_inc (&link->rx_packets);
+  return GST_PAD_PROBE_OK;
+}
+
+/* webrtcbin::deep-element-added: keep the RTX elements for the stats, count
+ * what the link receives */
 static void
 on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
     gpointer user_data)
@@ -1205,6 +1542,16 @@ on_link_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element
   else if (g_strcmp0 (name, "rtpulpfecenc") == 0 && link->fecenc == NULL)
     link->fecenc = gst_object_ref (element);
   g_mutex_unlock (&link->lock);
+  if (g_strcmp0 (name, "nicesrc") == 0) {
+    GstPad *src = gst_element_get_static_pad (element, "src");
+
+    /* the link (not a ref: it outlives its webrtcbin's streaming) */
+    if (src) {
+      gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+          count_rx, link, NULL);
+      gst_object_unref (src);
+    }
+  }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1434,7 +1781,8 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   link->user_data_free = user_data_free;
   link->context = context ? g_main_context_ref (context) :
       g_main_context_ref_thread_default ();
-  link->state = PT_LINK_STATE_NEW;
+  link->state = link->ice_state = PT_LINK_STATE_NEW;
+  link->stall_ms = config->repair ? PT_LINK_STALL_MS : PT_LINK_STALL_NO_REPAIR_MS;
   g_queue_init (&link->pending_candidates);
   link->branches = g_ptr_array_new ();
   link->taps = g_ptr_array_new ();
@@ -1479,6 +1827,12 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
     }
   }
 
+  link->liveness_timer = g_timeout_source_new (PT_LINK_LIVENESS_TICK_MS);
+  g_source_set_callback (link->liveness_timer, on_liveness_tick, pt_link_ref (link),
+      (GDestroyNotify) pt_link_unref);
+  g_source_set_static_name (link->liveness_timer, "[peertree] link liveness");
+  g_source_attach (link->liveness_timer, link->context);
+
   GST_INFO ("link %s: new %s", peer_id, role == PT_LINK_ROLE_SENDER ? "sender" : "receiver");
   return link;
 }
@@ -1516,6 +1870,7 @@ pt_link_unref (PtLink * link)
   gst_clear_object (&link->webrtcbin);
   gst_clear_object (&link->bin);
   g_main_context_unref (link->context);
+  g_free (link->remote_ufrag);
   g_free (link->peer_id);
   g_mutex_clear (&link->lock);
   g_free (link);
@@ -1669,7 +2024,7 @@ pt_link_close (PtLink * link)
 {
   GPtrArray *branches, *taps;
   GstElement *webrtcbin;
-  GSource *latency_timer;
+  GSource *latency_timer, *liveness_timer, *restart_timer;
 
   g_return_if_fail (link != NULL);
   webrtcbin = link->webrtcbin;
@@ -1684,11 +2039,21 @@ pt_link_close (PtLink * link)
   branches = link->branches;
   link->branches = g_ptr_array_new ();
   latency_timer = g_steal_pointer (&link->latency_timer);
+  liveness_timer = g_steal_pointer (&link->liveness_timer);
+  restart_timer = g_steal_pointer (&link->restart_timer);
   g_mutex_unlock (&link->lock);
 
   if (latency_timer) {
     g_source_destroy (latency_timer);
     g_source_unref (latency_timer);
+  }
+  if (liveness_timer) {
+    g_source_destroy (liveness_timer);
+    g_source_unref (liveness_timer);
+  }
+  if (restart_timer) {
+    g_source_destroy (restart_timer);
+    g_source_unref (restart_timer);
   }
 
   GST_INFO ("link %s: closing", link->peer_id);

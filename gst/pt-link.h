@@ -57,6 +57,35 @@ typedef enum {
 
 const gchar *pt_link_state_to_string (PtLinkState state);
 
+/*
+ * Liveness and ICE restart. libnice 0.1.21 (without RFC 7675 consent
+ * freshness, which webrtcbin 1.22 does not enable) reports a dead path as
+ * failed only after its 50 s keepalive timeout, and never as disconnected:
+ * a link checks itself that it receives packets (media, RTCP, DTLS; with
+ * repair, RTCP flows both ways every few tens of ms even without media). A
+ * connected link that receives nothing for PT_LINK_STALL_MS is reported
+ * disconnected. A link that was connected and goes disconnected or failed
+ * is then saved by ICE restarts if it can: the sender (the offerer) waits
+ * PT_LINK_ICE_RESTART_GRACE_MS (nothing if ICE failed), then makes an offer
+ * with new ICE credentials, up to PT_LINK_ICE_RESTART_ATTEMPTS of them
+ * PT_LINK_ICE_RESTART_INTERVAL_MS apart; the receiver answers such a
+ * re-offer on the same link (same webrtcbin, same DTLS session: media
+ * resumes on the new pair). The link stays "disconnected" meanwhile, and
+ * is reported "failed" when the restarts did not bring packets back (the
+ * receiver: PT_LINK_ICE_RESTART_WAIT_MS after it went disconnected, or
+ * later after each restart offer) — the owner's old fallback then runs
+ * (the fan-out drops the child, the upstream asks for a new parent).
+ */
+#define PT_LINK_LIVENESS_TICK_MS 250
+#define PT_LINK_STALL_MS 1500
+/* without repair, RTCP only every 5 s (± 50 %) */
+#define PT_LINK_STALL_NO_REPAIR_MS 10000
+#define PT_LINK_ICE_RESTART_GRACE_MS 1000
+#define PT_LINK_ICE_RESTART_ATTEMPTS 2
+#define PT_LINK_ICE_RESTART_INTERVAL_MS 2500
+#define PT_LINK_ICE_RESTART_WAIT_MS (PT_LINK_ICE_RESTART_GRACE_MS + \
+    PT_LINK_ICE_RESTART_ATTEMPTS * PT_LINK_ICE_RESTART_INTERVAL_MS + 1500)
+
 
 typedef struct _PtLink PtLink;
 
@@ -181,6 +210,9 @@ gchar *pt_link_sdp_session_id (const gchar *sdp);
 
 /* Number of media the remote offer sends us (receiver; 0 before the offer). */
 guint pt_link_get_n_remote_streams (PtLink *link);
+
+/* ICE restarts this link made (sender) or answered (receiver) */
+guint pt_link_get_ice_restarts (PtLink *link);
 
 PtLinkRole pt_link_get_role (PtLink *link);
 const gchar *pt_link_get_peer_id (PtLink *link);

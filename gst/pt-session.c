@@ -241,6 +241,23 @@ typedef struct {
   const gchar *client_id;
 } PtSessionStart;
 
+/* Every report-interval seconds: the element's link figures to the server
+ * (its dashboard and metrics). A refusal is logged at debug level. */
+static gboolean
+on_report_timer (gpointer data)
+{
+  PtSession *s = data;
+  PeerTreeLinkReport report = PEER_TREE_LINK_REPORT_INIT;
+
+  if (!s->client || !s->active_tree || !peer_tree_client_is_connected (s->client))
+    return G_SOURCE_CONTINUE;
+  report.child_count = s->children ? (gint) pt_fanout_n_connected (s->children) : 0;
+  if (s->callbacks->fill_report)
+    s->callbacks->fill_report (ELEMENT (s), &report);
+  peer_tree_client_send_report (s->client, s->active_tree, &report);
+  return G_SOURCE_CONTINUE;
+}
+
 static gboolean
 start_in_loop (gpointer data)
 {
@@ -272,6 +289,11 @@ start_in_loop (gpointer data)
   g_signal_connect (s->client, "error", G_CALLBACK (on_client_error), s);
   g_signal_connect (s->client, "disconnected", G_CALLBACK (on_disconnected), s);
   g_signal_connect (s->client, "reconnected", G_CALLBACK (on_reconnected), s);
+  if (s->report_interval) {
+    s->report_timer = g_timeout_source_new_seconds (s->report_interval);
+    g_source_set_callback (s->report_timer, on_report_timer, s, NULL);
+    g_source_attach (s->report_timer, pt_loop_get_context (s->loop));
+  }
   sc->session = s;
   sc->call = pt_call_new (ELEMENT (s), s->cancellable);
   peer_tree_client_connect_async (s->client, NULL, on_connected, sc);
@@ -284,6 +306,10 @@ stop_in_loop (gpointer data)
   PtSession *s = data;
 
   g_cancellable_cancel (s->cancellable);
+  if (s->report_timer) {
+    g_source_destroy (s->report_timer);
+    g_clear_pointer (&s->report_timer, g_source_unref);
+  }
   /* links first (their callbacks use the client), then signalling */
   g_clear_pointer (&s->children, pt_fanout_free);
   if (s->callbacks->stopping)
@@ -307,6 +333,7 @@ pt_session_take_settings (PtSession * s, const PtSettings * settings)
   s->token = g_strdup (settings->token);
   g_free (s->tls_ca);
   s->tls_ca = g_strdup (settings->tls_ca);
+  s->report_interval = settings->report_interval;
 }
 
 void

@@ -75,6 +75,9 @@ typedef struct {
       const gchar *description);
   /* Optional: the client is reconnected (the message is posted already). */
   void (*reconnected) (GstElement *element);
+  /* Optional: the figures of the element's link from its parent, for the
+   * periodic report (the child count is filled already). */
+  void (*fill_report) (GstElement *element, PeerTreeLinkReport *report);
   /* The end of the disconnected warning, after "Lost the connection to the
    * peertree server SERVER; " */
   const gchar *disconnected_consequence;
@@ -93,6 +96,7 @@ struct _PtSession {
   PtLinkConfig config;
   gchar *token;                 /* the token property: sent in hello */
   gchar *tls_ca;                /* the tls-ca property: CAs for wss:// */
+  guint report_interval;        /* the report-interval property (s; 0: none) */
 
   /* loop thread, between start and stop */
   PeerTreeClient *client;
@@ -101,6 +105,7 @@ struct _PtSession {
   gchar *server;                /* the server property, at start */
   gchar *active_tree;           /* the tree created or joined; the element sets it */
   gboolean own_stun, own_turn;  /* the element's stun-server/turn-server are set */
+  GSource *report_timer;        /* every report_interval s, or NULL */
 };
 
 void pt_session_init (PtSession *session, GstElement *element, GstDebugCategory *debug,

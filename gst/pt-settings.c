@@ -10,6 +10,7 @@ pt_settings_init (PtSettings * settings)
 {
   memset (settings, 0, sizeof (*settings));
   settings->server = g_strdup (PT_SETTINGS_DEFAULT_SERVER);
+  settings->report_interval = PT_SETTINGS_DEFAULT_REPORT_INTERVAL;
 }
 
 void
@@ -62,6 +63,11 @@ pt_settings_install_properties (GObjectClass * klass, guint first_prop_id,
       g_param_spec_string ("tls-ca", "TLS CA file",
           "PEM file of the certificate authorities trusted for a wss:// server (a private "
           "CA); empty: the system's", NULL, rw));
+  g_object_class_install_property (klass, first_prop_id + PT_SETTINGS_PROP_REPORT_INTERVAL,
+      g_param_spec_uint ("report-interval", "Report interval",
+          "Seconds between two reports of this member's link figures to the server (its "
+          "dashboard and metrics: bitrate, loss, RTT, frames per second from the parent, "
+          "children up); 0: none", 0, 3600, PT_SETTINGS_DEFAULT_REPORT_INTERVAL, rw));
 }
 
 /* The field of @settings behind property @prop_id, or NULL. */
@@ -100,6 +106,10 @@ pt_settings_set_property (PtSettings * settings, guint first_prop_id, guint prop
 {
   gchar **field = settings_field (settings, first_prop_id, prop_id);
 
+  if (prop_id == first_prop_id + PT_SETTINGS_PROP_REPORT_INTERVAL) {
+    settings->report_interval = g_value_get_uint (value);
+    return TRUE;
+  }
   if (field == NULL)
     return FALSE;
   g_free (*field);
@@ -113,6 +123,10 @@ pt_settings_get_property (const PtSettings * settings, guint first_prop_id, guin
 {
   gchar **field = settings_field (settings, first_prop_id, prop_id);
 
+  if (prop_id == first_prop_id + PT_SETTINGS_PROP_REPORT_INTERVAL) {
+    g_value_set_uint (value, settings->report_interval);
+    return TRUE;
+  }
   if (field == NULL)
     return FALSE;
   g_value_set_string (value, *field);

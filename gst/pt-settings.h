@@ -17,6 +17,7 @@
 G_BEGIN_DECLS
 
 #define PT_SETTINGS_DEFAULT_SERVER "ws://127.0.0.1:8645"
+#define PT_SETTINGS_DEFAULT_REPORT_INTERVAL 2   /* s between link reports */
 
 /* Offsets from an element's first settings property id, in install order. */
 enum {
@@ -28,6 +29,7 @@ enum {
   PT_SETTINGS_PROP_TURN_SERVER,
   PT_SETTINGS_PROP_TOKEN,
   PT_SETTINGS_PROP_TLS_CA,
+  PT_SETTINGS_PROP_REPORT_INTERVAL,
   PT_SETTINGS_N_PROPS
 };
 
@@ -40,13 +42,14 @@ typedef struct {
   gchar *turn_server;
   gchar *token;
   gchar *tls_ca;
+  guint report_interval;        /* s between reports to the server; 0: none */
 } PtSettings;
 
 /* server = PT_SETTINGS_DEFAULT_SERVER, the others NULL. */
 void pt_settings_init (PtSettings *settings);
 void pt_settings_clear (PtSettings *settings);
 
-/* Installs the eight properties with ids @first_prop_id… (changeable in NULL
+/* Installs the nine properties with ids @first_prop_id… (changeable in NULL
  * or READY). tree-id and client-id mean something slightly different in
  * each element: their blurbs are the element's. */
 void pt_settings_install_properties (GObjectClass *klass, guint first_prop_id,

@@ -5,9 +5,12 @@
 #include "gstpeertreeelements.h"
 #include "pt-webrtc.h"
 
-/* An upstream link whose ICE state stays "disconnected" this long is lost
- * (libnice's own keepalives only fail it after tens of seconds). */
-#define UPSTREAM_DISCONNECTED_MS 2000
+#include <gst/webrtc/webrtc.h>
+
+/* An upstream link that stays "disconnected" this long is lost. The link
+ * itself reports "failed" once the parent's ICE restarts did not bring it
+ * back (PT_LINK_ICE_RESTART_WAIT_MS, pt-link.h); this is the backstop. */
+#define UPSTREAM_DISCONNECTED_MS (PT_LINK_ICE_RESTART_WAIT_MS + 2000)
 
 struct _PtUpstream {
   GstElement *element;
@@ -29,6 +32,12 @@ struct _PtUpstream {
   gboolean lost;                /* the parent is unreachable: a new one is needed */
   gboolean reconnecting;        /* reconnect-upstream in flight */
   gboolean source_lost;         /* the server waits for the tree's source */
+
+  /* the link's counters at the last report (pt_upstream_fill_report) */
+  PtLink *report_link;          /* not a ref: only compared */
+  gint64 report_at;
+  guint64 report_bytes, report_packets;
+  gint64 report_lost;
 };
 
 /* A reconnect-upstream request; the reply is dropped after stop. */
@@ -394,13 +403,91 @@ pt_upstream_add_remote_candidate (PtUpstream * u, const gchar * peer_id, guint m
   return TRUE;
 }
 
+static guint64
+field_uint64 (const GstStructure * s, const gchar * field)
+{
+  guint64 v = 0;
+  guint u = 0;
+
+  if (gst_structure_get_uint64 (s, field, &v))
+    return v;
+  if (gst_structure_get_uint (s, field, &u))
+    return u;
+  return 0;
+}
+
+/* Sums the inbound-rtp streams of webrtcbin's @stats. */
+static void
+sum_inbound (const GstStructure * stats, guint64 * bytes, guint64 * packets, gint64 * lost)
+{
+  *bytes = *packets = 0;
+  *lost = 0;
+  for (gint i = 0; i < gst_structure_n_fields (stats); i++) {
+    const GValue *v = gst_structure_get_value (stats, gst_structure_nth_field_name (stats, i));
+    const GstStructure *s;
+    GstWebRTCStatsType type;
+    gint64 l = 0;
+
+    if (!GST_VALUE_HOLDS_STRUCTURE (v))
+      continue;
+    s = gst_value_get_structure (v);
+    if (!gst_structure_get_enum (s, "type", GST_TYPE_WEBRTC_STATS_TYPE, (gint *) & type)
+        || type != GST_WEBRTC_STATS_INBOUND_RTP)
+      continue;
+    *bytes += field_uint64 (s, "bytes-received");
+    *packets += field_uint64 (s, "packets-received");
+    if (gst_structure_get_int64 (s, "packets-lost", &l) && l > 0)
+      *lost += l;
+  }
+}
+
+void
+pt_upstream_fill_report (PtUpstream * u, PeerTreeLinkReport * report)
+{
+  GstStructure *stats, *repair;
+  guint64 bytes, packets, rtt;
+  gint64 lost, now = g_get_monotonic_time ();
+
+  if (!u->link || pt_link_get_state (u->link) != PT_LINK_STATE_CONNECTED)
+    return;
+  stats = pt_link_get_stats (u->link);
+  if (!stats)
+    return;
+  repair = pt_link_get_repair_stats (u->link, stats);
+  sum_inbound (stats, &bytes, &packets, &lost);
+  /* rates over the time since the last report on this same link */
+  if (u->report_link == u->link && now > u->report_at && bytes >= u->report_bytes
+      && packets >= u->report_packets) {
+    gdouble secs = (now - u->report_at) / (gdouble) G_USEC_PER_SEC;
+    guint64 dp = packets - u->report_packets;
+    gint64 dl = MAX (lost - u->report_lost, 0);
+
+    report->bitrate_kbps = (gint64) ((bytes - u->report_bytes) * 8 / 1000.0 / secs);
+    if (dp + dl > 0)
+      report->loss_percent = 100.0 * dl / (dp + dl);
+  }
+  u->report_link = u->link;
+  u->report_at = now;
+  u->report_bytes = bytes;
+  u->report_packets = packets;
+  u->report_lost = lost;
+  /* the round trip a repair measured (ns), once there was one */
+  rtt = field_uint64 (repair, "rtx-rtt");
+  if (rtt > 0)
+    report->rtt_ms = rtt / GST_MSECOND;
+  gst_structure_free (repair);
+  gst_structure_free (stats);
+}
+
 void
 pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
 {
   gst_structure_set (s, "depth", G_TYPE_UINT, u->depth,
       "parent-id", G_TYPE_STRING, u->parent_id,
       "upstream-state", G_TYPE_STRING, u->link ?
-      pt_link_state_to_string (pt_link_get_state (u->link)) : "none", NULL);
+      pt_link_state_to_string (pt_link_get_state (u->link)) : "none",
+      "upstream-ice-restarts", G_TYPE_UINT, u->link ? pt_link_get_ice_restarts (u->link) : 0,
+      NULL);
   if (u->link) {
     GstStructure *up = pt_link_get_stats (u->link);
     GstStructure *repair = pt_link_get_repair_stats (u->link, up);
@@ -417,4 +504,17 @@ pt_upstream_append_stats (PtUpstream * u, GstStructure * s)
       gst_structure_free (up);
     }
   }
+}
+
+gboolean
+pt_upstream_sample_counts (PtUpstream * u, guint64 * lost, guint64 * received,
+    gconstpointer * link)
+{
+  g_autoptr (GstStructure) stats = NULL;
+
+  *link = u->link;
+  if (u->link == NULL || pt_link_get_state (u->link) != PT_LINK_STATE_CONNECTED)
+    return FALSE;
+  stats = pt_link_get_stats (u->link);
+  return pt_webrtc_stats_inbound_counts (stats, lost, received);
 }

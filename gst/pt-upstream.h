@@ -94,9 +94,19 @@ guint pt_upstream_get_n_remote_streams (PtUpstream *upstream);
 gboolean pt_upstream_add_remote_candidate (PtUpstream *upstream, const gchar *peer_id,
     guint mline, const gchar *candidate);
 
-/* depth, parent-id, upstream-state, upstream-webrtc (webrtcbin's
+/* depth, parent-id, upstream-state, upstream-ice-restarts, upstream-webrtc (webrtcbin's
  * statistics; blocks until webrtcbin answers) and upstream-repair
  * (pt_link_get_repair_stats()) into @s. */
 void pt_upstream_append_stats (PtUpstream *upstream, GstStructure *s);
+/* The parent link's figures for a report: received bitrate and loss since
+ * the previous call (on the same link), the RTT a repair measured. Blocks
+ * until webrtcbin answers get-stats (the loop thread). Leaves @report alone
+ * without a connected link. */
+void pt_upstream_fill_report (PtUpstream *upstream, PeerTreeLinkReport *report);
+/* Loop thread: the packets lost (before repair) and received so far on the
+ * link to the parent, and that link (to tell a new one from the last);
+ * FALSE without a connected link or statistics. */
+gboolean pt_upstream_sample_counts (PtUpstream *upstream, guint64 *lost, guint64 *received,
+    gconstpointer *link);
 
 G_END_DECLS

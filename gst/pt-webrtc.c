@@ -562,3 +562,218 @@ pt_webrtc_stats_selected_pair (const GstStructure * stats, const gchar ** local_
   }
   return FALSE;
 }
+
+/* A numeric field of any integer or floating type, as a double. */
+static gboolean
+stats_number (const GstStructure * s, const gchar * field, gdouble * out)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+  GValue d = G_VALUE_INIT;
+
+  if (v == NULL || !g_value_type_transformable (G_VALUE_TYPE (v), G_TYPE_DOUBLE))
+    return FALSE;
+  g_value_init (&d, G_TYPE_DOUBLE);
+  if (!g_value_transform (v, &d))
+    return FALSE;
+  *out = g_value_get_double (&d);
+  return TRUE;
+}
+
+static gboolean
+stats_is_type (const GstStructure * s, GstWebRTCStatsType want)
+{
+  GstWebRTCStatsType type;
+
+  return gst_structure_get_enum (s, "type", GST_TYPE_WEBRTC_STATS_TYPE, (gint *) & type)
+      && type == want;
+}
+
+gboolean
+pt_webrtc_stats_remote_fraction_lost (const GstStructure * stats, gdouble * fraction)
+{
+  gboolean found = FALSE;
+
+  *fraction = 0;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    gdouble f;
+
+    if (t == NULL || !stats_is_type (t, GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) ||
+        !stats_number (t, "fraction-lost", &f))
+      continue;
+    *fraction = found ? MAX (*fraction, f) : f;
+    found = TRUE;
+  }
+  return found;
+}
+
+gboolean
+pt_webrtc_stats_inbound_counts (const GstStructure * stats, guint64 * lost, guint64 * received)
+{
+  gboolean found = FALSE;
+
+  *lost = *received = 0;
+  for (gint i = 0; stats && i < gst_structure_n_fields (stats); i++) {
+    const GstStructure *t = stats_field_structure (stats, gst_structure_nth_field_name (stats, i));
+    gdouble l, r;
+
+    if (t == NULL || !stats_is_type (t, GST_WEBRTC_STATS_INBOUND_RTP) ||
+        !stats_number (t, "packets-received", &r))
+      continue;
+    if (!stats_number (t, "packets-lost", &l) || l < 0)
+      l = 0;                    /* duplicates can make it negative */
+    *lost += (guint64) l;
+    *received += (guint64) r;
+    found = TRUE;
+  }
+  return found;
+}
+
+/* ---------------------------------------------------------------------- */
+/* ICE restart (GStreamer 1.22 has none: see pt-webrtc.h) */
+
+/* libnice numbers a NiceAgent's streams from 1; webrtcbin makes one per
+ * transport (one with max-bundle), so a few ids cover them */
+#define PT_MAX_NICE_STREAMS 16
+
+/* (transfer full) (nullable) */
+static NiceAgent *
+webrtcbin_nice_agent (GstElement * webrtcbin)
+{
+  g_autoptr (GstWebRTCICE) ice = NULL;
+  GObject *agent = NULL;
+
+  g_object_get (webrtcbin, "ice-agent", &ice, NULL);
+  if (ice == NULL || !g_object_class_find_property (G_OBJECT_GET_CLASS (ice), "agent"))
+    return NULL;
+  g_object_get (ice, "agent", &agent, NULL);
+  if (agent && !NICE_IS_AGENT (agent))
+    g_clear_object (&agent);
+  return (NiceAgent *) agent;
+}
+
+/* libnice 0.1.21's nice_agent_get_local_credentials() returns TRUE for a
+ * stream that does not exist too (leaving the strings unset) */
+static gboolean
+nice_stream_exists (NiceAgent * agent, guint stream_id)
+{
+  gchar *ufrag = NULL, *pwd = NULL;
+  gboolean ok = nice_agent_get_local_credentials (agent, stream_id, &ufrag, &pwd) &&
+      ufrag != NULL;
+
+  g_free (ufrag);
+  g_free (pwd);
+  return ok;
+}
+
+guint
+pt_webrtc_restart_ice (GstElement * webrtcbin)
+{
+  NiceAgent *agent = webrtcbin_nice_agent (webrtcbin);
+  guint n = 0;
+
+  init_debug ();
+  for (guint id = 1; agent && id <= PT_MAX_NICE_STREAMS; id++) {
+    if (!nice_stream_exists (agent, id))
+      continue;
+    if (nice_agent_restart_stream (agent, id))
+      n++;
+  }
+  GST_DEBUG_OBJECT (webrtcbin, "ICE restarted on %u streams", n);
+  g_clear_object (&agent);
+  return n;
+}
+
+GPtrArray *
+pt_webrtc_local_candidates (GstElement * webrtcbin)
+{
+  NiceAgent *agent = webrtcbin_nice_agent (webrtcbin);
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint id = 1; agent && id <= PT_MAX_NICE_STREAMS; id++) {
+    GSList *cands;
+
+    if (!nice_stream_exists (agent, id))
+      continue;
+    /* RTP and RTCP are muxed: component 1 only */
+    cands = nice_agent_get_local_candidates (agent, id, NICE_COMPONENT_TYPE_RTP);
+    for (GSList * l = cands; l; l = l->next) {
+      gchar *attr = nice_agent_generate_local_candidate_sdp (agent, l->data);
+
+      if (attr && g_str_has_prefix (attr, "a=")) {
+        g_ptr_array_add (out, g_strdup (attr + 2));
+        g_free (attr);
+      } else if (attr) {
+        g_ptr_array_add (out, attr);
+      }
+    }
+    g_slist_free_full (cands, (GDestroyNotify) nice_candidate_free);
+  }
+  g_clear_object (&agent);
+  return out;
+}
+
+/* RFC 8839: ufrag ≥ 4, pwd ≥ 22 characters of ice-char */
+static gchar *
+random_ice_string (guint len)
+{
+  static const gchar chars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  gchar *s = g_malloc (len + 1);
+
+  for (guint i = 0; i < len; i++)
+    s[i] = chars[g_random_int_range (0, (gint) sizeof (chars) - 1)];
+  s[len] = '\0';
+  return s;
+}
+
+static void
+media_set_credentials (GstSDPMedia * media, const gchar * ufrag, const gchar * pwd)
+{
+  for (guint i = 0; i < gst_sdp_media_attributes_len (media); i++) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute (media, i);
+    const gchar *value = g_strcmp0 (a->key, "ice-ufrag") == 0 ? ufrag :
+        g_strcmp0 (a->key, "ice-pwd") == 0 ? pwd : NULL;
+    GstSDPAttribute attr;
+
+    if (value) {
+      gst_sdp_attribute_set (&attr, a->key, value);
+      gst_sdp_media_replace_attribute (media, i, &attr);
+    }
+  }
+}
+
+void
+pt_webrtc_sdp_new_ice_credentials (GstSDPMessage * sdp)
+{
+  g_autofree gchar *ufrag = random_ice_string (16);
+  g_autofree gchar *pwd = random_ice_string (32);
+
+  for (guint i = 0; i < gst_sdp_message_attributes_len (sdp); i++) {
+    const GstSDPAttribute *a = gst_sdp_message_get_attribute (sdp, i);
+    const gchar *value = g_strcmp0 (a->key, "ice-ufrag") == 0 ? ufrag :
+        g_strcmp0 (a->key, "ice-pwd") == 0 ? pwd : NULL;
+    GstSDPAttribute attr;
+
+    if (value) {
+      gst_sdp_attribute_set (&attr, a->key, value);
+      gst_sdp_message_replace_attribute (sdp, i, &attr);
+    }
+  }
+  /* the message's own media, changed in place (GstSDPMessage has no
+   * non-const accessor; replace_media would copy each one twice) */
+  for (guint m = 0; m < gst_sdp_message_medias_len (sdp); m++)
+    media_set_credentials ((GstSDPMedia *) gst_sdp_message_get_media (sdp, m), ufrag, pwd);
+}
+
+const gchar *
+pt_webrtc_sdp_ice_ufrag (const GstSDPMessage * sdp)
+{
+  const gchar *ufrag = NULL;
+
+  if (gst_sdp_message_medias_len (sdp) > 0)
+    ufrag = gst_sdp_media_get_attribute_val (gst_sdp_message_get_media (sdp, 0), "ice-ufrag");
+  if (ufrag == NULL)
+    ufrag = gst_sdp_message_get_attribute_val (sdp, "ice-ufrag");
+  return ufrag;
+}

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 
 G_BEGIN_DECLS
 
@@ -110,9 +111,44 @@ gboolean pt_webrtc_parse_candidate (const gchar *candidate, gchar **address, gch
 /* From webrtcbin's get-stats: the candidate types ("host", "srflx",
  * "prflx", "relay") of the selected pair, pointing into @stats; FALSE if none
  * is selected yet */
+/* From webrtcbin's get-stats of a sending link: the highest fraction lost
+ * (0 to 1) that the peer's last RTCP receiver reports give over the
+ * streams (remote-inbound-rtp fraction-lost); FALSE if no report came yet */
+gboolean pt_webrtc_stats_remote_fraction_lost (const GstStructure *stats, gdouble *fraction);
+/* From webrtcbin's get-stats of a receiving link: the packets lost (before
+ * any repair) and received so far, every stream together (inbound-rtp
+ * packets-lost, packets-received); FALSE if no stream has stats yet */
+gboolean pt_webrtc_stats_inbound_counts (const GstStructure *stats, guint64 *lost,
+    guint64 *received);
 gboolean pt_webrtc_stats_selected_pair (const GstStructure *stats, const gchar **local_type,
     const gchar **remote_type);
 /* TRUE if @address is on the subnet of one of this machine's interfaces */
 gboolean pt_webrtc_address_is_on_link (const gchar *address);
+
+/**
+ * pt_webrtc_restart_ice:
+ *
+ * The ICE half of an ICE restart on @webrtcbin, which GStreamer 1.22 cannot
+ * do itself (create-offer ignores its options, and create-offer/-answer
+ * reuse the last description's ice-ufrag/ice-pwd: "FIXME: deal with ICE
+ * restarts"): nice_agent_restart_stream() on each stream of its NiceAgent
+ * drops the connectivity checks and the remote candidates but keeps the
+ * selected pair, so media keeps its path until a new pair is selected.
+ * Call it before the description with new credentials
+ * (pt_webrtc_sdp_new_ice_credentials()) is set, since webrtcbin then gives
+ * libnice those credentials. The local candidates stay (libnice gathers
+ * once per stream): hand them to the peer again
+ * (pt_webrtc_local_candidates()).
+ *
+ * Returns: the number of streams restarted (0: no NiceAgent).
+ */
+guint pt_webrtc_restart_ice (GstElement *webrtcbin);
+/* The local candidates of every stream of @webrtcbin's NiceAgent, as
+ * on-ice-candidate gives them ("candidate:…"); (transfer full) */
+GPtrArray *pt_webrtc_local_candidates (GstElement *webrtcbin);
+/* Replaces every ice-ufrag / ice-pwd of @sdp with one new random pair. */
+void pt_webrtc_sdp_new_ice_credentials (GstSDPMessage *sdp);
+/* The ice-ufrag of @sdp's first media (or of the session); NULL if none */
+const gchar *pt_webrtc_sdp_ice_ufrag (const GstSDPMessage *sdp);
 
 G_END_DECLS

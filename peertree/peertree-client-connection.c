@@ -823,7 +823,7 @@ _peer_tree_client_log_undelivered (GObject *source, GAsyncResult *res, gpointer 
       &error);
   (void) user_data;
   if (!result)
-    g_debug ("signal not delivered: %s", error->message);
+    g_debug ("request not delivered: %s", error->message);
 }
 
 /**

@@ -8,10 +8,21 @@
  */
 #include "peertree-client-private.h"
 
+/* What a member declared it can relay (join, set-capacity, overload), or a
+ * source its stream's bitrate: told again at rejoin. */
+typedef struct {
+  gint max_children;      /* -1: not said */
+  guint max_upload_kbps;  /* 0: unknown */
+  guint bitrate_kbps;     /* sources; 0: unknown */
+} Capacity;
+
+#define CAPACITY_UNSAID ((Capacity) { -1, 0, 0 })
+
 typedef struct {
   gboolean source;
   char *parent;           /* members: the current parent */
   guint k, k1;            /* sources */
+  Capacity capacity;
   GHashTable *children;   /* clientId set, as the server announced them: reported
                            * at rejoin, so that the server attaches only children
                            * their parent confirms */
@@ -38,6 +49,7 @@ membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, cons
   /* a move keeps the subtree: the children stay ours */
   m->children = old ? g_hash_table_ref (old->children) :
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  m->capacity = old ? old->capacity : CAPACITY_UNSAID;
   g_hash_table_insert (self->memberships, g_strdup (tree_id), m);
 }
 
@@ -203,8 +215,14 @@ _peer_tree_client_rejoin_all (PeerTreeClient *self)
       json_object_set_int_member (params, PT_F_K, m->k);
       json_object_set_int_member (params, PT_F_K1, m->k1);
       json_object_set_string_member (params, PT_F_SECRET, self->secret);
+      if (m->capacity.bitrate_kbps)
+        json_object_set_int_member (params, PT_F_BITRATE_KBPS, m->capacity.bitrate_kbps);
     } else {
       json_object_set_string_member (params, PT_F_PARENT, m->parent);
+      if (m->capacity.max_children >= 0)
+        json_object_set_int_member (params, PT_F_MAX_CHILDREN, m->capacity.max_children);
+      if (m->capacity.max_upload_kbps)
+        json_object_set_int_member (params, PT_F_MAX_UPLOAD_KBPS, m->capacity.max_upload_kbps);
     }
     JsonArray *children = json_array_new ();
     GHashTableIter ci;
@@ -336,6 +354,12 @@ placement_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
   g_task_set_task_data (outer, p, (GDestroyNotify) placement_free);
   g_task_set_check_cancellable (outer, FALSE);
   membership_set (self, tree_id, FALSE, parent, 0, 0);
+  if (g_task_get_source_tag (outer) == peer_tree_client_join_async) {
+    /* a join replaces what was declared */
+    Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+    Capacity *cap = g_object_get_data (G_OBJECT (outer), "peertree-capacity");
+    m->capacity = cap ? *cap : CAPACITY_UNSAID;
+  }
   if (g_task_get_source_tag (outer) == peer_tree_client_join_async)
     g_signal_emit (self, pt_signals[SIG_TREE_JOINED], 0, tree_id, depth);
   g_signal_emit (self, pt_signals[SIG_UPSTREAM_CHANGED], 0, tree_id, parent, depth);
@@ -363,14 +387,24 @@ on_placement_reply (GObject *source, GAsyncResult *res, gpointer user_data)
   }
 }
 
+/* @cap: what a join declares (NULL: nothing) */
 static void
 placement_request (PeerTreeClient *self, const char *type, gpointer tag, const char *tree_id,
-    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+    const Capacity *cap, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
 {
   g_autoptr (JsonObject) params = json_object_new ();
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, tag);
   json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  if (cap) {
+    if (cap->max_children >= 0)
+      json_object_set_int_member (params, PT_F_MAX_CHILDREN, cap->max_children);
+    if (cap->max_upload_kbps)
+      json_object_set_int_member (params, PT_F_MAX_UPLOAD_KBPS, cap->max_upload_kbps);
+    g_object_set_data_full (G_OBJECT (task), "peertree-capacity", g_memdup2 (cap, sizeof *cap),
+        g_free);
+  }
   _peer_tree_client_request_with_hook (self, type, params, cancellable, placement_hook,
       on_placement_reply, task);
 }
@@ -410,8 +444,38 @@ peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (tree_id != NULL);
-  placement_request (self, PT_REQ_JOIN, peer_tree_client_join_async, tree_id, cancellable, callback,
-      user_data);
+  placement_request (self, PT_REQ_JOIN, peer_tree_client_join_async, tree_id, NULL, cancellable,
+      callback, user_data);
+}
+
+/**
+ * peer_tree_client_join_with_capacity_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: the tree to join
+ * @max_children: the children this client accepts: -1 lets the server decide
+ *   (its k), 0 makes it a leaf (never given a child)
+ * @max_upload_kbps: its upload budget in kbit/s, 0 if unknown; with the
+ *   stream's bitrate (declared by the source) the server gives it no more
+ *   children than the budget carries
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome; finish with peer_tree_client_join_finish()
+ * @user_data: data for @callback
+ *
+ * Joins a tree as peer_tree_client_join_async() does, declaring how many
+ * children the client can relay to. The server places newcomers only under
+ * members with room by both measures. What was declared is told again at
+ * every rejoin after a reconnection.
+ */
+void
+peer_tree_client_join_with_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  g_return_if_fail (max_children >= -1);
+  Capacity cap = { max_children, max_upload_kbps, 0 };
+  placement_request (self, PT_REQ_JOIN, peer_tree_client_join_async, tree_id, &cap, cancellable,
+      callback, user_data);
 }
 
 /**
@@ -450,7 +514,7 @@ peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tre
 {
   g_return_if_fail (tree_id != NULL);
   placement_request (self, PT_REQ_RECONNECT_UPSTREAM, peer_tree_client_reconnect_upstream_async,
-      tree_id, cancellable, callback, user_data);
+      tree_id, NULL, cancellable, callback, user_data);
 }
 
 /**
@@ -533,6 +597,195 @@ peer_tree_client_leave_finish (PeerTreeClient *self, GAsyncResult *result, GErro
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Capacity                                                                 */
+
+typedef struct {
+  char *tree_id;
+  Capacity capacity;            /* what is declared (-1 / 0: unchanged) */
+  gboolean overloaded;
+  guint max_children;           /* from the reply */
+  char **moved;
+} CapacityCall;
+
+static void
+capacity_call_free (CapacityCall *call)
+{
+  g_free (call->tree_id);
+  g_strfreev (call->moved);
+  g_free (call);
+}
+
+/* The membership keeps what the server now applies, for rejoin. */
+static void
+capacity_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
+{
+  CapacityCall *call = g_task_get_task_data (G_TASK (data));
+  Membership *m = g_hash_table_lookup (self->memberships, call->tree_id);
+  JsonArray *moved = json_object_has_member (result, PT_F_MOVED) ?
+      json_object_get_array_member (result, PT_F_MOVED) : NULL;
+  g_autoptr (GPtrArray) ids = g_ptr_array_new ();
+  for (guint i = 0; moved && i < json_array_get_length (moved); i++) {
+    JsonNode *n = json_array_get_element (moved, i);
+    if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+      g_ptr_array_add (ids, g_strdup (json_node_get_string (n)));
+  }
+  g_ptr_array_add (ids, NULL);
+  call->moved = (char **) g_ptr_array_free (g_steal_pointer (&ids), FALSE);
+  pt_uint (result, PT_F_MAX_CHILDREN, &call->max_children);
+  if (!m)
+    return;
+  if (call->capacity.max_children >= 0)
+    m->capacity.max_children = call->capacity.max_children;
+  if (call->capacity.max_upload_kbps)
+    m->capacity.max_upload_kbps = call->capacity.max_upload_kbps;
+  if (call->capacity.bitrate_kbps)
+    m->capacity.bitrate_kbps = call->capacity.bitrate_kbps;
+  if (call->overloaded)
+    m->capacity.max_children = call->max_children;
+}
+
+static void
+on_capacity_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (JsonObject) result = peer_tree_client_request_finish (PEER_TREE_CLIENT (source), res,
+      &error);
+  if (result)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+capacity_request (PeerTreeClient *self, gpointer tag, const char *tree_id, const Capacity *cap,
+    gboolean overloaded, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
+  g_autoptr (JsonObject) params = json_object_new ();
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  CapacityCall *call = g_new0 (CapacityCall, 1);
+  call->tree_id = g_strdup (tree_id);
+  call->capacity = *cap;
+  call->overloaded = overloaded;
+  g_task_set_source_tag (task, tag);
+  g_task_set_task_data (task, call, (GDestroyNotify) capacity_call_free);
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  if (cap->max_children >= 0)
+    json_object_set_int_member (params, PT_F_MAX_CHILDREN, cap->max_children);
+  if (cap->max_upload_kbps)
+    json_object_set_int_member (params, PT_F_MAX_UPLOAD_KBPS, cap->max_upload_kbps);
+  if (cap->bitrate_kbps)
+    json_object_set_int_member (params, PT_F_BITRATE_KBPS, cap->bitrate_kbps);
+  if (overloaded)
+    json_object_set_boolean_member (params, PT_F_OVERLOADED, TRUE);
+  _peer_tree_client_request_with_hook (self, PT_REQ_CAPACITY, params, cancellable, capacity_hook,
+      on_capacity_reply, task);
+}
+
+/**
+ * peer_tree_client_set_capacity_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a member of
+ * @max_children: the children it accepts from now on, -1 to keep what was
+ *   declared, 0 to take no new child
+ * @max_upload_kbps: its upload budget in kbit/s, 0 to keep what was declared
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome; finish with peer_tree_client_capacity_finish()
+ * @user_data: data for @callback
+ *
+ * Changes what the client declared at join. When it now has more children
+ * than its room, the server moves the newest ones to other members (they
+ * get #PeerTreeClient::upstream-changed; this client
+ * #PeerTreeClient::downstream-removed).
+ */
+void
+peer_tree_client_set_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  Capacity cap = { max_children, max_upload_kbps, 0 };
+  capacity_request (self, peer_tree_client_set_capacity_async, tree_id, &cap, FALSE, cancellable,
+      callback, user_data);
+}
+
+/**
+ * peer_tree_client_set_bitrate_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is the source of
+ * @bitrate_kbps: the stream's bitrate (every stream together) in kbit/s
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome; finish with peer_tree_client_capacity_finish()
+ * @user_data: data for @callback
+ *
+ * Tells the server the tree's bitrate, which turns the viewers' upload
+ * budgets into child counts for the placements that follow.
+ */
+void
+peer_tree_client_set_bitrate_async (PeerTreeClient *self, const char *tree_id,
+    guint bitrate_kbps, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL && bitrate_kbps > 0);
+  Capacity cap = { -1, 0, bitrate_kbps };
+  capacity_request (self, peer_tree_client_set_bitrate_async, tree_id, &cap, FALSE, cancellable,
+      callback, user_data);
+}
+
+/**
+ * peer_tree_client_report_overload_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client relays in
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome; finish with peer_tree_client_capacity_finish()
+ * @user_data: data for @callback
+ *
+ * Says the client's uplink cannot carry its children: the server moves its
+ * newest child to another member and lowers its max-children to the count
+ * it keeps. At most once every few seconds per tree (%PEER_TREE_ERROR_LIMIT
+ * otherwise).
+ */
+void
+peer_tree_client_report_overload_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL);
+  Capacity cap = { -1, 0, 0 };
+  capacity_request (self, peer_tree_client_report_overload_async, tree_id, &cap, TRUE,
+      cancellable, callback, user_data);
+}
+
+/**
+ * peer_tree_client_capacity_finish:
+ * @self: a #PeerTreeClient
+ * @result: the #GAsyncResult of peer_tree_client_set_capacity_async(),
+ *   peer_tree_client_set_bitrate_async() or
+ *   peer_tree_client_report_overload_async()
+ * @max_children: (out) (optional): the children the server lets this client
+ *   have now
+ * @moved: (out) (optional) (transfer full): the children it moved away,
+ *   %NULL-terminated (possibly empty)
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+peer_tree_client_capacity_finish (PeerTreeClient *self, GAsyncResult *result,
+    guint *max_children, char ***moved, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return FALSE;
+  CapacityCall *call = g_task_get_task_data (G_TASK (result));
+  if (max_children)
+    *max_children = call->max_children;
+  if (moved)
+    *moved = call->moved ? g_strdupv (call->moved) : g_new0 (char *, 1);
+  return TRUE;
+}
+
 static void
 send_signal (PeerTreeClient *self, const char *tree_id, const char *peer_id, const char *kind,
     JsonObject *payload)
@@ -591,3 +844,77 @@ peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char
   send_signal (self, tree_id, peer_id, PT_F_ICE, o);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Reports                                                                  */
+
+static JsonObject *
+report_params (const char *tree_id, const PeerTreeLinkReport *report)
+{
+  JsonObject *params = json_object_new ();
+  /* within the protocol's ranges: a figure out of them would refuse the
+   * whole report */
+  PtReport r = PT_REPORT_INIT;
+  if (report->child_count >= 0)
+    r.child_count = MIN (report->child_count, PT_MAX_REPORTED_CHILDREN);
+  if (report->bitrate_kbps >= 0)
+    r.bitrate_kbps = MIN (report->bitrate_kbps, PT_REPORT_MAX_KBPS);
+  if (report->loss_percent >= 0)
+    r.loss_percent = MIN (report->loss_percent, 100.0);
+  if (report->rtt_ms >= 0)
+    r.rtt_ms = MIN (report->rtt_ms, PT_REPORT_MAX_RTT_MS);
+  if (report->frames_per_second >= 0)
+    r.frames_per_second = MIN (report->frames_per_second, PT_REPORT_MAX_FPS);
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  pt_report_write (&r, params);
+  return params;
+}
+
+/**
+ * peer_tree_client_report_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a member of
+ * @report: the figures (those unknown left at -1)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the server answered
+ * @user_data: data for @callback
+ *
+ * Reports the client's link figures in @tree_id to the server (the `report`
+ * request), which keeps the latest for its dashboard. The server accepts one
+ * a second per tree: a report sooner fails with %PEER_TREE_ERROR_LIMIT.
+ * Figures beyond the protocol's ranges are clamped to them.
+ */
+void
+peer_tree_client_report_async (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
+  g_return_if_fail (PEER_TREE_IS_CLIENT (self));
+  g_return_if_fail (tree_id != NULL && report != NULL);
+  g_autoptr (JsonObject) params = report_params (tree_id, report);
+  peer_tree_client_request_async (self, PT_REQ_REPORT, params, cancellable, callback, user_data);
+}
+
+gboolean
+peer_tree_client_report_finish (PeerTreeClient *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (JsonObject) res = peer_tree_client_request_finish (self, result, error);
+  return res != NULL;
+}
+
+/**
+ * peer_tree_client_send_report:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a member of
+ * @report: the figures
+ *
+ * peer_tree_client_report_async() without a callback: a refusal (too soon,
+ * no longer a member, not connected) is logged at debug level.
+ */
+void
+peer_tree_client_send_report (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report)
+{
+  peer_tree_client_report_async (self, tree_id, report, NULL, _peer_tree_client_log_undelivered,
+      NULL);
+}

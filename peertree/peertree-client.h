@@ -58,6 +58,21 @@ void peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 gboolean peer_tree_client_join_finish (PeerTreeClient *self, GAsyncResult *result,
     char **parent_id, guint *depth, GError **error);
+void peer_tree_client_join_with_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+
+/* Capacity: what a member relays, the source's bitrate, overload */
+void peer_tree_client_set_capacity_async (PeerTreeClient *self, const char *tree_id,
+    gint max_children, guint max_upload_kbps, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+void peer_tree_client_set_bitrate_async (PeerTreeClient *self, const char *tree_id,
+    guint bitrate_kbps, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data);
+void peer_tree_client_report_overload_async (PeerTreeClient *self, const char *tree_id,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+gboolean peer_tree_client_capacity_finish (PeerTreeClient *self, GAsyncResult *result,
+    guint *max_children, char ***moved, GError **error);
 
 void peer_tree_client_reconnect_upstream_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
@@ -73,6 +88,36 @@ void peer_tree_client_send_sdp (PeerTreeClient *self, const char *tree_id, const
     const char *type, const char *sdp);
 void peer_tree_client_send_ice (PeerTreeClient *self, const char *tree_id, const char *peer_id,
     guint mline_index, const char *candidate);
+
+/**
+ * PeerTreeLinkReport:
+ * @child_count: links to children that are up, or -1 if not told
+ * @bitrate_kbps: kbit/s received from the parent, or -1
+ * @loss_percent: packets lost on the parent link, 0 to 100, or negative if not told
+ * @rtt_ms: round-trip time to the parent in ms, or -1
+ * @frames_per_second: video frames per second out of the link, or negative
+ *
+ * What a member tells the server about its place in a tree (the `report`
+ * request of docs/protocol.md), for the server's dashboard and metrics.
+ * Start from %PEER_TREE_LINK_REPORT_INIT (nothing told).
+ */
+typedef struct {
+  gint child_count;
+  gint64 bitrate_kbps;
+  gdouble loss_percent;
+  gint64 rtt_ms;
+  gdouble frames_per_second;
+} PeerTreeLinkReport;
+
+#define PEER_TREE_LINK_REPORT_INIT { -1, -1, -1.0, -1, -1.0 }
+
+void peer_tree_client_report_async (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data);
+gboolean peer_tree_client_report_finish (PeerTreeClient *self, GAsyncResult *result,
+    GError **error);
+void peer_tree_client_send_report (PeerTreeClient *self, const char *tree_id,
+    const PeerTreeLinkReport *report);
 
 /* Identity (peertree-client-messages.c) */
 void peer_tree_client_list_clients_async (PeerTreeClient *self, const char *prefix,

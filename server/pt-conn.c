@@ -38,21 +38,39 @@ conn_check_buffered (PtConn *c)
   }
 }
 
-gboolean
-pt_conn_send (PtConn *c, JsonObject *obj)
+/* The bytes queued, or -1 if @c cannot be sent to. */
+static gssize
+conn_send (PtConn *c, JsonObject *obj)
 {
   if (c->remote ? c->gone : !conn_can_send (c))
-    return FALSE;
+    return -1;
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
   gsize len;
   g_autofree char *text = json_to_string (node, FALSE);
   len = strlen (text);
   if (c->remote) {
     pt_cluster_send (c, FALSE, text, len);
-    return TRUE;
+    return len;
   }
   pt_ws_send (c->ws, FALSE, text, len);
   conn_check_buffered (c);
+  return len;
+}
+
+gboolean
+pt_conn_send (PtConn *c, JsonObject *obj)
+{
+  return conn_send (c, obj) >= 0;
+}
+
+gboolean
+pt_conn_relay (PtConn *c, JsonObject *obj)
+{
+  gssize n = conn_send (c, obj);
+  if (n < 0)
+    return FALSE;
+  c->server->metrics.messages_relayed++;
+  c->server->metrics.bytes_relayed += n;
   return TRUE;
 }
 
@@ -79,6 +97,23 @@ pt_conn_send_raw (PtConn *c, gboolean binary, const guint8 *data, gsize len)
 }
 
 void
+pt_conn_relay_binary (PtConn *c, const guint8 *data, gsize len)
+{
+  if (c->remote) {
+    c->server->metrics.messages_relayed++;
+    c->server->metrics.bytes_relayed += len;
+    pt_cluster_send (c, TRUE, data, len);
+    return;
+  }
+  if (!conn_can_send (c))
+    return;
+  c->server->metrics.messages_relayed++;
+  c->server->metrics.bytes_relayed += len;
+  pt_ws_send (c->ws, TRUE, data, len);
+  conn_check_buffered (c);
+}
+
+void
 pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result /* transfer full, nullable */)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
@@ -94,6 +129,7 @@ pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
   g_autoptr (JsonObject) err = json_object_new ();
+  pt_metrics_count_error (c->server, f->code);
   json_object_set_string_member (obj, PT_F_TYPE, PT_TYPE_REPLY);
   if (id >= 0)
     json_object_set_int_member (obj, PT_F_ID, id);

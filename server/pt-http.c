@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "pt-server-private.h"
+#include "pt-resources.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -66,6 +67,52 @@ pt_server_build_status (PtServer *self)
   return node;
 }
 
+gboolean
+pt_http_check_get (SoupServerMessage *msg)
+{
+  const char *method = soup_server_message_get_method (msg);
+  if (method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD)
+    return TRUE;
+  soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+      "GET, HEAD");
+  return FALSE;
+}
+
+gboolean
+pt_http_check_admin (PtServer *self, SoupServerMessage *msg, const char *what)
+{
+  guint refused = pt_rights_check_admin_header (self, soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Authorization"));
+  if (!refused)
+    return TRUE;
+  pt_limits_log_refusal (self, soup_server_message_get_remote_host (msg), "%s refused: %s",
+      what, refused == 401 ? "no valid bearer token" : "the token is not admin");
+  soup_server_message_set_status (msg, refused, NULL);
+  if (refused == 401)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+        "WWW-Authenticate", "Bearer realm=\"peertree\"");
+  return FALSE;
+}
+
+gboolean
+pt_http_check_origin (PtServer *self, SoupServerMessage *msg)
+{
+  /* Browsers send Origin with every WebSocket and cross-origin request;
+   * other clients send none and are not concerned by the check. */
+  const char *origin = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Origin");
+  if (!self->origins || !origin || g_strv_contains ((const char *const *) self->origins, origin))
+    return TRUE;
+  g_autofree char *shown = g_strescape (origin, NULL);
+  pt_limits_log_refusal (self, soup_server_message_get_remote_host (msg),
+      "%s from origin \"%.200s\" refused (not in allowed-origins)",
+      g_uri_get_path (soup_server_message_get_uri (msg)), shown);
+  self->metrics.rejected[PT_REJECT_ORIGIN]++;
+  soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, "origin not allowed");
+  return FALSE;
+}
+
 static void
 on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
     gpointer user_data)
@@ -74,33 +121,68 @@ on_status (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
   (void) path;
   (void) query;
   PtServer *self = user_data;
-  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET &&
-      soup_server_message_get_method (msg) != SOUP_METHOD_HEAD) {
-    soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
-    return;
-  }
   /* With an auth key, the topology is for admin tokens only. */
-  guint refused = pt_rights_check_admin_header (self, soup_message_headers_get_one (
-      soup_server_message_get_request_headers (msg), "Authorization"));
-  if (refused) {
-    g_autofree char *ip = NULL;
-    GSocket *socket = soup_server_message_get_socket (msg);
-    if (socket)
-      ip = pt_socket_peer_ip (socket);
-    pt_limits_log_refusal (self, ip, "GET /status refused: %s", refused == 401 ?
-        "no valid bearer token" : "the token is not admin");
-    soup_server_message_set_status (msg, refused, NULL);
-    if (refused == 401)
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-          "WWW-Authenticate", "Bearer realm=\"peertree\"");
+  if (!pt_http_check_get (msg) || !pt_http_check_admin (self, msg, "GET /status"))
     return;
-  }
   g_autoptr (JsonNode) node = pt_server_build_status (self);
   gsize len;
   char *text = json_to_string (node, TRUE);
   len = strlen (text);
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, text, len);
+}
+
+/* Prometheus' text format; with an auth key, for admin tokens only (as
+ * /status: the tree ids are in it). */
+static void
+on_metrics (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+    gpointer user_data)
+{
+  PtServer *self = user_data;
+  if (g_strcmp0 (path, "/metrics") != 0) {
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+    return;
+  }
+  if (!pt_http_check_get (msg) || !pt_http_check_admin (self, msg, "GET /metrics"))
+    return;
+  GString *text = pt_metrics_text (self);
+  gsize len = text->len;
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
+      "no-store");
+  soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
+      SOUP_MEMORY_TAKE, g_string_free (text, FALSE), len);
+}
+
+static void
+on_dashboard (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+    gpointer user_data)
+{
+  PtServer *self = user_data;
+  if (self->dashboard_route)
+    self->dashboard_route (self, msg, path);
+  else
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+}
+
+/* The server's own files (server/resources/peertree.gresource.xml). */
+void
+pt_http_serve_resource (SoupServerMessage *msg, const char *name, const char *content_type)
+{
+  g_autofree char *path = g_strconcat ("/org/peertree/server/", name, NULL);
+  g_autoptr (GBytes) data = g_resource_lookup_data (pt_server_get_resource (), path,
+      G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  if (!data) {
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+    return;
+  }
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  soup_message_headers_replace (h, "Cache-Control", "no-cache");
+  soup_message_headers_replace (h, "X-Content-Type-Options", "nosniff");
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  gsize len;
+  const char *bytes = g_bytes_get_data (data, &len);
+  soup_server_message_set_response (msg, content_type, SOUP_MEMORY_COPY, bytes, len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -129,26 +211,26 @@ stream_socket (GIOStream *stream, GTlsConnection **tls)
   return base ? stream_socket (base, tls) : NULL;
 }
 
-static void
-on_upgraded (SoupServerMessage *msg, gpointer user_data)
+/* pt_http_take_connection; with @initial, the bytes the client sent right
+ * after its request (they may sit in libsoup's buffer) are taken along. */
+static int
+take_connection (PtServer *self, SoupServerMessage *msg, GTlsConnection **tls, char **ip,
+    GByteArray *initial)
 {
-  PtServer *self = user_data;
-  g_signal_handlers_disconnect_by_func (msg, on_upgraded, user_data);
   g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
-  GTlsConnection *tls = NULL;
-  GSocket *socket = stream ? stream_socket (stream, &tls) : NULL;
+  *tls = NULL;
+  *ip = NULL;
+  GTlsConnection *t = NULL;
+  GSocket *socket = stream ? stream_socket (stream, &t) : NULL;
   int fd = socket ? dup (g_socket_get_fd (socket)) : -1;
   if (fd < 0) {
     if (stream)
       g_io_stream_close (stream, NULL, NULL);
-    return;
+    return -1;
   }
-  g_autofree char *ip = pt_socket_peer_ip (socket);
-  /* Bytes the client sent right after its request may sit in libsoup's
-   * buffer: take them along. */
-  g_autoptr (GByteArray) initial = g_byte_array_new ();
+  *ip = pt_socket_peer_ip (socket);
   GInputStream *in = g_io_stream_get_input_stream (stream);
-  if (G_IS_POLLABLE_INPUT_STREAM (in)) {
+  if (initial && G_IS_POLLABLE_INPUT_STREAM (in)) {
     guint8 buf[4096];
     gssize n;
     while ((n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (in), buf,
@@ -156,30 +238,52 @@ on_upgraded (SoupServerMessage *msg, gpointer user_data)
       g_byte_array_append (initial, buf, n);
   }
   g_object_ref (socket);
-  PtConn *c;
-  if (tls) {
-    /* wss: the TLS connection carries the frames (pt_ws_new_stream); the
-     * duplicate only drives epoll. libsoup's wrapper is dropped, not closed
-     * (that would close the TLS connection). */
-    g_object_ref (tls);
+  if (t) {
+    /* wss: the TLS connection carries the bytes; the duplicate only drives
+     * epoll. libsoup's wrapper is dropped, not closed (that would close the
+     * TLS connection). */
+    *tls = g_object_ref (t);
     g_clear_object (&stream);
-    g_hash_table_remove (self->http_conns, socket);
-    c = pt_conn_new_stream (self, G_IO_STREAM (tls), fd, initial->data, initial->len,
-        pt_request_receive);
-    g_object_unref (tls);
   } else {
     /* Closing the stream closes libsoup's descriptor (and lets libsoup free
      * its connection objects); ours is a duplicate. */
     g_io_stream_close (stream, NULL, NULL);
     g_clear_object (&stream);
-    /* The socket is a PtConn's now: it counts once against its address. */
-    g_hash_table_remove (self->http_conns, socket);
+  }
+  /* The socket is the caller's now: it counts once against its address. */
+  g_hash_table_remove (self->http_conns, socket);
+  g_object_unref (socket);
+  pt_limits_socket_opened (self, *ip);
+  return fd;
+}
+
+int
+pt_http_take_connection (PtServer *self, SoupServerMessage *msg, GTlsConnection **tls,
+    char **ip)
+{
+  return take_connection (self, msg, tls, ip, NULL);
+}
+
+static void
+on_upgraded (SoupServerMessage *msg, gpointer user_data)
+{
+  PtServer *self = user_data;
+  g_signal_handlers_disconnect_by_func (msg, on_upgraded, user_data);
+  g_autoptr (GByteArray) initial = g_byte_array_new ();
+  GTlsConnection *tls = NULL;
+  g_autofree char *ip = NULL;
+  int fd = take_connection (self, msg, &tls, &ip, initial);
+  if (fd < 0)
+    return;
+  PtConn *c;
+  if (tls) {
+    c = pt_conn_new_stream (self, G_IO_STREAM (tls), fd, initial->data, initial->len,
+        pt_request_receive);
+    g_object_unref (tls);
+  } else {
     c = pt_conn_new (self, fd, initial->data, initial->len, pt_request_receive);
   }
-  g_object_unref (socket);
-
   c->ip = g_steal_pointer (&ip);
-  pt_limits_socket_opened (self, c->ip);
 }
 
 static void
@@ -194,18 +298,10 @@ on_http (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable 
         "peertree-server: connect with a WebSocket, or GET /status\n", 58);
     return;
   }
-  /* Browsers send Origin with every WebSocket; other clients send none and
-   * are not concerned by the check. */
-  const char *origin = soup_message_headers_get_one (
-      soup_server_message_get_request_headers (msg), "Origin");
-  if (self->origins && origin && !g_strv_contains ((const char *const *) self->origins, origin)) {
-    g_autofree char *shown = g_strescape (origin, NULL);
-    pt_limits_log_refusal (self, soup_server_message_get_remote_host (msg),
-        "WebSocket from origin \"%.200s\" refused (not in allowed-origins)", shown);
-    soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, "origin not allowed");
+  if (!pt_http_check_origin (self, msg))
     return;
-  }
   if (g_hash_table_size (self->conns) >= self->max_clients) {
+    self->metrics.rejected[PT_REJECT_MAX_CLIENTS]++;
     soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "server full");
     return;
   }
@@ -271,7 +367,8 @@ http_purge (PtServer *self)
 guint
 pt_http_n_sockets (PtServer *self)
 {
-  return g_hash_table_size (self->http_conns) + g_hash_table_size (self->conns);
+  return g_hash_table_size (self->http_conns) + g_hash_table_size (self->conns) +
+      (self->event_streams ? g_hash_table_size (self->event_streams) : 0);
 }
 
 /* Once a second: connections not upgraded within http-timeout (an
@@ -470,6 +567,7 @@ accept_one (PtServer *self, int fd)
 {
   g_autoptr (GError) error = NULL;
   if (pt_http_n_sockets (self) >= self->max_sockets) {
+    self->metrics.rejected[PT_REJECT_SOCKETS]++;
     g_debug ("%u sockets open: refusing a connection", pt_http_n_sockets (self));
     close (fd);
     return;
@@ -581,7 +679,8 @@ socket_cap (PtServer *self)
   return rl.rlim_cur > reserve ? (guint) MIN (rl.rlim_cur - reserve, G_MAXUINT) : 1;
 }
 
-/* Serves /status and WebSocket upgrades on @addr. */
+/* Serves /status, the browser viewer (pt-web.c) and WebSocket upgrades on
+ * @addr. */
 gboolean
 pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
 {
@@ -602,6 +701,9 @@ pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error)
   self->http_conns = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) http_conn_free);
   self->soup = soup_server_new ("server-header", "peertree-server", NULL);
   soup_server_add_handler (self->soup, "/status", on_status, self, NULL);
+  soup_server_add_handler (self->soup, "/metrics", on_metrics, self, NULL);
+  soup_server_add_handler (self->soup, "/dashboard", on_dashboard, self, NULL);
+  pt_web_init (self, self->soup);
   soup_server_add_handler (self->soup, NULL, on_http, self, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   accept_watch (self);

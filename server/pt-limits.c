@@ -88,6 +88,7 @@ pt_limits_accept (PtServer *self, const char *ip)
     return TRUE;
   PtIpEntry *e = ip_entry (self, ip);
   if (self->max_connections_per_ip && e->sockets >= self->max_connections_per_ip) {
+    self->metrics.rejected[PT_REJECT_IP_CONNECTIONS]++;
     pt_limits_log_refusal (self, ip, "connection refused: %u open (max-connections-per-ip)",
         e->sockets);
     return FALSE;
@@ -99,6 +100,7 @@ pt_limits_accept (PtServer *self, const char *ip)
       e->tokens = self->conn_burst_per_ip;
     e->tokens_at = now;
     if (e->tokens < 1.0) {
+      self->metrics.rejected[PT_REJECT_IP_RATE]++;
       pt_limits_log_refusal (self, ip, "connection refused: more than %u per second "
           "(connection-rate-per-ip, connection-burst-per-ip %u)", self->connection_rate_per_ip,
           self->conn_burst_per_ip);

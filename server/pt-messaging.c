@@ -204,7 +204,7 @@ handle_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Pt
   g_autoptr (JsonObject) ev = message_event (c, name, args);
   if (want_ack)
     json_object_set_int_member (ev, PT_F_ACK_ID, ack_new (req, to, PT_ACK_EMIT, deadline)->id);
-  pt_conn_send (to, ev);
+  pt_conn_relay (to, ev);
   return TRUE;
 }
 
@@ -312,7 +312,7 @@ handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
   gpointer key;
   g_hash_table_iter_init (&it, r->members);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (key != c && pt_conn_send (key, ev))
+    if (key != c && pt_conn_relay (key, ev))
       n++; /* a member that does not read is not counted */
   *result = json_object_new ();
   json_object_set_int_member (*result, PT_F_DELIVERED, n);
@@ -482,7 +482,7 @@ messaging_binary (PtConn *c, const guint8 *data, gsize len)
       stream_free (self, s, TRUE, TRUE);
       return;
   }
-  pt_conn_send_binary (peer, data, len);
+  pt_conn_relay_binary (peer, data, len);
   if (s->ended[0] && s->ended[1])
     stream_free (self, s, FALSE, FALSE);
 }

@@ -184,6 +184,8 @@ void
 pt_request_receive (PtConn *c, gboolean binary, const guint8 *data, gsize len)
 {
   PtServer *self = c->server;
+  self->metrics.messages_received++;
+  self->metrics.bytes_received += len;
   if (binary) {
     /* Stream data is paced by its credit window, not by the message rate:
      * the binary handler charges only the other frames. */

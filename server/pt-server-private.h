@@ -12,7 +12,11 @@
  *                      the source's grace period and the rebuild after a restart
  *   pt-services.c      services and topics, the built-in service "peertree"
  *   pt-messaging.c     acks and the reply request, emit, add-target, rooms, streams
- *   pt-http.c          HTTP: GET /status, the WebSocket upgrade that makes a PtConn
+ *   pt-dashboard.c     GET /dashboard (page and script from the GResource) and
+ *                      /dashboard/events (server-sent events of the trees)
+ *   pt-http.c          HTTP: GET /status, /metrics, static resources, the
+ *                      WebSocket upgrade that makes a PtConn
+ *   pt-web.c           HTTP: GET /watch/TREE-ID, GET /peertree.js (a GResource)
  *   pt-request.c       PtRequest, the one handler registry, hooks, dispatch
  *   pt-rights.c        what a token allows: the check of every request type
  *   pt-cluster.c       --redis: several servers as one service (docs/cluster.md);
@@ -20,6 +24,8 @@
  *   pt-limits.c        per-IP limits (sockets, connection rate, trees), refusal log
  *   pt-auth.c          tokens (JWS HS256): verify, sign; pure
  *   pt-conn.c          connections: sending, replies, lookup, rate, teardown
+ *   pt-metrics.c       the counters (every module bumps its own in self->metrics)
+ *                      and GET /metrics' text (Prometheus 0.0.4)
  *   pt-json.c          the server's own readers (args, timeout), random ids
  *   common/pt-protocol the protocol: names, typed getters, faults, id and name rules
  *   pt-ws.c, pt-tree.c WebSocket framing on epoll; the k-tree
@@ -61,6 +67,43 @@ typedef struct _PtHooks PtHooks;
 typedef struct _PtCluster PtCluster;
 typedef struct _PtClusterConn PtClusterConn;
 
+/* GET /metrics (pt-metrics.c has their names): why a connection was refused */
+typedef enum {
+  PT_REJECT_IP_CONNECTIONS,  /* max-connections-per-ip */
+  PT_REJECT_IP_RATE,         /* connection-rate-per-ip */
+  PT_REJECT_SOCKETS,         /* the descriptor cap */
+  PT_REJECT_MAX_CLIENTS,     /* an upgrade beyond max-clients */
+  PT_REJECT_ORIGIN,          /* an Origin not in allowed-origins */
+  PT_REJECT_EVENT_STREAMS,   /* /dashboard/events beyond max-event-streams */
+  PT_N_REJECT
+} PtRejectReason;
+
+/* how a member got a new parent */
+typedef enum {
+  PT_MOVE_PARENT_LEFT,       /* upstream event, reason parent-left */
+  PT_MOVE_SOURCE_RETURNED,
+  PT_MOVE_REBUILT,
+  PT_MOVE_RECONNECTED,       /* reconnect-upstream */
+  PT_MOVE_REJOINED,          /* a join by a member */
+  PT_MOVE_SHED,              /* upstream event, reason shed (capacity) */
+  PT_N_MOVE
+} PtMoveReason;
+
+#define PT_METRICS_MAX_CODES 64
+
+typedef struct {
+  guint64 joins;
+  guint64 moves[PT_N_MOVE];
+  guint64 source_losses;
+  guint64 trees_created, trees_closed;
+  guint64 reports;
+  guint64 messages_received, bytes_received;
+  guint64 messages_relayed, bytes_relayed;
+  guint64 errors[PT_METRICS_MAX_CODES];  /* by index in pt_error_codes() */
+  guint64 rejected[PT_N_REJECT];
+  guint64 event_streams_dropped;         /* SSE subscribers that did not read */
+} PtMetrics;
+
 struct _PtServer {
   GObject parent_instance;
 
@@ -86,6 +129,7 @@ struct _PtServer {
   guint max_trees;
   char *allowed_origins;    /* as set (allowed-origins) */
   char **origins;           /* its entries; NULL: no Origin check */
+  guint max_event_streams;  /* GET /dashboard/events subscribers */
 
   /* tokens: the key read from auth_key_path at listen */
   GBytes *auth_key;
@@ -144,6 +188,16 @@ struct _PtServer {
 
   /* services (pt-services.c) */
   GHashTable *services; /* name -> PtService* (owning) */
+
+  /* observability */
+  PtMetrics metrics;
+  /* the dashboard's subscribers (pt-dashboard.c): PtEventStream* (owning) */
+  GHashTable *event_streams;
+  GHashTable *dirty_trees;  /* tree id (owned) set: shape changed since the last flush */
+  GHashTable *dirty_reports; /* tree id (owned) -> set of member ids (owned): new reports */
+  GSource *dashboard_flush; /* pending flush of the above, or NULL */
+  /* GET /dashboard… (pt-http.c routes there; pt-dashboard.c sets it) */
+  void (*dashboard_route) (PtServer *self, SoupServerMessage *msg, const char *path);
 };
 
 typedef struct {
@@ -158,7 +212,18 @@ typedef struct {
   /* after a restart: member -> set of the children it reported at rejoin;
    * a reported position is attached silently only if its parent lists it */
   GHashTable *reports;
+  /* the latest link report of each member: member (owned) -> PtLinkStats* */
+  GHashTable *link_stats;
+  /* member -> gint64* when it last reported itself overloaded (rate limit);
+   * NULL until one does */
+  GHashTable *overload_at;
 } TreeEntry;
+
+/* A member's latest report (the report request). */
+typedef struct {
+  PtReport report;
+  gint64 at;                /* pt_now() when accepted */
+} PtLinkStats;
 
 typedef void (*PtReceiveFunc) (PtConn *c, gboolean binary, const guint8 *data, gsize len);
 
@@ -248,6 +313,11 @@ PtConn *pt_conn_lookup (PtServer *self, const char *client_id);
 /* Queues @obj to @c; FALSE if @c is gone or does not read (slow). */
 gboolean pt_conn_send (PtConn *c, JsonObject *obj);
 void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
+/* The same for what one client sends another through the server (signal,
+ * emit, room-emit, service-call, topic, stream frames): counted in
+ * peertree_relayed_messages_total and peertree_relayed_bytes_total. */
+gboolean pt_conn_relay (PtConn *c, JsonObject *obj);
+void pt_conn_relay_binary (PtConn *c, const guint8 *data, gsize len);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);
@@ -400,9 +470,52 @@ gboolean pt_rights_can_publish (PtConn *c, const char *tree_id);
  * allowed, else the HTTP status (401, 403). */
 guint pt_rights_check_admin_header (PtServer *self, const char *authorization);
 
+/* pt-metrics.c: the counters every module bumps, and GET /metrics */
+void pt_metrics_count_error (PtServer *self, const char *code);
+void pt_metrics_count_move (PtServer *self, const char *reason);
+/* The text of GET /metrics, Prometheus' text format 0.0.4. */
+GString *pt_metrics_text (PtServer *self);
+/* A label value escaped for that format (\\, \", \n) appended to @out. */
+void pt_metrics_escape_label (GString *out, const char *value);
+
+/* pt-dashboard.c */
+void pt_dashboard_init (PtServer *self);
+/* The shape of @tree_id changed (join, leave, re-parenting, closing): the
+ * subscribers get it at the next flush. Cheap when nobody watches. */
+void pt_dashboard_tree_changed (PtServer *self, const char *tree_id);
+/* @member of @tree_id sent a report. */
+void pt_dashboard_report (PtServer *self, const char *tree_id, const char *member);
+void pt_dashboard_sweep (PtServer *self, gint64 now);
+/* Closes every subscriber (the server stops). */
+void pt_dashboard_stop (PtServer *self);
+void pt_dashboard_finalize (PtServer *self);
+guint pt_dashboard_n_streams (PtServer *self);
+
 /* pt-http.c */
 gboolean pt_http_listen (PtServer *self, GSocketAddress *addr, GError **error);
 void pt_http_stop (PtServer *self);
 void pt_http_sweep (PtServer *self, gint64 now);
-/* Sockets open: HTTP connections and WebSocket clients. */
+/* Sockets open: HTTP connections, WebSocket clients, event streams. */
 guint pt_http_n_sockets (PtServer *self);
+/* Answers @msg with the GResource file @name (server/resources/, e.g.
+ * "dashboard.html") as @content_type; 404 if there is none. */
+void pt_http_serve_resource (SoupServerMessage *msg, const char *name, const char *content_type);
+/* Whether @msg is GET or HEAD; answers 405 otherwise. */
+gboolean pt_http_check_get (SoupServerMessage *msg);
+/* With an auth key, whether @msg carries an admin bearer token; answers
+ * 401/403 (and logs the refusal, once a minute per address) if not. @what
+ * names the resource in the log. */
+gboolean pt_http_check_admin (PtServer *self, SoupServerMessage *msg, const char *what);
+/* Whether @msg's Origin (if any) is allowed (allowed-origins); answers 403
+ * (logged) if not. */
+gboolean pt_http_check_origin (PtServer *self, SoupServerMessage *msg);
+/* Takes @msg's connection away from libsoup (as the WebSocket upgrade does):
+ * the socket leaves the HTTP connections (and their http-timeout). Returns
+ * a descriptor of the socket (a duplicate: the caller closes it), and for
+ * TLS the connection in *@tls (a reference); -1 on failure. *@ip: the peer's
+ * address, counted as an open socket of it (pt_limits_socket_closed when done). */
+int pt_http_take_connection (PtServer *self, SoupServerMessage *msg, GTlsConnection **tls,
+    char **ip);
+
+/* pt-web.c: GET /watch/TREE-ID and /peertree.js, on @soup */
+void pt_web_init (PtServer *self, SoupServer *soup);

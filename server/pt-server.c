@@ -43,6 +43,7 @@ enum {
   PROP_TLS_KEY,
   PROP_ALLOWED_ORIGINS,
   PROP_REDIS,
+  PROP_MAX_EVENT_STREAMS,
   N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -84,6 +85,7 @@ sweep (gpointer user_data)
       hooks->sweep (self, now);
   }
   pt_http_sweep (self, now);
+  pt_dashboard_sweep (self, now);
   pt_limits_sweep (self, now);
   for (guint i = 0; i < doomed->len; i++) {
     PtConn *c = doomed->pdata[i];
@@ -113,6 +115,7 @@ pt_server_init (PtServer *self)
   self->spare_fd = -1;
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   pt_limits_init (self);
+  pt_dashboard_init (self);
   pt_request_init (self);
   /* The order of registration is the order of the hooks: a client that
    * leaves is taken out of its trees first, then out of messaging. */
@@ -281,6 +284,7 @@ pt_server_stop (PtServer *self)
   }
   g_hash_table_remove_all (self->clients);
   g_hash_table_remove_all (self->conns);
+  pt_dashboard_stop (self);
   g_clear_pointer (&self->ws_loop, pt_ws_loop_free);
   pt_http_stop (self);
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -297,6 +301,7 @@ pt_server_finalize (GObject *object)
       hooks->finalize (self);
   }
   pt_request_finalize (self);
+  pt_dashboard_finalize (self);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->conns);
   pt_limits_finalize (self);
@@ -341,6 +346,7 @@ uint_field (PtServer *self, guint prop_id)
     case PROP_MAX_TREES_PER_IP: return &self->max_trees_per_ip;
     case PROP_MAX_TREES: return &self->max_trees;
     case PROP_TURN_TTL: return &self->turn_ttl;
+    case PROP_MAX_EVENT_STREAMS: return &self->max_event_streams;
     default: return NULL;
   }
 }
@@ -523,6 +529,8 @@ pt_server_class_init (PtServerClass *klass)
       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   props[PROP_TURN_TTL] = uint_prop ("turn-ttl", "Seconds the TURN credentials of a hello stay "
       "valid (a client gets new ones each time it reconnects)", 60, 7 * 86400, 86400);
+  props[PROP_MAX_EVENT_STREAMS] = uint_prop ("max-event-streams", "Most subscribers of GET "
+      "/dashboard/events at once; further ones get HTTP 503", 0, 4096, 16);
   g_object_class_install_properties (object_class, N_PROPS, props);
 }
 

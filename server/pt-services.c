@@ -204,7 +204,7 @@ handle_service_call (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
   json_object_set_string_member (ev, PT_F_METHOD, method);
   json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
   json_object_set_int_member (ev, PT_F_ACK_ID, pt_ack_new (req, s->provider, PT_ACK_SERVICE, deadline));
-  pt_conn_send (s->provider, ev);
+  pt_conn_relay (s->provider, ev);
   return TRUE;
 }
 
@@ -237,7 +237,7 @@ topic_publish (PtTopic *t, JsonNode *args)
   gpointer key;
   g_hash_table_iter_init (&it, t->subscribers);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    pt_conn_send (key, ev);
+    pt_conn_relay (key, ev);
   return g_hash_table_size (t->subscribers);
 }
 

@@ -51,6 +51,7 @@ notify_downstream (PtServer *self, TreeEntry *t, const char *parent, const char 
   if (reason)
     json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, parent, ev);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 static void
@@ -61,6 +62,8 @@ notify_upstream (PtServer *self, TreeEntry *t, const char *peer, const char *rea
   json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   json_object_set_string_member (ev, PT_F_REASON, reason);
   pt_send_event_to (self, peer, ev);
+  pt_metrics_count_move (self, reason);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 static void
@@ -92,6 +95,8 @@ tree_close (PtServer *self, TreeEntry *t, const char *reason)
 {
   gpointer args[3] = { self, t, (gpointer) reason };
   g_debug ("closing tree %s (%s)", t->id, reason);
+  self->metrics.trees_closed++;
+  pt_dashboard_tree_changed (self, t->id);
   pt_tree_foreach (t->tree, close_member, args);
   g_hash_table_remove (self->trees, t->id);
 }
@@ -107,6 +112,11 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   conn_forget_tree (self, peer, t);
   if (t->reports)
     g_hash_table_remove (t->reports, peer);
+  if (t->link_stats)
+    g_hash_table_remove (t->link_stats, peer);
+  pt_dashboard_tree_changed (self, t->id);
+  if (t->overload_at)
+    g_hash_table_remove (t->overload_at, peer);
   if (!pt_tree_remove_full (t->tree, peer, moves, dropped))
     return;
   notify_downstream (self, t, parent, peer, FALSE, reason);
@@ -122,18 +132,52 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
     conn_forget_tree (self, member, t);
     if (t->reports)
       g_hash_table_remove (t->reports, member);
+    if (t->link_stats)
+      g_hash_table_remove (t->link_stats, member);
     JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
     json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
     pt_send_event_to (self, member, ev);
   }
 }
 
-/* A member whose token does not let it relay in @t (or that asked, @leaf)
- * takes no children: placement never puts anyone under it. */
-static void
-mark_leaf (TreeEntry *t, PtConn *c, gboolean leaf)
+/* What a member declares it can relay (join, rejoin, capacity). */
+typedef struct {
+  gint max_children;        /* -1: not said (k applies); 0: a leaf */
+  guint max_upload_kbps;    /* 0: unknown */
+} Capacity;
+
+#define CAPACITY_UNSAID { -1, 0 }
+
+/* Reads the optional "leaf", "maxChildren" and "maxUploadKbps" of @msg
+ * (leaf: join only) into @cap. */
+static gboolean
+read_capacity (JsonObject *msg, gboolean with_leaf, Capacity *cap, PtFault *f)
 {
-  pt_tree_set_leaf (t->tree, c->client_id, leaf || !pt_rights_can_relay (c, t->id));
+  gboolean leaf = FALSE;
+  gint64 max_children, upload;
+  if (with_leaf && !pt_get_bool (msg, PT_F_LEAF, FALSE, &leaf, f))
+    return FALSE;
+  if (!pt_get_uint (msg, PT_F_MAX_CHILDREN, FALSE, PT_MAX_DECLARED_CHILDREN, &max_children, f) ||
+      !pt_get_uint (msg, PT_F_MAX_UPLOAD_KBPS, FALSE, PT_MAX_UPLOAD_KBPS, &upload, f))
+    return FALSE;
+  JsonNode *n = json_object_get_member (msg, PT_F_MAX_CHILDREN);
+  gboolean said = n && !JSON_NODE_HOLDS_NULL (n);
+  if (leaf && said && max_children > 0)
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"leaf\": true and \"maxChildren\": %"
+        G_GINT64_FORMAT " contradict each other", max_children);
+  cap->max_children = leaf ? 0 : said ? (gint) max_children : -1;
+  cap->max_upload_kbps = upload;
+  return TRUE;
+}
+
+/* A member whose token does not let it relay in @t is a leaf there whatever
+ * it declares; otherwise it takes what it declared in @cap. (A member that
+ * already has children keeps them.) */
+static void
+apply_capacity (TreeEntry *t, PtConn *c, const Capacity *cap)
+{
+  pt_tree_set_leaf (t->tree, c->client_id, !pt_rights_can_relay (c, t->id));
+  pt_tree_set_capacity (t->tree, c->client_id, cap->max_children, cap->max_upload_kbps);
 }
 
 static gboolean
@@ -181,6 +225,8 @@ tree_source_lost (PtServer *self, TreeEntry *t)
   t->source_gone = TRUE;
   t->grace_deadline = pt_now () + (gint64) self->source_grace * G_USEC_PER_SEC;
   g_debug ("tree %s lost its source; waiting %u s", t->id, self->source_grace);
+  self->metrics.source_losses++;
+  pt_dashboard_tree_changed (self, t->id);
   pt_tree_foreach (t->tree, source_lost_member, args);
 }
 
@@ -245,6 +291,7 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
     t->source_gone = FALSE;
     conn_add_tree (c, t);
     g_debug ("tree %s reclaimed by %s", t->id, c->client_id);
+    pt_dashboard_tree_changed (self, t->id);
     /* A rejoin under the same clientId comes from a client whose links may
      * still be up (its connection to the server dropped): nothing to
      * renegotiate. A create (a restarted source process) or a new clientId
@@ -267,6 +314,7 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
 typedef struct {
   char *peer, *parent;
   GHashTable *children;   /* what the peer reported of its own children, or NULL */
+  Capacity capacity;      /* what it declared */
   gint64 deadline;
 } Claim;
 
@@ -344,6 +392,7 @@ send_placed (PtServer *self, TreeEntry *t, const char *peer)
   json_object_set_string_member (ev, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
   json_object_set_int_member (ev, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
   pt_send_event_to (self, peer, ev);
+  pt_dashboard_tree_changed (self, t->id);
 }
 
 /* Attaches every claim whose parent is in the tree and confirms it, as
@@ -370,7 +419,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
       }
       if (parent_confirms (t, cl->parent, cl->peer) &&
           pt_tree_attach (t->tree, cl->peer, cl->parent)) {
-        mark_leaf (t, c, FALSE);
+        apply_capacity (t, c, &cl->capacity);
         conn_add_tree (c, t);
         record_report (t, cl->peer, g_steal_pointer (&cl->children));
         send_placed (self, t, cl->peer);
@@ -394,7 +443,7 @@ claims_settle (PtServer *self, TreeEntry *t, gboolean force)
           progress = TRUE;
           break;
         }
-        mark_leaf (t, c, FALSE);
+        apply_capacity (t, c, &cl->capacity);
         conn_add_tree (c, t);
         record_report (t, cl->peer, g_steal_pointer (&cl->children));
         notify_upstream (self, t, cl->peer, PT_REASON_REBUILT);
@@ -534,8 +583,9 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   PtServer *self = c->server;
   const char *tree_id, *parent;
   gboolean source;
+  Capacity cap = CAPACITY_UNSAID;
   g_autoptr (GHashTable) children = NULL;
-  if (!pt_get_bool (msg, PT_F_SOURCE, FALSE, &source, f))
+  if (!pt_get_bool (msg, PT_F_SOURCE, FALSE, &source, f) || !read_capacity (msg, FALSE, &cap, f))
     return FALSE;
   if (!pt_get_id (msg, PT_F_TREE_ID, TRUE, &tree_id, f) || !read_children (msg, &children, f))
     return FALSE;
@@ -559,6 +609,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   if (t && pt_tree_contains (t->tree, c->client_id)) {
     if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
       return pt_fault_set (f, PT_ERR_IS_ROOT, "you are the source of tree \"%s\"", tree_id);
+    apply_capacity (t, c, &cap);
     *result = placement_result (t, c->client_id);
     return TRUE;
   }
@@ -567,10 +618,11 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
   if (t && pt_tree_contains (t->tree, parent) && parent_confirms (t, parent, c->client_id) &&
       pt_tree_attach (t->tree, c->client_id, parent)) {
-    mark_leaf (t, c, FALSE);
+    apply_capacity (t, c, &cap);
     conn_add_tree (c, t);
     record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
+    pt_dashboard_tree_changed (self, t->id);
     /* Reports waiting for this peer (its children) can be attached now. */
     pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
     return TRUE;
@@ -581,7 +633,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
     if (!pt_tree_join (t->tree, c->client_id))
       return tree_full (t, f);
-    mark_leaf (t, c, FALSE);
+    apply_capacity (t, c, &cap);
     conn_add_tree (c, t);
     record_report (t, c->client_id, g_steal_pointer (&children));
     *result = placement_result (t, c->client_id);
@@ -605,6 +657,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   cl->peer = g_strdup (c->client_id);
   cl->parent = g_strdup (parent);
   cl->children = g_steal_pointer (&children);
+  cl->capacity = cap;
   cl->deadline = pt_now () + (gint64) MAX (self->source_grace, 1) * G_USEC_PER_SEC;
   g_ptr_array_add (list, cl);
   *result = json_object_new ();
@@ -621,16 +674,23 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   gint64 k, k1;
 
   const char *secret;
+  gint64 bitrate;
   if (!pt_get_id (msg, PT_F_TREE_ID, FALSE, &tree_id, f) ||
       !pt_get_uint (msg, PT_F_K, FALSE, self->k, &k, f) ||
       !pt_get_uint (msg, PT_F_K1, FALSE, self->k1, &k1, f) ||
-      !pt_get_string (msg, PT_F_SECRET, FALSE, &secret, f))
+      !pt_get_string (msg, PT_F_SECRET, FALSE, &secret, f) ||
+      !pt_get_uint (msg, PT_F_BITRATE_KBPS, FALSE, PT_MAX_BITRATE_KBPS, &bitrate, f))
     return FALSE;
   if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
     return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
-  if (existing)
-    return tree_reclaim (req, c, existing, secret, result, f);
+  if (existing) {
+    if (!tree_reclaim (req, c, existing, secret, result, f))
+      return FALSE;
+    if (bitrate)
+      pt_tree_set_bitrate_kbps (existing->tree, bitrate);
+    return TRUE;
+  }
   if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
   if (!pt_limits_tree_allowed (self, c->ip, f))
@@ -657,9 +717,12 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   }
   t->id = tree_id ? g_strdup (tree_id) : g_steal_pointer (&picked);
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
+  pt_tree_set_bitrate_kbps (t->tree, bitrate);
   g_hash_table_insert (self->trees, t->id, t);
   pt_cluster_claim (self, "pt:tree:", t->id);
   conn_add_tree (c, t);
+  self->metrics.trees_created++;
+  pt_dashboard_tree_changed (self, t->id);
 
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
@@ -695,9 +758,9 @@ static gboolean
 handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
-  gboolean leaf;
+  Capacity cap = CAPACITY_UNSAID;
   TreeEntry *t = lookup_tree (c, msg, FALSE, f);
-  if (!t || !pt_get_bool (msg, PT_F_LEAF, FALSE, &leaf, f))
+  if (!t || !read_capacity (msg, TRUE, &cap, f))
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
     return pt_fault_set (f, PT_ERR_IS_ROOT, "you are the source of tree \"%s\"", t->id);
@@ -711,8 +774,12 @@ handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Pt
   if (!pt_tree_join (t->tree, c->client_id))
     return tree_full (t, f);
   /* (a member that already has children keeps them, leaf or not) */
-  mark_leaf (t, c, leaf);
+  apply_capacity (t, c, &cap);
   conn_add_tree (c, t);
+  if (member)
+    pt_metrics_count_move (self, PT_REASON_REJOINED);
+  else
+    self->metrics.joins++;
   *result = placement_result (t, c->client_id);
   return TRUE;
 }
@@ -742,6 +809,7 @@ handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
     return pt_fault_set (f, PT_ERR_IS_ROOT, "the source of tree \"%s\" has no upstream", t->id);
   announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
   pt_tree_reconnect (t->tree, c->client_id);
+  pt_metrics_count_move (c->server, PT_REASON_RECONNECTED);
   *result = placement_result (t, c->client_id);
   return TRUE;
 }
@@ -803,9 +871,119 @@ handle_signal (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   JsonObject *ev = pt_event_new (PT_EV_SIGNAL, t->id);
   json_object_set_string_member (ev, PT_F_FROM, c->client_id);
   json_object_set_object_member (ev, PT_F_DATA, json_object_ref (data));
-  pt_conn_send (target, ev);
+  pt_conn_relay (target, ev);
   json_object_unref (ev);
   *result = NULL;
+  return TRUE;
+}
+
+/* report {treeId, childCount?, bitrateKbps?, lossPercent?, rttMs?,
+ * framesPerSecond?}: kept as the member's latest, for the dashboard. */
+static gboolean
+handle_report (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
+{
+  PtServer *self = c->server;
+  PtReport r = PT_REPORT_INIT;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !pt_report_read (msg, &r, f))
+    return FALSE;
+  if (!t->link_stats)
+    t->link_stats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  PtLinkStats *st = g_hash_table_lookup (t->link_stats, c->client_id);
+  gint64 now = pt_now ();
+  if (st && now - st->at < (gint64) PT_REPORT_MIN_INTERVAL_MS * 1000)
+    return pt_fault_set (f, PT_ERR_LIMIT, "one report a second per tree: %" G_GINT64_FORMAT
+        " ms since the last", (now - st->at) / 1000);
+  if (!st) {
+    st = g_new0 (PtLinkStats, 1);
+    g_hash_table_insert (t->link_stats, g_strdup (c->client_id), st);
+  }
+  st->report = r;
+  st->at = now;
+  self->metrics.reports++;
+  pt_dashboard_report (self, t->id, c->client_id);
+  return TRUE;
+}
+
+/* Moves @peer's newest child elsewhere (see pt_tree_shed) and tells the three
+ * of them; the moved child's id (owned by the tree) or NULL if it stayed. */
+static const char *
+shed_one (PtServer *self, TreeEntry *t, const char *peer)
+{
+  PtMove move;
+  if (!pt_tree_shed (t->tree, peer, &move))
+    return NULL;
+  g_debug ("tree %s: %s sheds %s to %s", t->id, peer, move.peer, move.parent);
+  notify_downstream (self, t, peer, move.peer, FALSE, PT_REASON_SHED);
+  notify_upstream (self, t, move.peer, PT_REASON_SHED);
+  notify_downstream (self, t, move.parent, move.peer, TRUE, NULL);
+  return move.peer;
+}
+
+/* capacity {treeId, maxChildren?, maxUploadKbps?, bitrateKbps?, overloaded?}
+ * — a member changes what it declared (absent fields keep their values; its
+ * children beyond its new room are moved, newest first), the source the
+ * stream's bitrate; "overloaded": its uplink cannot carry its children, the
+ * newest one moves and its max-children drops to what it keeps. */
+static gboolean
+handle_capacity (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
+{
+  (void) req;
+  PtServer *self = c->server;
+  gint64 bitrate;
+  gboolean overloaded;
+  Capacity cap = CAPACITY_UNSAID;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !read_capacity (msg, FALSE, &cap, f) ||
+      !pt_get_uint (msg, PT_F_BITRATE_KBPS, FALSE, PT_MAX_BITRATE_KBPS, &bitrate, f) ||
+      !pt_get_bool (msg, PT_F_OVERLOADED, FALSE, &overloaded, f))
+    return FALSE;
+  const char *me = c->client_id;
+  gboolean is_root = g_strcmp0 (pt_tree_get_root (t->tree), me) == 0;
+  if (json_object_has_member (msg, PT_F_BITRATE_KBPS) && !is_root)
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "only the source of tree \"%s\" declares "
+        "its bitrate", t->id);
+  gint64 now = pt_now ();
+  gint64 *last = t->overload_at ? g_hash_table_lookup (t->overload_at, me) : NULL;
+  if (overloaded && last && now - *last < PT_OVERLOAD_INTERVAL * G_USEC_PER_SEC)
+    return pt_fault_set (f, PT_ERR_LIMIT, "at most one overload report every %d s",
+        PT_OVERLOAD_INTERVAL);
+
+  if (json_object_has_member (msg, PT_F_BITRATE_KBPS))
+    pt_tree_set_bitrate_kbps (t->tree, bitrate);
+  gint max_children = pt_tree_get_max_children (t->tree, me);
+  guint upload = pt_tree_get_max_upload_kbps (t->tree, me);
+  if (cap.max_children >= 0)
+    max_children = cap.max_children;
+  if (json_object_has_member (msg, PT_F_MAX_UPLOAD_KBPS))
+    upload = cap.max_upload_kbps;
+  pt_tree_set_capacity (t->tree, me, max_children, upload);
+
+  JsonArray *moved = json_array_new ();
+  if (overloaded) {
+    if (!t->overload_at)
+      t->overload_at = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_replace (t->overload_at, g_strdup (me), g_memdup2 (&now, sizeof now));
+    const char *child = shed_one (self, t, me);
+    if (child)
+      json_array_add_string_element (moved, child);
+  } else {
+    /* children beyond the room just declared (or left by a new bitrate):
+     * newest first, as long as someone else has room */
+    guint room = pt_tree_get_capacity (t->tree, me);
+    while (pt_tree_get_n_children (t->tree, me) > room) {
+      const char *child = shed_one (self, t, me);
+      if (!child)
+        break;
+      json_array_add_string_element (moved, child);
+    }
+    /* (shedding pinned max-children to the count kept; what was declared stays) */
+    pt_tree_set_capacity (t->tree, me, max_children, upload);
+  }
+  *result = json_object_new ();
+  json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
+  json_object_set_int_member (*result, PT_F_MAX_CHILDREN, pt_tree_get_capacity (t->tree, me));
+  json_object_set_array_member (*result, PT_F_MOVED, moved);
   return TRUE;
 }
 
@@ -890,6 +1068,8 @@ tree_entry_free (TreeEntry *t)
   g_free (t->ip);
   pt_tree_free (t->tree);
   g_clear_pointer (&t->reports, g_hash_table_unref);
+  g_clear_pointer (&t->link_stats, g_hash_table_unref);
+  g_clear_pointer (&t->overload_at, g_hash_table_unref);
   g_free (t->id);
   g_free (t);
 }
@@ -912,6 +1092,8 @@ pt_tree_handlers_init (PtServer *self)
   pt_server_add_handler (self, PT_REQ_LEAVE, handle_leave, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_RECONNECT_UPSTREAM, handle_reconnect, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_SIGNAL, handle_signal, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_CAPACITY, handle_capacity, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_REJOIN, handle_rejoin, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_REPORT, handle_report, PT_HANDLER_DEFAULT);
   pt_server_add_hooks (self, &hooks);
 }

@@ -11,10 +11,13 @@ struct _PtNode {
   PtNode *parent;
   GPtrArray *children; /* PtNode*, insertion order, not owning */
   gboolean leaf;       /* takes no children */
+  gint max_children;   /* declared: -1 none (k or k1 applies) */
+  guint max_upload_kbps; /* declared upload budget: 0 unknown */
 };
 
 struct _PtTree {
   guint k, k1;
+  guint bitrate_kbps;  /* the stream's, as the source declares it: 0 unknown */
   PtNode *root;
   GHashTable *nodes; /* id (owned by node) -> PtNode* (owned) */
 };
@@ -33,6 +36,7 @@ node_new (const char *id)
   PtNode *node = g_new0 (PtNode, 1);
   node->id = g_strdup (id);
   node->children = g_ptr_array_new ();
+  node->max_children = -1;
   return node;
 }
 
@@ -114,10 +118,34 @@ pt_tree_get_children (const PtTree *tree, const char *peer)
   return out;
 }
 
+/* The hard limit: k1 for the root, k for the others (what pt_tree_check
+ * holds every member to). */
+static guint
+hard_capacity (const PtTree *tree, const PtNode *node)
+{
+  return node == tree->root ? tree->k1 : tree->k;
+}
+
+/* How many children @node may have: the hard limit, lowered by what it
+ * declared (max-children, 0 for a leaf) and by its upload budget when the
+ * stream's bitrate is known (each child costs one copy of the stream). */
 static guint
 capacity (const PtTree *tree, const PtNode *node)
 {
-  return node == tree->root ? tree->k1 : node->leaf ? 0 : tree->k;
+  guint cap = hard_capacity (tree, node);
+  if (node->leaf)
+    return 0;
+  if (node->max_children >= 0)
+    cap = MIN (cap, (guint) node->max_children);
+  if (node->max_upload_kbps > 0 && tree->bitrate_kbps > 0)
+    cap = MIN (cap, node->max_upload_kbps / tree->bitrate_kbps);
+  return cap;
+}
+
+static gboolean
+has_room (const PtTree *tree, const PtNode *node)
+{
+  return node->children->len < capacity (tree, node);
 }
 
 gboolean
@@ -134,7 +162,51 @@ gboolean
 pt_tree_is_leaf (const PtTree *tree, const char *peer)
 {
   PtNode *node = lookup (tree, peer);
-  return node && node->leaf;
+  return node && node != tree->root && capacity (tree, node) == 0;
+}
+
+gboolean
+pt_tree_set_capacity (PtTree *tree, const char *peer, gint max_children, guint max_upload_kbps)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node)
+    return FALSE;
+  node->max_children = MAX (max_children, -1);
+  node->max_upload_kbps = max_upload_kbps;
+  return TRUE;
+}
+
+guint
+pt_tree_get_capacity (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node ? capacity (tree, node) : 0;
+}
+
+gint
+pt_tree_get_max_children (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node ? node->max_children : -1;
+}
+
+guint
+pt_tree_get_max_upload_kbps (const PtTree *tree, const char *peer)
+{
+  PtNode *node = lookup (tree, peer);
+  return node ? node->max_upload_kbps : 0;
+}
+
+void
+pt_tree_set_bitrate_kbps (PtTree *tree, guint bitrate_kbps)
+{
+  tree->bitrate_kbps = bitrate_kbps;
+}
+
+guint
+pt_tree_get_bitrate_kbps (const PtTree *tree)
+{
+  return tree->bitrate_kbps;
 }
 
 /* Breadth-first search for the first node with a free slot, skipping @avoid
@@ -148,7 +220,7 @@ find_slot (const PtTree *tree, const PtNode *avoid)
   g_ptr_array_add (queue, tree->root);
   for (guint head = 0; head < queue->len; head++) {
     PtNode *node = queue->pdata[head];
-    if (node != avoid && node->children->len < capacity (tree, node))
+    if (node != avoid && has_room (tree, node))
       return node;
     for (guint i = 0; i < node->children->len; i++)
       g_ptr_array_add (queue, node->children->pdata[i]);
@@ -226,7 +298,7 @@ gboolean
 pt_tree_attach (PtTree *tree, const char *peer, const char *parent)
 {
   PtNode *p = lookup (tree, parent);
-  if (!p || lookup (tree, peer) || p->children->len >= capacity (tree, p))
+  if (!p || lookup (tree, peer) || !has_room (tree, p))
     return FALSE;
   PtNode *node = node_new (peer);
   g_hash_table_insert (tree->nodes, node->id, node);
@@ -289,6 +361,34 @@ pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *d
 }
 
 gboolean
+pt_tree_shed (PtTree *tree, const char *peer, PtMove *move)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node || node->children->len == 0)
+    return FALSE;
+  guint n = node->children->len;
+  gint old_max = node->max_children;
+  PtNode *child = node->children->pdata[n - 1];
+  /* Full at n - 1 first, so that the search cannot give the child back. */
+  node->max_children = n - 1;
+  detach (child);
+  PtNode *parent = find_slot (tree, NULL);
+  if (!parent) {
+    /* Nobody else has room: it stays (last again, as it was); @peer takes
+     * no more children than it has. */
+    attach (node, child);
+    node->max_children = old_max >= 0 ? MIN (old_max, (gint) n) : (gint) n;
+    return FALSE;
+  }
+  attach (parent, child);
+  if (move) {
+    move->peer = child->id;
+    move->parent = parent->id;
+  }
+  return TRUE;
+}
+
+gboolean
 pt_tree_remove (PtTree *tree, const char *peer, GArray *moves)
 {
   return pt_tree_remove_full (tree, peer, moves, NULL);
@@ -331,10 +431,16 @@ pt_tree_check (const PtTree *tree, GError **error)
       g_set_error (error, PT_TREE_ERROR, 0, "%s reachable but not indexed", node->id);
       return FALSE;
     }
-    if (node->children->len > capacity (tree, node)) {
-      /* a leaf's capacity is 0 */
+    /* Declared limits are soft: a member that lowers its own keeps the
+     * children it could not shed (nobody else had room); k and k1 are not. */
+    if (node->children->len > hard_capacity (tree, node)) {
       g_set_error (error, PT_TREE_ERROR, 0, "%s has %u children, limit %u",
-          node->id, node->children->len, capacity (tree, node));
+          node->id, node->children->len, hard_capacity (tree, node));
+      return FALSE;
+    }
+    if (node->leaf && node->children->len > 0) {
+      g_set_error (error, PT_TREE_ERROR, 0, "leaf %s has %u children", node->id,
+          node->children->len);
       return FALSE;
     }
     for (guint i = 0; i < node->children->len; i++) {

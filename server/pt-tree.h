@@ -6,6 +6,11 @@
  * free slot, otherwise under the first peer in breadth-first order (children
  * in insertion order) with fewer than k children — exactly peer-tree's rule.
  *
+ * A member's room can be lower than k (or k1) by what it declared: a leaf
+ * takes none, max-children caps the count, and an upload budget caps it at
+ * budget / bitrate once the tree knows its stream's bitrate. Breadth-first
+ * order is kept among the members that have room.
+ *
  * Unlike peer-tree, moving a peer (re-join, reconnect, re-parenting of an
  * orphan) always detaches it first, so its own subtree can never be chosen:
  * no peer is ever its own ancestor, and no ghost entry survives a move.
@@ -49,7 +54,33 @@ const char **pt_tree_get_children (const PtTree *tree, const char *peer);
  * whose token does not allow it to relay, or that asked not to). FALSE if
  * @peer is unknown, the root, or (to become a leaf) has children. */
 gboolean pt_tree_set_leaf (PtTree *tree, const char *peer, gboolean leaf);
+/* Whether @peer (not the root) takes no children now: a leaf, max-children
+ * 0, or an upload budget below one copy of the stream. */
 gboolean pt_tree_is_leaf (const PtTree *tree, const char *peer);
+
+/* What @peer declared (join, rejoin, capacity): @max_children (-1: none, k
+ * or k1 applies; 0: a leaf) and @max_upload_kbps (0: unknown). Children it
+ * has beyond the new room keep their places (pt_tree_shed moves one).
+ * FALSE if @peer is unknown. */
+gboolean pt_tree_set_capacity (PtTree *tree, const char *peer, gint max_children,
+    guint max_upload_kbps);
+gint pt_tree_get_max_children (const PtTree *tree, const char *peer);
+guint pt_tree_get_max_upload_kbps (const PtTree *tree, const char *peer);
+/* The children @peer may have now: min (k or k1, max-children,
+ * max-upload-kbps / bitrate-kbps when both are known); 0 for a leaf or an
+ * unknown peer. */
+guint pt_tree_get_capacity (const PtTree *tree, const char *peer);
+/* The stream's bitrate, as the source declares it (0: unknown, then upload
+ * budgets are not used). */
+void pt_tree_set_bitrate_kbps (PtTree *tree, guint bitrate_kbps);
+guint pt_tree_get_bitrate_kbps (const PtTree *tree);
+
+/* @peer is overloaded: its max-children becomes its child count less one and
+ * its newest child moves (with its subtree) to the first member in
+ * breadth-first order with room, filled into @move. FALSE if it has no
+ * child, or if no other member has room: then the child stays and @peer's
+ * max-children becomes (at most) its child count, so it gets no more. */
+gboolean pt_tree_shed (PtTree *tree, const char *peer, PtMove *move);
 
 /* Adds @peer (new) or moves it (already a member; its subtree moves with it).
  * Returns the parent id (owned by the tree), or NULL if @peer is the root or
@@ -84,7 +115,8 @@ typedef void (*PtTreeFunc) (const char *peer, const char *parent, guint depth, g
 void pt_tree_foreach (const PtTree *tree, PtTreeFunc func, gpointer user_data);
 
 /* Checks every invariant: acyclic, every peer reachable from the root,
- * parent/child links agree, child counts within k and k1, nobody listed twice,
+ * parent/child links agree, child counts within k and k1 (declared limits are
+ * soft: see pt_tree_set_capacity), leaves childless, nobody listed twice,
  * index size equals reachable size. Sets @error on the first violation. */
 gboolean pt_tree_check (const PtTree *tree, GError **error);
 

@@ -98,6 +98,37 @@ GST_START_TEST (test_every_spec_is_documented)
 }
 GST_END_TEST;
 
+/* Every field of the table appears in at least one example of its message,
+ * so that a new field cannot be added to the table without being shown. */
+GST_START_TEST (test_every_field_is_documented)
+{
+  g_autoptr (GPtrArray) msgs = doc_messages ();
+  g_autoptr (GString) missing = g_string_new (NULL);
+
+  for (const PtMessageSpec *s = pt_message_specs (); s->name; s++) {
+    for (guint f = 0; f < PT_MAX_FIELDS && s->fields[f].name; f++) {
+      gboolean found = FALSE;
+
+      for (guint i = 0; i < msgs->len && !found; i++) {
+        JsonObject *m = g_ptr_array_index (msgs, i);
+        const char *type = pt_str (m, PT_F_TYPE);
+        gboolean same = s->kind == PT_KIND_EVENT ?
+            g_strcmp0 (type, PT_TYPE_EVENT) == 0 &&
+            g_strcmp0 (pt_str (m, PT_F_EVENT), s->name) == 0 :
+            g_strcmp0 (type, s->name) == 0 &&
+            (strcmp (s->name, PT_REQ_REPLY) != 0 || json_object_has_member (m, PT_F_ACK_ID));
+
+        found = same && json_object_has_member (m, s->fields[f].name);
+      }
+      if (!found)
+        g_string_append_printf (missing, " %s.%s", s->name, s->fields[f].name);
+    }
+  }
+  fail_unless (missing->len == 0, "fields without an example in docs/protocol.md:%s",
+      missing->str);
+}
+GST_END_TEST;
+
 static void
 set_sample (JsonObject *o, const PtFieldSpec *fs)
 {
@@ -116,6 +147,9 @@ set_sample (JsonObject *o, const PtFieldSpec *fs)
       break;
     case PT_FIELD_BOOL:
       json_object_set_boolean_member (o, fs->name, TRUE);
+      break;
+    case PT_FIELD_NUMBER:
+      json_object_set_double_member (o, fs->name, 0.5);
       break;
     case PT_FIELD_OBJECT:
       json_object_set_object_member (o, fs->name, json_object_new ());
@@ -341,6 +375,7 @@ protocol_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_every_doc_message_checks);
   tcase_add_test (tc, test_every_spec_is_documented);
+  tcase_add_test (tc, test_every_field_is_documented);
   tcase_add_test (tc, test_every_spec_builds);
   tcase_add_test (tc, test_envelopes);
   tcase_add_test (tc, test_error_codes);

@@ -193,6 +193,156 @@ GST_START_TEST (test_randomized_operations)
 }
 GST_END_TEST;
 
+
+/* max-children 0 is a leaf: never a parent, whatever joins, reconnects or
+ * orphans come after it. */
+GST_START_TEST (test_max_children_zero_is_leaf)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 1);
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  fail_unless (pt_tree_set_capacity (tree, "a", 0, 0));
+  fail_unless (pt_tree_is_leaf (tree, "a"));
+  fail_unless_equals_int (pt_tree_get_capacity (tree, "a"), 0);
+  /* src is full (k1 = 1), a takes none: the tree is full */
+  fail_unless (pt_tree_join (tree, "b") == NULL);
+  fail_if (pt_tree_attach (tree, "b", "a"));
+  fail_if (pt_tree_contains (tree, "b"));
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "a"), 0);
+  /* declared again with room: takes children */
+  fail_unless (pt_tree_set_capacity (tree, "a", -1, 0));
+  fail_if (pt_tree_is_leaf (tree, "a"));
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  assert_valid (tree);
+  fail_if (pt_tree_set_capacity (tree, "nobody", 1, 0));
+}
+GST_END_TEST;
+
+/* max-children caps a member below k; the next member in breadth-first
+ * order takes the rest, and placement moves on when it is reached. */
+GST_START_TEST (test_max_children_respected)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 4, 2);
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "src");
+  fail_unless (pt_tree_set_capacity (tree, "a", 1, 0));
+  fail_unless (pt_tree_set_capacity (tree, "b", 3, 0));
+  /* above k it changes nothing */
+  fail_unless_equals_string (pt_tree_join (tree, "c"), "a");
+  const char *expected[] = { "b", "b", "b", "c", "c", "c", "c" };
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+    g_autofree char *id = g_strdup_printf ("n%u", i);
+    fail_unless_equals_string (pt_tree_join (tree, id), expected[i]);
+    assert_valid (tree);
+  }
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "a"), 1);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "b"), 3);
+  fail_unless (pt_tree_set_capacity (tree, "c", 9, 0));
+  fail_unless_equals_int (pt_tree_get_capacity (tree, "c"), 4);   /* min (k, 9) */
+  /* a reconnect never lands above a cap either */
+  for (guint i = 0; i < 10; i++) {
+    pt_tree_reconnect (tree, "n6");
+    fail_unless (pt_tree_get_n_children (tree, "a") <= 1);
+    fail_unless (pt_tree_get_n_children (tree, "b") <= 3);
+    assert_valid (tree);
+  }
+}
+GST_END_TEST;
+
+/* An upload budget counts only once the tree knows its bitrate; then
+ * (children + 1) x bitrate <= budget. */
+GST_START_TEST (test_upload_budget_respected)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 4, 1);
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "src");
+  fail_unless (pt_tree_set_capacity (tree, "a", -1, 1000));
+  /* bitrate unknown: the budget means nothing, k applies */
+  fail_unless_equals_int (pt_tree_get_capacity (tree, "a"), 4);
+  pt_tree_set_bitrate_kbps (tree, 400);
+  fail_unless_equals_int (pt_tree_get_bitrate_kbps (tree), 400);
+  fail_unless_equals_int (pt_tree_get_capacity (tree, "a"), 2);   /* 1000 / 400 */
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "a");
+  fail_unless_equals_string (pt_tree_join (tree, "c"), "a");
+  /* a is full by its budget (3 x 400 > 1000): b takes the next */
+  fail_unless_equals_string (pt_tree_join (tree, "d"), "b");
+  /* both limits: the lower one wins */
+  fail_unless (pt_tree_set_capacity (tree, "b", 1, 4000));
+  fail_unless_equals_string (pt_tree_join (tree, "e"), "c");
+  /* a budget below one copy of the stream: a leaf */
+  fail_unless (pt_tree_set_capacity (tree, "c", -1, 399));
+  fail_unless (pt_tree_is_leaf (tree, "c"));
+  fail_unless_equals_string (pt_tree_join (tree, "f"), "d");
+  assert_valid (tree);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "a"), 2);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "b"), 1);
+  /* c keeps the child it had (declared limits are soft) */
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "c"), 1);
+}
+GST_END_TEST;
+
+/* Breadth-first order is kept among the members with room: a full or
+ * leaf-only member is skipped, not the level. */
+GST_START_TEST (test_capacity_keeps_bfs_order)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 2, 3);
+  const char *depth1[] = { "a", "b", "c" };
+  for (guint i = 0; i < 3; i++)
+    fail_unless_equals_string (pt_tree_join (tree, depth1[i]), "src");
+  fail_unless (pt_tree_set_capacity (tree, "a", 0, 0));
+  fail_unless (pt_tree_set_capacity (tree, "b", 1, 0));
+  /* depth 1 in order: a (leaf), b (1), c (2); then depth 2 in order */
+  const char *expected[] = { "b", "c", "c", "d", "d", "e", "e", "f", "f" };
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+    g_autofree char *id = g_strdup_printf ("%c", 'd' + i);
+    fail_unless_equals_string (pt_tree_join (tree, id), expected[i]);
+  }
+  assert_valid (tree);
+  fail_unless_equals_int (pt_tree_get_depth (tree, "d"), 2);
+  fail_unless_equals_int (pt_tree_get_depth (tree, "g"), 3);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "a"), 0);
+}
+GST_END_TEST;
+
+/* Shedding moves the newest child (with its subtree) to the first member
+ * with room and lowers the member's max-children; with no room elsewhere the
+ * child stays and the member takes no more. */
+GST_START_TEST (test_shed)
+{
+  g_autoptr (PtTree) tree = pt_tree_new ("src", 3, 1);
+  PtMove move;
+  fail_unless_equals_string (pt_tree_join (tree, "r"), "src");
+  fail_unless_equals_string (pt_tree_join (tree, "a"), "r");
+  fail_unless_equals_string (pt_tree_join (tree, "b"), "r");
+  fail_unless_equals_string (pt_tree_join (tree, "c"), "r");
+  fail_unless_equals_string (pt_tree_join (tree, "x"), "a");   /* r full */
+  fail_if (pt_tree_shed (tree, "x", &move));                    /* no child */
+  fail_unless (pt_tree_shed (tree, "r", &move));
+  fail_unless_equals_string (move.peer, "c");                   /* the newest */
+  fail_unless_equals_string (move.parent, "a");
+  fail_unless_equals_int (pt_tree_get_max_children (tree, "r"), 2);
+  fail_unless_equals_int (pt_tree_get_n_children (tree, "r"), 2);
+  assert_valid (tree);
+  /* r no longer takes a third child */
+  fail_unless_equals_string (pt_tree_join (tree, "y"), "a");
+  fail_unless_equals_string (pt_tree_join (tree, "z"), "b");
+  /* a subtree moves with its head */
+  fail_unless (pt_tree_shed (tree, "a", &move));
+  fail_unless_equals_string (move.peer, "y");
+  fail_unless_equals_string (move.parent, "b");
+  assert_valid (tree);
+
+  /* nobody else with room: the child stays, r takes no more */
+  g_autoptr (PtTree) small = pt_tree_new ("src", 2, 1);
+  fail_unless_equals_string (pt_tree_join (small, "r"), "src");
+  fail_unless_equals_string (pt_tree_join (small, "a"), "r");
+  fail_unless (pt_tree_set_capacity (small, "a", 0, 0));
+  fail_if (pt_tree_shed (small, "r", &move));
+  fail_unless_equals_string (pt_tree_get_parent (small, "a"), "r");
+  fail_unless_equals_int (pt_tree_get_max_children (small, "r"), 1);
+  fail_unless (pt_tree_join (small, "b") == NULL);
+  assert_valid (small);
+}
+GST_END_TEST;
+
 static Suite *
 tree_suite (void)
 {
@@ -205,6 +355,11 @@ tree_suite (void)
   tcase_add_test (tc, test_remove_reparents_orphans_with_subtrees);
   tcase_add_test (tc, test_attach_and_rename_root);
   tcase_add_test (tc, test_leaves);
+  tcase_add_test (tc, test_max_children_zero_is_leaf);
+  tcase_add_test (tc, test_max_children_respected);
+  tcase_add_test (tc, test_upload_budget_respected);
+  tcase_add_test (tc, test_capacity_keeps_bfs_order);
+  tcase_add_test (tc, test_shed);
   tcase_add_test (tc, test_randomized_operations);
   return s;
 }

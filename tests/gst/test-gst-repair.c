@@ -336,6 +336,21 @@ GST_START_TEST (test_chain_with_loss)
 
 GST_END_TEST;
 
+/* the end of a source → v1 → v2 case: no error anywhere, everything freed */
+static void
+finish_pair (PtServer *server, PtNode *source, PtNode **viewers, PtLoss *loss)
+{
+  for (guint i = 0; i < 2; i++)
+    pt_node_assert_no_error (viewers[i]);
+  pt_node_assert_no_error (source);
+  pt_node_free (viewers[1]);
+  pt_node_free (viewers[0]);
+  pt_node_free (source);
+  if (loss)
+    pt_loss_free (loss);
+  pt_server_stop (server);
+}
+
 /* Loss on the v1 → v2 link only: v1 answers v2's NACKs from its own cache;
  * none reaches the source. */
 GST_START_TEST (test_relay_answers_nack)
@@ -378,15 +393,7 @@ GST_START_TEST (test_relay_answers_nack)
   fail_unless (repair_uint (at_source, "nack-count") <= repair_uint64 (v1_own, "rtx-count"));
   fail_unless (repair_uint (at_source, "nack-count") < repair_uint (at_v1, "nack-count"));
   fail_unless (repair_uint64 (v1_own, "rtx-count") < repair_uint (at_v1, "num-rtx-requests"));
-  for (guint i = 0; i < 2; i++)
-    pt_node_assert_no_error (viewers[i]);
-  pt_node_assert_no_error (source);
-
-  pt_node_free (viewers[1]);
-  pt_node_free (viewers[0]);
-  pt_node_free (source);
-  pt_loss_free (loss);
-  pt_server_stop (server);
+  finish_pair (server, source, viewers, loss);
 }
 
 GST_END_TEST;
@@ -433,15 +440,7 @@ GST_START_TEST (test_fec_relayed)
       g_atomic_int_get (&loss->seen), fec_recovered (viewers[1]));
   fail_unless (repair_uint (at_source, "fec-protected") > 0);
   fail_unless_equals_int (repair_uint (at_v1, "fec-protected"), 0);
-  for (guint i = 0; i < 2; i++)
-    pt_node_assert_no_error (viewers[i]);
-  pt_node_assert_no_error (source);
-
-  pt_node_free (viewers[1]);
-  pt_node_free (viewers[0]);
-  pt_node_free (source);
-  pt_loss_free (loss);
-  pt_server_stop (server);
+  finish_pair (server, source, viewers, loss);
 }
 
 GST_END_TEST;
@@ -501,14 +500,7 @@ GST_START_TEST (test_repair_off)
   }
   at_v2 = upstream_repair (viewers[1]);
   fail_if (g_value_get_boolean (gst_structure_get_value (at_v2, "enabled")));
-  for (guint i = 0; i < 2; i++)
-    pt_node_assert_no_error (viewers[i]);
-  pt_node_assert_no_error (source);
-
-  pt_node_free (viewers[1]);
-  pt_node_free (viewers[0]);
-  pt_node_free (source);
-  pt_server_stop (server);
+  finish_pair (server, source, viewers, NULL);
 }
 
 GST_END_TEST;

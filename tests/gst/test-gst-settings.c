@@ -75,12 +75,35 @@ static const gchar *const names[] = { "server", "tree-id", "client-id", "local-a
   "stun-server", "turn-server", "token", "tls-ca"
 };
 
+GST_START_TEST (test_report_interval)
+{
+  PtTestSettings *t = g_object_new (PT_TYPE_TEST_SETTINGS, NULL);
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (t), "report-interval");
+  guint v = 0;
+
+  fail_unless (pspec != NULL);
+  /* installed last, after the string ones */
+  fail_unless_equals_int (pspec->param_id, PROP_FIRST + PT_SETTINGS_PROP_REPORT_INTERVAL);
+  fail_unless (pspec->flags & GST_PARAM_MUTABLE_READY);
+  g_object_get (t, "report-interval", &v, NULL);
+  fail_unless_equals_int (v, PT_SETTINGS_DEFAULT_REPORT_INTERVAL);
+  g_object_set (t, "report-interval", 0, NULL);
+  fail_unless_equals_int (t->settings.report_interval, 0);
+  g_object_set (t, "report-interval", 5, NULL);
+  g_object_get (t, "report-interval", &v, NULL);
+  fail_unless_equals_int (v, 5);
+  gst_object_unref (t);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_properties)
 {
   PtTestSettings *t = g_object_new (PT_TYPE_TEST_SETTINGS, NULL);
   GObjectClass *klass = G_OBJECT_GET_CLASS (t);
 
-  G_STATIC_ASSERT (G_N_ELEMENTS (names) == PT_SETTINGS_N_PROPS);
+  /* the string properties; report-interval (the last) has its own test */
+  G_STATIC_ASSERT (G_N_ELEMENTS (names) + 1 == PT_SETTINGS_N_PROPS);
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     GParamSpec *pspec = g_object_class_find_property (klass, names[i]);
     g_autofree gchar *v = NULL;
@@ -191,6 +214,7 @@ peertree_settings_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_properties);
+  tcase_add_test (tc, test_report_interval);
   tcase_add_test (tc, test_not_a_setting);
   tcase_add_test (tc, test_link_config);
   return s;

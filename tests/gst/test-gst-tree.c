@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "pt-gst-test-util.h"
+#include "pt-server-private.h"  /* the server's view of the tree, the reports it keeps */
 
 #define WIDTH 320
 #define HEIGHT 240
@@ -103,6 +104,19 @@ check_child_stats (GstElement *pipeline, const gchar *element)
   gst_object_unref (e);
 }
 
+/* Whether @member of @tree_id reported figures of a link that carries video
+ * (report-interval's default: every 2 s), with @children child links up. */
+static gboolean
+reported_flowing (PtServer *server, const gchar *tree_id, const gchar *member,
+    gint children)
+{
+  TreeEntry *t = g_hash_table_lookup (server->trees, tree_id);
+  PtLinkStats *st = t && t->link_stats ? g_hash_table_lookup (t->link_stats, member) : NULL;
+
+  return st && st->report.bitrate_kbps > 0 && st->report.frames_per_second > 0 &&
+      st->report.loss_percent >= 0 && st->report.child_count == children;
+}
+
 /* A source, 2 relays at depth 1 (k1=2) and 4 viewers at depth 2 (k=2).
  * Every viewer decodes frames of the source's size; the relays only forward
  * (their pipelines hold no decoder, and their own output stays encoded). The
@@ -189,6 +203,12 @@ GST_START_TEST (test_tree_two_levels)
   /* the late joiners were served by keyframes made on request */
   fail_unless (g_atomic_int_get (&source_keyframes) > keyframes_before);
 
+  /* every member reports its parent link to the server (for its dashboard) */
+  for (guint i = 0; i < 2; i++)
+    WAIT_UNTIL_MS (reported_flowing (server, "tree", relays[i]->name, 2), PT_WAIT_MS);
+  for (guint i = 0; i < 4; i++)
+    WAIT_UNTIL_MS (reported_flowing (server, "tree", viewers[i]->name, 0), PT_WAIT_MS);
+
   /* the relays forwarded without decoding: their output is still VP8 and
    * their pipelines hold no decoder */
   for (guint i = 0; i < 2; i++) {
@@ -225,8 +245,172 @@ GST_START_TEST (test_tree_two_levels)
 
 GST_END_TEST;
 
+
+/* A viewer with max-children=0 (set through its URI) is a leaf: the source
+ * takes it and a relay (k1=2), and every later viewer goes under the relay
+ * (k=2), none under the leaf, which still plays and relays to nobody. */
+GST_START_TEST (test_max_children_zero_gets_no_child)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
+      "video/x-raw,width=%d,height=%d,framerate=30/1 ! "
+      "vp8enc deadline=1 keyframe-max-dist=10000 ! "
+      "peertreesink name=s server=%s tree-id=tree k1=2 k=2 local-addresses=" PT_LOCAL,
+      WIDTH, HEIGHT, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  PtNode *leaf, *relay, *viewers[2];
+  g_autoptr (GstStructure) src_joined = NULL;
+  g_autofree gchar *uri = g_strdup_printf ("peertree://127.0.0.1:%u/tree?max-children=0",
+      pt_server_get_port (server));
+  gint max_children = 7;
+
+  pt_node_play (source);
+  src_joined = wait_joined (source);
+
+  leaf = pt_viewer_new ("leaf", url, "tree", FALSE);
+  {
+    GstElement *src = gst_bin_get_by_name (GST_BIN (leaf->pipeline), "src");
+
+    g_object_set (src, "uri", uri, NULL);
+    g_object_get (src, "max-children", &max_children, NULL);
+    fail_unless_equals_int (max_children, 0);
+    gst_object_unref (src);
+  }
+  pt_node_play (leaf);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (leaf);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  relay = pt_viewer_new ("relay", url, "tree", FALSE);
+  pt_node_play (relay);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (relay);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer-%u", i);
+
+    viewers[i] = pt_viewer_new (name, url, "tree", TRUE);
+    pt_node_play (viewers[i]);
+  }
+  for (guint i = 0; i < 2; i++) {
+    g_autoptr (GstStructure) joined = wait_joined (viewers[i]);
+
+    fail_unless_equals_int (get_depth (joined), 2);
+    fail_unless_equals_string (gst_structure_get_string (joined, "parent-id"), "relay");
+    WAIT_UNTIL_MS (g_atomic_int_get (&viewers[i]->video_frames) > 0 ||
+        pt_node_has_error (viewers[i]), PT_WAIT_MS);
+    pt_node_assert_no_error (viewers[i]);
+  }
+  /* the leaf plays, and relays to nobody */
+  WAIT_UNTIL_MS (g_atomic_int_get (&leaf->video_frames) > 0 || pt_node_has_error (leaf),
+      PT_WAIT_MS);
+  pt_node_assert_no_error (leaf);
+  fail_unless_equals_int (pt_node_count_messages (leaf, "peertree-child-added"), 0);
+  fail_unless_equals_int (get_stat_uint (leaf->pipeline, "src", "n-children"), 0);
+  fail_unless_equals_int (get_stat_uint (relay->pipeline, "src", "n-children"), 2);
+  {
+    TreeEntry *t = g_hash_table_lookup (server->trees, "tree");
+
+    fail_unless (t != NULL);
+    fail_unless (pt_tree_is_leaf (t->tree, "leaf"));
+    fail_unless_equals_int (pt_tree_get_n_children (t->tree, "leaf"), 0);
+  }
+
+  for (guint i = 0; i < 2; i++)
+    pt_node_free (viewers[i]);
+  pt_node_free (relay);
+  pt_node_free (leaf);
+  pt_node_free (source);
+  pt_server_stop (server);
+}
+
+GST_END_TEST;
+
 /* Audio (raw → Opus in the sink) and H.264 video (openh264) reach a viewer
  * and are decoded there. Falls back to VP8 when no H.264 encoder exists. */
+/* The source measures its bitrate and declares it (report-interval): a
+ * viewer whose upload budget cannot carry one copy gets no child, the next
+ * newcomer goes under the next member with room (breadth-first). */
+static guint
+declared_bitrate (PtNode *source)
+{
+  GstElement *s = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  GstStructure *stats = NULL;
+  guint kbps = 0;
+
+  g_object_get (s, "stats", &stats, NULL);
+  gst_object_unref (s);
+  if (stats) {
+    gst_structure_get_uint (stats, "bitrate-kbps", &kbps);
+    gst_structure_free (stats);
+  }
+  return kbps;
+}
+
+GST_START_TEST (test_upload_budget)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
+      "video/x-raw,width=%d,height=%d,framerate=30/1 ! "
+      "vp8enc deadline=1 keyframe-max-dist=10000 target-bitrate=400000 ! "
+      "peertreesink name=s server=%s tree-id=tree k1=2 k=2 report-interval=1 "
+      "local-addresses=" PT_LOCAL, WIDTH, HEIGHT, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  PtNode *thin, *wide, *late;
+  g_autoptr (GstStructure) src_joined = NULL;
+
+  pt_node_play (source);
+  src_joined = wait_joined (source);
+  thin = pt_viewer_new ("thin", url, "tree", FALSE);
+  {
+    GstElement *src = gst_bin_get_by_name (GST_BIN (thin->pipeline), "src");
+
+    g_object_set (src, "max-upload-kbps", 50u, NULL);
+    gst_object_unref (src);
+  }
+  pt_node_play (thin);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (thin);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  wide = pt_viewer_new ("wide", url, "tree", FALSE);
+  pt_node_play (wide);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (wide);
+
+    fail_unless_equals_int (get_depth (joined), 1);
+  }
+  /* the source has measured its stream and told the server */
+  WAIT_UNTIL_MS (declared_bitrate (source) > 50, PT_WAIT_MS);
+  gst_print ("declared bitrate: %u kbit/s\n", declared_bitrate (source));
+  late = pt_viewer_new ("late", url, "tree", TRUE);
+  pt_node_play (late);
+  {
+    g_autoptr (GstStructure) joined = wait_joined (late);
+
+    fail_unless_equals_int (get_depth (joined), 2);
+    fail_unless_equals_string (gst_structure_get_string (joined, "parent-id"), "wide");
+  }
+  WAIT_UNTIL_MS (g_atomic_int_get (&late->video_frames) > 0 || pt_node_has_error (late),
+      PT_WAIT_MS);
+  pt_node_assert_no_error (late);
+  fail_unless_equals_int (pt_node_count_messages (thin, "peertree-child-added"), 0);
+
+  pt_node_free (late);
+  pt_node_free (wide);
+  pt_node_free (thin);
+  pt_node_free (source);
+  pt_server_stop (server);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_audio_and_h264)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
@@ -318,6 +502,8 @@ peertree_tree_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_tree_two_levels);
+  tcase_add_test (tc, test_max_children_zero_gets_no_child);
+  tcase_add_test (tc, test_upload_budget);
   tcase_add_test (tc, test_audio_and_h264);
   tcase_add_test (tc, test_sink_eos);
   return s;

@@ -16,6 +16,8 @@
 #                              hold NAME's packets MS ms each way (NFQUEUE delayer)
 #   netlab_rate NAME OUT [IN]  tc tbf on NAME's link: OUT leaving it, IN arriving
 #   netlab_exec NAME CMD...    run CMD in NAME's namespace
+#   netlab_nat NAME [--symmetric|--port-preserving]   a NAT router (see below)
+#   netlab_nat_rebind NAME     the router loses its UDP bindings; new ones on other ports
 #   netlab_destroy             tear it down (the trap does it for you)
 #   netlab_cleanup [--all]     remove labs whose owner process is gone (all: every lab)
 #
@@ -334,6 +336,32 @@ table ip netlab_nat {
 }
 EOF
   echo "$ip"
+}
+
+# netlab_nat_rebind NAME: the router loses its UDP bindings, as when they
+# expire (its conntrack UDP entries are deleted; TCP ones stay, so the
+# signalling connections live on) and maps UDP to other public ports from
+# now on (masquerade to a port range none of its earlier mappings was in:
+# 20000-29999, then 10000-19999, alternately). A peer behind it keeps its
+# sockets but is seen from another address: its ICE pairs die. Needs
+# conntrack (scripts/deps).
+netlab_nat_rebind () {
+  local name=$1 st=$NETLAB_STATE/$NETLAB_LAB k mode ns home n range flags=
+  command -v conntrack >/dev/null || { netlab_die "conntrack is missing (scripts/deps)"; return 1; }
+  read -r mode k < <(awk -v n="$name" '$1 == n { print $2, $3 }' "$st/nats" 2>/dev/null)
+  [ -n "$k" ] || { netlab_die "no NAT router $name"; return 1; }
+  ns=$(netlab_ns "$name"); home=$(netlab_home_net "$k")
+  n=$(($(cat "$st/rebind-$name" 2>/dev/null || echo 0) + 1)); echo "$n" >"$st/rebind-$name"
+  [ $((n % 2)) -eq 1 ] && range=20000-29999 || range=10000-19999
+  [ "$mode" = symmetric ] && flags="random,fully-random"
+  # the new rule before the bindings go: no packet is mapped the old way in between
+  ip netns exec "$ns" nft -f - <<EOF || return 1
+flush chain ip netlab_nat postrouting
+add rule ip netlab_nat postrouting oifname eth0 ip saddr $home.0/24 meta l4proto udp masquerade to :$range $flags
+add rule ip netlab_nat postrouting oifname eth0 ip saddr $home.0/24 masquerade $flags
+EOF
+  ip netns exec "$ns" conntrack -D -p udp >/dev/null 2>&1
+  netlab_log "NAT $name: UDP bindings lost, new ones on ports $range"
 }
 
 # netlab_nat_mode NAME: symmetric | port-preserving (nothing if no such router)
