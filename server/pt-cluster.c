@@ -124,7 +124,7 @@ struct _PtCluster {
                              * may end its own proxy */
   GHashTable *misses;       /* server id -> GUINT_TO_POINTER (missed heartbeats) */
   gint64 last_refresh, last_check;
-  guint64 n_forwarded, n_received;
+  guint64 n_forwarded, n_received, n_dead;
   guint beats_on_connection; /* heartbeats answered since connecting to Redis */
   gint64 last_status;
   JsonArray *service;       /* the last summaries of every live server (GET /status) */
@@ -790,6 +790,7 @@ static void
 server_dead (PtCluster *cl, const char *id)
 {
   g_message ("cluster: server %s stopped answering", id);
+  cl->n_dead++;
   g_autoptr (GPtrArray) doomed = g_ptr_array_new ();
   g_autoptr (GPtrArray) closing = g_ptr_array_new ();
   GHashTableIter it;
@@ -1039,6 +1040,45 @@ pt_cluster_add_status (PtServer *self, JsonObject *root)
   json_object_set_array_member (o, "servers", cl->service ? json_array_ref (cl->service) :
       json_array_new ());
   json_object_set_object_member (root, "service", o);
+}
+
+static void
+metric (GString *out, const char *name, const char *type, const char *help, guint64 v)
+{
+  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n%s %" G_GUINT64_FORMAT "\n", name,
+      help, name, type, name, v);
+}
+
+void
+pt_cluster_add_metrics (PtServer *self, GString *out)
+{
+  PtCluster *cl = self->cluster;
+  if (!cl)
+    return;
+  guint64 clients = 0, trees = 0;
+  guint n = cl->service ? json_array_get_length (cl->service) : 0;
+  for (guint i = 0; i < n; i++) {
+    JsonObject *o = json_array_get_object_element (cl->service, i);
+    clients += json_object_get_int_member (o, PT_F_CLIENTS);
+    trees += json_array_get_length (json_object_get_array_member (o, PT_F_TREES));
+  }
+  metric (out, "peertree_cluster_redis_up", "gauge", "1 while connected to Redis (--redis).",
+      pt_cluster_is_up (self));
+  metric (out, "peertree_cluster_servers", "gauge", "Live servers of the service (summaries "
+      "refreshed every 2 s).", n);
+  metric (out, "peertree_cluster_service_clients", "gauge", "Clients connected to any server "
+      "of the service.", clients);
+  metric (out, "peertree_cluster_service_trees", "gauge", "Trees held by any server of the "
+      "service.", trees);
+  metric (out, "peertree_cluster_proxies", "gauge", "Clients of other servers with requests "
+      "handled here.", g_hash_table_size (cl->proxies));
+  metric (out, "peertree_cluster_forwarded_total", "counter", "Requests of this server's "
+      "clients forwarded to the server of their tree, room, service or target.",
+      cl->n_forwarded);
+  metric (out, "peertree_cluster_received_total", "counter", "Messages read from this "
+      "server's channel.", cl->n_received);
+  metric (out, "peertree_cluster_dead_servers_total", "counter", "Servers found dead (their "
+      "heartbeat expired).", cl->n_dead);
 }
 
 static void
@@ -1448,6 +1488,7 @@ gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8
     gsize len) { return FALSE; }
 guint pt_cluster_n_proxies (PtServer *self) { return 0; }
 void pt_cluster_add_status (PtServer *self, JsonObject *root) {}
+void pt_cluster_add_metrics (PtServer *self, GString *out) {}
 void pt_cluster_conn_free (PtConn *c) {}
 const char *pt_cluster_get_id (PtServer *self) { return NULL; }
 gboolean pt_cluster_is_up (PtServer *self) { return FALSE; }

@@ -164,5 +164,6 @@ pt_metrics_text (PtServer *self)
         m->rejected[i]);
   counter (out, "peertree_event_streams_dropped_total",
       "Subscribers of GET /dashboard/events closed for not reading.", m->event_streams_dropped);
+  pt_cluster_add_metrics (self, out);
   return out;
 }

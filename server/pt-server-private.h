@@ -433,6 +433,8 @@ const char *pt_cluster_get_id (PtServer *self);
 gboolean pt_cluster_is_up (PtServer *self);
 /* GET /status: "service", the servers of the service and their trees. */
 void pt_cluster_add_status (PtServer *self, JsonObject *root);
+/* GET /metrics: the service's figures (peertree_cluster_*). */
+void pt_cluster_add_metrics (PtServer *self, GString *out);
 guint pt_cluster_n_proxies (PtServer *self);
 /* list-clients over the whole service: defers @req, replies later; FALSE if
  * Redis is not there (the caller lists this server's clients). */

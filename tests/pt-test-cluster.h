@@ -85,6 +85,23 @@ server_free (Server *s)
   g_free (s);
 }
 
+/* GET @path of @s, its body as text. */
+static inline char *
+http_get_text (Server *s, const char *path)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u%s", s->port, path);
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GAsyncResult) res = NULL;
+  g_autoptr (GError) error = NULL;
+  soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, pt_test_store_result,
+      &res);
+  g_autoptr (GBytes) body = soup_session_send_and_read_finish (session, pt_test_await (&res),
+      &error);
+  fail_unless (body != NULL, "GET %s: %s", path, error ? error->message : "");
+  return g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+}
+
 /* GET /status of @s: its trees (held by it). */
 static inline JsonNode *
 status_of (Server *s)

@@ -81,6 +81,12 @@ GST_START_TEST (test_tree_across_servers)
 
   /* /status of any server lists the service: three servers, tree t on A's */
   WAIT_UNTIL_MS (service_tree_size (c, "t") == 3, 15000);
+  /* and /metrics the service's figures: 3 servers, 3 clients (a summary may lag 2 s) */
+  g_autofree char *metrics = NULL;
+  WAIT_UNTIL_MS ((g_free (metrics), metrics = http_get_text (c, "/metrics"),
+      strstr (metrics, "\npeertree_cluster_service_clients 3\n") != NULL), 15000);
+  fail_unless (strstr (metrics, "\npeertree_cluster_servers 3\n"), "%s", metrics);
+  fail_unless (strstr (metrics, "\npeertree_cluster_redis_up 1\n"));
 
   /* v1 leaves: v2 is placed under the source again, told on C */
   peer_tree_client_close (v1->client);
