@@ -140,6 +140,7 @@ const char *const *pt_error_codes (void);
 #define PT_REQ_RECONNECT_UPSTREAM "reconnect-upstream"
 #define PT_REQ_LEAVE "leave"
 #define PT_REQ_SIGNAL "signal"
+#define PT_REQ_REPORT_RELAY "report-relay"
 
 #define PT_F_VERSION "version"
 #define PT_F_CLIENT_ID "clientId"
@@ -174,6 +175,16 @@ const char *const *pt_error_codes (void);
 #define PT_F_ICE "ice"
 #define PT_F_MLINE "mline"
 #define PT_F_CANDIDATE "candidate"
+/* create, rejoin (source): the source's Ed25519 public key for the data it
+ * signs (base64 of the 32 raw bytes); given back in the placement replies
+ * (join, reconnect-upstream, rejoin) */
+#define PT_F_DATA_KEY "dataKey"
+#define PT_DATA_KEY_LEN 32
+/* report-relay: the parent that forwarded data failing the source's
+ * signature (forged) or already delivered (replayed) */
+#define PT_F_RELAY "relay"
+#define PT_RELAY_FORGED "forged"
+#define PT_RELAY_REPLAYED "replayed"
 
 /* ---- events: trees ------------------------------------------------------ */
 
@@ -194,6 +205,7 @@ const char *const *pt_error_codes (void);
 #define PT_REASON_PARENT_LEFT "parent-left"
 #define PT_REASON_SOURCE_RETURNED "source-returned"
 #define PT_REASON_REBUILT "rebuilt"
+#define PT_REASON_RELAY_DISTRUSTED "relay-distrusted"  /* also downstream-removed */
 /* downstream-removed */
 #define PT_REASON_LEFT "left"
 #define PT_REASON_DISCONNECTED "disconnected"

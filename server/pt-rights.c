@@ -40,6 +40,7 @@ static const Rule rules[] = {
   { PT_REQ_RECONNECT_UPSTREAM, RIGHT_VIEW, PT_F_TREE_ID },
   { PT_REQ_LEAVE, RIGHT_NONE, NULL },
   { PT_REQ_SIGNAL, RIGHT_NONE, NULL },          /* only to one's parent or child */
+  { PT_REQ_REPORT_RELAY, RIGHT_NONE, NULL },    /* only one's own parent */
   { PT_REQ_LIST_CLIENTS, RIGHT_ADMIN, NULL },
   { PT_REQ_IS_CONNECTED, RIGHT_CLIENT, PT_F_CLIENT_ID },
   { PT_REQ_EMIT, RIGHT_CLIENT, PT_F_TO },
