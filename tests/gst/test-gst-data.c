@@ -1,0 +1,338 @@
+/* Data down the tree, signed by the source: peertreesink data=true and
+ * peertreesrc viewers, all pipelines in this process, ICE over 127.0.0.1,
+ * signalling through an in-process PtServer. No media: the links carry the
+ * data channel alone.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "pt-gst-test-util.h"
+
+/* test hook of peertreesrc (gst/pt-data.h) */
+#define TAMPER_KEY "peertree-test-tamper-data"
+#define TAMPER_FLIP 1
+#define TAMPER_REPLAY 2
+
+#define N_VIEWERS 6
+
+/* The payload of message @seq: its size and bytes follow from @seq. */
+static GBytes *
+payload_for (guint64 seq)
+{
+  gsize size = 1 + (seq * 7919) % 1500;
+  guint8 *d = g_malloc (size);
+  guint32 x = (guint32) seq * 2654435761u;
+
+  for (gsize i = 0; i < size; i++) {
+    x = x * 1103515245u + 12345u;
+    d[i] = x >> 24;
+  }
+  return g_bytes_new_take (d, size);
+}
+
+/* What a viewer received through data-received (a webrtcbin thread). */
+typedef struct {
+  GMutex lock;
+  guint64 next;                 /* the seq expected next (from 1) */
+  guint64 received;
+  gchar *failure;               /* the first message out of order or altered */
+} PtRx;
+
+static void
+on_data_received (GstElement *src, GBytes *data, guint64 seq, guint channel, gpointer user)
+{
+  PtRx *rx = user;
+  g_autoptr (GBytes) want = payload_for (seq);
+
+  (void) src;
+  g_mutex_lock (&rx->lock);
+  if (rx->failure == NULL) {
+    if (seq != rx->next)
+      rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT,
+          seq, rx->next - 1);
+    else if (!g_bytes_equal (data, want))
+      rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " altered", seq);
+    else if (channel != 65535)
+      rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " on channel %u", seq,
+          channel);
+  }
+  rx->next = seq + 1;
+  rx->received++;
+  g_mutex_unlock (&rx->lock);
+}
+
+static guint64
+rx_received (PtRx *rx)
+{
+  guint64 n;
+
+  g_mutex_lock (&rx->lock);
+  n = rx->received;
+  g_mutex_unlock (&rx->lock);
+  return n;
+}
+
+/* The "data" field of an element's stats. (transfer full) */
+static GstStructure *
+data_stats (PtNode *node, const gchar *element)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (node->pipeline), element);
+  g_autoptr (GstStructure) stats = NULL;
+  const GstStructure *d = NULL;
+  GstStructure *ret;
+
+  g_object_get (e, "stats", &stats, NULL);
+  gst_object_unref (e);
+  if (stats == NULL || !gst_structure_has_field_typed (stats, "data", GST_TYPE_STRUCTURE))
+    return gst_structure_new_empty ("data");
+  d = gst_value_get_structure (gst_structure_get_value (stats, "data"));
+  ret = gst_structure_copy (d);
+  return ret;
+}
+
+static guint64
+data_stat (PtNode *node, const gchar *element, const gchar *field)
+{
+  g_autoptr (GstStructure) d = data_stats (node, element);
+  guint64 v = 0;
+  guint u = 0;
+
+  if (!gst_structure_get_uint64 (d, field, &v) && gst_structure_get_uint (d, field, &u))
+    v = u;
+  return v;
+}
+
+typedef struct {
+  PtServer *server;
+  gchar *url;
+  PtNode *source;
+  GstElement *sink;
+  PtNode *viewers[N_VIEWERS];
+  PtRx rx[N_VIEWERS];
+} PtDataTree;
+
+/* The sum of the live children (children whose link sent RESUME) over the
+ * tree: every viewer is one node's child. */
+static guint64
+live_children (PtDataTree *t)
+{
+  guint64 n = data_stat (t->source, "s", "live-children");
+
+  for (guint i = 0; i < N_VIEWERS; i++)
+    if (t->viewers[i])
+      n += data_stat (t->viewers[i], "v", "live-children");
+  return n;
+}
+
+/* A source with k1=2 and 6 viewers with k=2: viewers 0 and 1 at depth 1,
+ * each the parent of two of viewers 2-5. @tamper: the test hook on viewer 0. */
+static PtDataTree *
+data_tree_new (gint tamper)
+{
+  PtDataTree *t = g_new0 (PtDataTree, 1);
+  g_autofree gchar *desc = NULL;
+
+  t->server = pt_test_server_new (4, 10);
+  t->url = pt_server_get_url (t->server);
+  desc = g_strdup_printf ("peertreesink name=s server=%s tree-id=data k1=2 k=2 data=true "
+      "local-addresses=" PT_LOCAL, t->url);
+  t->source = pt_node_new_launch ("source", desc);
+  t->sink = gst_bin_get_by_name (GST_BIN (t->source->pipeline), "s");
+  pt_node_play (t->source);
+  WAIT_UNTIL_MS (pt_node_get_message (t->source, "peertree-tree-joined", 0) != NULL
+      || pt_node_has_error (t->source), PT_WAIT_MS);
+  pt_node_assert_no_error (t->source);
+
+  for (guint i = 0; i < N_VIEWERS; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer%u", i);
+    g_autofree gchar *vdesc = g_strdup_printf ("peertreesrc name=v server=%s tree-id=data "
+        "client-id=%s local-addresses=" PT_LOCAL " ! fakesink", t->url, name);
+    GstElement *v;
+    GstStructure *joined = NULL;
+
+    t->viewers[i] = pt_node_new_launch (name, vdesc);
+    v = gst_bin_get_by_name (GST_BIN (t->viewers[i]->pipeline), "v");
+    g_mutex_init (&t->rx[i].lock);
+    t->rx[i].next = 1;
+    g_signal_connect (v, "data-received", G_CALLBACK (on_data_received), &t->rx[i]);
+    if (i == 0 && tamper)
+      g_object_set_data (G_OBJECT (v), TAMPER_KEY, GINT_TO_POINTER (tamper));
+    gst_object_unref (v);
+    pt_node_play (t->viewers[i]);
+    /* one at a time: the join order makes the shape */
+    WAIT_UNTIL_MS ((joined = pt_node_get_message (t->viewers[i], "peertree-tree-joined",
+                0)) != NULL || pt_node_has_error (t->viewers[i]), PT_WAIT_MS);
+    pt_node_assert_no_error (t->viewers[i]);
+    g_clear_pointer (&joined, gst_structure_free);
+  }
+  /* every link's data channel is open and its child has said where it is */
+  WAIT_UNTIL_MS (live_children (t) == N_VIEWERS, PT_WAIT_MS);
+  return t;
+}
+
+static void
+data_tree_free (PtDataTree *t)
+{
+  for (guint i = 0; i < N_VIEWERS; i++) {
+    pt_node_free (t->viewers[i]);
+    g_mutex_clear (&t->rx[i].lock);
+    g_free (t->rx[i].failure);
+  }
+  gst_object_unref (t->sink);
+  pt_node_free (t->source);
+  g_free (t->url);
+  g_object_unref (t->server);
+  g_free (t);
+}
+
+static void
+send_messages (PtDataTree *t, guint64 first, guint64 last)
+{
+  for (guint64 seq = first; seq <= last; seq++) {
+    g_autoptr (GBytes) b = payload_for (seq);
+    gboolean ok = FALSE;
+
+    g_signal_emit_by_name (t->sink, "send-data", b, &ok);
+    fail_unless (ok, "send-data refused message %" G_GUINT64_FORMAT, seq);
+    /* the server's context (signalling) keeps running */
+    if (seq % 64 == 0)
+      while (g_main_context_iteration (NULL, FALSE));
+  }
+}
+
+static void
+assert_all_received (PtDataTree *t, guint64 n, gint skip)
+{
+  for (guint i = 0; i < N_VIEWERS; i++) {
+    if ((gint) i == skip || t->viewers[i] == NULL)
+      continue;
+    WAIT_UNTIL_MS (rx_received (&t->rx[i]) >= n || t->rx[i].failure, PT_WAIT_MS);
+    g_mutex_lock (&t->rx[i].lock);
+    fail_unless (t->rx[i].failure == NULL, "viewer%u: %s", i, t->rx[i].failure);
+    fail_unless_equals_uint64 (t->rx[i].received, n);
+    g_mutex_unlock (&t->rx[i].lock);
+  }
+}
+
+/* 10 000 messages from the source reach all 6 viewers (two levels of
+ * relays), every one in order and byte for byte; nothing is forged,
+ * replayed or lost anywhere. */
+GST_START_TEST (test_data_tree_10000)
+{
+  PtDataTree *t = data_tree_new (0);
+  const guint64 n = 10000;
+
+  send_messages (t, 1, n);
+  assert_all_received (t, n, -1);
+  fail_unless_equals_uint64 (data_stat (t->source, "s", "published"), n);
+  fail_unless_equals_uint64 (data_stat (t->source, "s", "last-seq"), n);
+  for (guint i = 0; i < N_VIEWERS; i++) {
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "delivered"), n);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "forged"), 0);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "replayed"), 0);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "lost"), 0);
+    pt_node_assert_no_error (t->viewers[i]);
+  }
+  /* the window is bounded */
+  fail_unless (data_stat (t->source, "s", "window-messages") <= 1024);
+  data_tree_free (t);
+}
+GST_END_TEST;
+
+/* Relay viewer0 flips a bit of everything it forwards (or sends it twice):
+ * its children detect it, drop it, report it (a warning, a
+ * peertree-data-rejected message, the forged/replayed counter), the server
+ * places them under other parents, which resend what they missed: every
+ * viewer ends with every message, genuine and in order, and viewer0 has no
+ * child left. */
+static guint
+n_rejecting (PtDataTree *t, const gchar *counter)
+{
+  guint n = 0;
+
+  for (guint i = 2; i < N_VIEWERS; i++)
+    n += data_stat (t->viewers[i], "v", counter) > 0;
+  return n;
+}
+
+static void
+check_tamper (gint tamper, const gchar *counter, const gchar *reason)
+{
+  PtDataTree *t = data_tree_new (tamper);
+  const guint64 n = 600;
+  guint rejected = 0;
+
+  send_messages (t, 1, 300);
+  /* viewer0's children: two of viewers 2-5 */
+  /* the first report moves both (the second may be moved before it sees
+   * anything from viewer0) */
+  WAIT_UNTIL_MS (n_rejecting (t, counter) >= 1, PT_WAIT_MS);
+  for (guint i = 2; i < N_VIEWERS; i++) {
+    GstStructure *s = NULL;
+
+    if (data_stat (t->viewers[i], "v", counter) == 0)
+      continue;
+    rejected++;
+    WAIT_UNTIL_MS ((s = pt_node_get_message (t->viewers[i], "peertree-data-rejected", 0))
+        != NULL, PT_WAIT_MS);
+    fail_unless_equals_string (gst_structure_get_string (s, "parent-id"), "viewer0");
+    fail_unless_equals_string (gst_structure_get_string (s, "reason"), reason);
+    gst_structure_free (s);
+  }
+  send_messages (t, 301, n);
+  assert_all_received (t, n, -1);
+  fail_unless (rejected >= 1 && rejected <= 2);
+  for (guint i = 0; i < N_VIEWERS; i++)
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "lost"), 0);
+  WAIT_UNTIL_MS (data_stat (t->viewers[0], "v", "children") == 0, PT_WAIT_MS);
+  data_tree_free (t);
+}
+
+GST_START_TEST (test_data_tampering_relay)
+{
+  check_tamper (TAMPER_FLIP, "forged", "forged");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_data_replaying_relay)
+{
+  check_tamper (TAMPER_REPLAY, "replayed", "replayed");
+}
+GST_END_TEST;
+
+/* Relay viewer0 stops mid-stream: the server places its children elsewhere
+ * and their new parents resend what they missed from their windows; every
+ * remaining viewer gets every message, in order, and none is lost. */
+GST_START_TEST (test_data_relay_gone)
+{
+  PtDataTree *t = data_tree_new (0);
+  const guint64 n = 1000;
+
+  send_messages (t, 1, 500);
+  pt_node_free (t->viewers[0]);
+  t->viewers[0] = NULL;
+  send_messages (t, 501, n);
+  assert_all_received (t, n, 0);
+  for (guint i = 1; i < N_VIEWERS; i++) {
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "lost"), 0);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "forged"), 0);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "replayed"), 0);
+  }
+  data_tree_free (t);
+}
+GST_END_TEST;
+
+static Suite *
+data_suite (void)
+{
+  Suite *s = suite_create ("gst-data");
+  TCase *tc = tcase_create ("general");
+
+  tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_data_tree_10000);
+  tcase_add_test (tc, test_data_tampering_relay);
+  tcase_add_test (tc, test_data_replaying_relay);
+  tcase_add_test (tc, test_data_relay_gone);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+GST_CHECK_MAIN (data);
