@@ -17,6 +17,15 @@ GST_DEBUG_CATEGORY_STATIC (pt_data_debug);
 #define PT_DATA_VERSION 1
 #define KIND_DATA 0
 #define KIND_RESUME 1
+#define KIND_FRAGMENT 2
+/* the largest SCTP message a link takes (the default a=max-message-size,
+ * which webrtcbin neither sends nor raises): a longer message goes in
+ * fragments, [version, 2, seq (8), index, count] + a piece of the message */
+#define SCTP_MAX 65536
+#define FRAG_HEADER 12
+#define FRAG_MAX 4
+/* partially received messages kept per parent link */
+#define FRAG_SLOTS 4
 #define HEADER_LEN 22
 #define SIG_LEN 64
 #define RESUME_LEN 11
@@ -38,6 +47,13 @@ typedef struct {
 } PtDataMsg;
 
 typedef struct {
+  guint64 seq;
+  guint count;
+  guint have;                   /* bit i: fragment i is in */
+  GByteArray *pieces[FRAG_MAX];
+} PtDataFrag;
+
+typedef struct {
   gint ref_count;
   PtDataHub *hub;               /* a ref */
   gchar *id;
@@ -52,6 +68,8 @@ typedef struct {
   gboolean reported;            /* parent: rejected once, dropped since */
   gboolean resumed;             /* parent: RESUME sent */
   gboolean ordered;             /* parent: its channel is ordered */
+  /* parent: messages in fragments (the channel's thread only) */
+  PtDataFrag frags[FRAG_SLOTS];
 } PtDataPeer;
 
 struct _PtDataHub {
@@ -196,6 +214,9 @@ peer_unref (gpointer data)
 
   if (!g_atomic_int_dec_and_test (&p->ref_count))
     return;
+  for (guint i = 0; i < FRAG_SLOTS; i++)
+    for (guint j = 0; j < FRAG_MAX; j++)
+      g_clear_pointer (&p->frags[i].pieces[j], g_byte_array_unref);
   gst_object_unref (p->channel);
   pt_data_hub_unref (p->hub);
   g_free (p->id);
@@ -447,6 +468,10 @@ static void
 send_frame (PtDataHub * hub, PtDataPeer * child, GBytes * frame)
 {
   g_autoptr (GError) error = NULL;
+  gsize len;
+  const guint8 *f = g_bytes_get_data (frame, &len);
+  const gsize piece = SCTP_MAX - FRAG_HEADER;
+  guint count = (len + piece - 1) / piece;
 
   if (channel_buffered (child->channel) > PT_DATA_CHILD_MAX_BUFFERED) {
     /* a child that does not read is not allowed to grow our memory: it
@@ -454,8 +479,26 @@ send_frame (PtDataHub * hub, PtDataPeer * child, GBytes * frame)
     hub->n_dropped++;
     return;
   }
-  if (!gst_webrtc_data_channel_send_data_full (child->channel, frame, &error))
-    GST_DEBUG ("child %s: %s", child->id, error->message);
+  if (len <= SCTP_MAX) {
+    if (!gst_webrtc_data_channel_send_data_full (child->channel, frame, &error))
+      GST_DEBUG ("child %s: %s", child->id, error->message);
+    return;
+  }
+  for (guint i = 0; i < count && error == NULL; i++) {
+    gsize off = i * piece, n = MIN (piece, len - off);
+    guint8 *d = g_malloc (FRAG_HEADER + n);
+    g_autoptr (GBytes) b = NULL;
+
+    d[0] = PT_DATA_VERSION;
+    d[1] = KIND_FRAGMENT;
+    memcpy (d + 2, f + 2, 8);   /* the message's seq */
+    d[10] = i;
+    d[11] = count;
+    memcpy (d + FRAG_HEADER, f + off, n);
+    b = g_bytes_new_take (d, FRAG_HEADER + n);
+    if (!gst_webrtc_data_channel_send_data_full (child->channel, b, &error))
+      GST_DEBUG ("child %s: %s", child->id, error->message);
+  }
 }
 
 /* To every child that is live and does not have it (and the test hook). */
@@ -767,6 +810,67 @@ on_parent_data (PtDataHub * hub, PtDataPeer * parent, GBytes * bytes)
   g_mutex_unlock (&hub->deliver_lock);
 }
 
+/* A fragment from the parent: the whole message once every piece is in
+ * (transfer full), else NULL. Bounded: FRAG_SLOTS messages of at most
+ * MAX_FRAME bytes; the oldest partial one is dropped for a new one. */
+static GBytes *
+add_fragment (PtDataPeer * p, const guint8 * f, gsize len)
+{
+  guint64 seq;
+  guint index, count;
+  PtDataFrag *slot = NULL;
+  gsize total = 0;
+  GByteArray *whole;
+
+  if (len <= FRAG_HEADER || f[0] != PT_DATA_VERSION)
+    return NULL;
+  seq = get_u64 (f + 2);
+  index = f[10];
+  count = f[11];
+  if (count < 2 || count > FRAG_MAX || index >= count)
+    return NULL;
+  for (guint i = 0; i < FRAG_SLOTS && !slot; i++)
+    if (p->frags[i].count && p->frags[i].seq == seq)
+      slot = &p->frags[i];
+  if (slot == NULL) {
+    /* a free slot, else the oldest (lowest seq) */
+    slot = &p->frags[0];
+    for (guint i = 0; i < FRAG_SLOTS; i++) {
+      if (p->frags[i].count == 0) {
+        slot = &p->frags[i];
+        break;
+      }
+      if (p->frags[i].seq < slot->seq)
+        slot = &p->frags[i];
+    }
+    for (guint j = 0; j < FRAG_MAX; j++)
+      g_clear_pointer (&slot->pieces[j], g_byte_array_unref);
+    slot->seq = seq;
+    slot->count = count;
+    slot->have = 0;
+  }
+  if (slot->count != count || (slot->have & (1u << index)))
+    return NULL;
+  slot->pieces[index] = g_byte_array_sized_new (len - FRAG_HEADER);
+  g_byte_array_append (slot->pieces[index], f + FRAG_HEADER, len - FRAG_HEADER);
+  slot->have |= 1u << index;
+  for (guint j = 0; j < count; j++)
+    total += slot->pieces[j] ? slot->pieces[j]->len : 0;
+  if (total > MAX_FRAME) {
+    slot->count = 0;
+    return NULL;
+  }
+  if (slot->have != (1u << count) - 1)
+    return NULL;
+  whole = g_byte_array_sized_new (total);
+  for (guint j = 0; j < count; j++) {
+    g_byte_array_append (whole, slot->pieces[j]->data, slot->pieces[j]->len);
+    g_clear_pointer (&slot->pieces[j], g_byte_array_unref);
+  }
+  slot->count = 0;
+  return g_byte_array_free_to_bytes (whole);
+}
+
 static void
 on_message_data (GstWebRTCDataChannel * ch, GBytes * bytes, gpointer data)
 {
@@ -779,6 +883,14 @@ on_message_data (GstWebRTCDataChannel * ch, GBytes * bytes, gpointer data)
   if (bytes == NULL)
     return;
   if (p->is_parent) {
+    f = g_bytes_get_data (bytes, &len);
+    if (len > 1 && f[1] == KIND_FRAGMENT) {
+      g_autoptr (GBytes) whole = add_fragment (p, f, len);
+
+      if (whole)
+        on_parent_data (hub, p, whole);
+      return;
+    }
     on_parent_data (hub, p, bytes);
     return;
   }

@@ -320,6 +320,198 @@ GST_START_TEST (test_data_relay_gone)
 }
 GST_END_TEST;
 
+/* What a viewer's data_0 pad gave out (a streaming thread). */
+typedef struct {
+  GMutex lock;
+  guint buffers;
+  guint video_frames;
+  gchar *caps;
+  gchar *failure;
+} PtPadRx;
+
+#define PAD_CAPS "meta/x-klv, parsed=(boolean)true"
+#define N_PAD_MESSAGES 40
+/* message i: PTS i * 40 ms, payload_for (i + 1); the last is 64 KiB */
+#define PAD_PTS(i) ((GstClockTime) (i) * 40 * GST_MSECOND)
+
+static GBytes *
+pad_payload (guint i)
+{
+  if (i == N_PAD_MESSAGES - 1) {
+    guint8 *d = g_malloc (65536);
+
+    for (guint j = 0; j < 65536; j++)
+      d[j] = (j * 31 + 7) & 0xff;
+    return g_bytes_new_take (d, 65536);
+  }
+  return payload_for (i + 1);
+}
+
+static GstPadProbeReturn
+on_data_pad_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  PtPadRx *rx = data;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
+  GstMapInfo map;
+
+  g_mutex_lock (&rx->lock);
+  if (rx->caps == NULL && caps)
+    rx->caps = gst_caps_to_string (caps);
+  if (rx->failure == NULL && gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    g_autoptr (GBytes) want = pad_payload (rx->buffers);
+    g_autoptr (GBytes) got = g_bytes_new (map.data, map.size);
+
+    if (!g_bytes_equal (want, got))
+      rx->failure = g_strdup_printf ("buffer %u altered (%" G_GSIZE_FORMAT " bytes)",
+          rx->buffers, map.size);
+    else if (GST_BUFFER_PTS (buf) != PAD_PTS (rx->buffers))
+      rx->failure = g_strdup_printf ("buffer %u: PTS %" GST_TIME_FORMAT, rx->buffers,
+          GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+    gst_buffer_unmap (buf, &map);
+  }
+  rx->buffers++;
+  g_mutex_unlock (&rx->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+static GstPadProbeReturn
+on_video_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  PtPadRx *rx = data;
+
+  (void) pad;
+  (void) info;
+  g_mutex_lock (&rx->lock);
+  rx->video_frames++;
+  g_mutex_unlock (&rx->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+static void
+on_viewer_pad (GstElement *src, GstPad *pad, gpointer data)
+{
+  PtPadRx *rx = data;
+  GstElement *pipeline = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (src)));
+  GstElement *sink = gst_element_factory_make ("fakesink", NULL);
+  g_autoptr (GstPad) sinkpad = gst_element_get_static_pad (sink, "sink");
+
+  g_object_set (sink, "sync", FALSE, "async", FALSE, NULL);
+  gst_bin_add (GST_BIN (pipeline), sink);
+  gst_element_sync_state_with_parent (sink);
+  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER,
+      g_str_has_prefix (GST_PAD_NAME (pad), "data_") ? on_data_pad_buffer : on_video_buffer,
+      rx, NULL);
+  fail_unless_equals_int (gst_pad_link (pad, sinkpad), GST_PAD_LINK_OK);
+  gst_object_unref (pipeline);
+}
+
+static guint
+pad_rx_buffers (PtPadRx *rx, gboolean video)
+{
+  guint n;
+
+  g_mutex_lock (&rx->lock);
+  n = video ? rx->video_frames : rx->buffers;
+  g_mutex_unlock (&rx->lock);
+  return n;
+}
+
+/* Video and data on the same links: a data_0 request pad of peertreesink
+ * (meta/x-klv, PTS on every buffer, the last buffer 64 KiB) comes out of a
+ * data_0 pad of every viewer (a relay and its child) with the same caps, the
+ * same bytes and the same PTS, while the video keeps flowing; a data pad
+ * refuses video caps. */
+GST_START_TEST (test_data_pads_with_video)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("videotestsrc is-live=true ! "
+      "video/x-raw,width=160,height=120,framerate=15/1 ! "
+      "vp8enc deadline=1 keyframe-max-dist=10000 ! "
+      "peertreesink name=s server=%s tree-id=av k1=1 k=1 local-addresses=" PT_LOCAL, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  GstPad *data_pad = gst_element_request_pad_simple (sink, "data_%u");
+  GstPad *feed = gst_pad_new ("feed", GST_PAD_SRC);
+  PtNode *viewers[2];
+  PtPadRx rx[2];
+  g_autoptr (GstCaps) caps = gst_caps_from_string (PAD_CAPS);
+  g_autoptr (GstCaps) video = gst_caps_from_string ("video/x-raw");
+  GstSegment segment;
+
+  fail_unless (data_pad != NULL);
+  fail_unless_equals_string (GST_PAD_NAME (data_pad), "data_0");
+  fail_unless (!gst_pad_query_accept_caps (data_pad, video));
+  gst_pad_set_active (feed, TRUE);
+  fail_unless_equals_int (gst_pad_link (feed, data_pad), GST_PAD_LINK_OK);
+  pt_node_play (source);
+  WAIT_UNTIL_MS (pt_node_get_message (source, "peertree-tree-joined", 0) != NULL
+      || pt_node_has_error (source), PT_WAIT_MS);
+  pt_node_assert_no_error (source);
+
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer%u", i);
+    g_autofree gchar *vdesc = g_strdup_printf ("peertreesrc name=v server=%s tree-id=av "
+        "client-id=%s local-addresses=" PT_LOCAL, url, name);
+    GstElement *v;
+
+    memset (&rx[i], 0, sizeof rx[i]);
+    g_mutex_init (&rx[i].lock);
+    viewers[i] = pt_node_new_launch (name, vdesc);
+    v = gst_bin_get_by_name (GST_BIN (viewers[i]->pipeline), "v");
+    g_signal_connect (v, "pad-added", G_CALLBACK (on_viewer_pad), &rx[i]);
+    gst_object_unref (v);
+    pt_node_play (viewers[i]);
+    WAIT_UNTIL_MS (pt_node_get_message (viewers[i], "peertree-tree-joined", 0) != NULL,
+        PT_WAIT_MS);
+  }
+  WAIT_UNTIL_MS (data_stat (source, "s", "live-children") == 1
+      && data_stat (viewers[0], "v", "live-children") == 1, PT_WAIT_MS);
+  WAIT_UNTIL_MS (pad_rx_buffers (&rx[1], TRUE) > 0, PT_WAIT_MS);
+
+  fail_unless (gst_pad_push_event (feed, gst_event_new_stream_start ("data")));
+  fail_unless (gst_pad_push_event (feed, gst_event_new_caps (caps)));
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_pad_push_event (feed, gst_event_new_segment (&segment)));
+  for (guint i = 0; i < N_PAD_MESSAGES; i++) {
+    GstBuffer *buf = gst_buffer_new_wrapped_bytes (pad_payload (i));
+
+    GST_BUFFER_PTS (buf) = PAD_PTS (i);
+    fail_unless_equals_int (gst_pad_push (feed, buf), GST_FLOW_OK);
+  }
+  for (guint i = 0; i < 2; i++) {
+    guint frames;
+
+    WAIT_UNTIL_MS (pad_rx_buffers (&rx[i], FALSE) >= N_PAD_MESSAGES, PT_WAIT_MS);
+    g_mutex_lock (&rx[i].lock);
+    fail_unless (rx[i].failure == NULL, "viewer%u: %s", i, rx[i].failure);
+    fail_unless_equals_int (rx[i].buffers, N_PAD_MESSAGES);
+    fail_unless (rx[i].caps && g_str_has_prefix (rx[i].caps, "meta/x-klv"), "caps %s",
+        rx[i].caps);
+    frames = rx[i].video_frames;
+    g_mutex_unlock (&rx[i].lock);
+    /* the video still flows */
+    WAIT_UNTIL_MS (pad_rx_buffers (&rx[i], TRUE) > frames, PT_WAIT_MS);
+    pt_node_assert_no_error (viewers[i]);
+  }
+
+  for (guint i = 0; i < 2; i++) {
+    pt_node_free (viewers[i]);
+    g_free (rx[i].caps);
+    g_free (rx[i].failure);
+    g_mutex_clear (&rx[i].lock);
+  }
+  gst_pad_set_active (feed, FALSE);
+  gst_pad_unlink (feed, data_pad);
+  gst_object_unref (feed);
+  gst_element_release_request_pad (sink, data_pad);
+  gst_object_unref (data_pad);
+  gst_object_unref (sink);
+  pt_node_free (source);
+}
+GST_END_TEST;
+
 static Suite *
 data_suite (void)
 {
@@ -331,6 +523,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_tampering_relay);
   tcase_add_test (tc, test_data_replaying_relay);
   tcase_add_test (tc, test_data_relay_gone);
+  tcase_add_test (tc, test_data_pads_with_video);
   suite_add_tcase (s, tc);
   return s;
 }
