@@ -985,6 +985,7 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   g_mutex_lock (&self->streams_lock);
   if (data || self->data_pads->len > 0) {
     self->hub = pt_data_hub_new (NULL, NULL);
+    pt_data_hub_apply_test_hooks (self->hub, G_OBJECT (self));
     self->session.config.data = TRUE;
   }
   g_mutex_unlock (&self->streams_lock);

@@ -1393,8 +1393,7 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   /* the data's key comes with the tree (take_data_key) */
   self->hub = pt_data_hub_new (&data_callbacks, self);
   /* tests: a relay that alters what it forwards */
-  pt_data_hub_set_tamper (self->hub,
-      GPOINTER_TO_INT (g_object_get_data (G_OBJECT (self), PT_DATA_TAMPER_KEY)));
+  pt_data_hub_apply_test_hooks (self->hub, G_OBJECT (self));
   pt_session_start (&self->session, "peertreesrc", server, client_id);
   return TRUE;
 }

@@ -85,6 +85,8 @@ struct _PtDataHub {
   gnutls_privkey_t priv;        /* the source */
   gnutls_pubkey_t pub;          /* the source, and members */
   PtDataTamper tamper;
+  guint window_max;             /* messages (PT_DATA_WINDOW_MESSAGES) */
+  gboolean know_start;          /* member: a gap from last_seq is a loss */
   guint64 last_seq;             /* published (source) or delivered (member) */
   gboolean resumed_once;        /* member: has sent a RESUME in this tree */
   GQueue window;                /* PtDataMsg, oldest first */
@@ -254,6 +256,7 @@ pt_data_hub_new (const PtDataCallbacks * callbacks, gpointer user_data)
   hub->user_data = user_data;
   g_queue_init (&hub->window);
   hub->children = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  hub->window_max = PT_DATA_WINDOW_MESSAGES;
   return hub;
 }
 
@@ -340,6 +343,7 @@ reset_sequence_locked (PtDataHub * hub, const gchar * tree_id)
   hub->tree_id = g_strdup (tree_id);
   hub->last_seq = 0;
   hub->resumed_once = FALSE;
+  hub->know_start = FALSE;
   hub->seen_top = 0;
   memset (hub->seen, 0, sizeof hub->seen);
   g_queue_clear_full (&hub->window, (GDestroyNotify) msg_free);
@@ -452,6 +456,19 @@ pt_data_hub_set_tamper (PtDataHub * hub, PtDataTamper tamper)
   g_mutex_unlock (&hub->lock);
 }
 
+void
+pt_data_hub_apply_test_hooks (PtDataHub * hub, GObject * element)
+{
+  guint window = GPOINTER_TO_UINT (g_object_get_data (element, PT_DATA_WINDOW_KEY));
+
+  pt_data_hub_set_tamper (hub, GPOINTER_TO_INT (g_object_get_data (element,
+              PT_DATA_TAMPER_KEY)));
+  g_mutex_lock (&hub->lock);
+  if (window > 0 && window < PT_DATA_WINDOW_MESSAGES)
+    hub->window_max = window;
+  g_mutex_unlock (&hub->lock);
+}
+
 /* ---------------------------------------------------------------------- */
 /* sending (hub lock) */
 
@@ -509,6 +526,8 @@ forward_locked (PtDataHub * hub, guint64 seq, GBytes * frame)
   gpointer value;
   g_autoptr (GBytes) out = g_bytes_ref (frame);
 
+  if (hub->tamper == PT_DATA_TAMPER_DROP)
+    return;
   if (hub->tamper == PT_DATA_TAMPER_FLIP) {
     gsize len;
     const guint8 *d = g_bytes_get_data (frame, &len);
@@ -539,7 +558,7 @@ keep_locked (PtDataHub * hub, guint64 seq, GBytes * frame)
   m->frame = g_bytes_ref (frame);
   g_queue_push_tail (&hub->window, m);
   hub->window_bytes += g_bytes_get_size (frame);
-  while (hub->window.length > PT_DATA_WINDOW_MESSAGES
+  while (hub->window.length > hub->window_max
       || (hub->window_bytes > PT_DATA_WINDOW_BYTES && hub->window.length > 1)) {
     PtDataMsg *old = g_queue_pop_head (&hub->window);
 
@@ -661,6 +680,9 @@ send_resume_locked (PtDataHub * hub, PtDataPeer * parent)
     parent->resumed = TRUE;
     GST_INFO ("parent %s: resume after %" G_GUINT64_FORMAT "%s", parent->id, hub->last_seq,
         hub->resumed_once ? "" : " (new member)");
+    /* a member that moved misses whatever its new parent does not resend */
+    if (hub->resumed_once)
+      hub->know_start = TRUE;
     hub->resumed_once = TRUE;
   } else {
     GST_WARNING ("parent %s: %s", parent->id, error->message);
@@ -768,7 +790,7 @@ on_parent_data (PtDataHub * hub, PtDataPeer * parent, GBytes * bytes)
       reason = "replayed";
       detail = g_strdup_printf ("message %" G_GUINT64_FORMAT " again (%" G_GUINT64_FORMAT
           " delivered)", v.seq, hub->last_seq);
-    } else if (hub->last_seq != 0 && v.seq > hub->last_seq + 1) {
+    } else if (hub->know_start && v.seq > hub->last_seq + 1) {
       lost = v.seq - hub->last_seq - 1;
     }
   } else if (!seen_note (hub, v.seq, &lost)) {
@@ -794,6 +816,7 @@ on_parent_data (PtDataHub * hub, PtDataPeer * parent, GBytes * bytes)
   }
   if (v.seq > hub->last_seq)
     hub->last_seq = v.seq;
+  hub->know_start = TRUE;
   keep_locked (hub, v.seq, bytes);
   forward_locked (hub, v.seq, bytes);
   hub->n_delivered++;

@@ -60,10 +60,13 @@ typedef enum {
   PT_DATA_TAMPER_NONE,
   PT_DATA_TAMPER_FLIP,          /* flips a bit of each payload */
   PT_DATA_TAMPER_REPLAY,        /* sends each message twice */
+  PT_DATA_TAMPER_DROP,          /* forwards nothing (a stalled relay) */
 } PtDataTamper;
 
 /* The object data key of the test hook on an element (a PtDataTamper). */
 #define PT_DATA_TAMPER_KEY "peertree-test-tamper-data"
+/* Tests only: the object data key of a smaller window (messages, a guint). */
+#define PT_DATA_WINDOW_KEY "peertree-test-data-window"
 
 /* Element message names. */
 #define PT_MESSAGE_DATA_LOST "peertree-data-lost"          /* seq, count */
@@ -87,6 +90,8 @@ gboolean pt_data_hub_set_key (PtDataHub *hub, const gchar *tree_id, const gchar 
     GError **error);
 gboolean pt_data_hub_has_key (PtDataHub *hub);
 void pt_data_hub_set_tamper (PtDataHub *hub, PtDataTamper tamper);
+/* The test hooks of @element (PT_DATA_TAMPER_KEY, PT_DATA_WINDOW_KEY). */
+void pt_data_hub_apply_test_hooks (PtDataHub *hub, GObject *element);
 
 /* The source: signs, keeps and sends one message to every child. FALSE with
  * @error set if the hub has no private key, or the message is too large. */

@@ -10,6 +10,8 @@
 #define TAMPER_KEY "peertree-test-tamper-data"
 #define TAMPER_FLIP 1
 #define TAMPER_REPLAY 2
+#define TAMPER_DROP 3
+#define WINDOW_KEY "peertree-test-data-window"
 
 #define N_VIEWERS 6
 
@@ -33,6 +35,7 @@ typedef struct {
   GMutex lock;
   guint64 next;                 /* the seq expected next (from 1) */
   guint64 received;
+  gboolean gaps;                /* messages may be missing (told by data-lost) */
   gchar *failure;               /* the first message out of order or altered */
 } PtRx;
 
@@ -45,7 +48,7 @@ on_data_received (GstElement *src, GBytes *data, guint64 seq, guint channel, gpo
   (void) src;
   g_mutex_lock (&rx->lock);
   if (rx->failure == NULL) {
-    if (seq != rx->next)
+    if (rx->gaps ? seq < rx->next : seq != rx->next)
       rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT,
           seq, rx->next - 1);
     else if (!g_bytes_equal (data, want))
@@ -125,7 +128,7 @@ live_children (PtDataTree *t)
 /* A source with k1=2 and 6 viewers with k=2: viewers 0 and 1 at depth 1,
  * each the parent of two of viewers 2-5. @tamper: the test hook on viewer 0. */
 static PtDataTree *
-data_tree_new (gint tamper)
+data_tree_new (gint tamper, guint window)
 {
   PtDataTree *t = g_new0 (PtDataTree, 1);
   g_autofree gchar *desc = NULL;
@@ -136,6 +139,8 @@ data_tree_new (gint tamper)
       "local-addresses=" PT_LOCAL, t->url);
   t->source = pt_node_new_launch ("source", desc);
   t->sink = gst_bin_get_by_name (GST_BIN (t->source->pipeline), "s");
+  if (window)
+    g_object_set_data (G_OBJECT (t->sink), WINDOW_KEY, GUINT_TO_POINTER (window));
   pt_node_play (t->source);
   WAIT_UNTIL_MS (pt_node_get_message (t->source, "peertree-tree-joined", 0) != NULL
       || pt_node_has_error (t->source), PT_WAIT_MS);
@@ -155,6 +160,8 @@ data_tree_new (gint tamper)
     g_signal_connect (v, "data-received", G_CALLBACK (on_data_received), &t->rx[i]);
     if (i == 0 && tamper)
       g_object_set_data (G_OBJECT (v), TAMPER_KEY, GINT_TO_POINTER (tamper));
+    if (window)
+      g_object_set_data (G_OBJECT (v), WINDOW_KEY, GUINT_TO_POINTER (window));
     gst_object_unref (v);
     pt_node_play (t->viewers[i]);
     /* one at a time: the join order makes the shape */
@@ -217,7 +224,7 @@ assert_all_received (PtDataTree *t, guint64 n, gint skip)
  * replayed or lost anywhere. */
 GST_START_TEST (test_data_tree_10000)
 {
-  PtDataTree *t = data_tree_new (0);
+  PtDataTree *t = data_tree_new (0, 0);
   const guint64 n = 10000;
 
   send_messages (t, 1, n);
@@ -256,7 +263,7 @@ n_rejecting (PtDataTree *t, const gchar *counter)
 static void
 check_tamper (gint tamper, const gchar *counter, const gchar *reason)
 {
-  PtDataTree *t = data_tree_new (tamper);
+  PtDataTree *t = data_tree_new (tamper, 0);
   const guint64 n = 600;
   guint rejected = 0;
 
@@ -303,7 +310,7 @@ GST_END_TEST;
  * remaining viewer gets every message, in order, and none is lost. */
 GST_START_TEST (test_data_relay_gone)
 {
-  PtDataTree *t = data_tree_new (0);
+  PtDataTree *t = data_tree_new (0, 0);
   const guint64 n = 1000;
 
   send_messages (t, 1, 500);
@@ -512,6 +519,79 @@ GST_START_TEST (test_data_pads_with_video)
 }
 GST_END_TEST;
 
+/* Beyond the window: relay viewer0 stalls (forwards nothing) while the
+ * source sends 500 messages, then goes; every node keeps only 100 (a test
+ * hook), so its children get the last 100 from their new parents and are
+ * told, once, that the 400 before are lost (data-lost, peertree-data-lost,
+ * the lost counter); what follows arrives whole. */
+static void
+on_data_lost (GstElement *src, guint64 seq, guint64 count, gpointer user)
+{
+  guint64 *lost = user;
+
+  (void) src;
+  (void) seq;
+  g_atomic_pointer_add ((gsize *) lost, (gssize) count);
+}
+
+GST_START_TEST (test_data_lost_beyond_window)
+{
+  PtDataTree *t = data_tree_new (TAMPER_DROP, 100);
+  gsize lost[N_VIEWERS] = { 0 };
+  guint children[2], n_children = 0;
+
+  for (guint i = 2; i < N_VIEWERS; i++) {
+    GstElement *v = gst_bin_get_by_name (GST_BIN (t->viewers[i]->pipeline), "v");
+    GstStructure *joined = pt_node_get_message (t->viewers[i], "peertree-tree-joined", 0);
+
+    g_signal_connect (v, "data-lost", G_CALLBACK (on_data_lost), &lost[i]);
+    gst_object_unref (v);
+    t->rx[i].gaps = TRUE;
+    if (g_strcmp0 (gst_structure_get_string (joined, "parent-id"), "viewer0") == 0)
+      children[n_children++] = i;
+    gst_structure_free (joined);
+  }
+  fail_unless_equals_int (n_children, 2);
+
+  send_messages (t, 1, 500);
+  /* everyone but viewer0's children has them all */
+  for (guint i = 1; i < N_VIEWERS; i++)
+    if (i != children[0] && i != children[1])
+      WAIT_UNTIL_MS (rx_received (&t->rx[i]) == 500, PT_WAIT_MS);
+  fail_unless_equals_uint64 (rx_received (&t->rx[children[0]]), 0);
+  pt_node_free (t->viewers[0]);
+  t->viewers[0] = NULL;
+
+  for (guint c = 0; c < 2; c++) {
+    guint i = children[c];
+    GstStructure *s = NULL;
+    guint64 seq = 0, count = 0;
+
+    WAIT_UNTIL_MS (rx_received (&t->rx[i]) == 100, PT_WAIT_MS);
+    WAIT_UNTIL_MS ((s = pt_node_get_message (t->viewers[i], "peertree-data-lost", 0)) != NULL,
+        PT_WAIT_MS);
+    fail_unless (gst_structure_get_uint64 (s, "seq", &seq));
+    fail_unless (gst_structure_get_uint64 (s, "count", &count));
+    fail_unless_equals_uint64 (seq, 401);
+    fail_unless_equals_uint64 (count, 400);
+    gst_structure_free (s);
+    fail_unless_equals_uint64 (g_atomic_pointer_get ((gsize *) & lost[i]), 400);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "lost"), 400);
+  }
+  send_messages (t, 501, 600);
+  for (guint i = 1; i < N_VIEWERS; i++) {
+    gboolean child = i == children[0] || i == children[1];
+
+    WAIT_UNTIL_MS (rx_received (&t->rx[i]) == (child ? 200u : 600u), PT_WAIT_MS);
+    g_mutex_lock (&t->rx[i].lock);
+    fail_unless (t->rx[i].failure == NULL, "viewer%u: %s", i, t->rx[i].failure);
+    g_mutex_unlock (&t->rx[i].lock);
+    fail_unless_equals_uint64 (data_stat (t->viewers[i], "v", "lost"), child ? 400 : 0);
+  }
+  data_tree_free (t);
+}
+GST_END_TEST;
+
 static Suite *
 data_suite (void)
 {
@@ -524,6 +604,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_replaying_relay);
   tcase_add_test (tc, test_data_relay_gone);
   tcase_add_test (tc, test_data_pads_with_video);
+  tcase_add_test (tc, test_data_lost_beyond_window);
   suite_add_tcase (s, tc);
   return s;
 }
