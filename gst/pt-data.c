@@ -65,6 +65,8 @@ typedef struct {
   gboolean gone;
   gboolean live;                /* child: RESUME received */
   guint64 from;                 /* child: what it has; only later messages go */
+  gboolean stalled;             /* child: made the source wait in vain; not waited for
+                                 * again until its queue drains */
   gboolean reported;            /* parent: rejected once, dropped since */
   gboolean resumed;             /* parent: RESUME sent */
   gboolean ordered;             /* parent: its channel is ordered */
@@ -567,7 +569,9 @@ keep_locked (PtDataHub * hub, guint64 seq, GBytes * frame)
   }
 }
 
-/* The source waits while a live child has too much queued (bounded). */
+/* The source waits while a live child has too much queued (bounded: a
+ * child that makes it wait PACE_WAIT_US in vain is not waited for again
+ * until its queue drains, so one dead link cannot slow the tree down). */
 static void
 pace_locked (PtDataHub * hub)
 {
@@ -576,16 +580,30 @@ pace_locked (PtDataHub * hub)
   for (;;) {
     GHashTableIter it;
     gpointer value;
-    gboolean busy = FALSE;
+    gboolean busy = FALSE, timed_out;
 
     g_hash_table_iter_init (&it, hub->children);
     while (!busy && g_hash_table_iter_next (&it, NULL, &value)) {
       PtDataPeer *child = value;
 
-      busy = child->live && channel_buffered (child->channel) > PACE_BYTES;
+      busy = child->live && !child->stalled
+          && channel_buffered (child->channel) > PACE_BYTES;
     }
-    if (!busy || !g_cond_wait_until (&hub->cond, &hub->lock, deadline))
+    if (!busy)
       return;
+    timed_out = !g_cond_wait_until (&hub->cond, &hub->lock, deadline);
+    if (timed_out) {
+      g_hash_table_iter_init (&it, hub->children);
+      while (g_hash_table_iter_next (&it, NULL, &value)) {
+        PtDataPeer *child = value;
+
+        if (child->live && channel_buffered (child->channel) > PACE_BYTES) {
+          GST_WARNING ("child %s does not drain its data channel: not waited for", child->id);
+          child->stalled = TRUE;
+        }
+      }
+      return;
+    }
   }
 }
 
@@ -945,6 +963,7 @@ on_buffered_amount_low (GstWebRTCDataChannel * ch, gpointer data)
 
   (void) ch;
   g_mutex_lock (&p->hub->lock);
+  p->stalled = FALSE;
   g_cond_broadcast (&p->hub->cond);
   g_mutex_unlock (&p->hub->lock);
 }
