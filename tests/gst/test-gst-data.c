@@ -6,6 +6,9 @@
  */
 #include "pt-gst-test-util.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
+
 /* test hook of peertreesrc (gst/pt-data.h) */
 #define TAMPER_KEY "peertree-test-tamper-data"
 #define TAMPER_FLIP 1
@@ -47,6 +50,8 @@ on_data_received (GstElement *src, GBytes *data, guint64 seq, guint channel, gpo
 
   (void) src;
   g_mutex_lock (&rx->lock);
+  if (rx->next == 0)
+    rx->next = seq;             /* a viewer that joined mid-stream */
   if (rx->failure == NULL) {
     if (rx->gaps ? seq < rx->next : seq != rx->next)
       rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT,
@@ -592,6 +597,112 @@ GST_START_TEST (test_data_lost_beyond_window)
 }
 GST_END_TEST;
 
+/* in the child, before exec: die with the test */
+static void
+child_setup (gpointer data)
+{
+  (void) data;
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static gboolean
+parent_open (PtNode *node)
+{
+  g_autoptr (GstStructure) d = data_stats (node, "v");
+  gboolean open = FALSE;
+
+  return gst_structure_get_boolean (d, "parent-open", &open) && open;
+}
+
+static guint64
+rx_next (PtRx *rx)
+{
+  guint64 n;
+
+  g_mutex_lock (&rx->lock);
+  n = rx->next;
+  g_mutex_unlock (&rx->lock);
+  return n;
+}
+
+/* A relay in a process of its own gets SIGKILL mid-stream (no leave: the
+ * server sees its socket close): its two children are placed again (under
+ * the source, and under each other), resume from their new parents'
+ * windows, and miss nothing: each gets every message from its first on, in
+ * order, and counts no loss. */
+GST_START_TEST (test_data_relay_killed)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("peertreesink name=s server=%s tree-id=kill "
+      "k1=1 k=2 data=true local-addresses=" PT_LOCAL, url);
+  g_autofree gchar *relay_desc = g_strdup_printf ("peertreesrc server=%s tree-id=kill "
+      "client-id=relay local-addresses=" PT_LOCAL " ! fakesink", url);
+  const gchar *helper = g_getenv ("PT_GST_PEER");
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_autoptr (GSubprocess) relay = NULL;
+  g_autoptr (GError) error = NULL;
+  PtNode *source = pt_node_new_launch ("source", desc);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  PtNode *viewers[2];
+  PtRx rx[2];
+  PtDataTree t = { 0 };
+
+  fail_unless (helper != NULL, "PT_GST_PEER is not set (run through meson test)");
+  pt_node_play (source);
+  WAIT_UNTIL_MS (pt_node_get_message (source, "peertree-tree-joined", 0) != NULL, PT_WAIT_MS);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  relay = g_subprocess_launcher_spawn (launcher, &error, helper, relay_desc, NULL);
+  fail_unless (relay != NULL, "%s", error ? error->message : "");
+  WAIT_UNTIL_MS (data_stat (source, "s", "live-children") == 1, PT_WAIT_MS);
+
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer%u", i);
+    g_autofree gchar *vdesc = g_strdup_printf ("peertreesrc name=v server=%s tree-id=kill "
+        "client-id=%s local-addresses=" PT_LOCAL " ! fakesink", url, name);
+    GstElement *v;
+
+    memset (&rx[i], 0, sizeof rx[i]);
+    g_mutex_init (&rx[i].lock);
+    viewers[i] = pt_node_new_launch (name, vdesc);
+    v = gst_bin_get_by_name (GST_BIN (viewers[i]->pipeline), "v");
+    g_signal_connect (v, "data-received", G_CALLBACK (on_data_received), &rx[i]);
+    gst_object_unref (v);
+    pt_node_play (viewers[i]);
+    WAIT_UNTIL_MS (pt_node_get_message (viewers[i], "peertree-tree-joined", 0) != NULL,
+        PT_WAIT_MS);
+    WAIT_UNTIL_MS (parent_open (viewers[i]), PT_WAIT_MS);
+  }
+
+  t.sink = sink;
+  send_messages (&t, 1, 300);
+  WAIT_UNTIL_MS (rx_next (&rx[0]) > 0 && rx_next (&rx[1]) > 0, PT_WAIT_MS);
+  g_subprocess_send_signal (relay, SIGKILL);
+  fail_unless (g_subprocess_wait (relay, NULL, NULL));
+  send_messages (&t, 301, 800);
+
+  for (guint i = 0; i < 2; i++) {
+    WAIT_UNTIL_MS (rx_next (&rx[i]) == 801 || rx[i].failure, PT_WAIT_MS);
+    g_mutex_lock (&rx[i].lock);
+    fail_unless (rx[i].failure == NULL, "viewer%u: %s", i, rx[i].failure);
+    fail_unless_equals_uint64 (rx[i].next, 801);
+    g_mutex_unlock (&rx[i].lock);
+    fail_unless_equals_uint64 (data_stat (viewers[i], "v", "lost"), 0);
+    fail_unless (pt_node_count_messages (viewers[i], "peertree-upstream-changed") > 0,
+        "viewer%u was not moved", i);
+  }
+
+  for (guint i = 0; i < 2; i++) {
+    pt_node_free (viewers[i]);
+    g_free (rx[i].failure);
+    g_mutex_clear (&rx[i].lock);
+  }
+  gst_object_unref (sink);
+  pt_node_free (source);
+}
+GST_END_TEST;
+
 static Suite *
 data_suite (void)
 {
@@ -605,6 +716,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_relay_gone);
   tcase_add_test (tc, test_data_pads_with_video);
   tcase_add_test (tc, test_data_lost_beyond_window);
+  tcase_add_test (tc, test_data_relay_killed);
   suite_add_tcase (s, tc);
   return s;
 }
