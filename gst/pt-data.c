@@ -1082,12 +1082,23 @@ pt_data_hub_get_stats (PtDataHub * hub)
   gpointer value;
   guint live = 0;
   gboolean parent_open = FALSE;
+  GstStructure *parent_channel;
 
   g_mutex_lock (&hub->lock);
   g_hash_table_iter_init (&it, hub->children);
   while (g_hash_table_iter_next (&it, NULL, &value))
     live += ((PtDataPeer *) value)->live;
   parent_open = hub->parent && hub->parent->resumed;
+  if (hub->parent) {
+    gint max_retransmits = -1;
+
+    g_object_get (hub->parent->channel, "max-retransmits", &max_retransmits, NULL);
+    s = gst_structure_new ("parent-channel", "ordered", G_TYPE_BOOLEAN, hub->parent->ordered,
+        "max-retransmits", G_TYPE_INT, max_retransmits, NULL);
+  } else {
+    s = NULL;
+  }
+  parent_channel = s;
   s = gst_structure_new ("data",
       "published", G_TYPE_UINT64, hub->n_published,
       "received", G_TYPE_UINT64, hub->n_received,
@@ -1104,5 +1115,15 @@ pt_data_hub_get_stats (PtDataHub * hub)
       "children", G_TYPE_UINT, g_hash_table_size (hub->children),
       "live-children", G_TYPE_UINT, live, "parent-open", G_TYPE_BOOLEAN, parent_open, NULL);
   g_mutex_unlock (&hub->lock);
+  if (parent_channel) {
+    gboolean ordered = TRUE;
+    gint max_retransmits = -1;
+
+    gst_structure_get (parent_channel, "ordered", G_TYPE_BOOLEAN, &ordered, "max-retransmits",
+        G_TYPE_INT, &max_retransmits, NULL);
+    gst_structure_set (s, "parent-ordered", G_TYPE_BOOLEAN, ordered,
+        "parent-max-retransmits", G_TYPE_INT, max_retransmits, NULL);
+    gst_structure_free (parent_channel);
+  }
   return s;
 }

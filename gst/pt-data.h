@@ -114,7 +114,8 @@ gboolean pt_data_hub_get_parent_reliability (PtDataHub *hub, gboolean *ordered,
 
 /* Counters into a "data" structure: published, received, delivered, forged,
  * replayed, lost, resent, dropped (to slow children), last-seq,
- * window-messages, window-bytes, children, live-children, parent-open. */
+ * window-messages, window-bytes, children, live-children, parent-open, and
+ * with a parent channel parent-ordered and parent-max-retransmits. */
 GstStructure *pt_data_hub_get_stats (PtDataHub *hub);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PtDataHub, pt_data_hub_unref)

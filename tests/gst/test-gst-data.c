@@ -703,6 +703,113 @@ GST_START_TEST (test_data_relay_killed)
 }
 GST_END_TEST;
 
+/* Unordered, partially reliable (data-ordered=false data-max-retransmits=0
+ * at the source): the relays give their children channels with the same
+ * settings; every viewer gets every message once (loopback loses nothing),
+ * each verified, none taken for a replay. */
+typedef struct {
+  GMutex lock;
+  guint8 seen[2001];
+  guint distinct, dups;
+  gchar *failure;
+} PtSetRx;
+
+static void
+on_data_any_order (GstElement *src, GBytes *data, guint64 seq, guint channel, gpointer user)
+{
+  PtSetRx *rx = user;
+  g_autoptr (GBytes) want = payload_for (seq);
+
+  (void) src;
+  (void) channel;
+  g_mutex_lock (&rx->lock);
+  if (seq == 0 || seq > 2000 || !g_bytes_equal (data, want)) {
+    if (rx->failure == NULL)
+      rx->failure = g_strdup_printf ("message %" G_GUINT64_FORMAT " altered or unknown", seq);
+  } else if (rx->seen[seq]++) {
+    rx->dups++;
+  } else {
+    rx->distinct++;
+  }
+  g_mutex_unlock (&rx->lock);
+}
+
+static guint
+set_rx_distinct (PtSetRx *rx)
+{
+  guint n;
+
+  g_mutex_lock (&rx->lock);
+  n = rx->distinct;
+  g_mutex_unlock (&rx->lock);
+  return n;
+}
+
+GST_START_TEST (test_data_unordered)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *desc = g_strdup_printf ("peertreesink name=s server=%s tree-id=u k1=1 k=1 "
+      "data=true data-ordered=false data-max-retransmits=0 local-addresses=" PT_LOCAL, url);
+  PtNode *source = pt_node_new_launch ("source", desc);
+  PtDataTree t = { 0 };
+  PtNode *viewers[3];
+  PtSetRx *rx = g_new0 (PtSetRx, 3);
+
+  t.sink = gst_bin_get_by_name (GST_BIN (source->pipeline), "s");
+  pt_node_play (source);
+  WAIT_UNTIL_MS (pt_node_get_message (source, "peertree-tree-joined", 0) != NULL, PT_WAIT_MS);
+  for (guint i = 0; i < 3; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer%u", i);
+    g_autofree gchar *vdesc = g_strdup_printf ("peertreesrc name=v server=%s tree-id=u "
+        "client-id=%s local-addresses=" PT_LOCAL " ! fakesink", url, name);
+    GstElement *v;
+
+    g_mutex_init (&rx[i].lock);
+    viewers[i] = pt_node_new_launch (name, vdesc);
+    v = gst_bin_get_by_name (GST_BIN (viewers[i]->pipeline), "v");
+    g_signal_connect (v, "data-received", G_CALLBACK (on_data_any_order), &rx[i]);
+    gst_object_unref (v);
+    pt_node_play (viewers[i]);
+    WAIT_UNTIL_MS (parent_open (viewers[i]), PT_WAIT_MS);
+  }
+  /* a chain: source → viewer0 → viewer1 → viewer2, each child live */
+  WAIT_UNTIL_MS (data_stat (viewers[1], "v", "live-children") == 1
+      && data_stat (viewers[0], "v", "live-children") == 1
+      && data_stat (source, "s", "live-children") == 1, PT_WAIT_MS);
+  for (guint i = 0; i < 3; i++) {
+    g_autoptr (GstStructure) d = data_stats (viewers[i], "v");
+    gboolean ordered = TRUE;
+    gint max_retransmits = -1;
+
+    fail_unless (gst_structure_get_boolean (d, "parent-ordered", &ordered));
+    fail_unless (gst_structure_get_int (d, "parent-max-retransmits", &max_retransmits));
+    fail_if (ordered, "viewer%u: ordered", i);
+    fail_unless_equals_int (max_retransmits, 0);
+  }
+
+  send_messages (&t, 1, 2000);
+  for (guint i = 0; i < 3; i++) {
+    WAIT_UNTIL_MS (set_rx_distinct (&rx[i]) == 2000 || rx[i].failure, PT_WAIT_MS);
+    g_mutex_lock (&rx[i].lock);
+    fail_unless (rx[i].failure == NULL, "viewer%u: %s", i, rx[i].failure);
+    fail_unless_equals_int (rx[i].dups, 0);
+    g_mutex_unlock (&rx[i].lock);
+    fail_unless_equals_uint64 (data_stat (viewers[i], "v", "replayed"), 0);
+    fail_unless_equals_uint64 (data_stat (viewers[i], "v", "forged"), 0);
+  }
+
+  for (guint i = 0; i < 3; i++) {
+    pt_node_free (viewers[i]);
+    g_free (rx[i].failure);
+    g_mutex_clear (&rx[i].lock);
+  }
+  g_free (rx);
+  gst_object_unref (t.sink);
+  pt_node_free (source);
+}
+GST_END_TEST;
+
 static Suite *
 data_suite (void)
 {
@@ -717,6 +824,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_pads_with_video);
   tcase_add_test (tc, test_data_lost_beyond_window);
   tcase_add_test (tc, test_data_relay_killed);
+  tcase_add_test (tc, test_data_unordered);
   suite_add_tcase (s, tc);
   return s;
 }
