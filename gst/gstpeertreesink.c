@@ -624,8 +624,16 @@ request_data_pad (GstPeerTreeSink * self, GstPadTemplate * templ, const gchar * 
   PtSinkData *dp = g_new0 (PtSinkData, 1);
   g_autofree gchar *pad_name = NULL;
   guint index;
+  gboolean running;
 
+  GST_OBJECT_LOCK (self);
+  running = self->session.loop != NULL;
+  GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
+  if (running && self->hub == NULL)
+    GST_ELEMENT_WARNING (self, CORE, STATE_CHANGE,
+        ("A data pad was requested after the tree was created without data: its buffers "
+            "are dropped. Set data=true (or request data pads) before starting."), (NULL));
   if (name && sscanf (name, "data_%u", &index) == 1 && index < PT_DATA_SIGNAL_CHANNEL) {
     self->next_data = MAX (self->next_data, index + 1);
   } else {
