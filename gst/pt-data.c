@@ -548,6 +548,16 @@ forward_locked (PtDataHub * hub, guint64 seq, GBytes * frame)
     send_frame (hub, child, out);
     if (hub->tamper == PT_DATA_TAMPER_REPLAY)
       send_frame (hub, child, out);
+    if (hub->tamper == PT_DATA_TAMPER_INJECT) {
+      /* the next number, with this message's signature */
+      gsize len;
+      guint8 *copy = g_memdup2 (g_bytes_get_data (frame, &len), g_bytes_get_size (frame));
+      g_autoptr (GBytes) injected = NULL;
+
+      put_u64 (copy + 2, seq + 1);
+      injected = g_bytes_new_take (copy, len);
+      send_frame (hub, child, injected);
+    }
   }
 }
 

@@ -61,6 +61,7 @@ typedef enum {
   PT_DATA_TAMPER_FLIP,          /* flips a bit of each payload */
   PT_DATA_TAMPER_REPLAY,        /* sends each message twice */
   PT_DATA_TAMPER_DROP,          /* forwards nothing (a stalled relay) */
+  PT_DATA_TAMPER_INJECT,        /* adds a message of its own after each one */
 } PtDataTamper;
 
 /* The object data key of the test hook on an element (a PtDataTamper). */

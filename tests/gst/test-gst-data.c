@@ -14,6 +14,7 @@
 #define TAMPER_FLIP 1
 #define TAMPER_REPLAY 2
 #define TAMPER_DROP 3
+#define TAMPER_INJECT 4
 #define WINDOW_KEY "peertree-test-data-window"
 
 #define N_VIEWERS 6
@@ -307,6 +308,13 @@ GST_END_TEST;
 GST_START_TEST (test_data_replaying_relay)
 {
   check_tamper (TAMPER_REPLAY, "replayed", "replayed");
+}
+GST_END_TEST;
+
+/* a message of its own after each genuine one */
+GST_START_TEST (test_data_injecting_relay)
+{
+  check_tamper (TAMPER_INJECT, "forged", "forged");
 }
 GST_END_TEST;
 
@@ -820,6 +828,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_tree_10000);
   tcase_add_test (tc, test_data_tampering_relay);
   tcase_add_test (tc, test_data_replaying_relay);
+  tcase_add_test (tc, test_data_injecting_relay);
   tcase_add_test (tc, test_data_relay_gone);
   tcase_add_test (tc, test_data_pads_with_video);
   tcase_add_test (tc, test_data_lost_beyond_window);
