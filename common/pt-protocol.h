@@ -195,6 +195,7 @@ const char *const *pt_error_codes (void);
 #define PT_EV_DOWNSTREAM_ADDED "downstream-added"
 #define PT_EV_DOWNSTREAM_REMOVED "downstream-removed"
 #define PT_EV_TREE_CLOSED "tree-closed"
+#define PT_EV_DATA_KEY "data-key"       /* a returning source's new dataKey */
 #define PT_F_GRACE "grace"
 #define PT_F_CHILD "child"
 #define PT_F_REASON "reason"

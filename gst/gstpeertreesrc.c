@@ -1301,6 +1301,21 @@ on_connected (GstElement * element, PtCall * call)
       on_joined, call /* reused */ );
 }
 
+/* The source came back with a new key (PeerTreeClient::data-key-changed) */
+static void
+on_data_key_changed (PeerTreeClient * client, const gchar * tree_id, const gchar * key,
+    gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  (void) key;
+  if (!pt_session_is_active_tree (&self->session, tree_id))
+    return;
+  GST_INFO_OBJECT (self, "the source of %s signs with a new key", tree_id);
+  take_data_key (self, tree_id);
+}
+
 static void
 started (GstElement * element)
 {
@@ -1314,6 +1329,8 @@ started (GstElement * element)
   g_signal_connect (session->client, "upstream-changed", G_CALLBACK (on_upstream_changed),
       self);
   g_signal_connect (session->client, "source-lost", G_CALLBACK (on_source_lost), self);
+  g_signal_connect (session->client, "data-key-changed", G_CALLBACK (on_data_key_changed),
+      self);
 }
 
 static void

@@ -84,6 +84,7 @@ struct _PtDataHub {
 
   /* lock */
   gchar *tree_id;
+  gchar *key_b64;               /* member: the key verified against */
   gnutls_privkey_t priv;        /* the source */
   gnutls_pubkey_t pub;          /* the source, and members */
   PtDataTamper tamper;
@@ -320,6 +321,7 @@ pt_data_hub_unref (PtDataHub * hub)
   if (hub->pub)
     gnutls_pubkey_deinit (hub->pub);
   g_free (hub->tree_id);
+  g_free (hub->key_b64);
   g_mutex_clear (&hub->lock);
   g_cond_clear (&hub->cond);
   g_mutex_clear (&hub->deliver_lock);
@@ -337,10 +339,17 @@ gnutls_failed (gint ret, const gchar * what, GError ** error)
 }
 
 static void
-reset_sequence_locked (PtDataHub * hub, const gchar * tree_id)
+reset_sequence_locked (PtDataHub * hub, const gchar * tree_id, gboolean force)
 {
-  if (g_strcmp0 (hub->tree_id, tree_id) == 0)
+  GHashTableIter it;
+  gpointer value;
+
+  if (!force && g_strcmp0 (hub->tree_id, tree_id) == 0)
     return;
+  /* the children start again too (they are told of the new key) */
+  g_hash_table_iter_init (&it, hub->children);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    ((PtDataPeer *) value)->from = 0;
   g_free (hub->tree_id);
   hub->tree_id = g_strdup (tree_id);
   hub->last_seq = 0;
@@ -356,7 +365,7 @@ void
 pt_data_hub_set_tree (PtDataHub * hub, const gchar * tree_id)
 {
   g_mutex_lock (&hub->lock);
-  reset_sequence_locked (hub, tree_id);
+  reset_sequence_locked (hub, tree_id, FALSE);
   g_mutex_unlock (&hub->lock);
 }
 
@@ -431,7 +440,10 @@ pt_data_hub_set_key (PtDataHub * hub, const gchar * tree_id, const gchar * key_b
     return FALSE;
   }
   g_mutex_lock (&hub->lock);
-  reset_sequence_locked (hub, tree_id);
+  /* a new key is a new source (a restarted one numbers from 1 again) */
+  reset_sequence_locked (hub, tree_id, hub->key_b64 && g_strcmp0 (hub->key_b64, key_b64) != 0);
+  g_free (hub->key_b64);
+  hub->key_b64 = g_strdup (key_b64);
   if (hub->pub)
     gnutls_pubkey_deinit (hub->pub);
   hub->pub = pub;

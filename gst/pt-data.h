@@ -86,7 +86,9 @@ void pt_data_hub_close (PtDataHub *hub);
 gchar *pt_data_hub_make_key (PtDataHub *hub, GError **error);
 /* The source: the tree it signs for (its id is part of what is signed). */
 void pt_data_hub_set_tree (PtDataHub *hub, const gchar *tree_id);
-/* A member: the tree and its public key (base64) to verify against. */
+/* A member: the tree and its public key (base64) to verify against. A new
+ * key (a restarted source) starts the numbering again, here and for the
+ * children. */
 gboolean pt_data_hub_set_key (PtDataHub *hub, const gchar *tree_id, const gchar *key_b64,
     GError **error);
 gboolean pt_data_hub_has_key (PtDataHub *hub);

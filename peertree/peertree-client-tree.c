@@ -146,6 +146,19 @@ _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id, Jso
   g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
 }
 
+/* The source came back with a new data key. */
+void
+_peer_tree_client_on_data_key (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *key = pt_str (ev, PT_F_DATA_KEY);
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (!key || !m || m->source)
+    return;
+  g_free (m->data_key);
+  m->data_key = g_strdup (key);
+  g_signal_emit (self, pt_signals[SIG_DATA_KEY_CHANGED], 0, tree_id, key);
+}
+
 /* The source is away; the server keeps the tree for "grace" seconds. */
 void
 _peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id, JsonObject *ev)

@@ -240,9 +240,33 @@ announce_children_to_root (PtServer *self, gpointer tree_id)
 /* create (or rejoin as source) of an existing tree: allowed to the source
  * that comes back within the grace period, or after a server restart, with
  * the tree's secret. */
+static void
+send_data_key (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  (void) depth;
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  if (parent == NULL || !t->data_key)
+    return;                     /* the source */
+  JsonObject *ev = pt_event_new (PT_EV_DATA_KEY, t->id);
+  json_object_set_string_member (ev, PT_F_DATA_KEY, t->data_key);
+  pt_send_event_to (self, peer, ev);
+}
+
+/* After the reply to a returning source with a new key: every member. */
+static void
+announce_data_key (PtServer *self, gpointer tree_id)
+{
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  gpointer args[2] = { self, t };
+  if (t)
+    pt_tree_foreach (t->tree, send_data_key, args);
+}
+
 static gboolean
-tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonObject **result,
-    PtFault *f)
+tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, const char *data_key,
+    JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *root = pt_tree_get_root (t->tree);
@@ -271,13 +295,18 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
      * still be up (its connection to the server dropped): nothing to
      * renegotiate. A create (a restarted source process) or a new clientId
      * means new links to every child. */
+    /* a restarted source signs with a new key (and counts from 1 again):
+     * the members are told before its links come up */
+    if (data_key && g_strcmp0 (data_key, t->data_key) != 0) {
+      g_free (t->data_key);
+      t->data_key = g_strdup (data_key);
+      pt_request_after_reply (req, announce_data_key, g_strdup (t->id), g_free);
+    }
     if (renamed)
       pt_request_after_reply (req, announce_new_root, g_strdup (t->id), g_free);
     else if (!req->rejoin)
       pt_request_after_reply (req, announce_children_to_root, g_strdup (t->id), g_free);
   }
-  /* a source that comes back keeps the tree's data key: members verify
-   * against the key they were given (docs/protocol.md, create) */
   *result = json_object_new ();
   json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
   json_object_set_int_member (*result, PT_F_K, pt_tree_get_k (t->tree));
@@ -659,7 +688,7 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
   if (existing)
-    return tree_reclaim (req, c, existing, secret, result, f);
+    return tree_reclaim (req, c, existing, secret, data_key, result, f);
   if (conn_n_trees (c) >= self->max_trees_per_client)
     return pt_fault_set (f, PT_ERR_LIMIT, "a client may be in at most %u trees", self->max_trees_per_client);
   if (!pt_limits_tree_allowed (self, c->ip, f))

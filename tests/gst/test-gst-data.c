@@ -7,6 +7,8 @@
 #include "pt-gst-test-util.h"
 
 #include <signal.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
 #include <sys/prctl.h>
 
 /* test hook of peertreesrc (gst/pt-data.h) */
@@ -605,6 +607,19 @@ GST_START_TEST (test_data_lost_beyond_window)
 }
 GST_END_TEST;
 
+static gboolean
+server_tree_exists (PtServer *server, const gchar *tree)
+{
+  g_autoptr (JsonNode) status = pt_server_build_status (server);
+  JsonArray *trees = json_object_get_array_member (json_node_get_object (status), "trees");
+
+  for (guint i = 0; i < json_array_get_length (trees); i++)
+    if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (trees, i),
+                "id"), tree) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* in the child, before exec: die with the test */
 static void
 child_setup (gpointer data)
@@ -832,6 +847,107 @@ GST_START_TEST (test_data_unordered)
 }
 GST_END_TEST;
 
+/* A source in a process of its own gets SIGKILL; a new process with the
+ * same client-id and secret takes the tree back within the grace period,
+ * with a new key pair (numbering from 1 again): the server replaces the
+ * tree's key and tells every member (data-key), and the viewers (a relay and
+ * its child, whose link to each other stays) verify the new source's data
+ * without taking any of it for forged or replayed. */
+static GSubprocess *
+spawn_source (const gchar *url, const gchar *file)
+{
+  const gchar *helper = g_getenv ("PT_GST_PEER");
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *desc = g_strdup_printf ("filesrc location=%s blocksize=100 ! "
+      "identity sleep-time=5000 ! application/x-peertree-data ! s.data_0 "
+      "peertreesink name=s server=%s tree-id=again client-id=src secret=s3cret k1=1 k=1 "
+      "data=true local-addresses=" PT_LOCAL, file, url);
+  GSubprocess *p;
+
+  fail_unless (helper != NULL, "PT_GST_PEER is not set (run through meson test)");
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  p = g_subprocess_launcher_spawn (launcher, &error, helper, desc, NULL);
+  fail_unless (p != NULL, "%s", error ? error->message : "");
+  return p;
+}
+
+static void
+count_received (GstElement *src, GBytes *data, guint64 seq, guint channel, gpointer user)
+{
+  (void) src;
+  (void) data;
+  (void) seq;
+  (void) channel;
+  g_atomic_int_inc ((gint *) user);
+}
+
+GST_START_TEST (test_data_source_restarts)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (4, 10);
+  g_autofree gchar *url = pt_server_get_url (server);
+  g_autofree gchar *file = g_build_filename (g_get_tmp_dir (), "pt-data-XXXXXX", NULL);
+  g_autoptr (GSubprocess) first = NULL;
+  g_autoptr (GSubprocess) second = NULL;
+  PtNode *viewers[2];
+  gint received[2] = { 0, 0 };
+  gint before[2];
+  gint fd = g_mkstemp (file);
+
+  fail_unless (fd >= 0);
+  {
+    /* 200 000 bytes: 2 000 messages of 100, 10 s at 5 ms each */
+    g_autofree guint8 *d = g_malloc (200000);
+
+    for (guint i = 0; i < 200000; i++)
+      d[i] = (i * 13) & 0xff;
+    fail_unless (write (fd, d, 200000) == 200000);
+    close (fd);
+  }
+  first = spawn_source (url, file);
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *name = g_strdup_printf ("viewer%u", i);
+    g_autofree gchar *vdesc = g_strdup_printf ("peertreesrc name=v server=%s tree-id=again "
+        "client-id=%s local-addresses=" PT_LOCAL " ! fakesink", url, name);
+    GstElement *v;
+
+    viewers[i] = pt_node_new_launch (name, vdesc);
+    v = gst_bin_get_by_name (GST_BIN (viewers[i]->pipeline), "v");
+    g_signal_connect (v, "data-received", G_CALLBACK (count_received), &received[i]);
+    gst_object_unref (v);
+    /* the tree exists once the first source is up */
+    WAIT_UNTIL_MS (server_tree_exists (server, "again"),
+        PT_WAIT_MS);
+    pt_node_play (viewers[i]);
+    WAIT_UNTIL_MS (parent_open (viewers[i]), PT_WAIT_MS);
+  }
+  WAIT_UNTIL_MS (g_atomic_int_get (&received[1]) >= 20, PT_WAIT_MS);
+  g_subprocess_send_signal (first, SIGKILL);
+  fail_unless (g_subprocess_wait (first, NULL, NULL));
+  WAIT_UNTIL_MS (pt_node_get_message (viewers[0], "peertree-source-lost", 0) != NULL,
+      PT_WAIT_MS);
+  for (guint i = 0; i < 2; i++)
+    before[i] = g_atomic_int_get (&received[i]);
+
+  second = spawn_source (url, file);
+  for (guint i = 0; i < 2; i++)
+    WAIT_UNTIL_MS (g_atomic_int_get (&received[i]) >= before[i] + 50, PT_WAIT_MS);
+  for (guint i = 0; i < 2; i++) {
+    fail_unless_equals_uint64 (data_stat (viewers[i], "v", "forged"), 0);
+    fail_unless_equals_uint64 (data_stat (viewers[i], "v", "replayed"), 0);
+    fail_unless_equals_int (pt_node_count_messages (viewers[i], "peertree-data-rejected"), 0);
+    pt_node_assert_no_error (viewers[i]);
+  }
+
+  for (guint i = 0; i < 2; i++)
+    pt_node_free (viewers[i]);
+  g_subprocess_send_signal (second, SIGKILL);
+  g_subprocess_wait (second, NULL, NULL);
+  g_unlink (file);
+}
+GST_END_TEST;
+
 static Suite *
 data_suite (void)
 {
@@ -848,6 +964,7 @@ data_suite (void)
   tcase_add_test (tc, test_data_lost_beyond_window);
   tcase_add_test (tc, test_data_relay_killed);
   tcase_add_test (tc, test_data_unordered);
+  tcase_add_test (tc, test_data_source_restarts);
   suite_add_tcase (s, tc);
   return s;
 }
