@@ -1323,6 +1323,8 @@ started (GstElement * element)
   PtSession *session = &self->session;
 
   self->renewing = g_ptr_array_new_with_free_func (g_free);
+  if (self->hub)
+    pt_data_hub_set_context (self->hub, pt_loop_get_context (session->loop));
   self->upstream = pt_upstream_new (element, GST_CAT_DEFAULT, &upstream_callbacks,
       session->client, &session->active_tree, &session->config,
       pt_loop_get_context (session->loop), session->cancellable, session->server);

@@ -81,6 +81,7 @@ struct _PtDataHub {
   GMutex deliver_lock;          /* callbacks one at a time, in order */
   PtDataCallbacks callbacks;
   gpointer user_data;
+  GSource *retry;               /* a member: RESUME again until it is sent */
 
   /* lock */
   gchar *tree_id;
@@ -298,6 +299,15 @@ clear_peers (PtDataHub * hub)
 void
 pt_data_hub_close (PtDataHub * hub)
 {
+  GSource *retry;
+
+  g_mutex_lock (&hub->lock);
+  retry = g_steal_pointer (&hub->retry);
+  g_mutex_unlock (&hub->lock);
+  if (retry) {
+    g_source_destroy (retry);
+    g_source_unref (retry);
+  }
   clear_peers (hub);
   /* waits for a callback under way */
   g_mutex_lock (&hub->deliver_lock);
@@ -1037,6 +1047,39 @@ pt_data_hub_add_child (PtDataHub * hub, const gchar * child_id,
     peer_detach (old);
     peer_unref (old);
   }
+}
+
+/* Safety net: a RESUME that could not be sent when the channel opened (the
+ * channel said it was open but did not take it yet) is tried again. */
+static gboolean
+retry_resume (gpointer data)
+{
+  PtDataHub *hub = data;
+
+  g_mutex_lock (&hub->lock);
+  if (hub->parent && !hub->parent->gone && !hub->parent->resumed)
+    send_resume_locked (hub, hub->parent);
+  g_mutex_unlock (&hub->lock);
+  return G_SOURCE_CONTINUE;
+}
+
+void
+pt_data_hub_set_context (PtDataHub * hub, GMainContext * context)
+{
+  GSource *retry = g_timeout_source_new (250);
+
+  g_source_set_callback (retry, retry_resume, pt_data_hub_ref (hub),
+      (GDestroyNotify) pt_data_hub_unref);
+  g_source_set_static_name (retry, "[peertree] data resume");
+  g_mutex_lock (&hub->lock);
+  if (hub->retry) {
+    g_mutex_unlock (&hub->lock);
+    g_source_unref (retry);     /* drops the hub's ref with it */
+    return;
+  }
+  hub->retry = retry;
+  g_mutex_unlock (&hub->lock);
+  g_source_attach (retry, context);
 }
 
 void

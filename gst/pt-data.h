@@ -92,6 +92,9 @@ void pt_data_hub_set_tree (PtDataHub *hub, const gchar *tree_id);
 gboolean pt_data_hub_set_key (PtDataHub *hub, const gchar *tree_id, const gchar *key_b64,
     GError **error);
 gboolean pt_data_hub_has_key (PtDataHub *hub);
+/* A member: where a timer retries a RESUME its parent's channel did not
+ * take when it opened (until pt_data_hub_close()). */
+void pt_data_hub_set_context (PtDataHub *hub, GMainContext *context);
 void pt_data_hub_set_tamper (PtDataHub *hub, PtDataTamper tamper);
 /* The test hooks of @element (PT_DATA_TAMPER_KEY, PT_DATA_WINDOW_KEY). */
 void pt_data_hub_apply_test_hooks (PtDataHub *hub, GObject *element);

@@ -179,7 +179,27 @@ data_tree_new (gint tamper, guint window)
     g_clear_pointer (&joined, gst_structure_free);
   }
   /* every link's data channel is open and its child has said where it is */
-  WAIT_UNTIL_MS (live_children (t) == N_VIEWERS, PT_WAIT_MS);
+  {
+    gint64 deadline = g_get_monotonic_time () + PT_WAIT_MS * G_GINT64_CONSTANT (1000);
+
+    while (live_children (t) != N_VIEWERS && g_get_monotonic_time () < deadline)
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (500);
+    if (live_children (t) != N_VIEWERS) {
+      g_autoptr (GString) why = g_string_new (NULL);
+      g_autoptr (GstStructure) s = data_stats (t->source, "s");
+      g_autofree gchar *str = gst_structure_to_string (s);
+
+      g_string_append_printf (why, "source: %s", str);
+      for (guint i = 0; i < N_VIEWERS; i++) {
+        g_autoptr (GstStructure) v = data_stats (t->viewers[i], "v");
+        g_autofree gchar *vs = gst_structure_to_string (v);
+
+        g_string_append_printf (why, "; viewer%u: %s", i, vs);
+      }
+      fail ("not every child is live after %d ms: %s", PT_WAIT_MS, why->str);
+    }
+  }
   return t;
 }
 
