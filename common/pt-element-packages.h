@@ -13,6 +13,7 @@ typedef struct {
 } PtElementPackage;
 
 static const PtElementPackage pt_element_packages[] = {
+  {"appsrc", "gstreamer1.0-plugins-base"},
   {"audioconvert", "gstreamer1.0-plugins-base"},
   {"audioresample", "gstreamer1.0-plugins-base"},
   {"audiotestsrc", "gstreamer1.0-plugins-base"},

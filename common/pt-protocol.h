@@ -141,6 +141,7 @@ const char *const *pt_error_codes (void);
 #define PT_REQ_LEAVE "leave"
 #define PT_REQ_SIGNAL "signal"
 #define PT_REQ_CAPACITY "capacity"
+#define PT_REQ_REPORT_RELAY "report-relay"
 
 #define PT_F_VERSION "version"
 #define PT_F_CLIENT_ID "clientId"
@@ -187,6 +188,16 @@ const char *const *pt_error_codes (void);
 #define PT_F_ICE "ice"
 #define PT_F_MLINE "mline"
 #define PT_F_CANDIDATE "candidate"
+/* create, rejoin (source): the source's Ed25519 public key for the data it
+ * signs (base64 of the 32 raw bytes); given back in the placement replies
+ * (join, reconnect-upstream, rejoin) */
+#define PT_F_DATA_KEY "dataKey"
+#define PT_DATA_KEY_LEN 32
+/* report-relay: the parent that forwarded data failing the source's
+ * signature (forged) or already delivered (replayed) */
+#define PT_F_RELAY "relay"
+#define PT_RELAY_FORGED "forged"
+#define PT_RELAY_REPLAYED "replayed"
 
 /* report: a member's figures of its link from its parent, and its children,
  * for GET /dashboard and /metrics; at most one per tree every
@@ -223,6 +234,7 @@ typedef struct {
 #define PT_EV_DOWNSTREAM_ADDED "downstream-added"
 #define PT_EV_DOWNSTREAM_REMOVED "downstream-removed"
 #define PT_EV_TREE_CLOSED "tree-closed"
+#define PT_EV_DATA_KEY "data-key"       /* a returning source's new dataKey */
 #define PT_F_GRACE "grace"
 #define PT_F_CHILD "child"
 #define PT_F_REASON "reason"
@@ -235,6 +247,7 @@ typedef struct {
 #define PT_REASON_REBUILT "rebuilt"
 /* upstream and downstream-removed: moved away from an overloaded parent */
 #define PT_REASON_SHED "shed"
+#define PT_REASON_RELAY_DISTRUSTED "relay-distrusted"  /* also downstream-removed */
 /* downstream-removed */
 #define PT_REASON_LEFT "left"
 #define PT_REASON_DISCONNECTED "disconnected"
@@ -406,7 +419,7 @@ typedef struct {
   gboolean required;
 } PtFieldSpec;
 
-#define PT_MAX_FIELDS 10
+#define PT_MAX_FIELDS 12
 
 typedef struct {
   PtSpecKind kind;

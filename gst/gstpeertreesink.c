@@ -24,15 +24,25 @@
  * The bracketed encoder is absent for encoded input. The chain behind a pad
  * is built on its first CAPS event. Children that join before every stream
  * has RTP caps wait; a stream added later renegotiates existing children.
+ *
+ * Data (`data=true`, or a `data_%u` request pad before the element starts):
+ * every link also carries a WebRTC data channel. Each buffer into a `data_%u`
+ * pad (any caps but audio, video and image), and each `send-data` action,
+ * is one message of up to 64 KiB with its PTS, signed with the tree's
+ * Ed25519 key (made at start, registered at create) and sent to every
+ * child, which verifies it and relays it (pt-data.h). `peertreesrc` gives
+ * it out on a `data_%u` pad with the same caps and in `data-received`.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include <stdio.h>
+#include <string.h>
 
 
 #include "gstpeertreeelements.h"
+#include "pt-data.h"
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
@@ -60,8 +70,31 @@ enum {
   PROP_SECRET,
   PROP_REPAIR,
   PROP_FEC_PERCENTAGE,
+  PROP_DATA,
+  PROP_DATA_ORDERED,
+  PROP_DATA_MAX_RETRANSMITS,
   PROP_STATS,
 };
+
+enum {
+  SIGNAL_SEND_DATA,
+  N_SIGNALS,
+};
+
+static guint sink_signals[N_SIGNALS];
+
+#define DEFAULT_DATA FALSE
+#define DEFAULT_DATA_ORDERED TRUE
+#define DEFAULT_DATA_MAX_RETRANSMITS -1
+
+/* A data_%u request pad: each buffer is one message on channel @index. */
+typedef struct {
+  GstPeerTreeSink *self;        /* not a ref */
+  GstPad *pad;
+  guint index;
+  gchar *caps;                  /* streams_lock: the caps string it declares */
+  gboolean eos;
+} PtSinkData;
 
 #define DEFAULT_REPAIR TRUE
 #define DEFAULT_FEC_PERCENTAGE 0
@@ -91,6 +124,9 @@ struct _GstPeerTreeSink {
   gboolean repair;
   guint fec_percentage;
   gchar *secret;                /* NULL until started: then a random one */
+  gboolean data;
+  gboolean data_ordered;
+  gint data_max_retransmits;
 
   const gchar *missing_element; /* found in _init, reported at NULL→READY */
 
@@ -104,6 +140,12 @@ struct _GstPeerTreeSink {
   GMutex streams_lock;
   GPtrArray *streams;           /* PtSinkStream, in request order */
   guint next_video, next_audio, next_pt;
+  GPtrArray *data_pads;         /* PtSinkData */
+  guint next_data;
+  /* between start and stop (streams_lock to read it from a streaming
+   * thread): the tree's data, signed here */
+  PtDataHub *hub;
+  gchar *data_key;              /* loop thread: its public key, base64 */
 
   /* the loop thread, the client, the children (pt-session.h); its
    * active_tree is the tree created on the server */
@@ -118,6 +160,10 @@ static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u"
 static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio_%u",
     GST_PAD_SINK, GST_PAD_REQUEST,
     GST_STATIC_CAPS ("audio/x-raw(ANY); audio/x-opus"));
+
+/* anything but audio, video and image: refused at the CAPS event */
+static GstStaticPadTemplate data_template = GST_STATIC_PAD_TEMPLATE ("data_%u",
+    GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS_ANY);
 
 GType
 gst_peer_tree_video_codec_get_type (void)
@@ -381,17 +427,22 @@ on_tee_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
  * internal sinks (webrtcbin's nicesinks) never do, and their EOS messages
  * are hidden in handle_message. Children keep what they received. */
 static void
-handle_eos (GstPeerTreeSink * self, PtSinkStream * st)
+handle_eos (GstPeerTreeSink * self, PtSinkStream * st, PtSinkData * dp)
 {
   gboolean all = TRUE;
 
   g_mutex_lock (&self->streams_lock);
-  st->eos = TRUE;
+  if (st)
+    st->eos = TRUE;
+  if (dp)
+    dp->eos = TRUE;
   for (guint i = 0; i < self->streams->len; i++)
     all &= ((PtSinkStream *) g_ptr_array_index (self->streams, i))->eos;
+  for (guint i = 0; i < self->data_pads->len; i++)
+    all &= ((PtSinkData *) g_ptr_array_index (self->data_pads, i))->eos;
   g_mutex_unlock (&self->streams_lock);
 
-  GST_INFO_OBJECT (self, "EOS on %s%s", GST_PAD_NAME (st->ghost),
+  GST_INFO_OBJECT (self, "EOS on %s%s", GST_PAD_NAME (st ? st->ghost : dp->pad),
       all ? ": every stream ended" : "");
   if (all)
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_eos (GST_OBJECT (self)));
@@ -409,7 +460,7 @@ on_sink_caps (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   g_autoptr (GstPad) teesink = NULL;
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_EOS) {
-    handle_eos (self, st);
+    handle_eos (self, st, NULL);
     return GST_PAD_PROBE_OK;
   }
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
@@ -463,6 +514,212 @@ stream_free (PtSinkStream * st)
 }
 
 /* ---------------------------------------------------------------------- */
+/* data (streaming threads, the application's for send-data) */
+
+/* Signs and sends one message; FALSE with @error set if it cannot go. */
+static gboolean
+publish (GstPeerTreeSink * self, guint channel, const gchar * caps, GstClockTime pts,
+    const guint8 * data, gsize size, GError ** error)
+{
+  g_autoptr (PtDataHub) hub = NULL;
+
+  g_mutex_lock (&self->streams_lock);
+  if (self->hub)
+    hub = pt_data_hub_ref (self->hub);
+  g_mutex_unlock (&self->streams_lock);
+  if (hub == NULL) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
+        "peertreesink sends data only while started, with data=true or a data_%%u pad "
+        "requested before it started");
+    return FALSE;
+  }
+  return pt_data_hub_publish (hub, channel, caps, pts, data, size, error);
+}
+
+static gboolean
+is_media_caps (GstCaps * caps)
+{
+  const gchar *name = gst_structure_get_name (gst_caps_get_structure (caps, 0));
+
+  return g_str_has_prefix (name, "audio/") || g_str_has_prefix (name, "video/")
+      || g_str_has_prefix (name, "image/");
+}
+
+static GstFlowReturn
+data_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  PtSinkData *dp = gst_pad_get_element_private (pad);
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (parent);
+  g_autofree gchar *caps = NULL;
+  g_autoptr (GError) error = NULL;
+  GstMapInfo map;
+  gboolean ok;
+
+  g_mutex_lock (&self->streams_lock);
+  caps = g_strdup (dp->caps);
+  g_mutex_unlock (&self->streams_lock);
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not read a data buffer."), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  if (map.size > PT_DATA_MAX_PAYLOAD) {
+    gsize size = map.size;
+
+    gst_buffer_unmap (buf, &map);
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+        ("A data message has at most %u bytes; %s got a buffer of %" G_GSIZE_FORMAT ".",
+            PT_DATA_MAX_PAYLOAD, GST_PAD_NAME (pad), size), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  ok = publish (self, dp->index, caps, GST_BUFFER_PTS (buf), map.data, map.size, &error);
+  gst_buffer_unmap (buf, &map);
+  gst_buffer_unref (buf);
+  /* before the tree exists there is nobody to send to */
+  if (!ok)
+    GST_DEBUG_OBJECT (pad, "message dropped: %s", error->message);
+  return GST_FLOW_OK;
+}
+
+static gboolean
+data_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  PtSinkData *dp = gst_pad_get_element_private (pad);
+  GstPeerTreeSink *self = GST_PEER_TREE_SINK (parent);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS:{
+      GstCaps *caps;
+
+      gst_event_parse_caps (event, &caps);
+      if (is_media_caps (caps)) {
+        GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+            ("%s takes data, not audio, video or images (use a video_%%u or audio_%%u pad).",
+                GST_PAD_NAME (pad)), ("caps %" GST_PTR_FORMAT, caps));
+        gst_event_unref (event);
+        return FALSE;
+      }
+      g_mutex_lock (&self->streams_lock);
+      g_free (dp->caps);
+      dp->caps = gst_caps_to_string (caps);
+      if (strlen (dp->caps) > PT_DATA_MAX_CAPS) {
+        g_mutex_unlock (&self->streams_lock);
+        GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+            ("The caps of %s are longer than %u bytes.", GST_PAD_NAME (pad),
+                PT_DATA_MAX_CAPS), (NULL));
+        gst_event_unref (event);
+        return FALSE;
+      }
+      g_mutex_unlock (&self->streams_lock);
+      break;
+    }
+    case GST_EVENT_EOS:
+      handle_eos (self, NULL, dp);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      g_mutex_lock (&self->streams_lock);
+      dp->eos = FALSE;
+      g_mutex_unlock (&self->streams_lock);
+      break;
+    default:
+      break;
+  }
+  gst_event_unref (event);
+  return TRUE;
+}
+
+static gboolean
+data_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  if (GST_QUERY_TYPE (query) == GST_QUERY_ACCEPT_CAPS) {
+    GstCaps *caps;
+
+    gst_query_parse_accept_caps (query, &caps);
+    gst_query_set_accept_caps_result (query, !is_media_caps (caps));
+    return TRUE;
+  }
+  return gst_pad_query_default (pad, parent, query);
+}
+
+static GstPad *
+request_data_pad (GstPeerTreeSink * self, GstPadTemplate * templ, const gchar * name)
+{
+  PtSinkData *dp = g_new0 (PtSinkData, 1);
+  g_autofree gchar *pad_name = NULL;
+  guint index;
+  gboolean running;
+
+  GST_OBJECT_LOCK (self);
+  running = self->session.loop != NULL;
+  GST_OBJECT_UNLOCK (self);
+  g_mutex_lock (&self->streams_lock);
+  if (running && self->hub == NULL)
+    GST_ELEMENT_WARNING (self, CORE, STATE_CHANGE,
+        ("A data pad was requested after the tree was created without data: its buffers "
+            "are dropped. Set data=true (or request data pads) before starting."), (NULL));
+  if (name && sscanf (name, "data_%u", &index) == 1 && index < PT_DATA_SIGNAL_CHANNEL) {
+    self->next_data = MAX (self->next_data, index + 1);
+  } else {
+    index = self->next_data++;
+  }
+  if (index >= PT_DATA_SIGNAL_CHANNEL) {
+    g_mutex_unlock (&self->streams_lock);
+    g_free (dp);
+    return NULL;
+  }
+  pad_name = g_strdup_printf ("data_%u", index);
+  dp->self = self;
+  dp->index = index;
+  dp->pad = gst_pad_new_from_template (templ, pad_name);
+  g_ptr_array_add (self->data_pads, dp);
+  g_mutex_unlock (&self->streams_lock);
+
+  gst_pad_set_element_private (dp->pad, dp);
+  gst_pad_set_chain_function (dp->pad, data_chain);
+  gst_pad_set_event_function (dp->pad, data_event);
+  gst_pad_set_query_function (dp->pad, data_query);
+  GST_PAD_SET_ACCEPT_TEMPLATE (dp->pad);
+  gst_pad_set_active (dp->pad, TRUE);
+  if (!gst_element_add_pad (GST_ELEMENT (self), dp->pad)) {
+    g_mutex_lock (&self->streams_lock);
+    g_ptr_array_remove (self->data_pads, dp);
+    g_mutex_unlock (&self->streams_lock);
+    g_free (dp);
+    return NULL;
+  }
+  return dp->pad;
+}
+
+static void
+data_pad_free (gpointer data)
+{
+  PtSinkData *dp = data;
+
+  g_free (dp->caps);
+  g_free (dp);
+}
+
+/* Action signal send-data: one message on the signal's channel. */
+static gboolean
+gst_peer_tree_sink_send_data (GstPeerTreeSink * self, GBytes * data)
+{
+  g_autoptr (GError) error = NULL;
+  gsize size = 0;
+  const guint8 *d;
+
+  if (data == NULL)
+    return FALSE;
+  d = g_bytes_get_data (data, &size);
+  if (!publish (self, PT_DATA_SIGNAL_CHANNEL, "application/x-peertree-data", GST_CLOCK_TIME_NONE,
+          d, size, &error)) {
+    GST_WARNING_OBJECT (self, "send-data: %s", error->message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
 /* request pads (application thread) */
 
 static GstPad *
@@ -477,6 +734,9 @@ gst_peer_tree_sink_request_new_pad (GstElement * element, GstPadTemplate * templ
   guint index;
 
   (void) caps;
+
+  if (templ == gst_element_class_get_pad_template (GST_ELEMENT_GET_CLASS (element), "data_%u"))
+    return request_data_pad (self, templ, name);
 
   g_mutex_lock (&self->streams_lock);
   if (name && sscanf (name, is_video ? "video_%u" : "audio_%u", &index) == 1) {
@@ -516,8 +776,15 @@ gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
 {
   GstPeerTreeSink *self = GST_PEER_TREE_SINK (element);
   PtSinkStream *st = NULL;
+  PtSinkData *dp = NULL;
 
   g_mutex_lock (&self->streams_lock);
+  for (guint i = 0; i < self->data_pads->len; i++) {
+    if (((PtSinkData *) g_ptr_array_index (self->data_pads, i))->pad == pad) {
+      dp = g_ptr_array_steal_index (self->data_pads, i);
+      break;
+    }
+  }
   for (guint i = 0; i < self->streams->len; i++) {
     PtSinkStream *s = g_ptr_array_index (self->streams, i);
 
@@ -528,6 +795,12 @@ gst_peer_tree_sink_release_pad (GstElement * element, GstPad * pad)
     }
   }
   g_mutex_unlock (&self->streams_lock);
+  if (dp) {
+    gst_pad_set_active (pad, FALSE);
+    gst_element_remove_pad (element, pad);
+    data_pad_free (dp);
+    return;
+  }
   if (st == NULL)
     return;
   /* Children keep their (now silent) m-line: 1.22 cannot remove a
@@ -558,7 +831,8 @@ all_streams_ready (GstPeerTreeSink * self)
   gboolean ready;
 
   g_mutex_lock (&self->streams_lock);
-  ready = self->streams->len > 0;
+  /* a tree of data alone needs no stream */
+  ready = self->streams->len > 0 || self->hub != NULL;
   for (guint i = 0; i < self->streams->len && ready; i++)
     ready = ((PtSinkStream *) g_ptr_array_index (self->streams, i))->has_caps;
   g_mutex_unlock (&self->streams_lock);
@@ -617,6 +891,18 @@ on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
    * on_created runs. */
   if (self->session.active_tree == NULL)
     self->session.active_tree = g_strdup (tree_id);
+  if (self->hub && pt_session_is_active_tree (&self->session, tree_id)) {
+    g_autofree gchar *key = peer_tree_client_dup_data_key (self->session.client, tree_id);
+
+    /* signed for this tree; children from now on get a data channel */
+    pt_data_hub_set_tree (self->hub, tree_id);
+    pt_fanout_set_data (self->session.children, self->hub);
+    if (g_strcmp0 (key, self->data_key) != 0)
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+          ("Tree \"%s\" keeps the data key of the source that created it: its viewers "
+              "will reject the data this element signs.", tree_id),
+          ("registered %s, ours %s", key, self->data_key));
+  }
   /* the source is the root: no parent */
   pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_TREE_JOINED,
       "tree-id", G_TYPE_STRING, tree_id, "client-id", G_TYPE_STRING,
@@ -710,8 +996,22 @@ on_connected (GstElement * element, PtCall * call)
   k = self->k;
   k1 = self->k1;
   GST_OBJECT_UNLOCK (self);
-  peer_tree_client_create_async (self->session.client, tree_id && *tree_id ? tree_id : NULL,
-      k, k1, NULL, on_created, call /* reused */ );
+  /* each new tree (and restart) gets a new key pair */
+  g_clear_pointer (&self->data_key, g_free);
+  if (self->hub) {
+    g_autoptr (GError) error = NULL;
+
+    self->data_key = pt_data_hub_make_key (self->hub, &error);
+    if (self->data_key == NULL) {
+      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+          ("Could not make the key that signs the tree's data."), ("%s", error->message));
+      pt_call_free (call);
+      return;
+    }
+  }
+  peer_tree_client_create_with_data_key_async (self->session.client,
+      tree_id && *tree_id ? tree_id : NULL, k, k1, self->data_key, NULL, on_created,
+      call /* reused */ );
 }
 
 static const PtSessionCallbacks session_callbacks = {
@@ -736,6 +1036,7 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
 {
   g_autofree gchar *server = NULL;
   g_autofree gchar *client_id = NULL;
+  gboolean data;
 
   GST_OBJECT_LOCK (self);
   pt_session_take_settings (&self->session, &self->settings);
@@ -743,7 +1044,18 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
   self->session.config.fec_percentage = self->fec_percentage;
   server = g_strdup (self->settings.server);
   client_id = g_strdup (self->settings.client_id);
+  data = self->data;
+  self->session.config.data_ordered = self->data_ordered;
+  self->session.config.data_max_retransmits = self->data_max_retransmits;
   GST_OBJECT_UNLOCK (self);
+
+  g_mutex_lock (&self->streams_lock);
+  if (data || self->data_pads->len > 0) {
+    self->hub = pt_data_hub_new (NULL, NULL);
+    pt_data_hub_apply_test_hooks (self->hub, G_OBJECT (self));
+    self->session.config.data = TRUE;
+  }
+  g_mutex_unlock (&self->streams_lock);
 
   pt_session_start (&self->session, "peertreesink", server, client_id);
   return TRUE;
@@ -752,7 +1064,18 @@ gst_peer_tree_sink_start (GstPeerTreeSink * self)
 static void
 gst_peer_tree_sink_stop (GstPeerTreeSink * self)
 {
-  if (!pt_session_stop (&self->session))
+  PtDataHub *hub;
+  gboolean stopped = pt_session_stop (&self->session);
+
+  g_mutex_lock (&self->streams_lock);
+  hub = g_steal_pointer (&self->hub);
+  g_mutex_unlock (&self->streams_lock);
+  if (hub) {
+    pt_data_hub_close (hub);
+    pt_data_hub_unref (hub);
+  }
+  g_clear_pointer (&self->data_key, g_free);
+  if (!stopped)
     return;
 
   g_mutex_lock (&self->streams_lock);
@@ -877,6 +1200,12 @@ make_stats (GstPeerTreeSink * self)
   GST_OBJECT_UNLOCK (self);
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
+  if (self->hub) {
+    GstStructure *data = pt_data_hub_get_stats (self->hub);
+
+    gst_structure_set (s, "data", GST_TYPE_STRUCTURE, data, NULL);
+    gst_structure_free (data);
+  }
   g_mutex_unlock (&self->streams_lock);
 
   gst_value_list_init (&children, 0);
@@ -915,6 +1244,15 @@ gst_peer_tree_sink_set_property (GObject * object, guint prop_id, const GValue *
       break;
     case PROP_FEC_PERCENTAGE:
       self->fec_percentage = g_value_get_uint (value);
+      break;
+    case PROP_DATA:
+      self->data = g_value_get_boolean (value);
+      break;
+    case PROP_DATA_ORDERED:
+      self->data_ordered = g_value_get_boolean (value);
+      break;
+    case PROP_DATA_MAX_RETRANSMITS:
+      self->data_max_retransmits = g_value_get_int (value);
       break;
     default:
       if (!pt_settings_set_property (&self->settings, PROP_SETTINGS, prop_id, value))
@@ -955,6 +1293,15 @@ gst_peer_tree_sink_get_property (GObject * object, guint prop_id, GValue * value
     case PROP_FEC_PERCENTAGE:
       g_value_set_uint (value, self->fec_percentage);
       break;
+    case PROP_DATA:
+      g_value_set_boolean (value, self->data);
+      break;
+    case PROP_DATA_ORDERED:
+      g_value_set_boolean (value, self->data_ordered);
+      break;
+    case PROP_DATA_MAX_RETRANSMITS:
+      g_value_set_int (value, self->data_max_retransmits);
+      break;
     default:
       if (!pt_settings_get_property (&self->settings, PROP_SETTINGS, prop_id, value))
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -977,6 +1324,7 @@ gst_peer_tree_sink_finalize (GObject * object)
     g_free (st);
   }
   g_ptr_array_unref (self->streams);
+  g_ptr_array_unref (self->data_pads);
   g_mutex_clear (&self->streams_lock);
   pt_session_clear (&self->session);
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -1044,6 +1392,22 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "packet from it without a round trip. Costs this share of the video bitrate on "
           "every link. 0: no FEC (NACK/RTX repair only)", 0, 100, DEFAULT_FEC_PERCENTAGE,
           rw));
+  g_object_class_install_property (gobject_class, PROP_DATA,
+      g_param_spec_boolean ("data", "Data",
+          "Send data down the tree: every link gets a WebRTC data channel, and the tree "
+          "an Ed25519 key that signs each message (send-data, or the buffers of data_%u "
+          "pads, which turn this on when requested before the element starts)",
+          DEFAULT_DATA, rw));
+  g_object_class_install_property (gobject_class, PROP_DATA_ORDERED,
+      g_param_spec_boolean ("data-ordered", "Data ordered",
+          "Deliver data messages in order (relays pass the choice on to their children). "
+          "FALSE: each message as it arrives; a message seen twice or older than the "
+          "last 1024 is still rejected", DEFAULT_DATA_ORDERED, rw));
+  g_object_class_install_property (gobject_class, PROP_DATA_MAX_RETRANSMITS,
+      g_param_spec_int ("data-max-retransmits", "Data max retransmits",
+          "Partial reliability: give a data message up after this many retransmissions "
+          "on a link (its loss is counted and reported downstream). -1: reliable",
+          -1, G_MAXUINT16, DEFAULT_DATA_MAX_RETRANSMITS, rw));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Tree id, number of streams, the bitrate declared to the server "
@@ -1052,11 +1416,30 @@ gst_peer_tree_sink_class_init (GstPeerTreeSinkClass * klass)
           "ICE restarts (ice-restarts), "
           "webrtcbin statistics (webrtc field: RTP, ICE and transport counters) and "
           "repair counters (repair field: nack-count, pli-count, num-rtx-requests, "
-          "num-rtx-packets, late-packets-resent)",
+          "num-rtx-packets, late-packets-resent); with data, a data field (published, "
+          "last-seq, window-messages, window-bytes, resent, dropped, children, "
+          "live-children)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * GstPeerTreeSink::send-data:
+   * @sink: the element
+   * @data: one message (at most 64 KiB)
+   *
+   * Signs @data and sends it down the tree (channel 65535, caps
+   * application/x-peertree-data, no timestamp). Needs data=true (or a
+   * data_%u pad) and a created tree.
+   *
+   * Returns: TRUE if the message was sent.
+   */
+  sink_signals[SIGNAL_SEND_DATA] = g_signal_new_class_handler ("send-data",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
+      G_CALLBACK (gst_peer_tree_sink_send_data), NULL, NULL, NULL, G_TYPE_BOOLEAN, 1,
+      G_TYPE_BYTES);
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
   gst_element_class_add_static_pad_template (element_class, &audio_template);
+  gst_element_class_add_static_pad_template (element_class, &data_template);
   gst_element_class_set_static_metadata (element_class, "peertree source",
       "Sink/Network/WebRTC",
       "Encodes once and broadcasts over a tree of WebRTC peers that relay "
@@ -1086,6 +1469,9 @@ gst_peer_tree_sink_init (GstPeerTreeSink * self)
   self->video_codec = DEFAULT_VIDEO_CODEC;
   g_mutex_init (&self->streams_lock);
   self->streams = g_ptr_array_new ();
+  self->data_pads = g_ptr_array_new_with_free_func (data_pad_free);
+  self->data_ordered = DEFAULT_DATA_ORDERED;
+  self->data_max_retransmits = DEFAULT_DATA_MAX_RETRANSMITS;
   self->next_pt = 96;
   pt_session_init (&self->session, GST_ELEMENT (self), GST_CAT_DEFAULT, &session_callbacks,
       &self->streams_lock);

@@ -61,7 +61,18 @@
  * server's grace period) the viewers keep their places and wait; when the
  * tree closes, the streams end with EOS and a peertree-tree-closed message
  * says why. A lost connection to the signalling server changes nothing for
- * the media: the client reconnects and re-registers by itself.
+ * the media: the client reconnects and re-registers by itself. *
+ * Data: when the tree's source registered a data key (peertreesink data=true),
+ * the parent's link carries a data channel. Each message is verified against
+ * the source's key and its sequence number before it is delivered (a
+ * `data_%u` pad per channel of the source, with the caps it declared, through
+ * an appsrc, and the `data-received` signal) and forwarded, byte for byte, to
+ * the children. A forged or replayed message is dropped, counted (stats, data
+ * field), posted as a warning and peertree-data-rejected, and the parent is
+ * reported to the server, which places its children elsewhere. After a
+ * re-parenting the new parent resends what this node missed from its window
+ * (the last 1024 messages, 4 MiB at most); what is beyond it is counted, posted
+ * as peertree-data-lost and signalled (`data-lost`).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -74,6 +85,7 @@
 #include <gst/webrtc/webrtc.h>
 
 #include "gstpeertreeelements.h"
+#include "pt-data.h"
 #include "pt-fanout.h"
 #include "pt-link.h"
 #include "pt-loop.h"
@@ -109,6 +121,25 @@ enum {
   PROP_MAX_UPLOAD_KBPS,
   PROP_SHED_OVERLOAD,
 };
+
+enum {
+  SIGNAL_DATA_RECEIVED,
+  SIGNAL_DATA_LOST,
+  N_SIGNALS,
+};
+
+static guint src_signals[N_SIGNALS];
+
+/* A data_%u pad: one channel of the source's data, from an appsrc. */
+typedef struct {
+  guint channel;
+  GstElement *appsrc;           /* a ref */
+  GstPad *ghost;
+  gchar *caps;
+} PtSrcData;
+
+/* at most this much waits in a data pad's appsrc (then the oldest goes) */
+#define DATA_PAD_MAX_BYTES (4 * 1024 * 1024)
 
 GType
 gst_peer_tree_latency_mode_get_type (void)
@@ -170,6 +201,9 @@ struct _GstPeerTreeSrc {
   guint generation;             /* +1 per upstream link (and when it closes) */
   guint hold_generation;        /* a new source's stream waits for hold_cb */
   GCond hold_cond;
+  PtDataHub *hub;               /* between start and stop */
+  GPtrArray *data_pads;         /* PtSrcData */
+  gboolean parent_data;         /* the parent link's data channel is there */
 
   /* the loop thread, the client, the children (pt-session.h); its
    * active_tree is the tree joined */
@@ -192,6 +226,8 @@ struct _GstPeerTreeSrc {
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
     GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
 static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
+static GstStaticPadTemplate data_template = GST_STATIC_PAD_TEMPLATE ("data_%u",
     GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
 
 static void gst_peer_tree_src_uri_handler_init (gpointer iface, gpointer iface_data);
@@ -746,14 +782,229 @@ on_upstream_link_changed (GstElement * element)
 
   g_mutex_lock (&self->streams_lock);
   self->generation++;
+  self->parent_data = FALSE;
   g_cond_broadcast (&self->hold_cond);
   g_mutex_unlock (&self->streams_lock);
+  if (self->hub)
+    pt_data_hub_set_parent (self->hub, NULL, NULL);
+}
+
+/* a webrtcbin thread: the parent's data channel */
+static void
+on_upstream_data_channel (GstElement * element, PtLink * link, GstWebRTCDataChannel * channel)
+{
+  GstPeerTreeSrc *self = GST_PEER_TREE_SRC (element);
+
+  if (self->hub == NULL)
+    return;
+  pt_data_hub_set_parent (self->hub, pt_link_get_peer_id (link), channel);
+  g_mutex_lock (&self->streams_lock);
+  self->parent_data = TRUE;
+  g_mutex_unlock (&self->streams_lock);
+  /* a tree of data alone: the children can have their links now */
+  pt_session_invoke (&self->session, streams_ready_cb, gst_object_ref (self),
+      gst_object_unref);
 }
 
 static const PtUpstreamCallbacks upstream_callbacks = {
   .pad_added = on_upstream_pad,
   .link_changed = on_upstream_link_changed,
+  .data_channel = on_upstream_data_channel,
 };
+
+/* ---------------------------------------------------------------------- */
+/* data (the parent data channel's thread, through the hub) */
+
+/* with streams_lock */
+static PtSrcData *
+data_pad_for (GstPeerTreeSrc * self, guint channel, const gchar * caps, gboolean * added)
+{
+  PtSrcData *d;
+  g_autofree gchar *name = NULL;
+  g_autoptr (GstPad) src = NULL;
+  g_autoptr (GstCaps) c = NULL;
+
+  *added = FALSE;
+  for (guint i = 0; i < self->data_pads->len; i++) {
+    d = g_ptr_array_index (self->data_pads, i);
+    if (d->channel == channel) {
+      if (g_strcmp0 (d->caps, caps) != 0 && (c = gst_caps_from_string (caps))) {
+        g_free (d->caps);
+        d->caps = g_strdup (caps);
+        g_object_set (d->appsrc, "caps", c, NULL);
+      }
+      return d;
+    }
+  }
+  c = gst_caps_from_string (caps);
+  if (c == NULL) {
+    GST_WARNING_OBJECT (self, "data channel %u declares caps that do not parse: %s", channel,
+        caps);
+    return NULL;
+  }
+  d = g_new0 (PtSrcData, 1);
+  d->channel = channel;
+  d->caps = g_strdup (caps);
+  name = g_strdup_printf ("data_%u", channel);
+  d->appsrc = gst_element_factory_make ("appsrc", NULL);
+  if (d->appsrc == NULL) {
+    g_free (d->caps);
+    g_free (d);
+    GST_ELEMENT_WARNING (self, CORE, MISSING_PLUGIN,
+        ("appsrc is missing (install gstreamer1.0-plugins-base): no data pad."), (NULL));
+    return NULL;
+  }
+  gst_object_ref (d->appsrc);
+  /* live, timestamps as the source gave them; a reader that stalls loses the
+   * oldest messages, never the tree's */
+  g_object_set (d->appsrc, "caps", c, "format", GST_FORMAT_TIME, "is-live", TRUE,
+      "max-bytes", (guint64) DATA_PAD_MAX_BYTES, "block", FALSE, NULL);
+  gst_util_set_object_arg (G_OBJECT (d->appsrc), "leaky-type", "downstream");
+  gst_bin_add (GST_BIN (self), d->appsrc);
+  src = gst_element_get_static_pad (d->appsrc, "src");
+  d->ghost = gst_ghost_pad_new_from_template (name, src,
+      gst_element_class_get_pad_template (GST_ELEMENT_GET_CLASS (self), "data_%u"));
+  gst_pad_set_active (d->ghost, TRUE);
+  g_ptr_array_add (self->data_pads, d);
+  *added = TRUE;
+  return d;
+}
+
+static void
+on_data (gpointer user_data, guint64 seq, guint channel, const gchar * caps,
+    GstClockTime pts, GBytes * payload)
+{
+  GstPeerTreeSrc *self = user_data;
+  GstElement *appsrc = NULL;
+  GstPad *ghost = NULL;
+  gboolean added = FALSE;
+
+  g_signal_emit (self, src_signals[SIGNAL_DATA_RECEIVED], 0, payload, seq, channel);
+  if (channel == PT_DATA_SIGNAL_CHANNEL)
+    return;
+  g_mutex_lock (&self->streams_lock);
+  if (self->data_pads) {
+    PtSrcData *d = data_pad_for (self, channel, caps, &added);
+
+    if (d) {
+      appsrc = gst_object_ref (d->appsrc);
+      ghost = added ? gst_object_ref (d->ghost) : NULL;
+    }
+  }
+  g_mutex_unlock (&self->streams_lock);
+  if (appsrc == NULL)
+    return;
+  if (ghost) {
+    gst_element_sync_state_with_parent (appsrc);
+    gst_element_add_pad (GST_ELEMENT (self), ghost);
+    gst_object_unref (ghost);
+  }
+  {
+    GstBuffer *buf = gst_buffer_new_wrapped_bytes (payload);
+    GstFlowReturn ret;
+
+    GST_BUFFER_PTS (buf) = pts;
+    GST_BUFFER_OFFSET (buf) = seq;
+    g_signal_emit_by_name (appsrc, "push-buffer", buf, &ret);
+    gst_buffer_unref (buf);
+  }
+  gst_object_unref (appsrc);
+}
+
+static void
+on_data_lost (gpointer user_data, guint64 seq, guint64 count)
+{
+  GstPeerTreeSrc *self = user_data;
+
+  GST_WARNING_OBJECT (self, "%" G_GUINT64_FORMAT " data messages lost before %"
+      G_GUINT64_FORMAT, count, seq);
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_DATA_LOST,
+      "seq", G_TYPE_UINT64, seq, "count", G_TYPE_UINT64, count, NULL);
+  g_signal_emit (self, src_signals[SIGNAL_DATA_LOST], 0, seq, count);
+}
+
+typedef struct {
+  GstPeerTreeSrc *self;         /* a ref */
+  gchar *parent_id;
+  const gchar *reason;          /* static */
+} PtReport;
+
+static void
+pt_report_free (gpointer data)
+{
+  PtReport *r = data;
+
+  gst_object_unref (r->self);
+  g_free (r->parent_id);
+  g_free (r);
+}
+
+static void
+on_reported (GObject * source, GAsyncResult * res, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+
+  (void) data;
+  if (!peer_tree_client_finish (PEER_TREE_CLIENT (source), res, NULL, &error))
+    GST_WARNING ("report-relay: %s", error->message);
+}
+
+/* loop thread: tell the server; it places us (and our siblings) elsewhere */
+static gboolean
+report_parent_cb (gpointer data)
+{
+  PtReport *r = data;
+  GstPeerTreeSrc *self = r->self;
+
+  if (self->session.client && self->session.active_tree)
+    peer_tree_client_report_relay_async (self->session.client, self->session.active_tree,
+        r->parent_id, r->reason, NULL, on_reported, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_data_rejected (gpointer user_data, const gchar * parent_id, const gchar * reason,
+    const gchar * detail)
+{
+  GstPeerTreeSrc *self = user_data;
+  PtReport *r = g_new0 (PtReport, 1);
+
+  GST_ELEMENT_WARNING (self, STREAM, DECRYPT,
+      ("The parent peer %s relayed %s data: dropped, and reported to the server.",
+          parent_id, reason), ("%s", detail));
+  pt_post_element_message (GST_ELEMENT (self), PT_MESSAGE_DATA_REJECTED,
+      "parent-id", G_TYPE_STRING, parent_id, "reason", G_TYPE_STRING, reason,
+      "detail", G_TYPE_STRING, detail, NULL);
+  r->self = gst_object_ref (self);
+  r->parent_id = g_strdup (parent_id);
+  r->reason = g_str_equal (reason, "forged") ? "forged" : "replayed";
+  pt_session_invoke (&self->session, report_parent_cb, r, pt_report_free);
+}
+
+static const PtDataCallbacks data_callbacks = {
+  .deliver = on_data,
+  .lost = on_data_lost,
+  .rejected = on_data_rejected,
+};
+
+/* loop thread: the tree's key, if its source registered one; the children
+ * made from now on get a data channel */
+static void
+take_data_key (GstPeerTreeSrc * self, const gchar * tree_id)
+{
+  g_autofree gchar *key = peer_tree_client_dup_data_key (self->session.client, tree_id);
+  g_autoptr (GError) error = NULL;
+
+  if (key == NULL || self->hub == NULL)
+    return;
+  if (!pt_data_hub_set_key (self->hub, tree_id, key, &error)) {
+    GST_ELEMENT_WARNING (self, STREAM, DECRYPT, ("Cannot verify the data of tree \"%s\".",
+            tree_id), ("%s", error->message));
+    return;
+  }
+  self->session.config.data = TRUE;
+  pt_fanout_set_data (self->session.children, self->hub);
+}
 
 /* PtFanoutGetTee (any thread, with streams_lock): every received stream can
  * be relayed */
@@ -774,6 +1025,9 @@ all_streams_ready (GstPeerTreeSrc * self)
 
   g_mutex_lock (&self->streams_lock);
   ready = self->expected_streams > 0 && self->streams->len >= self->expected_streams;
+  /* a tree of data alone: once the parent's data channel is there */
+  if (!ready && self->expected_streams == 0 && self->parent_data && self->upstream)
+    ready = pt_upstream_remote_has_data (self->upstream);
   g_mutex_unlock (&self->streams_lock);
   return ready;
 }
@@ -928,6 +1182,7 @@ on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 
   if (!pt_session_is_active_tree (&self->session, tree_id))
     return;
+  take_data_key (self, tree_id);
   pt_upstream_tree_joined (self->upstream, depth);
 }
 
@@ -1018,6 +1273,17 @@ on_tree_closed (GstElement * element, const gchar * tree_id, const gchar * reaso
 
     g_ptr_array_add (tees, gst_object_ref (st->tee));
     g_ptr_array_add (tees, gst_object_ref (st->local_tee));
+  }
+  for (guint i = 0; i < self->data_pads->len; i++) {
+    PtSrcData *d = g_ptr_array_index (self->data_pads, i);
+    GstFlowReturn ret;
+
+    g_signal_emit_by_name (d->appsrc, "end-of-stream", &ret);
+  }
+  if (self->data_pads->len > 0 && tees->len == 0) {
+    g_mutex_unlock (&self->streams_lock);
+    g_ptr_array_unref (tees);
+    return;
   }
   g_mutex_unlock (&self->streams_lock);
   if (tees->len == 0) {
@@ -1178,6 +1444,21 @@ on_overload_tick (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The source came back with a new key (PeerTreeClient::data-key-changed) */
+static void
+on_data_key_changed (PeerTreeClient * client, const gchar * tree_id, const gchar * key,
+    gpointer data)
+{
+  GstPeerTreeSrc *self = data;
+
+  (void) client;
+  (void) key;
+  if (!pt_session_is_active_tree (&self->session, tree_id))
+    return;
+  GST_INFO_OBJECT (self, "the source of %s signs with a new key", tree_id);
+  take_data_key (self, tree_id);
+}
+
 static void
 started (GstElement * element)
 {
@@ -1186,6 +1467,8 @@ started (GstElement * element)
   gboolean shed;
 
   self->renewing = g_ptr_array_new_with_free_func (g_free);
+  if (self->hub)
+    pt_data_hub_set_context (self->hub, pt_loop_get_context (session->loop));
   self->upstream = pt_upstream_new (element, GST_CAT_DEFAULT, &upstream_callbacks,
       session->client, &session->active_tree, &session->config,
       pt_loop_get_context (session->loop), session->cancellable, session->server);
@@ -1204,6 +1487,8 @@ started (GstElement * element)
     g_source_set_callback (self->overload_timer, on_overload_tick, self, NULL);
     g_source_attach (self->overload_timer, pt_loop_get_context (session->loop));
   }
+  g_signal_connect (session->client, "data-key-changed", G_CALLBACK (on_data_key_changed),
+      self);
 }
 
 static void
@@ -1286,6 +1571,10 @@ gst_peer_tree_src_start (GstPeerTreeSrc * self)
   client_id = g_strdup (self->settings.client_id);
   GST_OBJECT_UNLOCK (self);
 
+  /* the data's key comes with the tree (take_data_key) */
+  self->hub = pt_data_hub_new (&data_callbacks, self);
+  /* tests: a relay that alters what it forwards */
+  pt_data_hub_apply_test_hooks (self->hub, G_OBJECT (self));
   pt_session_start (&self->session, "peertreesrc", server, client_id);
   return TRUE;
 }
@@ -1316,6 +1605,24 @@ static void
 gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 {
   pt_session_stop (&self->session);
+  /* no link is left: no message arrives any more */
+  if (self->hub) {
+    pt_data_hub_close (self->hub);
+    g_clear_pointer (&self->hub, pt_data_hub_unref);
+  }
+}
+
+static void
+data_pad_free (PtSrcData * d, GstPeerTreeSrc * self)
+{
+  pt_element_stop_and_remove (GST_BIN (self), d->appsrc);
+  gst_object_unref (d->appsrc);
+  if (GST_OBJECT_PARENT (d->ghost) == GST_OBJECT (self))
+    gst_element_remove_pad (GST_ELEMENT (self), d->ghost);
+  else
+    gst_object_unref (d->ghost);
+  g_free (d->caps);
+  g_free (d);
 }
 
 /* PAUSED→READY, after the children stopped streaming: the tees, the local
@@ -1323,11 +1630,14 @@ gst_peer_tree_src_stop_links (GstPeerTreeSrc * self)
 static void
 gst_peer_tree_src_stop (GstPeerTreeSrc * self)
 {
-  GPtrArray *streams;
+  GPtrArray *streams, *data_pads;
 
   gst_peer_tree_src_stop_links (self);
 
   g_mutex_lock (&self->streams_lock);
+  data_pads = self->data_pads;
+  self->data_pads = g_ptr_array_new ();
+  self->parent_data = FALSE;
   streams = self->streams;
   self->streams = g_ptr_array_new ();
   self->expected_streams = 0;
@@ -1337,6 +1647,9 @@ gst_peer_tree_src_stop (GstPeerTreeSrc * self)
   for (guint i = 0; i < streams->len; i++)
     stream_free (g_ptr_array_index (streams, i), self);
   g_ptr_array_unref (streams);
+  for (guint i = 0; i < data_pads->len; i++)
+    data_pad_free (g_ptr_array_index (data_pads, i), self);
+  g_ptr_array_unref (data_pads);
 }
 
 static GstStateChangeReturn
@@ -1457,6 +1770,12 @@ make_stats (GstPeerTreeSrc * self)
   g_mutex_lock (&self->streams_lock);
   gst_structure_set (ctx.s, "n-streams", G_TYPE_UINT, self->streams->len, NULL);
   g_mutex_unlock (&self->streams_lock);
+  if (self->hub) {
+    GstStructure *data = pt_data_hub_get_stats (self->hub);
+
+    gst_structure_set (ctx.s, "data", GST_TYPE_STRUCTURE, data, NULL);
+    gst_structure_free (data);
+  }
   pt_session_invoke_sync (&self->session, collect_links, &ctx);
   GST_STATE_UNLOCK (self);
   return ctx.s;
@@ -1554,6 +1873,7 @@ gst_peer_tree_src_finalize (GObject * object)
 
   pt_settings_clear (&self->settings);
   g_ptr_array_unref (self->streams);
+  g_ptr_array_unref (self->data_pads);
   g_mutex_clear (&self->streams_lock);
   g_cond_clear (&self->hold_cond);
   pt_session_clear (&self->session);
@@ -1637,11 +1957,40 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
           "num-rtx-packets…), and per child: id, link state, streams, ICE restarts "
           "(ice-restarts), webrtcbin "
           "statistics (webrtc) and repair counters (repair: nack-count, pli-count, "
-          "num-rtx-requests, num-rtx-packets, late-packets-resent)",
+          "num-rtx-requests, num-rtx-packets, late-packets-resent); data: received, "
+          "delivered, forged, replayed, lost, resent, last-seq, window-messages, "
+          "children, live-children, parent-open",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &video_template);
   gst_element_class_add_static_pad_template (element_class, &audio_template);
+  gst_element_class_add_static_pad_template (element_class, &data_template);
+
+  /**
+   * GstPeerTreeSrc::data-received:
+   * @src: the element
+   * @data: the message's payload
+   * @seq: its sequence number (from 1, one counter for the tree)
+   * @channel: the source's data_%u pad, 65535 for its send-data
+   *
+   * A data message from the tree's source, verified (its signature and its
+   * sequence number). Emitted in order, from a thread of the parent link's
+   * webrtcbin: do not block.
+   */
+  src_signals[SIGNAL_DATA_RECEIVED] = g_signal_new ("data-received",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 3,
+      G_TYPE_BYTES, G_TYPE_UINT64, G_TYPE_UINT);
+  /**
+   * GstPeerTreeSrc::data-lost:
+   * @src: the element
+   * @seq: the first message received after the loss
+   * @count: how many messages before it will never come
+   *
+   * After a re-parenting beyond the new parent's window (1024 messages,
+   * 4 MiB), or with a partially reliable channel (data-max-retransmits).
+   */
+  src_signals[SIGNAL_DATA_LOST] = g_signal_new ("data-lost", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, G_TYPE_UINT64);
   gst_element_class_set_static_metadata (element_class, "peertree viewer and relay",
       "Source/Network/WebRTC",
       "Receives a broadcast from a tree of WebRTC peers and relays it, "
@@ -1681,6 +2030,7 @@ gst_peer_tree_src_init (GstPeerTreeSrc * self)
   g_mutex_init (&self->streams_lock);
   g_cond_init (&self->hold_cond);
   self->streams = g_ptr_array_new ();
+  self->data_pads = g_ptr_array_new ();
   pt_session_init (&self->session, GST_ELEMENT (self), GST_CAT_DEFAULT, &session_callbacks,
       &self->streams_lock);
   self->missing_element = pt_find_missing_element (required);

@@ -8,6 +8,7 @@
 typedef struct {
   PtLink *link;
   guint n_streams;              /* streams [0, n) are linked to this child */
+  PtDataHub *data;              /* a ref, with a data channel */
 } PtFanoutChild;
 
 struct _PtFanout {
@@ -22,6 +23,7 @@ struct _PtFanout {
 
   GHashTable *children;         /* child id → PtFanoutChild */
   GPtrArray *pending;           /* child ids waiting for the streams */
+  PtDataHub *data;              /* a ref, or NULL: no data channels */
 };
 
 static void
@@ -29,6 +31,10 @@ child_free (gpointer data)
 {
   PtFanoutChild *child = data;
 
+  if (child->data) {
+    pt_data_hub_remove_child (child->data, pt_link_get_peer_id (child->link));
+    pt_data_hub_unref (child->data);
+  }
   if (child->link) {
     pt_link_close (child->link);
     pt_link_unref (child->link);
@@ -61,6 +67,7 @@ pt_fanout_free (PtFanout * f)
 {
   g_hash_table_unref (f->children);
   g_ptr_array_unref (f->pending);
+  g_clear_pointer (&f->data, pt_data_hub_unref);
   g_free (f);
 }
 
@@ -141,8 +148,14 @@ pt_fanout_start_child (PtFanout * f, const gchar * child_id, gboolean announce)
 {
   g_autoptr (GError) error = NULL;
   PtFanoutChild *child = g_new0 (PtFanoutChild, 1);
+  PtLinkConfig config = *f->config;     /* shallow: read during pt_link_new only */
 
-  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (f->element), f->config,
+  config.data = f->data != NULL;
+  /* a relay's children get the reliability its parent chose (the source's) */
+  if (f->data)
+    pt_data_hub_get_parent_reliability (f->data, &config.data_ordered,
+        &config.data_max_retransmits);
+  child->link = pt_link_new (PT_LINK_ROLE_SENDER, child_id, GST_BIN (f->element), &config,
       &child_callbacks, f, NULL, f->context, &error);
   if (child->link == NULL || !child_add_streams (f, child, &error)) {
     GST_ELEMENT_WARNING (f->element, RESOURCE, FAILED,
@@ -152,6 +165,14 @@ pt_fanout_start_child (PtFanout * f, const gchar * child_id, gboolean announce)
   }
   g_hash_table_insert (f->children, g_strdup (child_id), child);
   pt_link_start (child->link);
+  if (f->data) {
+    g_autoptr (GstWebRTCDataChannel) channel = pt_link_get_data_channel (child->link);
+
+    if (channel) {
+      child->data = pt_data_hub_ref (f->data);
+      pt_data_hub_add_child (child->data, child_id, channel);
+    }
+  }
   if (announce)
     pt_post_element_message (f->element, PT_MESSAGE_CHILD_ADDED,
         "tree-id", G_TYPE_STRING, *f->tree_id, "child-id", G_TYPE_STRING, child_id, NULL);
@@ -170,6 +191,14 @@ pt_fanout_add (PtFanout * f, const gchar * child_id, gboolean ready)
     GST_CAT_INFO_OBJECT (f->debug, f->element, "child %s waits for the streams", child_id);
     g_ptr_array_add (f->pending, g_strdup (child_id));
   }
+}
+
+void
+pt_fanout_set_data (PtFanout * f, PtDataHub * hub)
+{
+  g_clear_pointer (&f->data, pt_data_hub_unref);
+  if (hub)
+    f->data = pt_data_hub_ref (hub);
 }
 
 void

@@ -43,6 +43,9 @@ PtFanout *pt_fanout_new (GstElement *element, GstDebugCategory *debug,
     gchar *const *tree_id, const PtLinkConfig *config, GMainContext *context);
 /* Closes every link (no message). */
 void pt_fanout_free (PtFanout *fanout);
+/* The tree carries data: each child link made from now on has a data
+ * channel, given to @hub (NULL: none). */
+void pt_fanout_set_data (PtFanout *fanout, PtDataHub *hub);
 
 /* The server gave the owner child @child_id: an earlier child of that id is
  * removed ("rejoined"), one still waiting is forgotten; the new one is

@@ -48,6 +48,12 @@ struct _PtLink {
   gulong deep_added_id;
   gulong new_transceiver_id;    /* receiver */
   gulong new_jitterbuffer_id;   /* receiver, on rtpbin */
+  gulong data_channel_id;       /* receiver: on-data-channel */
+  gboolean data;                /* sender: makes a data channel at start */
+  gboolean negotiation_deferred;        /* lock: asked before the data channel */
+  gboolean data_ordered;
+  gint data_max_retransmits;
+  GstWebRTCDataChannel *data_channel;   /* sender with data (a ref) */
 
   /* protected by lock */
   gboolean closed;
@@ -69,6 +75,7 @@ struct _PtLink {
   struct _PtCacheGuard *guard;  /* its rtprtxsend's late packets (a ref) */
   guint fec_percentage;         /* sender: ULPFEC made here (the source's links) */
   gboolean remote_fec;          /* receiver: the parent's offer has RED + ULPFEC */
+  gboolean remote_data;         /* receiver: the parent's offer has a data channel */
   guint latency_ms;             /* receiver: webrtcbin's latency now */
   GSource *latency_timer;       /* receiver with adaptive latency */
 
@@ -410,7 +417,12 @@ on_negotiation_needed (GstElement * webrtcbin, gpointer user_data)
   (void) webrtcbin;
 
   g_mutex_lock (&link->lock);
-  if (!link->closed && link->role == PT_LINK_ROLE_SENDER) {
+  if (!link->closed && link->role == PT_LINK_ROLE_SENDER && link->data
+      && link->data_channel == NULL) {
+    /* the offer waits for the data channel (an offer without it, or without
+     * any m-line at all for a tree of data alone, helps nobody) */
+    link->negotiation_deferred = TRUE;
+  } else if (!link->closed && link->role == PT_LINK_ROLE_SENDER) {
     if (link->negotiating) {
       link->renegotiate = TRUE;
     } else {
@@ -515,7 +527,7 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
 
   if (link->role == PT_LINK_ROLE_RECEIVER) {
     guint n = 0;
-    gboolean fec = FALSE;
+    gboolean fec = FALSE, data = FALSE;
 
     for (guint i = 0; i < gst_sdp_message_medias_len (msg); i++) {
       const GstSDPMedia *media = gst_sdp_message_get_media (msg, i);
@@ -536,13 +548,16 @@ pt_link_set_remote_description (PtLink * link, const gchar * type, const gchar *
       if (gst_sdp_media_get_attribute_val (media, "recvonly")
           || gst_sdp_media_get_attribute_val (media, "inactive"))
         continue;
-      if (g_strcmp0 (gst_sdp_media_get_media (media), "application") == 0)
+      if (g_strcmp0 (gst_sdp_media_get_media (media), "application") == 0) {
+        data = TRUE;
         continue;
+      }
       n++;
     }
     g_mutex_lock (&link->lock);
     link->n_remote_streams = n;
     link->remote_fec = fec;
+    link->remote_data = data;
     g_mutex_unlock (&link->lock);
   }
 
@@ -962,6 +977,44 @@ pt_link_get_ice_restarts (PtLink * link)
 }
 
 static PtTap *pair_tap (PtLink * link, GstPad * pad);
+
+/* receiver: the parent's data channel, announced (DCEP) once SCTP is up */
+static void
+on_data_channel (GstElement * webrtcbin, GstWebRTCDataChannel * channel, gpointer user_data)
+{
+  PtLink *link = user_data;
+  g_autofree gchar *label = NULL;
+
+  (void) webrtcbin;
+  g_object_get (channel, "label", &label, NULL);
+  if (g_strcmp0 (label, PT_DATA_CHANNEL_LABEL) != 0 || pt_link_is_closed (link)) {
+    GST_DEBUG ("link %s: ignoring data channel %s", link->peer_id, label);
+    return;
+  }
+  GST_INFO ("link %s: data channel %s", link->peer_id, label);
+  if (link->callbacks.data_channel)
+    link->callbacks.data_channel (link, channel, link->user_data);
+}
+
+/* sender: the tree's data channel, before the offer (negotiated by DCEP, so
+ * the child learns its reliability with it) */
+static GstWebRTCDataChannel *
+make_data_channel (PtLink * link, GError ** error)
+{
+  GstWebRTCDataChannel *channel = NULL;
+  g_autoptr (GstStructure) init = gst_structure_new ("application/data-channel",
+      "ordered", G_TYPE_BOOLEAN, link->data_ordered, NULL);
+
+  if (link->data_max_retransmits >= 0)
+    gst_structure_set (init, "max-retransmits", G_TYPE_INT, link->data_max_retransmits,
+        NULL);
+  g_signal_emit_by_name (link->webrtcbin, "create-data-channel", PT_DATA_CHANNEL_LABEL, init,
+      &channel);
+  if (channel == NULL)
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "webrtcbin refused to make a data channel for %s", link->peer_id);
+  return channel;
+}
 
 static void
 on_pad_added (GstElement * webrtcbin, GstPad * pad, gpointer user_data)
@@ -1807,6 +1860,12 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
         G_CALLBACK (on_connection_state), link);
   link->deep_added_id = g_signal_connect (webrtcbin, "deep-element-added",
       G_CALLBACK (on_link_deep_element_added), link);
+  link->data = role == PT_LINK_ROLE_SENDER && config->data;
+  link->data_ordered = config->data_ordered;
+  link->data_max_retransmits = config->data_max_retransmits;
+  if (role == PT_LINK_ROLE_RECEIVER)
+    link->data_channel_id = g_signal_connect (webrtcbin, "on-data-channel",
+        G_CALLBACK (on_data_channel), link);
   if (role == PT_LINK_ROLE_RECEIVER) {
     link->new_transceiver_id = g_signal_connect (webrtcbin, "on-new-transceiver",
         G_CALLBACK (on_new_transceiver), link);
@@ -1867,6 +1926,7 @@ pt_link_unref (PtLink * link)
   gst_clear_object (&link->fecenc);
   g_clear_pointer (&link->guard, cache_guard_unref);
   gst_clear_object (&link->rtpbin);
+  gst_clear_object (&link->data_channel);
   gst_clear_object (&link->webrtcbin);
   gst_clear_object (&link->bin);
   g_main_context_unref (link->context);
@@ -1900,6 +1960,27 @@ pt_link_start (PtLink * link)
   g_return_val_if_fail (link != NULL, FALSE);
 
   ok = gst_element_sync_state_with_parent (link->webrtcbin);
+  /* webrtcbin takes data channels once out of NULL; before the offer, which
+   * the transceivers' negotiation-needed asks for from webrtcbin's own
+   * thread (if the offer is made first, the channel's negotiation-needed
+   * brings a second one) */
+  if (ok && link->data && link->data_channel == NULL) {
+    gboolean deferred;
+    GstWebRTCDataChannel *channel = make_data_channel (link, &error);
+
+    g_mutex_lock (&link->lock);
+    link->data_channel = channel;
+    deferred = link->negotiation_deferred;
+    link->negotiation_deferred = FALSE;
+    g_mutex_unlock (&link->lock);
+    if (channel == NULL) {
+      GST_WARNING ("link %s: %s", link->peer_id, error->message);
+      g_clear_error (&error);
+      ok = FALSE;
+    } else if (deferred) {
+      on_negotiation_needed (link->webrtcbin, link);
+    }
+  }
 
   g_mutex_lock (&link->lock);
   if (!link->closed && !link->started) {
@@ -2066,6 +2147,7 @@ pt_link_close (PtLink * link)
   g_clear_signal_handler (&link->pad_added_id, webrtcbin);
   g_clear_signal_handler (&link->deep_added_id, webrtcbin);
   g_clear_signal_handler (&link->new_transceiver_id, webrtcbin);
+  g_clear_signal_handler (&link->data_channel_id, webrtcbin);
   if (link->rtpbin)
     g_clear_signal_handler (&link->new_jitterbuffer_id, link->rtpbin);
 
@@ -2128,6 +2210,23 @@ pt_link_get_n_remote_streams (PtLink * link)
   n = link->n_remote_streams;
   g_mutex_unlock (&link->lock);
   return n;
+}
+
+gboolean
+pt_link_remote_has_data (PtLink * link)
+{
+  gboolean ret;
+
+  g_mutex_lock (&link->lock);
+  ret = link->remote_data;
+  g_mutex_unlock (&link->lock);
+  return ret;
+}
+
+GstWebRTCDataChannel *
+pt_link_get_data_channel (PtLink * link)
+{
+  return link->data_channel ? gst_object_ref (link->data_channel) : NULL;
 }
 
 PtLinkRole

@@ -26,7 +26,12 @@
 #pragma once
 
 #include <gst/gst.h>
+#ifndef GST_USE_UNSTABLE_API
+#define GST_USE_UNSTABLE_API
+#endif
+#include <gst/webrtc/webrtc.h>
 
+#include "pt-data.h"
 #include "pt-relay.h"
 #include "pt-webrtc.h"
 
@@ -97,6 +102,9 @@ typedef struct _PtLink PtLink;
  * @error: negotiation failed; the link is useless and should be closed.
  * @pad_added: (receiver) a new RTP src pad appeared on the webrtcbin; called
  *   synchronously from a streaming thread. Link it before returning.
+ * @data_channel: (receiver) the parent opened the tree's data channel
+ *   (PT_DATA_CHANNEL_LABEL); called synchronously from a webrtcbin thread,
+ *   so that its signals are connected before its first message.
  *
  * Any member may be %NULL.
  */
@@ -108,6 +116,7 @@ typedef struct {
   void (*state_changed) (PtLink *link, PtLinkState state, gpointer user_data);
   void (*error) (PtLink *link, const GError *error, gpointer user_data);
   void (*pad_added) (PtLink *link, GstPad *pad, gpointer user_data);
+  void (*data_channel) (PtLink *link, GstWebRTCDataChannel *channel, gpointer user_data);
 } PtLinkCallbacks;
 
 /**
@@ -210,6 +219,11 @@ gchar *pt_link_sdp_session_id (const gchar *sdp);
 
 /* Number of media the remote offer sends us (receiver; 0 before the offer). */
 guint pt_link_get_n_remote_streams (PtLink *link);
+/* The remote offer has a data channel (an application m-line; receiver). */
+gboolean pt_link_remote_has_data (PtLink *link);
+/* Sender with config->data: the data channel, made by pt_link_start().
+ * (transfer full) (nullable) */
+GstWebRTCDataChannel *pt_link_get_data_channel (PtLink *link);
 
 /* ICE restarts this link made (sender) or answered (receiver) */
 guint pt_link_get_ice_restarts (PtLink *link);

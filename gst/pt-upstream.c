@@ -185,12 +185,23 @@ on_pad_added (PtLink * link, GstPad * pad, gpointer data)
   u->callbacks.pad_added (u->element, link, pad);
 }
 
+/* a webrtcbin thread */
+static void
+on_data_channel (PtLink * link, GstWebRTCDataChannel * channel, gpointer data)
+{
+  PtUpstream *u = data;
+
+  if (u->callbacks.data_channel)
+    u->callbacks.data_channel (u->element, link, channel);
+}
+
 static const PtLinkCallbacks link_callbacks = {
   .local_description = on_description,
   .local_candidate = on_candidate,
   .state_changed = on_state,
   .error = on_error,
   .pad_added = on_pad_added,
+  .data_channel = on_data_channel,
 };
 
 void
@@ -385,6 +396,12 @@ pt_upstream_set_remote_description (PtUpstream * u, const gchar * type, const gc
 {
   if (u->link)
     pt_link_set_remote_description (u->link, type, sdp);
+}
+
+gboolean
+pt_upstream_remote_has_data (PtUpstream * u)
+{
+  return u->link && pt_link_remote_has_data (u->link);
 }
 
 guint

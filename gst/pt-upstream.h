@@ -44,6 +44,9 @@ typedef struct {
   /* loop thread: the link is about to close, or a new one is about to be
    * made (no pad of the old one is linked any more after this) */
   void (*link_changed) (GstElement *element);
+  /* optional, a webrtcbin thread: the link to @parent has the tree's data
+   * channel (connect its signals before returning) */
+  void (*data_channel) (GstElement *element, PtLink *parent, GstWebRTCDataChannel *channel);
 } PtUpstreamCallbacks;
 
 /**
@@ -87,6 +90,8 @@ gboolean pt_upstream_take_offer (PtUpstream *upstream, const gchar *peer_id,
     const gchar *sdp);
 void pt_upstream_set_remote_description (PtUpstream *upstream, const gchar *type,
     const gchar *sdp);
+/* The parent's offer has a data channel. */
+gboolean pt_upstream_remote_has_data (PtUpstream *upstream);
 /* Media in the parent's offer (0 without a link). */
 guint pt_upstream_get_n_remote_streams (PtUpstream *upstream);
 /* A candidate from @peer_id: TRUE if it is the parent's (and was given to

@@ -50,6 +50,8 @@ pt_link_config_init (PtLinkConfig * config)
   memset (config, 0, sizeof (*config));
   config->latency_ms = PT_LINK_DEFAULT_LATENCY_MS;
   config->repair = TRUE;
+  config->data_ordered = TRUE;
+  config->data_max_retransmits = -1;
 }
 
 void
@@ -66,6 +68,9 @@ pt_link_config_copy (PtLinkConfig * dest, const PtLinkConfig * src)
   dest->latency_ms = src->latency_ms;
   dest->adaptive_latency = src->adaptive_latency;
   dest->repair = src->repair;
+  dest->data = src->data;
+  dest->data_ordered = src->data_ordered;
+  dest->data_max_retransmits = src->data_max_retransmits;
   dest->local_addresses = g_strdupv (src->local_addresses);
   dest->stun_server = g_strdup (src->stun_server);
   dest->turn_server = g_strdup (src->turn_server);

@@ -42,6 +42,11 @@ typedef struct {
   gchar *stun_server;
   gchar *turn_server;
   guint fec_percentage;
+  /* a data channel (PT_DATA_CHANNEL_LABEL) on every sender link, made
+   * before the offer; its reliability (max_retransmits -1: reliable) */
+  gboolean data;
+  gboolean data_ordered;
+  gint data_max_retransmits;
 } PtLinkConfig;
 
 #define PT_LINK_DEFAULT_LATENCY_MS 20

@@ -95,6 +95,7 @@ enum {
   SIG_REMOTE_ICE,
   SIG_TREE_CLOSED,
   SIG_SOURCE_LOST,
+  SIG_DATA_KEY_CHANGED,
   SIG_EVENT,
   SIG_ERROR,
   SIG_DISCONNECTED,
@@ -186,6 +187,8 @@ G_GNUC_INTERNAL void _peer_tree_client_on_downstream_removed (PeerTreeClient *se
     const char *tree_id, JsonObject *event);
 G_GNUC_INTERNAL void _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id,
     JsonObject *event);
+G_GNUC_INTERNAL void _peer_tree_client_on_data_key (PeerTreeClient *self, const char *tree_id,
+    JsonObject *ev);
 G_GNUC_INTERNAL void _peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id,
     JsonObject *event);
 

@@ -23,6 +23,7 @@ typedef struct {
   char *parent;           /* members: the current parent */
   guint k, k1;            /* sources */
   Capacity capacity;
+  char *data_key;         /* the tree's data key (base64), from create or a placement */
   GHashTable *children;   /* clientId set, as the server announced them: reported
                            * at rejoin, so that the server attaches only children
                            * their parent confirms */
@@ -32,13 +33,14 @@ static void
 membership_free (Membership *m)
 {
   g_free (m->parent);
+  g_free (m->data_key);
   g_hash_table_unref (m->children);
   g_free (m);
 }
 
 static void
 membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, const char *parent,
-    guint k, guint k1)
+    guint k, guint k1, const char *data_key)
 {
   Membership *old = g_hash_table_lookup (self->memberships, tree_id);
   Membership *m = g_new0 (Membership, 1);
@@ -46,6 +48,9 @@ membership_set (PeerTreeClient *self, const char *tree_id, gboolean source, cons
   m->parent = g_strdup (parent);
   m->k = k;
   m->k1 = k1;
+  /* a reply without one (a server restarted before the source came back)
+   * keeps the key the member has */
+  m->data_key = g_strdup (data_key ? data_key : old ? old->data_key : NULL);
   /* a move keeps the subtree: the children stay ours */
   m->children = old ? g_hash_table_ref (old->children) :
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -153,6 +158,19 @@ _peer_tree_client_on_tree_closed (PeerTreeClient *self, const char *tree_id, Jso
   g_signal_emit (self, pt_signals[SIG_TREE_CLOSED], 0, tree_id, reason ? reason : "closed");
 }
 
+/* The source came back with a new data key. */
+void
+_peer_tree_client_on_data_key (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
+{
+  const char *key = pt_str (ev, PT_F_DATA_KEY);
+  Membership *m = g_hash_table_lookup (self->memberships, tree_id);
+  if (!key || !m || m->source)
+    return;
+  g_free (m->data_key);
+  m->data_key = g_strdup (key);
+  g_signal_emit (self, pt_signals[SIG_DATA_KEY_CHANGED], 0, tree_id, key);
+}
+
 /* The source is away; the server keeps the tree for "grace" seconds. */
 void
 _peer_tree_client_on_source_lost (PeerTreeClient *self, const char *tree_id, JsonObject *ev)
@@ -217,6 +235,8 @@ _peer_tree_client_rejoin_all (PeerTreeClient *self)
       json_object_set_string_member (params, PT_F_SECRET, self->secret);
       if (m->capacity.bitrate_kbps)
         json_object_set_int_member (params, PT_F_BITRATE_KBPS, m->capacity.bitrate_kbps);
+      if (m->data_key)
+        json_object_set_string_member (params, PT_F_DATA_KEY, m->data_key);
     } else {
       json_object_set_string_member (params, PT_F_PARENT, m->parent);
       if (m->capacity.max_children >= 0)
@@ -263,7 +283,7 @@ create_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
     return;                     /* on_create_reply fails the task */
   pt_uint (result, PT_F_K, &k);
   pt_uint (result, PT_F_K1, &k1);
-  membership_set (self, tree_id, TRUE, NULL, k, k1);
+  membership_set (self, tree_id, TRUE, NULL, k, k1, pt_str (result, PT_F_DATA_KEY));
   g_task_set_task_data (outer, g_strdup (tree_id), g_free);
   g_task_set_check_cancellable (outer, FALSE);
   g_signal_emit (self, pt_signals[SIG_TREE_JOINED], 0, tree_id, 0u);
@@ -306,6 +326,31 @@ void
 peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
+  peer_tree_client_create_with_data_key_async (self, tree_id, k, k1, NULL, cancellable, callback,
+      user_data);
+}
+
+/**
+ * peer_tree_client_create_with_data_key_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: (nullable): the id wanted, or %NULL to let the server choose
+ * @k: children per viewer, 0 for the server's default
+ * @k1: children of the source, 0 for the server's default
+ * @data_key: (nullable): the base64 of the source's Ed25519 public key for
+ *   the data it signs (32 bytes), given to every member
+ *   (peer_tree_client_dup_data_key())
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * peer_tree_client_create_async() with a data key; finish with
+ * peer_tree_client_create_finish().
+ */
+void
+peer_tree_client_create_with_data_key_async (PeerTreeClient *self, const char *tree_id, guint k,
+    guint k1, const char *data_key, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
   g_autoptr (JsonObject) params = json_object_new ();
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_tree_client_create_async);
@@ -318,6 +363,8 @@ peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint 
   /* The client's secret also proves ownership of the tree if the source has
    * to come back (source grace period, server restart). */
   json_object_set_string_member (params, PT_F_SECRET, self->secret);
+  if (data_key)
+    json_object_set_string_member (params, PT_F_DATA_KEY, data_key);
   _peer_tree_client_request_with_hook (self, PT_REQ_CREATE, params, cancellable, create_hook,
       on_create_reply, task);
 }
@@ -353,7 +400,7 @@ placement_hook (PeerTreeClient *self, JsonObject *result, gpointer data)
   p->depth = depth;
   g_task_set_task_data (outer, p, (GDestroyNotify) placement_free);
   g_task_set_check_cancellable (outer, FALSE);
-  membership_set (self, tree_id, FALSE, parent, 0, 0);
+  membership_set (self, tree_id, FALSE, parent, 0, 0, pt_str (result, PT_F_DATA_KEY));
   if (g_task_get_source_tag (outer) == peer_tree_client_join_async) {
     /* a join replaces what was declared */
     Membership *m = g_hash_table_lookup (self->memberships, tree_id);
@@ -917,4 +964,55 @@ peer_tree_client_send_report (PeerTreeClient *self, const char *tree_id,
 {
   peer_tree_client_report_async (self, tree_id, report, NULL, _peer_tree_client_log_undelivered,
       NULL);
+}
+
+/**
+ * peer_tree_client_dup_data_key:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is in
+ *
+ * The tree's data key: the base64 of the Ed25519 public key its source
+ * registered at create (given with every placement; known when
+ * #PeerTreeClient::tree-joined and #PeerTreeClient::upstream-changed are
+ * emitted).
+ *
+ * Returns: (transfer full) (nullable): the key, or %NULL if the tree has
+ *   none or the client is not in it.
+ */
+char *
+peer_tree_client_dup_data_key (PeerTreeClient *self, const char *tree_id)
+{
+  g_return_val_if_fail (PEER_TREE_IS_CLIENT (self), NULL);
+  Membership *m = tree_id ? g_hash_table_lookup (self->memberships, tree_id) : NULL;
+  return m ? g_strdup (m->data_key) : NULL;
+}
+
+/**
+ * peer_tree_client_report_relay_async:
+ * @self: a #PeerTreeClient
+ * @tree_id: a tree the client is a viewer in
+ * @relay: the client's parent there
+ * @reason: "forged" (data failing the source's signature) or "replayed"
+ *   (data delivered already)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (nullable): called with the outcome; finish with
+ *   peer_tree_client_finish()
+ * @user_data: data for @callback
+ *
+ * Reports that the parent forwarded forged or replayed data: the server
+ * stops giving it children and places its children (this client among
+ * them) elsewhere (#PeerTreeClient::upstream-changed follows).
+ */
+void
+peer_tree_client_report_relay_async (PeerTreeClient *self, const char *tree_id, const char *relay,
+    const char *reason, GCancellable *cancellable, GAsyncReadyCallback callback,
+    gpointer user_data)
+{
+  g_return_if_fail (tree_id != NULL && relay != NULL && reason != NULL);
+  g_autoptr (JsonObject) params = json_object_new ();
+  json_object_set_string_member (params, PT_F_TREE_ID, tree_id);
+  json_object_set_string_member (params, PT_F_RELAY, relay);
+  json_object_set_string_member (params, PT_F_REASON, reason);
+  peer_tree_client_request_async (self, PT_REQ_REPORT_RELAY, params, cancellable, callback,
+      user_data);
 }

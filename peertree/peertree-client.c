@@ -49,6 +49,7 @@ static const PtEventHandler event_handlers[] = {
   { PT_EV_SIGNAL, _peer_tree_client_on_signal, TRUE },
   { PT_EV_TREE_CLOSED, _peer_tree_client_on_tree_closed, TRUE },
   { PT_EV_SOURCE_LOST, _peer_tree_client_on_source_lost, TRUE },
+  { PT_EV_DATA_KEY, _peer_tree_client_on_data_key, TRUE },
   /* messaging: peertree-client-messages.c */
   { PT_EV_MESSAGE, _peer_tree_client_on_message, FALSE },
   { PT_EV_TARGET_REQUEST, _peer_tree_client_on_target_request, FALSE },
@@ -435,6 +436,19 @@ peer_tree_client_class_init (PeerTreeClientClass *klass)
    */
   pt_signals[SIG_SOURCE_LOST] = g_signal_new ("source-lost", G_TYPE_FROM_CLASS (klass),
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_UINT);
+  /**
+   * PeerTreeClient::data-key-changed:
+   * @self: the client
+   * @tree_id: the tree
+   * @data_key: the base64 of the source's new Ed25519 public key
+   *
+   * The tree's source came back with a new key (a restarted process): its
+   * data is signed with this key from now on, and numbered from 1 again.
+   * peer_tree_client_dup_data_key() gives it too.
+   */
+  pt_signals[SIG_DATA_KEY_CHANGED] = g_signal_new ("data-key-changed",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+      G_TYPE_STRING, G_TYPE_STRING);
   /**
    * PeerTreeClient::event:
    * @self: the client

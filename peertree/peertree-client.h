@@ -53,6 +53,14 @@ JsonObject *peer_tree_client_request_finish (PeerTreeClient *self, GAsyncResult 
 void peer_tree_client_create_async (PeerTreeClient *self, const char *tree_id, guint k, guint k1,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 char *peer_tree_client_create_finish (PeerTreeClient *self, GAsyncResult *result, GError **error);
+void peer_tree_client_create_with_data_key_async (PeerTreeClient *self, const char *tree_id,
+    guint k, guint k1, const char *data_key, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
+char *peer_tree_client_dup_data_key (PeerTreeClient *self, const char *tree_id);
+/* finish with peer_tree_client_finish() */
+void peer_tree_client_report_relay_async (PeerTreeClient *self, const char *tree_id,
+    const char *relay, const char *reason, GCancellable *cancellable,
+    GAsyncReadyCallback callback, gpointer user_data);
 
 void peer_tree_client_join_async (PeerTreeClient *self, const char *tree_id,
     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);

@@ -42,6 +42,7 @@ static const Rule rules[] = {
   { PT_REQ_SIGNAL, RIGHT_NONE, NULL },          /* only to one's parent or child */
   { PT_REQ_REPORT, RIGHT_NONE, NULL },          /* only members */
   { PT_REQ_CAPACITY, RIGHT_NONE, NULL },        /* only members, about themselves */
+  { PT_REQ_REPORT_RELAY, RIGHT_NONE, NULL },    /* only one's own parent */
   { PT_REQ_LIST_CLIENTS, RIGHT_ADMIN, NULL },
   { PT_REQ_IS_CONNECTED, RIGHT_CLIENT, PT_F_CLIENT_ID },
   { PT_REQ_EMIT, RIGHT_CLIENT, PT_F_TO },

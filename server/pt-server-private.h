@@ -207,6 +207,7 @@ typedef struct {
   PtTree *tree;
   guint8 secret_hash[32];   /* proves ownership when the source comes back */
   gboolean has_secret;
+  char *data_key;           /* the source's Ed25519 public key (base64), or NULL */
   gboolean source_gone;     /* within the source grace period */
   gint64 grace_deadline;
   /* after a restart: member -> set of the children it reported at rejoin;

@@ -197,7 +197,29 @@ placement_result (TreeEntry *t, const char *peer)
   json_object_set_string_member (res, PT_F_TREE_ID, t->id);
   json_object_set_string_member (res, PT_F_PARENT, pt_tree_get_parent (t->tree, peer));
   json_object_set_int_member (res, PT_F_DEPTH, pt_tree_get_depth (t->tree, peer));
+  if (t->data_key)
+    json_object_set_string_member (res, PT_F_DATA_KEY, t->data_key);
   return res;
+}
+
+/* dataKey (create, a source's rejoin): base64 of an Ed25519 public key. */
+static gboolean
+read_data_key (JsonObject *msg, const char **out, PtFault *f)
+{
+  if (!pt_get_string (msg, PT_F_DATA_KEY, FALSE, out, f))
+    return FALSE;
+  if (!*out)
+    return TRUE;
+  gsize len = strlen (*out), n = 0;
+  /* 32 bytes are 44 base64 characters */
+  if (len == 4 * ((PT_DATA_KEY_LEN + 2) / 3)) {
+    g_autofree guchar *raw = g_base64_decode (*out, &n);
+    g_autofree char *again = g_base64_encode (raw, n);
+    if (n == PT_DATA_KEY_LEN && g_str_equal (again, *out))
+      return TRUE;
+  }
+  return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"%s\" must be the base64 of a %d-byte Ed25519 "
+      "public key", PT_F_DATA_KEY, PT_DATA_KEY_LEN);
 }
 
 
@@ -264,9 +286,33 @@ announce_children_to_root (PtServer *self, gpointer tree_id)
 /* create (or rejoin as source) of an existing tree: allowed to the source
  * that comes back within the grace period, or after a server restart, with
  * the tree's secret. */
+static void
+send_data_key (const char *peer, const char *parent, guint depth, gpointer user_data)
+{
+  (void) depth;
+  gpointer *args = user_data;
+  PtServer *self = args[0];
+  TreeEntry *t = args[1];
+  if (parent == NULL || !t->data_key)
+    return;                     /* the source */
+  JsonObject *ev = pt_event_new (PT_EV_DATA_KEY, t->id);
+  json_object_set_string_member (ev, PT_F_DATA_KEY, t->data_key);
+  pt_send_event_to (self, peer, ev);
+}
+
+/* After the reply to a returning source with a new key: every member. */
+static void
+announce_data_key (PtServer *self, gpointer tree_id)
+{
+  TreeEntry *t = g_hash_table_lookup (self->trees, tree_id);
+  gpointer args[2] = { self, t };
+  if (t)
+    pt_tree_foreach (t->tree, send_data_key, args);
+}
+
 static gboolean
-tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonObject **result,
-    PtFault *f)
+tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, const char *data_key,
+    JsonObject **result, PtFault *f)
 {
   PtServer *self = c->server;
   const char *root = pt_tree_get_root (t->tree);
@@ -296,6 +342,13 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
      * still be up (its connection to the server dropped): nothing to
      * renegotiate. A create (a restarted source process) or a new clientId
      * means new links to every child. */
+    /* a restarted source signs with a new key (and counts from 1 again):
+     * the members are told before its links come up */
+    if (data_key && g_strcmp0 (data_key, t->data_key) != 0) {
+      g_free (t->data_key);
+      t->data_key = g_strdup (data_key);
+      pt_request_after_reply (req, announce_data_key, g_strdup (t->id), g_free);
+    }
     if (renamed)
       pt_request_after_reply (req, announce_new_root, g_strdup (t->id), g_free);
     else if (!req->rejoin)
@@ -306,6 +359,8 @@ tree_reclaim (PtRequest *req, PtConn *c, TreeEntry *t, const char *secret, JsonO
   json_object_set_int_member (*result, PT_F_K, pt_tree_get_k (t->tree));
   json_object_set_int_member (*result, PT_F_K1, pt_tree_get_k1 (t->tree));
   json_object_set_boolean_member (*result, PT_F_RECLAIMED, TRUE);
+  if (t->data_key)
+    json_object_set_string_member (*result, PT_F_DATA_KEY, t->data_key);
   return TRUE;
 }
 
@@ -681,11 +736,14 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
       !pt_get_string (msg, PT_F_SECRET, FALSE, &secret, f) ||
       !pt_get_uint (msg, PT_F_BITRATE_KBPS, FALSE, PT_MAX_BITRATE_KBPS, &bitrate, f))
     return FALSE;
+  const char *data_key;
+  if (!read_data_key (msg, &data_key, f))
+    return FALSE;
   if (secret && (strlen (secret) == 0 || strlen (secret) > PT_SECRET_MAX_LEN))
     return pt_fault_set (f, PT_ERR_BAD_REQUEST, "secret must be 1 to %d bytes", PT_SECRET_MAX_LEN);
   TreeEntry *existing = tree_id ? g_hash_table_lookup (self->trees, tree_id) : NULL;
   if (existing) {
-    if (!tree_reclaim (req, c, existing, secret, result, f))
+    if (!tree_reclaim (req, c, existing, secret, data_key, result, f))
       return FALSE;
     if (bitrate)
       pt_tree_set_bitrate_kbps (existing->tree, bitrate);
@@ -716,6 +774,7 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
     t->has_secret = TRUE;
   }
   t->id = tree_id ? g_strdup (tree_id) : g_steal_pointer (&picked);
+  t->data_key = g_strdup (data_key);
   t->tree = pt_tree_new (c->client_id, k ? k : self->k, k1 ? k1 : self->k1);
   pt_tree_set_bitrate_kbps (t->tree, bitrate);
   g_hash_table_insert (self->trees, t->id, t);
@@ -728,6 +787,8 @@ handle_create (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   json_object_set_string_member (*result, PT_F_TREE_ID, t->id);
   json_object_set_int_member (*result, PT_F_K, pt_tree_get_k (t->tree));
   json_object_set_int_member (*result, PT_F_K1, pt_tree_get_k1 (t->tree));
+  if (t->data_key)
+    json_object_set_string_member (*result, PT_F_DATA_KEY, t->data_key);
   /* Members that reported this tree after a server restart take their places. */
   pt_request_after_reply (req, claims_process, g_strdup (t->id), g_free);
   return TRUE;
@@ -811,6 +872,58 @@ handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
   pt_tree_reconnect (t->tree, c->client_id);
   pt_metrics_count_move (c->server, PT_REASON_RECONNECTED);
   *result = placement_result (t, c->client_id);
+  return TRUE;
+}
+
+/* report-relay {treeId, relay, reason}: a member's parent forwarded data
+ * that fails the source's signature or was delivered already. Only one's own
+ * parent can be reported (the server cannot see the data: a false report
+ * costs the reporter its parent and the parent its children, nothing more).
+ * The relay keeps its place but becomes a leaf; its children are placed
+ * again elsewhere, each with its subtree, as for a relay that disconnected. */
+static gboolean
+handle_report_relay (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, PtFault *f)
+{
+  (void) req;
+  PtServer *self = c->server;
+  const char *relay, *reason;
+  TreeEntry *t = lookup_tree (c, msg, TRUE, f);
+  if (!t || !pt_get_id (msg, PT_F_RELAY, TRUE, &relay, f) ||
+      !pt_get_string (msg, PT_F_REASON, TRUE, &reason, f))
+    return FALSE;
+  if (!g_str_equal (reason, PT_RELAY_FORGED) && !g_str_equal (reason, PT_RELAY_REPLAYED))
+    return pt_fault_set (f, PT_ERR_BAD_REQUEST, "\"%s\" must be \"%s\" or \"%s\"", PT_F_REASON,
+        PT_RELAY_FORGED, PT_RELAY_REPLAYED);
+  if (g_strcmp0 (pt_tree_get_parent (t->tree, c->client_id), relay) != 0)
+    return pt_fault_set (f, PT_ERR_RELAY_REFUSED, "\"%s\" is not your parent in tree \"%s\"",
+        relay, t->id);
+  *result = json_object_new ();
+  /* the source signs: it cannot forward forged data, only lose its children */
+  if (g_strcmp0 (pt_tree_get_root (t->tree), relay) == 0)
+    return TRUE;
+  g_message ("tree %s: %s reports that its parent %s relayed %s data; %s relays no more",
+      t->id, c->client_id, relay, reason, relay);
+  g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
+  g_autoptr (GPtrArray) dropped = g_ptr_array_new_with_free_func (g_free);
+  g_autofree const char **ids = pt_tree_get_children (t->tree, relay);
+  g_auto (GStrv) children = g_strdupv ((char **) ids);
+  pt_tree_demote (t->tree, relay, moves, dropped);
+  for (guint i = 0; children && children[i]; i++)
+    notify_downstream (self, t, relay, children[i], FALSE, PT_REASON_RELAY_DISTRUSTED);
+  for (guint i = 0; i < moves->len; i++) {
+    PtMove *m = &g_array_index (moves, PtMove, i);
+    notify_upstream (self, t, m->peer, PT_REASON_RELAY_DISTRUSTED);
+    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
+  }
+  for (guint i = 0; i < dropped->len; i++) {
+    const char *member = dropped->pdata[i];
+    conn_forget_tree (self, member, t);
+    if (t->reports)
+      g_hash_table_remove (t->reports, member);
+    JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
+    json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
+    pt_send_event_to (self, member, ev);
+  }
   return TRUE;
 }
 
@@ -1066,6 +1179,7 @@ tree_entry_free (TreeEntry *t)
 {
   pt_limits_tree_removed (t->server, t->ip);
   g_free (t->ip);
+  g_free (t->data_key);
   pt_tree_free (t->tree);
   g_clear_pointer (&t->reports, g_hash_table_unref);
   g_clear_pointer (&t->link_stats, g_hash_table_unref);
@@ -1095,5 +1209,6 @@ pt_tree_handlers_init (PtServer *self)
   pt_server_add_handler (self, PT_REQ_CAPACITY, handle_capacity, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_REJOIN, handle_rejoin, PT_HANDLER_DEFAULT);
   pt_server_add_handler (self, PT_REQ_REPORT, handle_report, PT_HANDLER_DEFAULT);
+  pt_server_add_handler (self, PT_REQ_REPORT_RELAY, handle_report_relay, PT_HANDLER_DEFAULT);
   pt_server_add_hooks (self, &hooks);
 }

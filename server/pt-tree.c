@@ -329,6 +329,8 @@ drop_subtree (PtTree *tree, PtNode *node, GPtrArray *dropped)
   g_hash_table_remove (tree->nodes, node->id);
 }
 
+static void place_children (PtTree *tree, PtNode *node, GArray *moves, GPtrArray *dropped);
+
 gboolean
 pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped)
 {
@@ -337,12 +339,32 @@ pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *d
     return FALSE;
 
   detach (node);
+  place_children (tree, node, moves, dropped);
+  g_hash_table_remove (tree->nodes, peer);
+  return TRUE;
+}
+
+gboolean
+pt_tree_demote (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped)
+{
+  PtNode *node = lookup (tree, peer);
+  if (!node || node == tree->root)
+    return FALSE;
+  node->leaf = TRUE;
+  place_children (tree, node, moves, dropped);
+  return TRUE;
+}
+
+/* Detaches every child of @node and places each again (with its subtree)
+ * elsewhere; see pt_tree_remove_full. */
+static void
+place_children (PtTree *tree, PtNode *node, GArray *moves, GPtrArray *dropped)
+{
   /* Detach every orphan first so none of them can be placed under another. */
   g_autoptr (GPtrArray) orphans = g_ptr_array_copy (node->children, NULL, NULL);
   for (guint i = 0; i < orphans->len; i++)
     ((PtNode *) orphans->pdata[i])->parent = NULL;
   g_ptr_array_set_size (node->children, 0);
-  g_hash_table_remove (tree->nodes, peer);
 
   for (guint i = 0; i < orphans->len; i++) {
     PtNode *orphan = orphans->pdata[i];
@@ -357,7 +379,6 @@ pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *d
       g_array_append_val (moves, move);
     }
   }
-  return TRUE;
 }
 
 gboolean

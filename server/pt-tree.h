@@ -107,6 +107,11 @@ gboolean pt_tree_rename_root (PtTree *tree, const char *new_id);
  * not NULL; g_free them). Returns FALSE if @peer is unknown or is the root
  * (use pt_tree_free). */
 gboolean pt_tree_remove_full (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped);
+/* Makes @peer (not the root) a leaf and places each of its children again
+ * elsewhere, with its subtree, as pt_tree_remove_full does for orphans (a
+ * relay its children caught forwarding forged data keeps its own place but
+ * relays no more). FALSE if @peer is unknown or the root. */
+gboolean pt_tree_demote (PtTree *tree, const char *peer, GArray *moves, GPtrArray *dropped);
 /* pt_tree_remove_full without @dropped. */
 gboolean pt_tree_remove (PtTree *tree, const char *peer, GArray *moves);
 

@@ -295,6 +295,86 @@ GST_START_TEST (test_client_reconnects)
 }
 GST_END_TEST;
 
+
+#define DATA_KEY "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+
+/* The source's data key registered at create reaches every member with its
+ * placement; a malformed one is refused. A member that reports its parent
+ * (report-relay) gets a new parent; so do its siblings; the relay keeps its
+ * place as a leaf and is given no child afterwards. */
+GST_START_TEST (test_data_key_and_report_relay)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (2, 2);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new (server, "source");
+  g_autoptr (GAsyncResult) res = NULL;
+
+  peer_tree_client_create_with_data_key_async (src->client, "bad", 2, 2, "c2hvcnQ=", NULL,
+      pt_test_store_result, &res);
+  g_autofree char *none = peer_tree_client_create_finish (src->client, pt_test_await (&res),
+      &error);
+  fail_unless (none == NULL && g_error_matches (error, PEER_TREE_ERROR,
+          PEER_TREE_ERROR_BAD_REQUEST), "a 5-byte key was accepted");
+  g_clear_error (&error);
+  g_clear_object (&res);
+
+  peer_tree_client_create_with_data_key_async (src->client, "cam1", 2, 2, DATA_KEY, NULL,
+      pt_test_store_result, &res);
+  g_autofree char *tree = peer_tree_client_create_finish (src->client, pt_test_await (&res),
+      &error);
+  fail_unless_equals_string (tree, "cam1");
+  g_autofree char *own = peer_tree_client_dup_data_key (src->client, "cam1");
+  fail_unless_equals_string (own, DATA_KEY);
+
+  /* source → {a, b}; a → {c, d}; b → {e} */
+  PtTestPeer *v[5];
+  for (guint i = 0; i < 5; i++) {
+    g_autofree char *id = g_strdup_printf ("%c", 'a' + i);
+    v[i] = pt_test_peer_new (server, id);
+    fail_unless (pt_test_join (v[i]->client, "cam1", NULL, NULL, &error), "join: %s",
+        error ? error->message : "");
+    g_autofree char *key = peer_tree_client_dup_data_key (v[i]->client, "cam1");
+    fail_unless_equals_string (key, DATA_KEY);
+  }
+  fail_unless_equals_string (v[2]->parent, "a");
+  fail_unless_equals_string (v[3]->parent, "a");
+  fail_unless_equals_string (v[4]->parent, "b");
+
+  /* only one's own parent can be reported */
+  g_autoptr (JsonObject) params = json_object_new ();
+  json_object_set_string_member (params, "treeId", "cam1");
+  json_object_set_string_member (params, "relay", "a");
+  json_object_set_string_member (params, "reason", "forged");
+  g_autoptr (JsonObject) refused = pt_test_request (v[4]->client, "report-relay", params, &error);
+  fail_unless (refused == NULL && g_error_matches (error, PEER_TREE_ERROR,
+          PEER_TREE_ERROR_RELAY_REFUSED));
+  g_clear_error (&error);
+
+  g_autoptr (JsonObject) ok = pt_test_request (v[2]->client, "report-relay", params, &error);
+  fail_unless (ok != NULL, "report-relay: %s", error ? error->message : "");
+  /* a's children c and d are placed elsewhere */
+  WAIT_UNTIL (g_strcmp0 (v[2]->parent, "a") != 0 && g_strcmp0 (v[3]->parent, "a") != 0);
+  fail_unless_equals_string (v[4]->parent, "b");
+  WAIT_UNTIL (v[0]->children->len == 0);
+  g_autoptr (JsonNode) status = pt_test_get_status (server);
+  JsonObject *a = status_member (status, "cam1", "a");
+  fail_unless (a != NULL, "the reported relay keeps its place");
+  fail_unless_equals_string (json_object_get_string_member (a, "parent"), "source");
+  fail_unless_equals_int (json_array_get_length (json_object_get_array_member (a, "children")), 0);
+
+  /* a newcomer is not placed under the demoted relay */
+  PtTestPeer *e = pt_test_peer_new (server, "f");
+  g_autofree char *parent = NULL;
+  fail_unless (pt_test_join (e->client, "cam1", &parent, NULL, &error));
+  fail_if (g_strcmp0 (parent, "a") == 0);
+
+  pt_test_peer_free (e);
+  for (guint i = 0; i < 5; i++)
+    pt_test_peer_free (v[i]);
+  pt_test_peer_free (src);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_unreachable_server)
 {
   g_autoptr (GError) error = NULL;
@@ -328,6 +408,7 @@ server_suite (void)
   tcase_add_test (tc, test_takeover_with_secret);
   tcase_add_test (tc, test_client_reconnects);
   tcase_add_test (tc, test_unreachable_server);
+  tcase_add_test (tc, test_data_key_and_report_relay);
   return s;
 }
 
