@@ -158,13 +158,16 @@ pt_webrtc_prewarm_wait (void)
 
 /* RTCP bandwidth with repair: rtcp-fraction at or above 1 is an absolute
  * rate (rtpstats counts it in bits per second against 8 × the average
- * compound packet size). With ~100-byte compound packets (RR + SDES, SRTCP)
- * it makes the regular RTCP interval of a link a few tens of ms, so a NACK
- * (AVPF early feedback, at most one between two regular packets) leaves soon
- * after the jitterbuffer asks; with the defaults (and rtcp-min-interval 5 s)
- * 6 of 8 NACKs waited seconds for the next regular packet in a two-webrtcbin
- * experiment, with this value none did. */
-#define PT_REPAIR_RTCP_BITRATE 30000.0
+ * compound packet size). A NACK is AVPF early feedback, at most one between
+ * two regular RTCP packets; a retry (the first NACK or its RTX lost) waits
+ * for the next regular one, and one whose packet's deadline (the
+ * jitterbuffer's latency) passes first is dropped. So the regular interval
+ * bounds how many times a lost packet can be asked for: with ~100-byte
+ * compound packets, 30 kbit/s gave ~85 ms (2 tries in 150 ms; at 5 % loss
+ * per hop, depth 4 of the lab chain 92 %), 60 kbit/s gives ~42 ms (98.7-
+ * 99.7 %; docs/repair.md). It costs ~20 kbit/s of RTCP each way per link.
+ * With the defaults (rtcp-min-interval 5 s) 6 of 8 NACKs waited seconds. */
+#define PT_REPAIR_RTCP_BITRATE 60000.0
 /* how long a sender keeps what it sent, to answer NACKs */
 #define PT_REPAIR_HISTORY_MS 1000
 
