@@ -46,6 +46,7 @@ static const PtElementPackage pt_element_packages[] = {
   {"capsfilter", "libgstreamer1.0-0"},
   {"clocksync", "libgstreamer1.0-0"},
   {"fakesink", "libgstreamer1.0-0"},
+  {"filesrc", "libgstreamer1.0-0"},
   {"identity", "libgstreamer1.0-0"},
   {"queue", "libgstreamer1.0-0"},
   {"tee", "libgstreamer1.0-0"},
