@@ -5,7 +5,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 //   node test-browser.mjs CASE     CASE: play | play-h264 | relay-killed | repair | messages |
-//                                  data | data-forged
+//                                  data | data-forged | data-resume
 //
 // Environment: PEERTREE_SERVER (the binary), PT_GST_PEER (tests/gst's peer
 // program), GST_PLUGIN_PATH (our plugin), CHROMIUM (default /usr/bin/chromium),
@@ -211,6 +211,10 @@ async function main () {
     const context = await browser.newContext();
     if (testCase === 'messages') {
       await messagesCase(context);
+      return;
+    }
+    if (testCase === 'data-resume') {
+      await dataResumeCase(context, url, tree);
       return;
     }
     if (testCase === 'data' || testCase === 'data-forged') {
@@ -482,6 +486,88 @@ async function dataCase (context, url, tree, forged) {
     r.lost.length === 0 && r.rejected.length === 0, 'nothing rejected, lost or unverified');
   assert(r.errors.length === 0, `no error (${r.errors.join('; ')})`);
   assert(src.exited === null, 'the source still runs');
+}
+
+// The page's data while it moves: two relays under the source, the page's
+// parent SIGSTOPped after 100 messages, 100 more sent, then the parent
+// SIGKILLed: the page's RESUME to its new parent gets the 100 it missed from
+// that parent's window, so it delivers 1..200 in order, byte-identical, none
+// lost.
+async function dataResumeCase (context, url, tree) {
+  const src = start('source', gstPeer, [
+    `peertreesink name=s server=${url} tree-id=${tree} client-id=source k1=2 k=2 data=true ` +
+    `video-codec=vp8 local-addresses=127.0.0.1 ${VIDEO} ! s.video_0`], { stdin: true });
+  await waitFor('the tree', async () => (await members(tree)).length === 1);
+  const relays = [];
+  for (const name of ['relay-1', 'relay-2']) {
+    relays.push(gstRelay(url, tree, name));
+    await waitFor(`${name} to join`, async () => (await parentOf(tree, name)) === 'source');
+  }
+  const v = await openViewer(context, tree, 'browser-1');
+  await v.page.evaluate(() => {
+    window.dataGot = { seqs: [], chunks: [], lost: [], rejected: [] };
+    const viewer = window.peertreeViewer;
+    viewer.addEventListener('data', (e) => {
+      window.dataGot.seqs.push(e.detail.seq);
+      window.dataGot.chunks.push(e.detail.bytes.slice());
+    });
+    viewer.addEventListener('data-lost', (e) => window.dataGot.lost.push(e.detail));
+    viewer.addEventListener('data-rejected', (e) => window.dataGot.rejected.push(e.detail));
+  });
+  const parent = await waitFor(`${v.name}'s place`, () => parentOf(tree, v.id));
+  assert(parent.startsWith('relay-'), `${v.name} is under a relay (${parent})`);
+  await playing(v);
+  await waitFor(`${v.name}'s data channel`, () => v.page.evaluate(
+    () => window.peertreeViewer.dataLink?.resumed === true));
+  await sleep(1000);
+  const batch = async (n, k) => {
+    const before = src.out.length;
+    src.p.stdin.write(`send ${n}\n`);
+    const m = await waitFor(`batch ${k} to be sent`,
+      () => /sent (\d+) sha256=([0-9a-f]+)/.exec(src.out.slice(before)));
+    assert(Number(m[1]) === n, `the source sent ${n} (${m[1]})`);
+    return m[2];
+  };
+  const h1 = await batch(100, 1);
+  await waitFor(`${v.name}'s first 100`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 100));
+  const links = await v.page.evaluate(() => window.peertreeViewer.links);
+  // the relay stops (SIGSTOP: it forwards nothing more), the next 100 go out,
+  // then it dies: the page gets all of them from its new parent's window
+  const victim = relays.find((r) => r.name === parent);
+  victim.p.kill('SIGSTOP');
+  const h2 = await batch(100, 2);
+  const mid = await v.page.evaluate(() => window.dataGot.seqs.length);
+  assert(mid === 100, `nothing more came through the stopped ${parent} (${mid})`);
+  victim.p.kill('SIGKILL');
+  console.log(`stopped ${parent}, sent 100 more, killed it`);
+  const now = await waitFor(`${v.name}'s new parent`, async () => {
+    const p = await parentOf(tree, v.id);
+    return p && p !== parent ? p : null;
+  });
+  await waitFor(`${v.name}'s new link`, () => v.page.evaluate(
+    (n) => window.peertreeViewer.links > n && window.peertreeViewer.dataLink?.resumed, links));
+  await waitFor(`${v.name}'s 200`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 200));
+  await sleep(500);
+  const r = await v.page.evaluate(async () => {
+    const g = window.dataGot;
+    const hash = async (chunks) => {
+      const all = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
+      let at = 0;
+      for (const c of chunks) { all.set(c, at); at += c.byteLength; }
+      const h = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+      return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
+    };
+    return {
+      seqs: g.seqs, lost: g.lost, rejected: g.rejected, stats: window.peertreeViewer.dataStats,
+      h1: await hash(g.chunks.slice(0, 100)), h2: await hash(g.chunks.slice(100)),
+    };
+  });
+  console.log(`${v.name}: under ${now} after ${parent}'s kill: ${r.seqs.length} messages, ` +
+    `seq ${r.seqs[0]}..${r.seqs[r.seqs.length - 1]}; ${JSON.stringify(r.stats)}`);
+  assert(r.seqs.length === 200 && r.seqs.every((s, i) => s === i + 1), '1..200 in order');
+  assert(r.h1 === h1 && r.h2 === h2, 'byte-identical on both parents');
+  assert(r.lost.length === 0 && r.rejected.length === 0 && r.stats.replayed === 0 &&
+    r.stats.forged === 0, 'nothing lost, replayed or forged');
 }
 
 let failed = false;
