@@ -317,7 +317,7 @@ export class PeerTreeClient extends EventTarget {
 
   #rejoined (treeId, r) {
     this.#setParent(treeId, r.parent, r.depth);
-    this.#fire('rejoined', { treeId, parent: r.parent, depth: r.depth });
+    this.#fire('rejoined', { treeId, parent: r.parent, depth: r.depth, dataKey: r.dataKey ?? null });
   }
 
   #setParent (treeId, parent, depth) {
@@ -435,6 +435,85 @@ export class PeerTreeClient extends EventTarget {
   }
 }
 
+// ---- data down the tree (docs/protocol.md, Data down the tree; gst/pt-data.c) ----
+export const DATA_CHANNEL_LABEL = 'peertree-data';
+const DATA_VERSION = 1;
+const KIND_DATA = 0;
+const KIND_RESUME = 1;
+const KIND_FRAGMENT = 2;
+const DATA_HEADER = 22;
+const DATA_SIG = 64;
+const DATA_MAX_CAPS = 1024;
+const DATA_MAX_PAYLOAD = 65536;
+const DATA_MAX_FRAME = DATA_HEADER + DATA_MAX_CAPS + DATA_MAX_PAYLOAD + DATA_SIG;
+const FRAG_HEADER = 12;
+const FRAG_MAX = 4;
+const FRAG_SLOTS = 4;            // messages in pieces at a time, per parent link
+const RESUME_NEW = 0x01;
+const SEEN_WINDOW = 1024;        // unordered channels: as pt-data.c's replay window
+const SIGN_CONTEXT = new TextEncoder().encode('peertree-data-1\0');
+const NO_PTS = 0xffffffffffffffffn;
+
+function base64Bytes (b64) {
+  const s = atob(b64);
+  const a = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i);
+  return a;
+}
+
+// A DATA message's fields, or null if it is not one (as pt-data.c's parse_data).
+function parseData (f) {
+  const len = f.byteLength;
+  if (len < DATA_HEADER + DATA_SIG || len > DATA_MAX_FRAME || f[0] !== DATA_VERSION ||
+    f[1] !== KIND_DATA) return null;
+  const dv = new DataView(f.buffer, f.byteOffset, len);
+  const seq = dv.getBigUint64(2);
+  const pts = dv.getBigUint64(10);
+  const channel = dv.getUint16(18);
+  const capsLen = dv.getUint16(20);
+  if (capsLen > DATA_MAX_CAPS || DATA_HEADER + capsLen + DATA_SIG > len) return null;
+  const payloadLen = len - DATA_HEADER - capsLen - DATA_SIG;
+  if (payloadLen > DATA_MAX_PAYLOAD || seq === 0n || seq > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return {
+    seq: Number(seq),
+    pts: pts === NO_PTS ? null : Number(pts),
+    channel,
+    caps: new TextDecoder().decode(f.subarray(DATA_HEADER, DATA_HEADER + capsLen)),
+    bytes: f.subarray(DATA_HEADER + capsLen, len - DATA_SIG),
+  };
+}
+
+// A FRAGMENT into @slots; the whole message once every piece is in, else
+// null. Bounded: FRAG_SLOTS messages of at most DATA_MAX_FRAME bytes, the
+// oldest (lowest number) given up for a new one (as pt-data.c's add_fragment).
+function addFragment (slots, f) {
+  if (f.byteLength <= FRAG_HEADER || f[0] !== DATA_VERSION) return null;
+  const seq = new DataView(f.buffer, f.byteOffset, f.byteLength).getBigUint64(2);
+  const index = f[10];
+  const count = f[11];
+  if (count < 2 || count > FRAG_MAX || index >= count) return null;
+  let slot = slots.find((s) => s.count && s.seq === seq);
+  if (!slot) {
+    slot = slots.find((s) => !s.count) ??
+      slots.reduce((a, b) => (b.seq < a.seq ? b : a));
+    slot.seq = seq;
+    slot.count = count;
+    slot.pieces = [];
+  }
+  if (slot.count !== count || slot.pieces[index]) return null;
+  slot.pieces[index] = f.slice(FRAG_HEADER);
+  let total = 0;
+  for (const p of slot.pieces) total += p ? p.byteLength : 0;
+  if (total > DATA_MAX_FRAME) { slot.count = 0; slot.pieces = []; return null; }
+  for (let i = 0; i < count; i++) if (!slot.pieces[i]) return null;
+  const whole = new Uint8Array(total);
+  let at = 0;
+  for (const p of slot.pieces) { whole.set(p, at); at += p.byteLength; }
+  slot.count = 0;
+  slot.pieces = [];
+  return whole;
+}
+
 // An ICE connection "disconnected" this long is a lost parent (as the
 // GStreamer viewer does, gst/pt-upstream.c).
 const DISCONNECTED_MS = 2000;
@@ -479,6 +558,11 @@ export function browserOffer (sdp) {
  *   state {state}                     the link's RTCPeerConnection state
  *   closed {reason}                   the tree closed
  *   error Error
+ *   data {seq, pts, channel, caps, bytes}   a message of the tree's data, verified
+ *                                     against its dataKey, in order (docs/javascript.md)
+ *   data-lost {seq, count}            @count messages before @seq will never come
+ *   data-rejected {parent, reason, detail}   the parent sent forged or replayed
+ *                                     data: dropped, and reported (report-relay)
  */
 export class PeerTreeViewer extends EventTarget {
   constructor ({ treeId, video = null, client = null, url, token, clientId, leaf = true,
@@ -502,6 +586,21 @@ export class PeerTreeViewer extends EventTarget {
     this.disconnectedTimer = null;
     this.queue = Promise.resolve();
     this.stopped = false;
+    // data down the tree: the key (base64), what was delivered, counters
+    this.dataKey = null;
+    this.dataCryptoKey = null;      // a promise of the CryptoKey of dataKey
+    this.dataLink = null;           // the current parent link's data channel
+    this.dataQueue = Promise.resolve();
+    this.dataLastSeq = 0;           // the last delivered
+    this.dataKnowStart = false;     // a gap after dataLastSeq is a loss
+    this.dataResumedOnce = false;
+    this.dataSeenTop = 0;           // unordered channels: the highest seen,
+    this.dataSeenFirst = 0;         // the first, and those seen in the window
+    this.dataSeen = new Set();
+    this.dataUnverifiable = false;  // no Ed25519 in this browser: nothing is delivered
+    this.dataStats = {
+      received: 0, delivered: 0, forged: 0, replayed: 0, lost: 0, malformed: 0, unverified: 0,
+    };
     this.onSignal = (e) => this.#onSignal(e.detail);
     this.onTree = (e) => this.#onTree(e.detail);
     this.onConnected = () => { if (this.lost) this.#requestNewParent(); };
@@ -509,6 +608,7 @@ export class PeerTreeViewer extends EventTarget {
     this.onRejoined = (e) => {
       if (e.detail.treeId !== this.treeId || this.stopped) return;
       this.depth = e.detail.depth;
+      if (e.detail.dataKey) this.#setDataKey(e.detail.dataKey);
       // under another parent: a new link; under the same one, either the
       // link lives on (a rejoin it confirmed) or its offer of a new session
       // makes a new one
@@ -524,6 +624,7 @@ export class PeerTreeViewer extends EventTarget {
     this.client.addEventListener('rejoined', this.onRejoined);
     if (!this.client.connected) await this.client.connect();
     const r = await this.client.join(this.treeId, { leaf: this.leaf });
+    if (r.dataKey) this.#setDataKey(r.dataKey);
     this.depth = r.depth;
     this.#setParent(r.parent, false);
     this.#fire('joined', r);
@@ -550,6 +651,8 @@ export class PeerTreeViewer extends EventTarget {
       this.#setParent(ev.parent, this.lost || ev.parent !== this.parent);
       this.reparentings++;
       this.#fire('parent', { parent: ev.parent, depth: ev.depth, reason: ev.reason });
+    } else if (ev.event === 'data-key') {
+      this.#setDataKey(ev.dataKey);
     } else if (ev.event === 'tree-closed') {
       this.#closeLink();
       this.parent = null;
@@ -572,8 +675,15 @@ export class PeerTreeViewer extends EventTarget {
       this.pc.ontrack = null;
       this.pc.onconnectionstatechange = null;
       this.pc.oniceconnectionstatechange = null;
+      this.pc.ondatachannel = null;
       this.pc.close();
     }
+    if (this.dataLink) {
+      this.dataLink.gone = true;
+      this.dataLink.channel.onmessage = null;
+      this.dataLink.channel.onopen = null;
+    }
+    this.dataLink = null;
     this.pc = null;
     this.session = null;
     this.queue = Promise.resolve();
@@ -623,7 +733,177 @@ export class PeerTreeViewer extends EventTarget {
     pc.onconnectionstatechange = () => {
       if (this.pc === pc) this.#fire('state', { state: pc.connectionState });
     };
+    pc.ondatachannel = (e) => {
+      if (this.pc === pc && e.channel.label === DATA_CHANNEL_LABEL) this.#dataChannel(e.channel, parent);
+    };
     return pc;
+  }
+
+  // ---- data ----
+
+  // The tree's key: a new one is a new source, which numbers from 1 again.
+  #setDataKey (key) {
+    if (!key || key === this.dataKey) return;
+    if (this.dataKey) {
+      this.dataLastSeq = 0;
+      this.dataKnowStart = false;
+      this.dataResumedOnce = false;
+      this.dataSeenTop = 0;
+      this.dataSeen.clear();
+    }
+    this.dataKey = key;
+    const subtle = globalThis.crypto?.subtle;
+    this.dataCryptoKey = subtle
+      ? subtle.importKey('raw', base64Bytes(key), { name: 'Ed25519' }, false, ['verify'])
+      : Promise.reject(new Error('no WebCrypto (crypto.subtle needs a secure context: https or localhost)'));
+    this.dataCryptoKey.catch((e) => {
+      if (this.dataKey !== key) return;
+      this.dataUnverifiable = true;
+      this.#fire('error', new Error(`the tree's data cannot be verified, none is delivered: ${e.message}`));
+    });
+  }
+
+  // The parent link's channel: RESUME once it opens, then its messages in order.
+  #dataChannel (channel, parent) {
+    channel.binaryType = 'arraybuffer';
+    const link = {
+      channel, parent, ordered: channel.ordered, resumed: false, reported: false, gone: false,
+      frags: Array.from({ length: FRAG_SLOTS }, () => ({ seq: 0n, count: 0, pieces: [] })),
+    };
+    if (this.dataLink) this.dataLink.gone = true;
+    this.dataLink = link;
+    channel.onopen = () => this.#sendResume(link);
+    channel.onmessage = (e) => {
+      if (link.gone || !(e.data instanceof ArrayBuffer)) return;
+      let f = new Uint8Array(e.data);
+      if (f.byteLength > 1 && f[1] === KIND_FRAGMENT) {
+        f = addFragment(link.frags, f);
+        if (!f) return;
+      }
+      // verification is asynchronous: one message at a time, in order
+      this.dataQueue = this.dataQueue.then(() => this.#onParentData(link, f))
+        .catch((err) => this.#fire('error', err));
+    };
+    if (channel.readyState === 'open') this.#sendResume(link);
+  }
+
+  #sendResume (link) {
+    if (link.resumed || link.gone || link.channel.readyState !== 'open') return;
+    const f = new Uint8Array(11);
+    f[0] = DATA_VERSION;
+    f[1] = KIND_RESUME;
+    new DataView(f.buffer).setBigUint64(2, BigInt(this.dataLastSeq));
+    f[10] = this.dataResumedOnce ? 0 : RESUME_NEW;
+    try {
+      link.channel.send(f);
+    } catch (e) {
+      this.#fire('error', e);
+      return;
+    }
+    link.resumed = true;
+    // a member that moved misses whatever its new parent does not resend
+    if (this.dataResumedOnce) this.dataKnowStart = true;
+    this.dataResumedOnce = true;
+  }
+
+  // unordered channels: true if @seq is new (and notes it); lost.n gets the
+  // numbers that left the window unseen
+  #seenNote (seq, lost) {
+    lost.n = 0;
+    if (this.dataSeenTop === 0) {
+      this.dataSeenTop = seq;
+      this.dataSeenFirst = seq;
+      this.dataSeen.add(seq);
+      return true;
+    }
+    if (seq > this.dataSeenTop) {
+      // the numbers that leave the window unseen are lost (from the first
+      // this member saw: not those before it came)
+      const top = this.dataSeenTop;
+      const from = Math.max(top - SEEN_WINDOW + 1, this.dataSeenFirst);
+      const to = seq - SEEN_WINDOW;
+      for (let n = from; n <= Math.min(to, top); n++) {
+        if (!this.dataSeen.delete(n)) lost.n++;
+      }
+      if (to > top) lost.n += to - top;
+      this.dataSeenTop = seq;
+      this.dataSeen.add(seq);
+      return true;
+    }
+    if (this.dataSeenTop - seq >= SEEN_WINDOW || this.dataSeen.has(seq)) return false;
+    this.dataSeen.add(seq);
+    return true;
+  }
+
+  async #onParentData (link, f) {
+    if (link.gone || link.reported || link !== this.dataLink) return;
+    const st = this.dataStats;
+    st.received++;
+    const m = parseData(f);
+    let reason = null;
+    let detail = null;
+    let lost = 0;
+    if (!m) {
+      st.malformed++;
+      st.forged++;
+      reason = 'forged';
+      detail = `a malformed message of ${f.byteLength} bytes`;
+    } else {
+      let ok = false;
+      try {
+        const key = await this.dataCryptoKey;
+        if (!key) throw new Error('no dataKey for the tree');
+        const tree = new TextEncoder().encode(this.treeId);
+        const signed = new Uint8Array(SIGN_CONTEXT.length + tree.length + 1 + f.byteLength - DATA_SIG);
+        signed.set(SIGN_CONTEXT, 0);
+        signed.set(tree, SIGN_CONTEXT.length);
+        signed.set(f.subarray(0, f.byteLength - DATA_SIG), SIGN_CONTEXT.length + tree.length + 1);
+        ok = await crypto.subtle.verify({ name: 'Ed25519' }, key, f.subarray(f.byteLength - DATA_SIG), signed);
+      } catch {
+        // cannot verify (no key, no Ed25519 here): fail closed, not the parent's fault
+        st.unverified++;
+        return;
+      }
+      if (link.gone || link.reported || link !== this.dataLink) return;
+      if (!ok) {
+        st.forged++;
+        reason = 'forged';
+        detail = `message ${m.seq} does not carry the source's signature`;
+      } else if (link.ordered) {
+        if (m.seq <= this.dataLastSeq) {
+          st.replayed++;
+          reason = 'replayed';
+          detail = `message ${m.seq} again (${this.dataLastSeq} delivered)`;
+        } else if (this.dataKnowStart && m.seq > this.dataLastSeq + 1) {
+          lost = m.seq - this.dataLastSeq - 1;
+        }
+      } else {
+        const l = { n: 0 };
+        if (!this.#seenNote(m.seq, l)) {
+          st.replayed++;
+          reason = 'replayed';
+          detail = `message ${m.seq} again, or older than the window`;
+        }
+        lost = l.n;
+      }
+    }
+    if (reason) {
+      // once per link: its messages are dropped from now on, and the server
+      // is told (it places us elsewhere)
+      link.reported = true;
+      this.#fire('data-rejected', { parent: link.parent, reason, detail });
+      this.client.request('report-relay', { treeId: this.treeId, relay: link.parent, reason })
+        .catch((e) => this.#fire('error', e));
+      return;
+    }
+    if (lost) {
+      st.lost += lost;
+      this.#fire('data-lost', { seq: m.seq, count: lost });
+    }
+    if (m.seq > this.dataLastSeq) this.dataLastSeq = m.seq;
+    this.dataKnowStart = true;
+    st.delivered++;
+    this.#fire('data', m);
   }
 
   #parentLost (reason) {
@@ -638,6 +918,7 @@ export class PeerTreeViewer extends EventTarget {
     this.reconnecting = true;
     // the upstream event, or this reply, gives the new parent
     this.client.reconnectUpstream(this.treeId).then((r) => {
+      if (r.dataKey) this.#setDataKey(r.dataKey);
       this.depth = r.depth;
       this.#setParent(r.parent, true);
     }, (e) => this.#fire('error', e)).finally(() => { this.reconnecting = false; });

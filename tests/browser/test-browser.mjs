@@ -4,7 +4,8 @@
 // when it cannot run (no chromium, no playwright-core).
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-//   node test-browser.mjs CASE     CASE: play | play-h264 | relay-killed | repair | messages
+//   node test-browser.mjs CASE     CASE: play | play-h264 | relay-killed | repair | messages |
+//                                  data | data-forged | data-resume
 //
 // Environment: PEERTREE_SERVER (the binary), PT_GST_PEER (tests/gst's peer
 // program), GST_PLUGIN_PATH (our plugin), CHROMIUM (default /usr/bin/chromium),
@@ -43,8 +44,10 @@ if (!server || !gstPeer) {
 // ---- processes ----
 const procs = [];
 
-function start (name, cmd, args) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function start (name, cmd, args, { stdin = false, env = {} } = {}) {
+  const p = spawn(cmd, args, {
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  });
   const node = { name, p, out: '', exited: null };
   p.stdout.on('data', (d) => { node.out += d; });
   p.stderr.on('data', (d) => { node.out += d; });
@@ -96,10 +99,10 @@ function gstSource (url, tree, k1, k, codec) {
 // reports can show loss that is theirs, not the relay's uplink, and a shed
 // would move a page these cases expect under its relay (shedding has its own
 // lab test, netlab-shed)
-function gstRelay (url, tree, name) {
+function gstRelay (url, tree, name, env = {}) {
   return start(name, gstPeer, [
     `peertreesrc server=${url} tree-id=${tree} client-id=${name} ` +
-    'local-addresses=127.0.0.1 shed-overload=false ! fakesink']);
+    'local-addresses=127.0.0.1 shed-overload=false ! fakesink'], { env });
 }
 
 // ---- the browser ----
@@ -208,6 +211,14 @@ async function main () {
     const context = await browser.newContext();
     if (testCase === 'messages') {
       await messagesCase(context);
+      return;
+    }
+    if (testCase === 'data-resume') {
+      await dataResumeCase(context, url, tree);
+      return;
+    }
+    if (testCase === 'data' || testCase === 'data-forged') {
+      await dataCase(context, url, tree, testCase === 'data-forged');
       return;
     }
     const codec = testCase === 'play-h264' ? 'h264' : 'vp8';
@@ -392,6 +403,171 @@ async function messagesCase (context) {
   const trees = await a.evaluate(() => window.c.call('peertree', 'list-trees'));
   assert(Array.isArray(trees), 'the service peertree answers');
   console.log('messages: emit with ack, rooms, services and topics work');
+}
+
+// Signed data down the tree to a page: a source with data=true (pt-gst-peer
+// sends on "send N" from its stdin), one GStreamer relay, a page under it.
+// data: every message arrives, in order, byte-identical (a SHA-256 of the
+// payloads on both sides), none rejected. data-forged: the relay flips a bit
+// of what it forwards; the page delivers nothing, counts the forgery and
+// reports its parent.
+async function dataCase (context, url, tree, forged) {
+  const N = forged ? 20 : 200;
+  const src = start('source', gstPeer, [
+    `peertreesink name=s server=${url} tree-id=${tree} client-id=source k1=1 k=2 data=true ` +
+    `video-codec=vp8 local-addresses=127.0.0.1 ${VIDEO} ! s.video_0`], { stdin: true });
+  await waitFor('the tree', async () => (await members(tree)).length === 1);
+  gstRelay(url, tree, 'relay-1', forged ? { PT_GST_PEER_TAMPER: 'flip' } : {});
+  await waitFor('relay-1 to join', async () => (await parentOf(tree, 'relay-1')) === 'source');
+  const v = await openViewer(context, tree, 'browser-1');
+  await v.page.evaluate(() => {
+    const viewer = window.peertreeViewer;
+    window.dataGot = { seqs: [], chunks: [], lost: [], rejected: [], errors: [] };
+    viewer.addEventListener('data', (e) => {
+      window.dataGot.seqs.push(e.detail.seq);
+      window.dataGot.chunks.push(e.detail.bytes.slice());
+      window.dataGot.caps = e.detail.caps;
+      window.dataGot.channel = e.detail.channel;
+    });
+    viewer.addEventListener('data-lost', (e) => window.dataGot.lost.push(e.detail));
+    viewer.addEventListener('data-rejected', (e) => window.dataGot.rejected.push(e.detail));
+    viewer.addEventListener('error', (e) => window.dataGot.errors.push(String(e.detail?.message ?? e.detail)));
+  });
+  v.parent = await waitFor(`${v.name}'s place`, () => parentOf(tree, v.id));
+  assert(v.parent === 'relay-1', `${v.name} is under relay-1 (${v.parent})`);
+  await playing(v);
+  const key = await v.page.evaluate(() => window.peertreeViewer.dataKey);
+  assert(key, `${v.name} has the tree's dataKey`);
+  await waitFor(`${v.name}'s data channel to open (RESUME sent)`, () => v.page.evaluate(
+    () => window.peertreeViewer.dataLink?.resumed === true));
+  // the relay's own channel opened before the page's (it joined first)
+  await sleep(1000);
+  src.p.stdin.write(`send ${N}\n`);
+  const sent = await waitFor('the source to send', () => /sent (\d+) sha256=([0-9a-f]+)/.exec(src.out));
+  assert(Number(sent[1]) === N, `the source sent ${N} messages (${sent[1]})`);
+  if (forged) {
+    const got = await waitFor(`${v.name} to reject relay-1`, () => v.page.evaluate(
+      () => (window.dataGot.rejected.length ? window.dataGot.rejected[0] : null)));
+    await sleep(1000);
+    const st = await v.page.evaluate(() => ({ ...window.peertreeViewer.dataStats,
+      delivered: window.dataGot.seqs.length }));
+    console.log(`${v.name}: rejected ${got.parent} (${got.reason}: ${got.detail}); ` +
+      JSON.stringify(st));
+    assert(got.parent === 'relay-1' && got.reason === 'forged', 'relay-1 reported as forged');
+    assert(st.forged >= 1, 'the forgery is counted');
+    assert(st.delivered === 0, 'nothing forged was delivered');
+    return;
+  }
+  await waitFor(`${v.name} to get ${N} messages`, () => v.page.evaluate(
+    (n) => window.dataGot.seqs.length >= n, N));
+  await sleep(500);
+  const r = await v.page.evaluate(async () => {
+    const g = window.dataGot;
+    const total = g.chunks.reduce((a, c) => a + c.byteLength, 0);
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const c of g.chunks) { all.set(c, at); at += c.byteLength; }
+    const h = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+    return {
+      seqs: g.seqs, total, caps: g.caps, channel: g.channel, lost: g.lost, rejected: g.rejected,
+      errors: g.errors, big: g.chunks.filter((c) => c.byteLength === 65536).length,
+      sha256: Array.from(h, (b) => b.toString(16).padStart(2, '0')).join(''),
+      stats: window.peertreeViewer.dataStats,
+    };
+  });
+  console.log(`${v.name}: ${r.seqs.length} messages (${r.total} bytes, ${r.big} of 64 KiB in ` +
+    `fragments), seq ${r.seqs[0]}..${r.seqs[r.seqs.length - 1]}, caps ${r.caps}, ` +
+    `channel ${r.channel}; ${JSON.stringify(r.stats)}`);
+  assert(r.seqs.length === N, `${N} messages delivered (${r.seqs.length})`);
+  assert(r.seqs.every((s, i) => s === r.seqs[0] + i), 'in order, none missing');
+  assert(r.sha256 === sent[2], `byte-identical (page ${r.sha256}, source ${sent[2]})`);
+  assert(r.big > 0, 'messages in fragments were joined');
+  assert(r.stats.forged === 0 && r.stats.replayed === 0 && r.stats.unverified === 0 &&
+    r.lost.length === 0 && r.rejected.length === 0, 'nothing rejected, lost or unverified');
+  assert(r.errors.length === 0, `no error (${r.errors.join('; ')})`);
+  assert(src.exited === null, 'the source still runs');
+}
+
+// The page's data while it moves: two relays under the source, the page's
+// parent SIGSTOPped after 100 messages, 100 more sent, then the parent
+// SIGKILLed: the page's RESUME to its new parent gets the 100 it missed from
+// that parent's window, so it delivers 1..200 in order, byte-identical, none
+// lost.
+async function dataResumeCase (context, url, tree) {
+  const src = start('source', gstPeer, [
+    `peertreesink name=s server=${url} tree-id=${tree} client-id=source k1=2 k=2 data=true ` +
+    `video-codec=vp8 local-addresses=127.0.0.1 ${VIDEO} ! s.video_0`], { stdin: true });
+  await waitFor('the tree', async () => (await members(tree)).length === 1);
+  const relays = [];
+  for (const name of ['relay-1', 'relay-2']) {
+    relays.push(gstRelay(url, tree, name));
+    await waitFor(`${name} to join`, async () => (await parentOf(tree, name)) === 'source');
+  }
+  const v = await openViewer(context, tree, 'browser-1');
+  await v.page.evaluate(() => {
+    window.dataGot = { seqs: [], chunks: [], lost: [], rejected: [] };
+    const viewer = window.peertreeViewer;
+    viewer.addEventListener('data', (e) => {
+      window.dataGot.seqs.push(e.detail.seq);
+      window.dataGot.chunks.push(e.detail.bytes.slice());
+    });
+    viewer.addEventListener('data-lost', (e) => window.dataGot.lost.push(e.detail));
+    viewer.addEventListener('data-rejected', (e) => window.dataGot.rejected.push(e.detail));
+  });
+  const parent = await waitFor(`${v.name}'s place`, () => parentOf(tree, v.id));
+  assert(parent.startsWith('relay-'), `${v.name} is under a relay (${parent})`);
+  await playing(v);
+  await waitFor(`${v.name}'s data channel`, () => v.page.evaluate(
+    () => window.peertreeViewer.dataLink?.resumed === true));
+  await sleep(1000);
+  const batch = async (n, k) => {
+    const before = src.out.length;
+    src.p.stdin.write(`send ${n}\n`);
+    const m = await waitFor(`batch ${k} to be sent`,
+      () => /sent (\d+) sha256=([0-9a-f]+)/.exec(src.out.slice(before)));
+    assert(Number(m[1]) === n, `the source sent ${n} (${m[1]})`);
+    return m[2];
+  };
+  const h1 = await batch(100, 1);
+  await waitFor(`${v.name}'s first 100`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 100));
+  const links = await v.page.evaluate(() => window.peertreeViewer.links);
+  // the relay stops (SIGSTOP: it forwards nothing more), the next 100 go out,
+  // then it dies: the page gets all of them from its new parent's window
+  const victim = relays.find((r) => r.name === parent);
+  victim.p.kill('SIGSTOP');
+  const h2 = await batch(100, 2);
+  const mid = await v.page.evaluate(() => window.dataGot.seqs.length);
+  assert(mid === 100, `nothing more came through the stopped ${parent} (${mid})`);
+  victim.p.kill('SIGKILL');
+  console.log(`stopped ${parent}, sent 100 more, killed it`);
+  const now = await waitFor(`${v.name}'s new parent`, async () => {
+    const p = await parentOf(tree, v.id);
+    return p && p !== parent ? p : null;
+  });
+  await waitFor(`${v.name}'s new link`, () => v.page.evaluate(
+    (n) => window.peertreeViewer.links > n && window.peertreeViewer.dataLink?.resumed, links));
+  await waitFor(`${v.name}'s 200`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 200));
+  await sleep(500);
+  const r = await v.page.evaluate(async () => {
+    const g = window.dataGot;
+    const hash = async (chunks) => {
+      const all = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
+      let at = 0;
+      for (const c of chunks) { all.set(c, at); at += c.byteLength; }
+      const h = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
+      return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
+    };
+    return {
+      seqs: g.seqs, lost: g.lost, rejected: g.rejected, stats: window.peertreeViewer.dataStats,
+      h1: await hash(g.chunks.slice(0, 100)), h2: await hash(g.chunks.slice(100)),
+    };
+  });
+  console.log(`${v.name}: under ${now} after ${parent}'s kill: ${r.seqs.length} messages, ` +
+    `seq ${r.seqs[0]}..${r.seqs[r.seqs.length - 1]}; ${JSON.stringify(r.stats)}`);
+  assert(r.seqs.length === 200 && r.seqs.every((s, i) => s === i + 1), '1..200 in order');
+  assert(r.h1 === h1 && r.h2 === h2, 'byte-identical on both parents');
+  assert(r.lost.length === 0 && r.rejected.length === 0 && r.stats.replayed === 0 &&
+    r.stats.forged === 0, 'nothing lost, replayed or forged');
 }
 
 let failed = false;
