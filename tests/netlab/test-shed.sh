@@ -8,12 +8,12 @@
 # another viewer; then, over SECONDS, every viewer must decode >= MIN_PCT % of
 # the frames the source sent:
 #   test-shed.sh [shed|noshed [RATE [MIN_PCT [SECONDS]]]]
-# (defaults shed 2500kbit 95 10). "noshed" sets shed-overload=false on every
+# (defaults shed 3000kbit 95 10). "noshed" sets shed-overload=false on every
 # viewer and only prints the figure (waiting as long as shed would have);
 # docs/benchmarks.md has both. Exit 77 (skip) without root or namespaces.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mode=${1:-shed} rate=${2:-2500kbit} min=${3:-95} secs=${4:-10}
+mode=${1:-shed} rate=${2:-3000kbit} min=${3:-95} secs=${4:-10}
 # shellcheck source=tests/netlab/netlab.sh
 . "$here/netlab.sh"
 # shellcheck source=tests/netlab/peertree-chain.sh
