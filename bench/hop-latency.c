@@ -131,8 +131,8 @@ main (int argc, char **argv)
 
   desc = g_strdup_printf ("videotestsrc is-live=true pattern=ball ! "
       "video/x-raw,width=640,height=360,framerate=30/1 ! peertreesink server=%s "
-      "tree-id=bench-chain k1=1 k=1 repair=%s local-addresses=" BENCH_LOCAL, url,
-      repair ? "true" : "false");
+      "tree-id=bench-chain-%s k1=1 k=1 repair=%s local-addresses=" BENCH_LOCAL, url,
+      repair ? "on" : "off", repair ? "true" : "false");
   nodes[0].pipeline = gst_parse_launch (desc, &error);
   if (nodes[0].pipeline == NULL)
     bench_die ("source: %s", error->message);
@@ -145,13 +145,16 @@ main (int argc, char **argv)
   /* breadth-first placement with k1 = k = 1 makes a chain in join order */
   for (guint d = 1; d <= depth; d++) {
     GstElement *src = gst_element_factory_make ("peertreesrc", NULL);
-    g_autofree gchar *name = g_strdup_printf ("viewer-%u", d);
+    /* names of their own per mode: bench/run runs both against one server,
+     * which keeps a departed client's id (and tree id) for a while */
+    g_autofree gchar *name = g_strdup_printf ("viewer-%u-%s", d, repair ? "on" : "off");
+    g_autofree gchar *tree = g_strdup_printf ("bench-chain-%s", repair ? "on" : "off");
     gint64 deadline;
 
     nodes[d].depth = d;
     nodes[d].pipeline = gst_pipeline_new (name);
     use_system_clock (nodes[d].pipeline);
-    g_object_set (src, "server", url, "tree-id", "bench-chain", "client-id", name,
+    g_object_set (src, "server", url, "tree-id", tree, "client-id", name,
         "local-addresses", BENCH_LOCAL, "repair", repair, NULL);
     gst_bin_add (GST_BIN (nodes[d].pipeline), src);
     g_signal_connect (src, "pad-added", G_CALLBACK (on_pad_added), &nodes[d]);
