@@ -62,20 +62,6 @@ pt_link_config_clear (PtLinkConfig * config)
   g_clear_pointer (&config->turn_server, g_free);
 }
 
-void
-pt_link_config_copy (PtLinkConfig * dest, const PtLinkConfig * src)
-{
-  dest->latency_ms = src->latency_ms;
-  dest->adaptive_latency = src->adaptive_latency;
-  dest->repair = src->repair;
-  dest->data = src->data;
-  dest->data_ordered = src->data_ordered;
-  dest->data_max_retransmits = src->data_max_retransmits;
-  dest->local_addresses = g_strdupv (src->local_addresses);
-  dest->stun_server = g_strdup (src->stun_server);
-  dest->turn_server = g_strdup (src->turn_server);
-}
-
 gchar **
 pt_webrtc_parse_address_list (const gchar * list)
 {

@@ -56,7 +56,6 @@ typedef struct {
 
 void pt_link_config_init (PtLinkConfig *config);
 void pt_link_config_clear (PtLinkConfig *config);
-void pt_link_config_copy (PtLinkConfig *dest, const PtLinkConfig *src);
 /* Parses a comma-separated list ("127.0.0.1, 10.0.0.2"); empty → NULL. */
 gchar **pt_webrtc_parse_address_list (const gchar *list);
 
