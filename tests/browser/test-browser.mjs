@@ -105,10 +105,40 @@ function gstRelay (url, tree, name, env = {}) {
     'local-addresses=127.0.0.1 shed-overload=false ! fakesink'], { env });
 }
 
+// The data cases: peers log their data hub (its RESUMEs); a relay is a live
+// member once its RESUME to its parent went out. A member that is not yet
+// live when the source sends starts after what was sent (RESUME_NEW), so the
+// cases wait for that before they send.
+const DATA_DEBUG = { GST_DEBUG: 'peertreedata:4' };
+function dataLive (node, parent) {
+  return waitFor(`${node.name}'s RESUME to ${parent}`,
+    () => new RegExp(`parent ${parent}: resume after`).test(node.out));
+}
+
+// What a page's data link looks like, for a failure's message.
+function pageData (v) {
+  return v.page.evaluate(() => {
+    const w = window.peertreeViewer;
+    const l = w.dataLink;
+    return JSON.stringify({
+      parent: w.parent, links: w.links, stats: w.dataStats, got: window.dataGot?.seqs.length,
+      link: l && { parent: l.parent, state: l.channel.readyState, resumed: l.resumed, gone: l.gone,
+        reported: l.reported },
+    });
+  }).catch((e) => `(page: ${e.message})`);
+}
+
 // ---- the browser ----
+const pageLogs = [];
 async function openViewer (context, tree, name) {
   const page = await context.newPage();
-  page.on('console', (m) => { if (keepLogs) console.log(`[${name}] ${m.text()}`); });
+  // a page's console goes out at once with PT_BROWSER_KEEP_LOGS=1, else
+  // it is kept (its last lines) and printed when the case fails
+  page.on('console', (m) => {
+    const line = `[${name}] ${m.text()}`;
+    if (keepLogs) console.log(line);
+    else pageLogs.push(line), pageLogs.length > 400 && pageLogs.shift();
+  });
   page.on('pageerror', (e) => console.log(`[${name}] page error: ${e.message}`));
   await page.goto(`${httpBase}/watch/${tree}?debug=1`);
   await page.waitForFunction(() => window.peertreeViewer?.client?.clientId, null,
@@ -417,8 +447,10 @@ async function dataCase (context, url, tree, forged) {
     `peertreesink name=s server=${url} tree-id=${tree} client-id=source k1=1 k=2 data=true ` +
     `video-codec=vp8 local-addresses=127.0.0.1 ${VIDEO} ! s.video_0`], { stdin: true });
   await waitFor('the tree', async () => (await members(tree)).length === 1);
-  gstRelay(url, tree, 'relay-1', forged ? { PT_GST_PEER_TAMPER: 'flip' } : {});
+  const relay = gstRelay(url, tree, 'relay-1',
+    forged ? { PT_GST_PEER_TAMPER: 'flip', ...DATA_DEBUG } : DATA_DEBUG);
   await waitFor('relay-1 to join', async () => (await parentOf(tree, 'relay-1')) === 'source');
+  await dataLive(relay, 'source');
   const v = await openViewer(context, tree, 'browser-1');
   await v.page.evaluate(() => {
     const viewer = window.peertreeViewer;
@@ -459,7 +491,9 @@ async function dataCase (context, url, tree, forged) {
     return;
   }
   await waitFor(`${v.name} to get ${N} messages`, () => v.page.evaluate(
-    (n) => window.dataGot.seqs.length >= n, N));
+    (n) => window.dataGot.seqs.length >= n, N)).catch(async (e) => {
+    throw new Error(`${e.message}: ${await pageData(v)}`);
+  });
   await sleep(500);
   const r = await v.page.evaluate(async () => {
     const g = window.dataGot;
@@ -500,8 +534,9 @@ async function dataResumeCase (context, url, tree) {
   await waitFor('the tree', async () => (await members(tree)).length === 1);
   const relays = [];
   for (const name of ['relay-1', 'relay-2']) {
-    relays.push(gstRelay(url, tree, name));
+    relays.push(gstRelay(url, tree, name, DATA_DEBUG));
     await waitFor(`${name} to join`, async () => (await parentOf(tree, name)) === 'source');
+    await dataLive(relays[relays.length - 1], 'source');
   }
   const v = await openViewer(context, tree, 'browser-1');
   await v.page.evaluate(() => {
@@ -529,7 +564,8 @@ async function dataResumeCase (context, url, tree) {
     return m[2];
   };
   const h1 = await batch(100, 1);
-  await waitFor(`${v.name}'s first 100`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 100));
+  await waitFor(`${v.name}'s first 100`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 100))
+    .catch(async (e) => { throw new Error(`${e.message}: ${await pageData(v)}`); });
   const links = await v.page.evaluate(() => window.peertreeViewer.links);
   // the relay stops (SIGSTOP: it forwards nothing more), the next 100 go out,
   // then it dies: the page gets all of them from its new parent's window
@@ -546,7 +582,8 @@ async function dataResumeCase (context, url, tree) {
   });
   await waitFor(`${v.name}'s new link`, () => v.page.evaluate(
     (n) => window.peertreeViewer.links > n && window.peertreeViewer.dataLink?.resumed, links));
-  await waitFor(`${v.name}'s 200`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 200));
+  await waitFor(`${v.name}'s 200`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 200))
+    .catch(async (e) => { throw new Error(`${e.message}: ${await pageData(v)}`); });
   await sleep(500);
   const r = await v.page.evaluate(async () => {
     const g = window.dataGot;
@@ -585,6 +622,7 @@ try {
     .catch(() => n.p.kill('SIGKILL'))));
   if (failed || keepLogs) {
     for (const n of procs) console.log(`---- ${n.name} (exit ${n.exited}) ----\n${n.out.slice(-6000)}`);
+    if (pageLogs.length) console.log(`---- pages (last ${pageLogs.length} lines) ----\n${pageLogs.join('\n')}`);
   }
 }
 process.exit(failed ? 1 : 0);
