@@ -12,7 +12,9 @@
  * element messages) and each viewer's decoded video frame and audio buffer
  * counts (pad probes on its sinks). Stops on Ctrl-C, or by itself after
  * PEERTREE_DEMO_SECONDS (default: 20 when stdin is not a terminal, else
- * never). Exits 1 if a viewer decoded no frame.
+ * never). Exits 1 if a viewer decoded no frame. PEERTREE_DEMO_VIDEOSINK names
+ * the windowed viewer's sink (default autovideosink; scripts/check-elements
+ * uses ximagesink on Xvfb, see there).
  *
  * Needs the peertree plugin on GST_PLUGIN_PATH (scripts/demo sets it).
  */
@@ -133,7 +135,7 @@ on_bus (GstBus *bus, GstMessage *msg, gpointer data)
       gst_message_parse_error (msg, &err, &dbg);
       g_printerr ("%s: ERROR: %s\n", n->name, err->message);
       if (GST_IS_ELEMENT (GST_MESSAGE_SRC (msg)) &&
-          g_str_has_prefix (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "autovideosink"))
+          g_str_has_prefix (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), "videosink"))
         g_printerr ("%s: no video sink works on this display: install the Debian package "
             "%s (scripts/deps installs it), or run headless (unset DISPLAY)\n", n->name,
             pt_element_package ("ximagesink"));
@@ -231,6 +233,7 @@ on_pad_added (GstElement *src, GstPad *pad, gpointer data)
   Node *n = data;
   gboolean video = g_str_has_prefix (GST_PAD_NAME (pad), "video_");
   const gchar *desc;
+  g_autofree gchar *windowed_desc = NULL;
   g_autofree gchar *message = NULL;
   GstElement *branch;
   g_autoptr (GstPad) sinkpad = NULL;
@@ -238,8 +241,10 @@ on_pad_added (GstElement *src, GstPad *pad, gpointer data)
 
   (void) src;
   if (video && n->windowed)
-    desc = "queue max-size-buffers=3 leaky=downstream ! videoconvert ! "
-        "identity name=count ! autovideosink sync=false";
+    desc = windowed_desc = g_strdup_printf ("queue max-size-buffers=3 leaky=downstream ! "
+        "videoconvert ! identity name=count ! %s name=videosink sync=false",
+        g_getenv ("PEERTREE_DEMO_VIDEOSINK") && *g_getenv ("PEERTREE_DEMO_VIDEOSINK") ?
+        g_getenv ("PEERTREE_DEMO_VIDEOSINK") : "autovideosink");
   else if (video)
     desc = "capsfilter caps=video/x-raw ! identity name=count ! fakesink sync=false";
   else
