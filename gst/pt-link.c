@@ -1247,7 +1247,7 @@ on_new_jitterbuffer (GstElement * rtpbin, GstElement * jitterbuffer, guint sessi
    * deadline of an unknown stream start) before the src pad appears */
   if (g_object_class_find_property (G_OBJECT_GET_CLASS (jitterbuffer),
           "faststart-min-packets"))
-    g_object_set (jitterbuffer, "faststart-min-packets", 2u, NULL);
+    g_object_set (jitterbuffer, "faststart-min-packets", 1u, NULL);
 
   tap = g_new0 (PtTap, 1);
   tap->jitterbuffer = gst_object_ref (jitterbuffer);
