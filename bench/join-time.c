@@ -117,8 +117,11 @@ main (int argc, char **argv)
       fprintf (stderr, "join %2u: first frame after %6.1f ms (joined after %5.1f ms)\n", i, t,
           j);
     }
-    /* let the source drop the child before the next one comes */
-    bench_run_for (300);
+    /* let the source drop the child before the next one comes; then a
+     * random part of a frame period (33 ms at 30 fps), so that the joins
+     * do not all meet the source's frames at the same phase (the first
+     * keyframe is the source's next frame after the request: 0-33 ms) */
+    bench_run_for (300 + (guint) g_random_int_range (0, 34));
     bench_check_bus (source, "source");
   }
   gst_element_set_state (source, GST_STATE_NULL);
@@ -128,7 +131,9 @@ main (int argc, char **argv)
   printf ("A viewer (peertreesrc, decoding, in the same process as the source) is set to "
       "PLAYING while a live 640x360@30 VP8 source has been running for 2 s with no periodic "
       "keyframes; timed until its first decoded frame, then stopped; %u joins in a row "
-      "at depth 1.\n\n", samples);
+      "at depth 1, 300-333 ms apart (a random part of a frame period, so that the joins "
+      "meet the source's frame clock at every phase: the first keyframe is the source's "
+      "next frame after the request).\n\n", samples);
   printf ("| phase | samples | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n");
   printf ("|---|---:|---:|---:|---:|---:|\n");
 #define ROW(name, a) printf ("| %s | %u | %.1f | %.1f | %.1f | %.1f |\n", name, (a)->len, \

@@ -316,9 +316,15 @@ pt_relay_branch_free (PtRelayBranch * br, GstBin * bin)
 
 /* The GstForceKeyUnit a child's PLI would produce, for the stream of @pad. */
 static GstEvent *
-keyframe_request_for (GstPad * pad)
+keyframe_request_for (GstPad * pad, GstElement * tee)
 {
   g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
+  g_autoptr (GstPad) tee_sink = NULL;
+
+  /* a branch whose webrtcbin has not linked its input yet has seen no
+   * caps: the tee's are the same stream's */
+  if (caps == NULL && tee && (tee_sink = gst_element_get_static_pad (tee, "sink")))
+    caps = gst_pad_get_current_caps (tee_sink);
   const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
   guint ssrc = 0;
   gint pt = 0;
@@ -337,7 +343,7 @@ keyframe_request_for (GstPad * pad)
 static GstPadProbeReturn
 ask_keyframe_on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
-  GstEvent *event = keyframe_request_for (pad);
+  GstEvent *event = keyframe_request_for (pad, NULL);
 
   (void) info;
   (void) user_data;
@@ -387,12 +393,12 @@ pt_relay_request_keyframe_on_connect (GstElement * tee, GstPad * qsink)
 {
   GstEvent *event = NULL;
 
-  /* at the source, at once; unless the branch has no caps yet (its
-   * webrtcbin linked the input stream after DTLS): then with its first
-   * buffer, as at a relay (without it the child waited for its own
-   * decoder's request, ~35 ms more in bench/join-time) */
+  /* at the source, at once (the branch has often seen no caps yet: its
+   * webrtcbin links its input only once DTLS is done; then the tee's say
+   * which stream); else with the next buffer, as at a relay (waiting for
+   * that buffer, a whole frame, was 35 ms of a join in bench/join-time) */
   if (!fanout_fed_by_webrtcbin (tee))
-    event = keyframe_request_for (qsink);
+    event = keyframe_request_for (qsink, tee);
   if (event)
     gst_pad_push_event (qsink, event);
   else
