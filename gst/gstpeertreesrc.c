@@ -100,7 +100,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
 /* the bound of the adaptive latency: a repair over a ~80 ms round trip */
-#define DEFAULT_LATENCY 200
+#define DEFAULT_LATENCY 600
 #define DEFAULT_LATENCY_MODE GST_PEER_TREE_LATENCY_ADAPTIVE
 #define DEFAULT_REPAIR TRUE
 #define DEFAULT_MAX_CHILDREN -1
@@ -1917,12 +1917,14 @@ gst_peer_tree_src_class_init (GstPeerTreeSrcClass * klass)
       g_param_spec_uint ("latency", "Latency",
           "Milliseconds the jitterbuffers (local output only: relaying never waits) "
           "wait for a lost or late packet before giving up on it: with latency-mode "
-          "adaptive the upper bound, with fixed the value", 0, 10000, DEFAULT_LATENCY, rw));
+          "adaptive the upper bound (a deep viewer on a long, lossy chain may need it), "
+          "with fixed the value", 0, 10000, DEFAULT_LATENCY, rw));
   g_object_class_install_property (gobject_class, PROP_LATENCY_MODE,
       g_param_spec_enum ("latency-mode", "Latency mode",
           "adaptive: once a repair has measured the parent link's round trip (rtx-rtt, "
           "checked every second), the latency is clamp (2 x RTT + 150 ms, 150 ms, latency), "
-          "changed only when it moves by more than 20 %; until then, latency. "
+          "changed only when it moves by more than 20 %; until then, the smaller of 200 ms "
+          "and latency. "
           "fixed: always latency", GST_TYPE_PEER_TREE_LATENCY_MODE, DEFAULT_LATENCY_MODE, rw));
   g_object_class_install_property (gobject_class, PROP_REPAIR,
       g_param_spec_boolean ("repair", "Repair",

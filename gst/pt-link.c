@@ -77,7 +77,7 @@ struct _PtLink {
   gboolean remote_fec;          /* receiver: the parent's offer has RED + ULPFEC */
   gboolean remote_data;         /* receiver: the parent's offer has a data channel */
   guint latency_ms;             /* receiver: webrtcbin's latency now */
-  GSource *latency_timer;       /* receiver with adaptive latency */
+  GSource *latency_timer;       /* receiver with adaptive latency or repair */
 
   PtIceGate *ice_gate;          /* with a TURN server: the peer's candidates pass it */
 
@@ -1656,17 +1656,52 @@ jitterbuffer_stats (PtLink * link)
       "rtx-success-count", G_TYPE_UINT64, rtx_ok, "rtx-rtt", G_TYPE_UINT64, rtt, NULL);
 }
 
-/* clamp (2 × RTT + margin, min, bound); the bound before any repair
- * measured the round trip (a receiver has no RTCP RTT in 1.22: no XR) */
+/* clamp (2 × RTT + margin, min, bound); MIN (start, bound) before any
+ * repair measured the round trip (a receiver has no RTCP RTT in 1.22: no
+ * XR) */
 static guint
 adaptive_latency_for (guint64 rtt_ns, gboolean measured, guint bound_ms)
 {
   guint64 ms;
 
   if (!measured)
-    return bound_ms;
+    return MIN (bound_ms, PT_LINK_ADAPTIVE_LATENCY_START_MS);
   ms = 2 * (rtt_ns / GST_MSECOND) + PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS;
   return (guint) CLAMP (ms, MIN (PT_LINK_ADAPTIVE_LATENCY_MIN_MS, bound_ms), bound_ms);
+}
+
+/* The wait before a NACK is sent again: the round trip a repair took
+ * (rtx-rtt) and PT_LINK_RTX_RETRY_MARGIN_MS, per jitterbuffer, once one of
+ * its repairs succeeded. rtpjitterbuffer's own choice (1.22) is about twice
+ * that, which left two tries within the latency at 40 ms RTT: in the lab
+ * chain at 5 % loss per hop depth 4 decoded 74-85 % of the frames, 98-100 %
+ * with this. Each change of more than 5 ms is applied. */
+static void
+tune_rtx_retry (PtLink * link)
+{
+  g_autoptr (GPtrArray) jbs = g_ptr_array_new_with_free_func (gst_object_unref);
+
+  g_mutex_lock (&link->lock);
+  for (guint i = 0; link->taps && i < link->taps->len; i++)
+    g_ptr_array_add (jbs, gst_object_ref (((PtTap *) g_ptr_array_index (link->taps,
+                    i))->jitterbuffer));
+  g_mutex_unlock (&link->lock);
+  for (guint i = 0; i < jbs->len; i++) {
+    GObject *jb = g_ptr_array_index (jbs, i);
+    g_autoptr (GstStructure) s = NULL;
+    gint cur = -1, want;
+
+    g_object_get (jb, "stats", &s, "rtx-retry-timeout", &cur, NULL);
+    if (stats_uint64 (s, "rtx-success-count") == 0)
+      continue;
+    want = (gint) CLAMP (stats_uint64 (s, "rtx-rtt") / GST_MSECOND +
+        PT_LINK_RTX_RETRY_MARGIN_MS, PT_LINK_RTX_RETRY_MIN_MS, PT_LINK_RTX_RETRY_MAX_MS);
+    if (cur < 0 || ABS (want - cur) > 5) {
+      GST_DEBUG ("link %s: NACK retry after %d ms (rtx-rtt %" G_GUINT64_FORMAT " us)",
+          link->peer_id, want, stats_uint64 (s, "rtx-rtt") / 1000);
+      g_object_set (jb, "rtx-retry-timeout", want, NULL);
+    }
+  }
 }
 
 static gboolean
@@ -1678,6 +1713,10 @@ on_latency_timer (gpointer data)
 
   if (pt_link_is_closed (link))
     return G_SOURCE_REMOVE;
+  if (link->repair)
+    tune_rtx_retry (link);
+  if (!link->adaptive_latency)
+    return G_SOURCE_CONTINUE;
   s = jitterbuffer_stats (link);
   want = adaptive_latency_for (stats_uint64 (s, "rtx-rtt"),
       stats_uint64 (s, "rtx-success-count") > 0, link->max_latency_ms);
@@ -1843,7 +1882,7 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   link->fec_percentage = config->fec_percentage;
   link->adaptive_latency = config->adaptive_latency;
   link->max_latency_ms = config->latency_ms;
-  link->latency_ms = config->latency_ms;
+  link->latency_ms = pt_link_config_start_latency (config);
   if (config->turn_server && *config->turn_server)
     link->ice_gate = pt_ice_gate_new (link->context, add_remote_candidate, link);
 
@@ -1877,7 +1916,7 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
           G_CALLBACK (on_new_jitterbuffer), link);
     else
       GST_WARNING ("link %s: webrtcbin has no rtpbin: nothing will be relayed", peer_id);
-    if (link->adaptive_latency) {
+    if (link->adaptive_latency || link->repair) {
       link->latency_timer = g_timeout_source_new (1000);
       g_source_set_callback (link->latency_timer, on_latency_timer, pt_link_ref (link),
           (GDestroyNotify) pt_link_unref);

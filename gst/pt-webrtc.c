@@ -250,6 +250,13 @@ configure_ice (GstElement * webrtcbin, const PtLinkConfig * config, GError ** er
   return TRUE;
 }
 
+guint
+pt_link_config_start_latency (const PtLinkConfig * config)
+{
+  return config->adaptive_latency ? MIN (config->latency_ms,
+      PT_LINK_ADAPTIVE_LATENCY_START_MS) : config->latency_ms;
+}
+
 GstElement *
 pt_webrtc_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GError ** error)
 {
@@ -270,7 +277,7 @@ pt_webrtc_make_webrtcbin (const gchar * name, const PtLinkConfig * config, GErro
       G_CALLBACK (on_deep_element_added), GINT_TO_POINTER (config->repair));
   g_object_set (webrtcbin,
       "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE,
-      "latency", config->latency_ms, NULL);
+      "latency", pt_link_config_start_latency (config), NULL);
   if (config->stun_server && *config->stun_server)
     g_object_set (webrtcbin, "stun-server", config->stun_server, NULL);
   if (config->turn_server && *config->turn_server)

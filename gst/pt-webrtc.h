@@ -50,9 +50,18 @@ typedef struct {
 } PtLinkConfig;
 
 #define PT_LINK_DEFAULT_LATENCY_MS 20
-/* the adaptive latency: clamp (2 × RTT + MARGIN, MIN, latency_ms) */
+/* the adaptive latency: clamp (2 × RTT + MARGIN, MIN, latency_ms); until a
+ * repair measured the round trip, MIN (START, latency_ms) */
+#define PT_LINK_ADAPTIVE_LATENCY_START_MS 200
 #define PT_LINK_ADAPTIVE_LATENCY_MIN_MS 150
 #define PT_LINK_ADAPTIVE_LATENCY_MARGIN_MS 150
+/* NACK retries: rtx-rtt + margin, within [min, max] (tune_rtx_retry) */
+#define PT_LINK_RTX_RETRY_MARGIN_MS 10
+#define PT_LINK_RTX_RETRY_MIN_MS 15
+#define PT_LINK_RTX_RETRY_MAX_MS 500
+
+/* webrtcbin's latency when a link starts */
+guint pt_link_config_start_latency (const PtLinkConfig *config);
 
 void pt_link_config_init (PtLinkConfig *config);
 void pt_link_config_clear (PtLinkConfig *config);
