@@ -102,10 +102,6 @@ struct _PtLink {
   guint cand_mline;             /* the mline our candidates go with */
   GSource *liveness_timer;
   GSource *restart_timer;       /* sender: next attempt; receiver: give up */
-  /* receiver with repair: RTCP at the loud rate while it asks for repairs
-   * (see on_jitterbuffer_nack) */
-  gint rtcp_loud;               /* atomic */
-  gint64 last_nack_us;          /* __atomic */
 };
 
 /* The relay tap of one received stream (receiver link): a probe on the
@@ -116,7 +112,6 @@ typedef struct {
   GstElement *jitterbuffer;     /* a ref */
   GstPad *sink;                 /* its sink pad (a ref) */
   gulong probe_id;
-  gulong nack_probe_id;         /* its NACKs (see on_jitterbuffer_nack) */
   guint32 ssrc;
   GstPad *proxy;                /* a ref, active, no parent */
   GstPad *src;                  /* webrtcbin's src pad for the stream, once added (a ref) */
@@ -1204,51 +1199,12 @@ on_jitterbuffer_input (GstPad * pad, GstPadProbeInfo * info, gpointer data)
   return GST_PAD_PROBE_OK;
 }
 
-/* RTCP follows loss. A NACK is AVPF early feedback, at most one between
- * two regular RTCP packets, so the regular rate bounds how often a lost
- * packet can be asked for (PT_REPAIR_RTCP_LOUD_BITRATE, see pt-webrtc.c);
- * but at that rate RTCP was 8 % of a 1 Mbit/s stream with nothing lost.
- * So a link's rtpsession starts at the quiet rate, a receiver's goes loud
- * with its first NACK, and back to quiet after PT_LINK_RTCP_QUIET_AFTER_MS
- * without one (on_latency_timer). */
-static void
-set_rtcp_loud (PtLink * link, gboolean loud)
-{
-  g_autoptr (GstElement) session = NULL;
-
-  if (link->rtpbin)
-    g_signal_emit_by_name (link->rtpbin, "get-session", 0u, &session);
-  if (session == NULL)
-    return;
-  GST_DEBUG ("link %s: RTCP %s", link->peer_id, loud ? "loud" : "quiet");
-  pt_webrtc_set_rtcp_rate (session, loud);
-}
-
-/* jitterbuffer's sink pad, upstream events (its timer thread) */
-static GstPadProbeReturn
-on_jitterbuffer_nack (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
-{
-  PtLink *link = user_data;
-  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
-
-  (void) pad;
-  if (GST_EVENT_TYPE (event) != GST_EVENT_CUSTOM_UPSTREAM ||
-      !gst_event_has_name (event, "GstRTPRetransmissionRequest"))
-    return GST_PAD_PROBE_OK;
-  __atomic_store_n (&link->last_nack_us, g_get_monotonic_time (), __ATOMIC_RELAXED);
-  if (g_atomic_int_compare_and_exchange (&link->rtcp_loud, 0, 1))
-    set_rtcp_loud (link, TRUE);
-  return GST_PAD_PROBE_OK;
-}
-
 /* After the webrtcbin has stopped (no probe runs any more). */
 static void
 pt_tap_free (PtTap * tap)
 {
   if (tap->probe_id)
     gst_pad_remove_probe (tap->sink, tap->probe_id);
-  if (tap->nack_probe_id)
-    gst_pad_remove_probe (tap->sink, tap->nack_probe_id);
   if (GST_PAD_PEER (tap->proxy)) {
     g_autoptr (GstPad) peer = gst_pad_get_peer (tap->proxy);
 
@@ -1313,9 +1269,6 @@ on_new_jitterbuffer (GstElement * rtpbin, GstElement * jitterbuffer, guint sessi
   tap->probe_id = gst_pad_add_probe (tap->sink,
       GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, on_jitterbuffer_input, tap,
       NULL);
-  if (link->repair)
-    tap->nack_probe_id = gst_pad_add_probe (tap->sink, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
-        on_jitterbuffer_nack, link, NULL);
   g_ptr_array_add (link->taps, tap);
   g_mutex_unlock (&link->lock);
   GST_DEBUG ("link %s: new jitterbuffer for ssrc %08x (do-retransmission %d)",
@@ -1760,15 +1713,8 @@ on_latency_timer (gpointer data)
 
   if (pt_link_is_closed (link))
     return G_SOURCE_REMOVE;
-  if (link->repair) {
-    gint64 last = __atomic_load_n (&link->last_nack_us, __ATOMIC_RELAXED);
-
+  if (link->repair)
     tune_rtx_retry (link);
-    if (g_atomic_int_get (&link->rtcp_loud) &&
-        g_get_monotonic_time () - last > PT_LINK_RTCP_QUIET_AFTER_MS * G_TIME_SPAN_MILLISECOND
-        && g_atomic_int_compare_and_exchange (&link->rtcp_loud, 1, 0))
-      set_rtcp_loud (link, FALSE);
-  }
   if (!link->adaptive_latency)
     return G_SOURCE_CONTINUE;
   s = jitterbuffer_stats (link);

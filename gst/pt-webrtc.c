@@ -151,14 +151,9 @@ pt_webrtc_prewarm_wait (void)
  * bounds how many times a lost packet can be asked for: with ~100-byte
  * compound packets, 30 kbit/s gave ~85 ms (2 tries in 150 ms; at 5 % loss
  * per hop, depth 4 of the lab chain 92 %), 60 kbit/s gives ~42 ms (98.7-
- * 99.7 %; docs/repair.md). That is ~20 kbit/s of RTCP each way per link, so
- * it is the rate of a link that is asking for repairs only. With the
- * defaults (rtcp-min-interval 5 s) 6 of 8 NACKs waited seconds. */
-#define PT_REPAIR_RTCP_LOUD_BITRATE 60000.0
-/* ... and only while the link asks for repairs: at 60 kbit/s RTCP was 8 %
- * of a 1 Mbit/s stream with nothing lost (SR ~25/s one way, RR the other);
- * quiet, a few packets a second (see set_rtcp_loud in pt-link.c) */
-#define PT_REPAIR_RTCP_QUIET_BITRATE 6000.0
+ * 99.7 %; docs/repair.md). It costs ~20 kbit/s of RTCP each way per link.
+ * With the defaults (rtcp-min-interval 5 s) 6 of 8 NACKs waited seconds. */
+#define PT_REPAIR_RTCP_BITRATE 60000.0
 /* how long a sender keeps what it sent, to answer NACKs */
 #define PT_REPAIR_HISTORY_MS 1000
 
@@ -185,7 +180,7 @@ on_deep_element_added (GstBin * bin, GstBin * sub_bin, GstElement * element,
      * webrtcbin's "RTX", takes the RTX SSRC for a new media source and holds
      * its first packet (the first repair) on probation */
     g_object_set (element, "probation", 0u, "rtcp-min-interval", (guint64) 0,
-        "rtcp-fraction", PT_REPAIR_RTCP_QUIET_BITRATE, NULL);
+        "rtcp-fraction", PT_REPAIR_RTCP_BITRATE, NULL);
   } else if (repair && g_strcmp0 (name, "rtprtxsend") == 0) {
     g_object_set (element, "max-size-time", (guint) PT_REPAIR_HISTORY_MS,
         "max-size-packets", 0u, NULL);
@@ -253,13 +248,6 @@ configure_ice (GstElement * webrtcbin, const PtLinkConfig * config, GError ** er
     }
   }
   return TRUE;
-}
-
-void
-pt_webrtc_set_rtcp_rate (GstElement * rtpsession, gboolean loud)
-{
-  g_object_set (rtpsession, "rtcp-fraction",
-      loud ? PT_REPAIR_RTCP_LOUD_BITRATE : PT_REPAIR_RTCP_QUIET_BITRATE, NULL);
 }
 
 guint

@@ -60,10 +60,6 @@ typedef struct {
 #define PT_LINK_RTX_RETRY_MIN_MS 15
 #define PT_LINK_RTX_RETRY_MAX_MS 500
 
-/* a receiver's RTCP while it asks for repairs (loud) or not (quiet) */
-void pt_webrtc_set_rtcp_rate (GstElement *rtpsession, gboolean loud);
-#define PT_LINK_RTCP_QUIET_AFTER_MS 5000
-
 /* webrtcbin's latency when a link starts */
 guint pt_link_config_start_latency (const PtLinkConfig *config);
 
