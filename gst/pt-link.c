@@ -1624,22 +1624,32 @@ stats_uint64 (const GstStructure * s, const gchar * field)
   return v;
 }
 
-/* The stats of the jitterbuffers that feed the relay (summed; rtx-rtt the
- * largest). (transfer full) */
-static GstStructure *
-jitterbuffer_stats (PtLink * link)
+/* The link's jitterbuffers (refs, taken under the lock), those paired
+ * with a src pad of the webrtcbin only if @paired. (transfer full) */
+static GPtrArray *
+link_jitterbuffers (PtLink * link, gboolean paired)
 {
-  g_autoptr (GPtrArray) jbs = g_ptr_array_new_with_free_func (gst_object_unref);
-  guint64 lost = 0, pushed = 0, rtx = 0, rtx_ok = 0, rtt = 0;
+  GPtrArray *jbs = g_ptr_array_new_with_free_func (gst_object_unref);
 
   g_mutex_lock (&link->lock);
   for (guint i = 0; link->taps && i < link->taps->len; i++) {
     PtTap *t = g_ptr_array_index (link->taps, i);
 
-    if (t->src)
+    if (t->src || !paired)
       g_ptr_array_add (jbs, gst_object_ref (t->jitterbuffer));
   }
   g_mutex_unlock (&link->lock);
+  return jbs;
+}
+
+/* The stats of the jitterbuffers that feed the relay (summed; rtx-rtt the
+ * largest). (transfer full) */
+static GstStructure *
+jitterbuffer_stats (PtLink * link)
+{
+  g_autoptr (GPtrArray) jbs = link_jitterbuffers (link, TRUE);
+  guint64 lost = 0, pushed = 0, rtx = 0, rtx_ok = 0, rtt = 0;
+
   for (guint i = 0; i < jbs->len; i++) {
     g_autoptr (GstStructure) s = NULL;
 
@@ -1679,13 +1689,8 @@ adaptive_latency_for (guint64 rtt_ns, gboolean measured, guint bound_ms)
 static void
 tune_rtx_retry (PtLink * link)
 {
-  g_autoptr (GPtrArray) jbs = g_ptr_array_new_with_free_func (gst_object_unref);
+  g_autoptr (GPtrArray) jbs = link_jitterbuffers (link, FALSE);
 
-  g_mutex_lock (&link->lock);
-  for (guint i = 0; link->taps && i < link->taps->len; i++)
-    g_ptr_array_add (jbs, gst_object_ref (((PtTap *) g_ptr_array_index (link->taps,
-                    i))->jitterbuffer));
-  g_mutex_unlock (&link->lock);
   for (guint i = 0; i < jbs->len; i++) {
     GObject *jb = g_ptr_array_index (jbs, i);
     g_autoptr (GstStructure) s = NULL;
