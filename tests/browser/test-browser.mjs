@@ -115,6 +115,16 @@ function dataLive (node, parent) {
     () => new RegExp(`parent ${parent}: resume after`).test(node.out));
 }
 
+// Until page @v delivered @n data messages; a timeout says what its data
+// link looks like.
+async function waitForData (v, n, what) {
+  try {
+    await waitFor(what, () => v.page.evaluate((k) => window.dataGot.seqs.length >= k, n));
+  } catch (e) {
+    throw new Error(`${e.message}: ${await pageData(v)}`);
+  }
+}
+
 // What a page's data link looks like, for a failure's message.
 function pageData (v) {
   return v.page.evaluate(() => {
@@ -490,10 +500,7 @@ async function dataCase (context, url, tree, forged) {
     assert(st.delivered === 0, 'nothing forged was delivered');
     return;
   }
-  await waitFor(`${v.name} to get ${N} messages`, () => v.page.evaluate(
-    (n) => window.dataGot.seqs.length >= n, N)).catch(async (e) => {
-    throw new Error(`${e.message}: ${await pageData(v)}`);
-  });
+  await waitForData(v, N, `${v.name} to get ${N} messages`);
   await sleep(500);
   const r = await v.page.evaluate(async () => {
     const g = window.dataGot;
@@ -564,8 +571,7 @@ async function dataResumeCase (context, url, tree) {
     return m[2];
   };
   const h1 = await batch(100, 1);
-  await waitFor(`${v.name}'s first 100`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 100))
-    .catch(async (e) => { throw new Error(`${e.message}: ${await pageData(v)}`); });
+  await waitForData(v, 100, `${v.name}'s first 100`);
   const links = await v.page.evaluate(() => window.peertreeViewer.links);
   // the relay stops (SIGSTOP: it forwards nothing more), the next 100 go out,
   // then it dies: the page gets all of them from its new parent's window
@@ -582,8 +588,7 @@ async function dataResumeCase (context, url, tree) {
   });
   await waitFor(`${v.name}'s new link`, () => v.page.evaluate(
     (n) => window.peertreeViewer.links > n && window.peertreeViewer.dataLink?.resumed, links));
-  await waitFor(`${v.name}'s 200`, () => v.page.evaluate(() => window.dataGot.seqs.length >= 200))
-    .catch(async (e) => { throw new Error(`${e.message}: ${await pageData(v)}`); });
+  await waitForData(v, 200, `${v.name}'s 200`);
   await sleep(500);
   const r = await v.page.evaluate(async () => {
     const g = window.dataGot;
