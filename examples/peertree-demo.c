@@ -240,11 +240,13 @@ on_pad_added (GstElement *src, GstPad *pad, gpointer data)
   GstElement *counted;
 
   (void) src;
-  if (video && n->windowed)
+  if (video && n->windowed) {
+    const gchar *sink = g_getenv ("PEERTREE_DEMO_VIDEOSINK");
+
     desc = windowed_desc = g_strdup_printf ("queue max-size-buffers=3 leaky=downstream ! "
         "videoconvert ! identity name=count ! %s name=videosink sync=false",
-        g_getenv ("PEERTREE_DEMO_VIDEOSINK") && *g_getenv ("PEERTREE_DEMO_VIDEOSINK") ?
-        g_getenv ("PEERTREE_DEMO_VIDEOSINK") : "autovideosink");
+        sink && *sink ? sink : "autovideosink");
+  }
   else if (video)
     desc = "capsfilter caps=video/x-raw ! identity name=count ! fakesink sync=false";
   else
