@@ -557,7 +557,10 @@ on_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
       g_object_unref (ws);
     }
     g_autofree char *uri = current_uri (self);
-    next_uri (self);
+    /* an attempt that already ended (timed out: attempt_timed_out moved on
+     * to the next server; or closed) does not move on again */
+    if (self->connect_task)
+      next_uri (self);
     /* several servers: the next one, each tried once per attempt */
     if (self->connect_task && ++self->uri_tries < n_uris (self) &&
         !g_cancellable_is_cancelled (g_task_get_cancellable (self->connect_task))) {
