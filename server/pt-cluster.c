@@ -1349,12 +1349,6 @@ pt_cluster_stop (PtServer *self)
   self->cluster = NULL;
 }
 
-const char *
-pt_cluster_get_id (PtServer *self)
-{
-  return self->cluster ? self->cluster->id : NULL;
-}
-
 guint
 pt_cluster_n_proxies (PtServer *self)
 {
@@ -1493,7 +1487,6 @@ guint pt_cluster_n_proxies (PtServer *self) { return 0; }
 void pt_cluster_add_status (PtServer *self, JsonObject *root) {}
 void pt_cluster_add_metrics (PtServer *self, GString *out) {}
 void pt_cluster_conn_free (PtConn *c) {}
-const char *pt_cluster_get_id (PtServer *self) { return NULL; }
 gboolean pt_cluster_is_up (PtServer *self) { return FALSE; }
 gboolean pt_cluster_list_clients (PtRequest *req, const char *prefix, guint limit) { return FALSE; }
 

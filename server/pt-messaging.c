@@ -432,7 +432,7 @@ messaging_binary (PtConn *c, const guint8 *data, gsize len)
   if ((!here || (here->a != c && here->b != c)) && pt_cluster_stream_frame (c, id, op, data, len))
     return;
   gsize n = len - PT_FRAME_HEADER_LEN;
-  PtStream *s = g_hash_table_lookup (self->streams, GUINT_TO_POINTER (id));
+  PtStream *s = here;
   /* DATA and CREDIT of a live stream are paced by the window; every other
    * frame counts against the message rate. */
   if ((!s || (op != PT_OP_DATA && op != PT_OP_CREDIT)) && !pt_conn_take_token (c))

@@ -430,7 +430,6 @@ gboolean pt_cluster_list_rooms (PtRequest *req, const char *client_id);
  * on, TRUE; FALSE if none does (the caller handles it as unknown). */
 gboolean pt_cluster_stream_frame (PtConn *c, guint32 id, guint8 op, const guint8 *data,
     gsize len);
-const char *pt_cluster_get_id (PtServer *self);
 gboolean pt_cluster_is_up (PtServer *self);
 /* GET /status: "service", the servers of the service and their trees. */
 void pt_cluster_add_status (PtServer *self, JsonObject *root);
