@@ -1146,9 +1146,6 @@ make_client (GstElement * element, const gchar * server, const gchar * client_id
   return peer_tree_client_new (server, client_id);
 }
 
-/* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
- * parent, depth) for a join: the first upstream-changed after a join is
- * posted as the tree-joined message, which then names the parent too. */
 /* The periodic report (pt-session.c): the parent link's figures and the
  * video frames per second out of the element since the last report. */
 static void
@@ -1175,6 +1172,9 @@ fill_report (GstElement * element, PeerTreeLinkReport * report)
   self->report_frames = frames;
 }
 
+/* The client emits tree-joined (tree, depth) and then upstream-changed (tree,
+ * parent, depth) for a join: the first upstream-changed after a join is
+ * posted as the tree-joined message, which then names the parent too. */
 static void
 on_tree_joined (GstElement * element, const gchar * tree_id, guint depth)
 {

@@ -108,7 +108,8 @@ void pt_upstream_append_stats (PtUpstream *upstream, GstStructure *s);
  * until webrtcbin answers get-stats (the loop thread). Leaves @report alone
  * without a connected link. */
 void pt_upstream_fill_report (PtUpstream *upstream, PeerTreeLinkReport *report);
-/* Loop thread: the packets lost (before repair) and received so far on the
+/* Loop thread: the packets lost (after repair, see
+ * pt_webrtc_stats_inbound_counts) and received so far on the
  * link to the parent, and that link (to tell a new one from the last);
  * FALSE without a connected link or statistics. */
 gboolean pt_upstream_sample_counts (PtUpstream *upstream, guint64 *lost, guint64 *received,

@@ -121,18 +121,19 @@ void pt_ice_gate_free (PtIceGate *gate);
  * "a="): FALSE if it is not one */
 gboolean pt_webrtc_parse_candidate (const gchar *candidate, gchar **address, gchar **type,
     gchar **raddr);
-/* From webrtcbin's get-stats: the candidate types ("host", "srflx",
- * "prflx", "relay") of the selected pair, pointing into @stats; FALSE if none
- * is selected yet */
 /* From webrtcbin's get-stats of a sending link: the highest fraction lost
  * (0 to 1) that the peer's last RTCP receiver reports give over the
  * streams (remote-inbound-rtp fraction-lost); FALSE if no report came yet */
 gboolean pt_webrtc_stats_remote_fraction_lost (const GstStructure *stats, gdouble *fraction);
-/* From webrtcbin's get-stats of a receiving link: the packets lost (before
- * any repair) and received so far, every stream together (inbound-rtp
+/* From webrtcbin's get-stats of a receiving link: the packets lost (after
+ * repair: webrtcbin 1.22 takes packets-lost from the jitterbuffer's num-lost)
+ * and received so far, every stream together (inbound-rtp
  * packets-lost, packets-received); FALSE if no stream has stats yet */
 gboolean pt_webrtc_stats_inbound_counts (const GstStructure *stats, guint64 *lost,
     guint64 *received);
+/* From webrtcbin's get-stats: the candidate types ("host", "srflx",
+ * "prflx", "relay") of the selected pair, pointing into @stats; FALSE if none
+ * is selected yet */
 gboolean pt_webrtc_stats_selected_pair (const GstStructure *stats, const gchar **local_type,
     const gchar **remote_type);
 /* TRUE if @address is on the subnet of one of this machine's interfaces */
