@@ -996,6 +996,10 @@ on_connected (GstElement * element, PtCall * call)
   k = self->k;
   k1 = self->k1;
   GST_OBJECT_UNLOCK (self);
+  /* a new tree starts at bitrate 0 on the server: declare it again */
+  g_atomic_int_set ((gint *) & self->declared_kbps, 0);
+  self->rate_since_us = 0;
+  g_atomic_int_set (&self->rtp_bytes, 0);
   /* each new tree (and restart) gets a new key pair */
   g_clear_pointer (&self->data_key, g_free);
   if (self->hub) {
