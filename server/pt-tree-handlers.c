@@ -101,6 +101,31 @@ tree_close (PtServer *self, TreeEntry *t, const char *reason)
   g_hash_table_remove (self->trees, t->id);
 }
 
+/* @member leaves @t's bookkeeping: its connection's tree list and its
+ * per-member tables (reports, link stats, overload rate limit). */
+static void
+forget_member (PtServer *self, TreeEntry *t, const char *member)
+{
+  conn_forget_tree (self, member, t);
+  if (t->reports)
+    g_hash_table_remove (t->reports, member);
+  if (t->link_stats)
+    g_hash_table_remove (t->link_stats, member);
+  if (t->overload_at)
+    g_hash_table_remove (t->overload_at, member);
+}
+
+/* An orphan no member could take (the others full, or leaves): out of the
+ * tree with its subtree, and told so. */
+static void
+drop_member (PtServer *self, TreeEntry *t, const char *member)
+{
+  forget_member (self, t, member);
+  JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
+  json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
+  pt_send_event_to (self, member, ev);
+}
+
 /* Removes a non-root @peer from @t, telling its parent and re-parenting its
  * children (each keeps its subtree). */
 static void
@@ -109,14 +134,8 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   g_autofree char *parent = g_strdup (pt_tree_get_parent (t->tree, peer));
   g_autoptr (GArray) moves = g_array_new (FALSE, FALSE, sizeof (PtMove));
   g_autoptr (GPtrArray) dropped = g_ptr_array_new_with_free_func (g_free);
-  conn_forget_tree (self, peer, t);
-  if (t->reports)
-    g_hash_table_remove (t->reports, peer);
-  if (t->link_stats)
-    g_hash_table_remove (t->link_stats, peer);
+  forget_member (self, t, peer);
   pt_dashboard_tree_changed (self, t->id);
-  if (t->overload_at)
-    g_hash_table_remove (t->overload_at, peer);
   if (!pt_tree_remove_full (t->tree, peer, moves, dropped))
     return;
   notify_downstream (self, t, parent, peer, FALSE, reason);
@@ -125,19 +144,8 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
     notify_upstream (self, t, m->peer, PT_REASON_PARENT_LEFT);
     notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
   }
-  /* Orphans no member could take (the others full, or leaves): out of the
-   * tree with their subtrees. */
-  for (guint i = 0; i < dropped->len; i++) {
-    const char *member = dropped->pdata[i];
-    conn_forget_tree (self, member, t);
-    if (t->reports)
-      g_hash_table_remove (t->reports, member);
-    if (t->link_stats)
-      g_hash_table_remove (t->link_stats, member);
-    JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
-    json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
-    pt_send_event_to (self, member, ev);
-  }
+  for (guint i = 0; i < dropped->len; i++)
+    drop_member (self, t, dropped->pdata[i]);
 }
 
 /* What a member declares it can relay (join, rejoin, capacity). */
@@ -915,15 +923,8 @@ handle_report_relay (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
     notify_upstream (self, t, m->peer, PT_REASON_RELAY_DISTRUSTED);
     notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
   }
-  for (guint i = 0; i < dropped->len; i++) {
-    const char *member = dropped->pdata[i];
-    conn_forget_tree (self, member, t);
-    if (t->reports)
-      g_hash_table_remove (t->reports, member);
-    JsonObject *ev = pt_event_new (PT_EV_TREE_CLOSED, t->id);
-    json_object_set_string_member (ev, PT_F_REASON, PT_REASON_NO_SLOT);
-    pt_send_event_to (self, member, ev);
-  }
+  for (guint i = 0; i < dropped->len; i++)
+    drop_member (self, t, dropped->pdata[i]);
   return TRUE;
 }
 
