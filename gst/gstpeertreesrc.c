@@ -379,6 +379,7 @@ build_local_branch (GstPeerTreeSrc * self, PtSrcStream * st, gboolean want_raw,
 
   teesrc = gst_element_request_pad_simple (st->local_tee, "src_%u");
   qsink = gst_element_get_static_pad (queue, "sink");
+  pt_relay_hold_until_stream_start (qsink);
   if (GST_PAD_LINK_FAILED (gst_pad_link (teesrc, qsink))) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
         "Could not link the local output");

@@ -57,6 +57,34 @@ pt_relay_get_tee_caps (GstElement * tee)
   return peer ? gst_pad_get_current_caps (peer) : NULL;
 }
 
+static GstPadProbeReturn
+hold_until_stream_start (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  (void) user_data;
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+
+    if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
+      return GST_PAD_PROBE_REMOVE;      /* passes it, and all that follows */
+    if (!GST_EVENT_IS_STICKY (event))
+      return GST_PAD_PROBE_OK;  /* flushes */
+    GST_DEBUG_OBJECT (pad, "%s before stream-start: dropped (stays pending upstream)",
+        GST_EVENT_TYPE_NAME (event));
+  }
+  return GST_PAD_PROBE_DROP;
+}
+
+void
+pt_relay_hold_until_stream_start (GstPad * sinkpad)
+{
+  g_return_if_fail (GST_IS_PAD (sinkpad));
+
+  init_debug ();
+  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+      GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST, hold_until_stream_start,
+      NULL, NULL);
+}
+
 /* Keyframe requests (GstForceKeyUnit, from each child's PLI/FIR) travel up
  * through the tee; one keyframe serves every child, so a request that follows
  * a forwarded one within KEYFRAME_COALESCE_US is dropped. Without this every
@@ -206,6 +234,7 @@ pt_relay_branch_link (PtRelayBranch * br, const gchar * peer_id, GError ** error
         "Could not get a src pad from %s", GST_ELEMENT_NAME (br->tee));
     return FALSE;
   }
+  pt_relay_hold_until_stream_start (qsink);
   ret = gst_pad_link (br->tee_pad, qsink);
   if (GST_PAD_LINK_FAILED (ret)) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,

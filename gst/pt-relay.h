@@ -49,6 +49,22 @@ GstElement *pt_relay_make_tee (GstBin *bin, const gchar *name, GstPad *upstream,
 GstCaps *pt_relay_get_tee_caps (GstElement *tee);
 
 /**
+ * pt_relay_hold_until_stream_start:
+ * @sinkpad: the input of a new branch, before it is linked to a new src
+ *     pad of a running tee
+ *
+ * Until a stream-start has reached @sinkpad, drops the sticky events and
+ * the data that come before it. A tee already pushing on a src pad that is
+ * not linked yet counts that pad's sticky events as sent; a link made in
+ * the middle of such a pass makes it send caps and segment to the new peer
+ * before the stream-start the link rescheduled (GStreamer 1.22: the branch
+ * then warns "Sticky event misordering" when a new stream-start comes).
+ * What is dropped stays pending on the tee's pad and follows the
+ * stream-start in order; events that are not sticky (flushes) pass.
+ */
+void pt_relay_hold_until_stream_start (GstPad *sinkpad);
+
+/**
  * pt_element_stop_and_remove:
  *
  * Locks @element's state, sets it to NULL and removes it from @bin (if it is

@@ -10,6 +10,7 @@
 #include <gst/check/gstcheck.h>
 #include "../pt-test-util.h"
 #include "pt-gst-process.h"
+#include "pt-gst-known-issues.h"
 
 /* Every test talks over loopback only. */
 #define PT_LOCAL "127.0.0.1"

@@ -83,6 +83,8 @@ peertree_auth_suite (void)
   Suite *s = suite_create ("peertree-auth");
   TCase *tc = tcase_create ("auth");
 
+  pt_gst_tolerate_rtpsession_race ();
+
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_src_with_token_joins);
   suite_add_tcase (s, tc);

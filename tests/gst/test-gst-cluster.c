@@ -91,6 +91,8 @@ gst_cluster_suite (void)
   pt_test_redis_require ();
   Suite *s = suite_create ("gst-cluster");
   TCase *tc = tcase_create ("general");
+
+  pt_gst_tolerate_rtpsession_race ();
   tcase_set_timeout (tc, 180);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_tree_on_three_servers);

@@ -974,6 +974,8 @@ data_suite (void)
   Suite *s = suite_create ("gst-data");
   TCase *tc = tcase_create ("general");
 
+  pt_gst_tolerate_rtpsession_race ();
+
   tcase_set_timeout (tc, 300);
   tcase_add_test (tc, test_data_tree_10000);
   tcase_add_test (tc, test_data_tampering_relay);

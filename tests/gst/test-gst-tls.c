@@ -67,6 +67,8 @@ peertree_tls_suite (void)
   Suite *s = suite_create ("peertree-tls");
   TCase *tc = tcase_create ("tls");
 
+  pt_gst_tolerate_rtpsession_race ();
+
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_elements_over_wss);
   suite_add_tcase (s, tc);
