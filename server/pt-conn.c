@@ -38,40 +38,66 @@ conn_check_buffered (PtConn *c)
   }
 }
 
-/* The bytes queued, or -1 if @c cannot be sent to. */
+/* The bytes queued, or -1 if @c cannot be sent to. @m's text is made on
+ * first use. */
 static gssize
-conn_send (PtConn *c, JsonObject *obj)
+conn_send (PtConn *c, PtOutgoing *m)
 {
   if (c->remote ? c->gone : !conn_can_send (c))
     return -1;
-  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
-  gsize len;
-  g_autofree char *text = json_to_string (node, FALSE);
-  len = strlen (text);
-  if (c->remote) {
-    pt_cluster_send (c, FALSE, text, len);
-    return len;
+  if (m->text == NULL) {
+    g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), m->obj);
+    m->text = json_to_string (node, FALSE);
+    m->len = strlen (m->text);
   }
-  pt_ws_send (c->ws, FALSE, text, len);
+  if (c->remote) {
+    pt_cluster_send (c, FALSE, m->text, m->len);
+    return m->len;
+  }
+  pt_ws_send (c->ws, FALSE, m->text, m->len);
   conn_check_buffered (c);
-  return len;
+  return m->len;
+}
+
+void
+pt_outgoing_clear (PtOutgoing *m)
+{
+  g_clear_pointer (&m->text, g_free);
 }
 
 gboolean
-pt_conn_send (PtConn *c, JsonObject *obj)
+pt_conn_send_outgoing (PtConn *c, PtOutgoing *m)
 {
-  return conn_send (c, obj) >= 0;
+  return conn_send (c, m) >= 0;
 }
 
 gboolean
-pt_conn_relay (PtConn *c, JsonObject *obj)
+pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m)
 {
-  gssize n = conn_send (c, obj);
+  gssize n = conn_send (c, m);
   if (n < 0)
     return FALSE;
   c->server->metrics.messages_relayed++;
   c->server->metrics.bytes_relayed += n;
   return TRUE;
+}
+
+gboolean
+pt_conn_send (PtConn *c, JsonObject *obj)
+{
+  PtOutgoing m = PT_OUTGOING_INIT (obj);
+  gboolean ok = pt_conn_send_outgoing (c, &m);
+  pt_outgoing_clear (&m);
+  return ok;
+}
+
+gboolean
+pt_conn_relay (PtConn *c, JsonObject *obj)
+{
+  PtOutgoing m = PT_OUTGOING_INIT (obj);
+  gboolean ok = pt_conn_relay_outgoing (c, &m);
+  pt_outgoing_clear (&m);
+  return ok;
 }
 
 void

@@ -319,6 +319,18 @@ void pt_conn_send_binary (PtConn *c, const guint8 *data, gsize len);
  * peertree_relayed_messages_total and peertree_relayed_bytes_total. */
 gboolean pt_conn_relay (PtConn *c, JsonObject *obj);
 void pt_conn_relay_binary (PtConn *c, const guint8 *data, gsize len);
+/* One message for many recipients (room-emit, topics, a client's
+ * disconnection told to its targets): serialised once, by the first
+ * recipient that can take it. */
+typedef struct {
+  JsonObject *obj;              /* not owned */
+  char *text;                   /* NULL until needed */
+  gsize len;
+} PtOutgoing;
+#define PT_OUTGOING_INIT(o) { (o), NULL, 0 }
+gboolean pt_conn_send_outgoing (PtConn *c, PtOutgoing *m);
+gboolean pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m);
+void pt_outgoing_clear (PtOutgoing *m);
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);
