@@ -65,39 +65,51 @@ pt_outgoing_clear (PtOutgoing *m)
   g_clear_pointer (&m->text, g_free);
 }
 
+/* @m to @c; a relayed message (from one client to another) is counted. */
+static gboolean
+conn_deliver (PtConn *c, PtOutgoing *m, gboolean relayed)
+{
+  gssize n = conn_send (c, m);
+  if (n < 0)
+    return FALSE;
+  if (relayed) {
+    c->server->metrics.messages_relayed++;
+    c->server->metrics.bytes_relayed += n;
+  }
+  return TRUE;
+}
+
+static gboolean
+conn_deliver_object (PtConn *c, JsonObject *obj, gboolean relayed)
+{
+  PtOutgoing m = PT_OUTGOING_INIT (obj);
+  gboolean ok = conn_deliver (c, &m, relayed);
+  pt_outgoing_clear (&m);
+  return ok;
+}
+
 gboolean
 pt_conn_send_outgoing (PtConn *c, PtOutgoing *m)
 {
-  return conn_send (c, m) >= 0;
+  return conn_deliver (c, m, FALSE);
 }
 
 gboolean
 pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m)
 {
-  gssize n = conn_send (c, m);
-  if (n < 0)
-    return FALSE;
-  c->server->metrics.messages_relayed++;
-  c->server->metrics.bytes_relayed += n;
-  return TRUE;
+  return conn_deliver (c, m, TRUE);
 }
 
 gboolean
 pt_conn_send (PtConn *c, JsonObject *obj)
 {
-  PtOutgoing m = PT_OUTGOING_INIT (obj);
-  gboolean ok = pt_conn_send_outgoing (c, &m);
-  pt_outgoing_clear (&m);
-  return ok;
+  return conn_deliver_object (c, obj, FALSE);
 }
 
 gboolean
 pt_conn_relay (PtConn *c, JsonObject *obj)
 {
-  PtOutgoing m = PT_OUTGOING_INIT (obj);
-  gboolean ok = pt_conn_relay_outgoing (c, &m);
-  pt_outgoing_clear (&m);
-  return ok;
+  return conn_deliver_object (c, obj, TRUE);
 }
 
 void
