@@ -109,10 +109,22 @@ function gstRelay (url, tree, name, env = {}) {
 // member once its RESUME to its parent went out. A member that is not yet
 // live when the source sends starts after what was sent (RESUME_NEW), so the
 // cases wait for that before they send.
-const DATA_DEBUG = { GST_DEBUG: 'peertreedata:4' };
+const DATA_DEBUG = { GST_DEBUG: 'peertreedata:5' };
 function dataLive (node, parent) {
   return waitFor(`${node.name}'s RESUME to ${parent}`,
     () => new RegExp(`parent ${parent}: resume after`).test(node.out));
+}
+
+// A page is a live member of its parent once the parent took its RESUME
+// (the parent's data hub logs it); until then what is sent does not reach
+// it. A timeout says what the page's data link looks like.
+async function childLive (node, v) {
+  try {
+    await waitFor(`${node.name} to take ${v.name}'s RESUME`,
+      () => new RegExp(`child ${v.id} resumes after`).test(node.out));
+  } catch (e) {
+    throw new Error(`${e.message}: ${await pageData(v)}`);
+  }
 }
 
 // Until page @v delivered @n data messages; a timeout says what its data
@@ -482,14 +494,18 @@ async function dataCase (context, url, tree, forged) {
   assert(key, `${v.name} has the tree's dataKey`);
   await waitFor(`${v.name}'s data channel to open (RESUME sent)`, () => v.page.evaluate(
     () => window.peertreeViewer.dataLink?.resumed === true));
-  // the relay's own channel opened before the page's (it joined first)
-  await sleep(1000);
+  await childLive(relay, v);
   src.p.stdin.write(`send ${N}\n`);
   const sent = await waitFor('the source to send', () => /sent (\d+) sha256=([0-9a-f]+)/.exec(src.out));
   assert(Number(sent[1]) === N, `the source sent ${N} messages (${sent[1]})`);
   if (forged) {
-    const got = await waitFor(`${v.name} to reject relay-1`, () => v.page.evaluate(
-      () => (window.dataGot.rejected.length ? window.dataGot.rejected[0] : null)));
+    let got;
+    try {
+      got = await waitFor(`${v.name} to reject relay-1`, () => v.page.evaluate(
+        () => (window.dataGot.rejected.length ? window.dataGot.rejected[0] : null)));
+    } catch (e) {
+      throw new Error(`${e.message}: ${await pageData(v)}`);
+    }
     await sleep(1000);
     const st = await v.page.evaluate(() => ({ ...window.peertreeViewer.dataStats,
       delivered: window.dataGot.seqs.length }));
@@ -561,7 +577,7 @@ async function dataResumeCase (context, url, tree) {
   await playing(v);
   await waitFor(`${v.name}'s data channel`, () => v.page.evaluate(
     () => window.peertreeViewer.dataLink?.resumed === true));
-  await sleep(1000);
+  await childLive(relays.find((r) => r.name === parent), v);
   const batch = async (n, k) => {
     const before = src.out.length;
     src.p.stdin.write(`send ${n}\n`);
