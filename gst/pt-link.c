@@ -16,11 +16,15 @@
 #endif
 #include <gst/webrtc/webrtc.h>
 #include <gst/sdp/sdp.h>
+#include <gst/rtp/gstrtcpbuffer.h>
 
 
 GST_DEBUG_CATEGORY_STATIC (pt_link_debug);
 #define GST_CAT_DEFAULT pt_link_debug
 
+
+/* the SSRCs a child reports on (video, audio, their RTX, FEC) */
+#define PT_LINK_MAX_REPORTED 8
 
 struct _PtLink {
   gint ref_count;
@@ -38,7 +42,7 @@ struct _PtLink {
   gboolean repair;
   gboolean adaptive_latency;
   guint max_latency_ms;
-  GstElement *rtpbin;           /* receiver: webrtcbin's (a ref) */
+  GstElement *rtpbin;           /* webrtcbin's (a ref) */
 
   gulong negotiation_id;
   gulong candidate_id;
@@ -90,6 +94,20 @@ struct _PtLink {
   gint64 connected_since_us;    /* ICE connected since (0: not connected) */
   guint stall_ms;
   gboolean stalled;             /* connected, but nothing received for stall_ms */
+  /* sender: what the child reports (pt-link.h), from probes on rtpbin's
+   * pads (streaming threads; under lock) */
+  gboolean peer_stalled;        /* its reports showed no progress */
+  GstPad *rtcp_in;              /* rtpbin's recv_rtcp_sink_0, probed (a ref) */
+  GstPad *rtp_out;              /* rtpbin's send_rtp_sink_0, probed (a ref) */
+  gulong rtcp_in_probe, rtp_out_probe;
+  gint rtp_sent;                /* atomic: RTP buffers we sent the child */
+  gint rtp_sent_seen;           /* rtp_sent at the last look */
+  gint rb_moved;                /* atomic: report blocks showing a higher sequence */
+  gint rb_moved_seen;           /* rb_moved at the last look */
+  gint64 peer_progress_us;      /* when they last moved on (or we sent nothing) */
+  guint32 rb_ssrc[PT_LINK_MAX_REPORTED];
+  guint32 rb_seq[PT_LINK_MAX_REPORTED];         /* highest sequence reported, per SSRC */
+  guint n_rb;
   gboolean was_connected;       /* ICE connected once: restarts are worth trying */
   gboolean in_trouble;          /* disconnected or failed after being connected */
   gboolean gave_up;             /* restarts did not help: reported failed */
@@ -786,7 +804,8 @@ link_update_state (PtLink * link)
   eff = link->ice_state;
   if (eff == PT_LINK_STATE_CONNECTED)
     link->was_connected = TRUE;
-  if (link->stalled && eff != PT_LINK_STATE_FAILED && eff != PT_LINK_STATE_CLOSED)
+  if ((link->stalled || link->peer_stalled) && eff != PT_LINK_STATE_FAILED &&
+      eff != PT_LINK_STATE_CLOSED)
     eff = PT_LINK_STATE_DISCONNECTED;
   if ((eff == PT_LINK_STATE_DISCONNECTED || eff == PT_LINK_STATE_FAILED) &&
       link->was_connected && !link->in_trouble && !link->gave_up) {
@@ -924,6 +943,112 @@ on_restart_timer (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* sender: RTCP from the child (a streaming thread): each report block
+ * whose highest sequence number moved on for its SSRC is counted. */
+static GstPadProbeReturn
+on_child_rtcp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtLink *link = user_data;
+  GstRTCPBuffer rtcp = GST_RTCP_BUFFER_INIT;
+  GstRTCPPacket packet;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  gint moved = 0;
+
+  (void) pad;
+  if (buf == NULL || !gst_rtcp_buffer_validate_reduced (buf) ||
+      !gst_rtcp_buffer_map (buf, GST_MAP_READ, &rtcp))
+    return GST_PAD_PROBE_OK;
+  g_mutex_lock (&link->lock);
+  for (gboolean more = gst_rtcp_buffer_get_first_packet (&rtcp, &packet); more;
+      more = gst_rtcp_packet_move_to_next (&packet)) {
+    GstRTCPType type = gst_rtcp_packet_get_type (&packet);
+    guint n;
+
+    if (type != GST_RTCP_TYPE_RR && type != GST_RTCP_TYPE_SR)
+      continue;
+    n = gst_rtcp_packet_get_rb_count (&packet);
+    for (guint i = 0; i < n; i++) {
+      guint32 ssrc, seq, jitter, lsr, dlsr;
+      guint8 fraction;
+      gint32 lost;
+      guint k;
+
+      gst_rtcp_packet_get_rb (&packet, i, &ssrc, &fraction, &lost, &seq, &jitter, &lsr, &dlsr);
+      for (k = 0; k < link->n_rb && link->rb_ssrc[k] != ssrc; k++);
+      if (k == link->n_rb) {
+        if (k == PT_LINK_MAX_REPORTED)
+          continue;
+        link->n_rb++;
+        link->rb_ssrc[k] = ssrc;
+        link->rb_seq[k] = seq;
+        moved++;
+      } else if (seq > link->rb_seq[k]) {
+        link->rb_seq[k] = seq;
+        moved++;
+      }
+    }
+  }
+  g_mutex_unlock (&link->lock);
+  gst_rtcp_buffer_unmap (&rtcp);
+  if (moved)
+    g_atomic_int_add (&link->rb_moved, moved);
+  return GST_PAD_PROBE_OK;
+}
+
+/* sender: RTP to the child (a streaming thread) */
+static GstPadProbeReturn
+on_child_rtp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  PtLink *link = user_data;
+
+  (void) pad;
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    g_atomic_int_add (&link->rtp_sent,
+        (gint) gst_buffer_list_length (GST_PAD_PROBE_INFO_BUFFER_LIST (info)));
+  else
+    g_atomic_int_inc (&link->rtp_sent);
+  return GST_PAD_PROBE_OK;
+}
+
+/* sender: probes rtpbin's session-0 pads once webrtcbin has made them
+ * (BUNDLE: one session for every stream). Loop thread. */
+static void
+probe_child_reports (PtLink * link)
+{
+  if (link->rtpbin == NULL)
+    return;
+  if (link->rtcp_in == NULL &&
+      (link->rtcp_in = gst_element_get_static_pad (link->rtpbin, "recv_rtcp_sink_0")))
+    link->rtcp_in_probe = gst_pad_add_probe (link->rtcp_in, GST_PAD_PROBE_TYPE_BUFFER, on_child_rtcp,
+        pt_link_ref (link), (GDestroyNotify) pt_link_unref);
+  if (link->rtp_out == NULL &&
+      (link->rtp_out = gst_element_get_static_pad (link->rtpbin, "send_rtp_sink_0")))
+    link->rtp_out_probe = gst_pad_add_probe (link->rtp_out, GST_PAD_PROBE_TYPE_BUFFER |
+        GST_PAD_PROBE_TYPE_BUFFER_LIST, on_child_rtp, pt_link_ref (link),
+        (GDestroyNotify) pt_link_unref);
+}
+
+/* sender, every tick while connected (loop thread): does the child receive
+ * what we send? (pt-link.h) Returns whether its reports have shown nothing
+ * received for PT_LINK_PEER_STALL_MS, given @stalled, the answer so far. */
+static gboolean
+check_peer_reports (PtLink * link, gint64 now, gboolean stalled)
+{
+  gint sent = g_atomic_int_get (&link->rtp_sent);
+  gint moved = g_atomic_int_get (&link->rb_moved);
+  gboolean progress = moved != link->rb_moved_seen;
+
+  probe_child_reports (link);
+  /* nothing sent (or no probe yet): nothing to report on */
+  if (progress || sent == link->rtp_sent_seen || link->peer_progress_us == 0)
+    link->peer_progress_us = now;
+  link->rtp_sent_seen = sent;
+  link->rb_moved_seen = moved;
+  if (progress)
+    return FALSE;
+  return stalled || now - link->peer_progress_us > PT_LINK_PEER_STALL_MS * (gint64) 1000;
+}
+
 /* Every PT_LINK_LIVENESS_TICK_MS: has the link received anything? */
 static gboolean
 on_liveness_tick (gpointer data)
@@ -931,7 +1056,7 @@ on_liveness_tick (gpointer data)
   PtLink *link = data;
   gint rx = g_atomic_int_get (&link->rx_packets);
   gint64 now = g_get_monotonic_time ();
-  gboolean changed = FALSE, stalled;
+  gboolean changed = FALSE, stalled, check_peer, peer_stalled;
 
   g_mutex_lock (&link->lock);
   if (link->closed) {
@@ -953,6 +1078,10 @@ on_liveness_tick (gpointer data)
     changed = link->stalled = TRUE;
   }
   stalled = link->stalled;
+  /* (with repair only: without it, reports come every 5 s) */
+  check_peer = link->role == PT_LINK_ROLE_SENDER && link->repair &&
+      link->connected_since_us != 0;
+  peer_stalled = link->peer_stalled;
   g_mutex_unlock (&link->lock);
 
   if (changed) {
@@ -960,8 +1089,21 @@ on_liveness_tick (gpointer data)
       GST_INFO ("link %s: nothing received for %u ms", link->peer_id, link->stall_ms);
     else
       GST_INFO ("link %s: receiving again", link->peer_id);
-    link_update_state (link);
   }
+  if (check_peer && check_peer_reports (link, now, peer_stalled) != peer_stalled) {
+    peer_stalled = !peer_stalled;
+    g_mutex_lock (&link->lock);
+    link->peer_stalled = peer_stalled;
+    g_mutex_unlock (&link->lock);
+    if (peer_stalled)
+      GST_INFO ("link %s: the peer's reports show nothing received for %u ms", link->peer_id,
+          PT_LINK_PEER_STALL_MS);
+    else
+      GST_INFO ("link %s: the peer's reports move on again", link->peer_id);
+    changed = TRUE;
+  }
+  if (changed)
+    link_update_state (link);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1910,12 +2052,13 @@ pt_link_new (PtLinkRole role, const gchar * peer_id, GstBin * bin,
   if (role == PT_LINK_ROLE_RECEIVER)
     link->data_channel_id = g_signal_connect (webrtcbin, "on-data-channel",
         G_CALLBACK (on_data_channel), link);
+  /* webrtcbin makes its rtpbin at once (a sender reads its RTP session's
+   * receiver reports, a receiver takes its jitterbuffers) */
+  link->rtpbin = gst_bin_get_by_name (GST_BIN (webrtcbin), "rtpbin");
   if (role == PT_LINK_ROLE_RECEIVER) {
     link->new_transceiver_id = g_signal_connect (webrtcbin, "on-new-transceiver",
         G_CALLBACK (on_new_transceiver), link);
-    /* webrtcbin makes its rtpbin at once; connected after webrtcbin's own
-     * handler, so ours has the last word */
-    link->rtpbin = gst_bin_get_by_name (GST_BIN (webrtcbin), "rtpbin");
+    /* connected after webrtcbin's own handler, so ours has the last word */
     if (link->rtpbin)
       link->new_jitterbuffer_id = g_signal_connect (link->rtpbin, "new-jitterbuffer",
           G_CALLBACK (on_new_jitterbuffer), link);
@@ -2211,6 +2354,15 @@ pt_link_close (PtLink * link)
    *    pt_element_stop_and_remove() has set it, no state change of the bin
    *    reaches the element any more. */
   pt_element_stop_and_remove (link->bin, webrtcbin);
+  /* the report probes hold the link (loop thread: no tick runs any more) */
+  if (link->rtcp_in) {
+    gst_pad_remove_probe (link->rtcp_in, link->rtcp_in_probe);
+    gst_clear_object (&link->rtcp_in);
+  }
+  if (link->rtp_out) {
+    gst_pad_remove_probe (link->rtp_out, link->rtp_out_probe);
+    gst_clear_object (&link->rtp_out);
+  }
   /* the relay taps, now that no streaming thread of the webrtcbin runs */
   g_mutex_lock (&link->lock);
   taps = link->taps;

@@ -80,9 +80,21 @@ const gchar *pt_link_state_to_string (PtLinkState state);
  * receiver: PT_LINK_ICE_RESTART_WAIT_MS after it went disconnected, or
  * later after each restart offer) — the owner's old fallback then runs
  * (the fan-out drops the child, the upstream asks for a new parent).
+ *
+ * A path can die one way only: a NAT that lost its binding drops what the
+ * sender sends to the old mapping, while what the receiver sends makes a
+ * new one and still arrives. The receiver then hears nothing, but cannot
+ * restart ICE (only the offerer can), and the sender still hears it. So the
+ * sender also reads what its child reports (RTCP receiver reports): when
+ * it has sent packets for PT_LINK_PEER_STALL_MS and no report block has
+ * shown a higher sequence number than before, the child receives nothing:
+ * the link is disconnected as if the sender heard nothing itself (a report
+ * that moves on ends it).
  */
 #define PT_LINK_LIVENESS_TICK_MS 250
 #define PT_LINK_STALL_MS 1500
+/* a browser reports about once a second: two reports missed, and a margin */
+#define PT_LINK_PEER_STALL_MS 2500
 /* without repair, RTCP only every 5 s (± 50 %) */
 #define PT_LINK_STALL_NO_REPAIR_MS 10000
 #define PT_LINK_ICE_RESTART_GRACE_MS 1000

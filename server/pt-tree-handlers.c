@@ -604,7 +604,11 @@ announce_move (PtServer *self, TreeEntry *t, const char *peer, const char *old_p
     const char *reason)
 {
   const char *parent = pt_tree_get_parent (t->tree, peer);
-  if (old_parent && g_strcmp0 (old_parent, parent) == 0)
+  /* the same parent again: unless the peer gave its link up
+   * (reconnect-upstream), nothing changed; if it did, the parent is told as
+   * for any move (the child left, a child came), and offers a new link */
+  if (old_parent && g_strcmp0 (old_parent, parent) == 0 &&
+      g_strcmp0 (reason, PT_REASON_RECONNECTED) != 0)
     return;
   if (old_parent)
     notify_downstream (self, t, old_parent, peer, FALSE, reason);

@@ -123,6 +123,36 @@ GST_START_TEST (test_dropped_relay_children_reparented)
 }
 GST_END_TEST;
 
+/* A member that gives its link up (reconnect-upstream) and lands under the
+ * same parent again (the only one with room): the parent is told, as for
+ * any move (the child left, a child came), so that it offers a new link
+ * (else both waited: the member for an offer, the parent for nothing, its
+ * old link still "up"). */
+GST_START_TEST (test_reconnect_to_the_same_parent_renews_the_link)
+{
+  g_autoptr (PtServer) server = pt_test_server_new (1, 1);
+  g_autoptr (GError) error = NULL;
+  PtTestPeer *src = pt_test_peer_new (server, "src");
+  g_autofree char *tree = pt_test_create (src->client, NULL, 1, 1, &error);
+  fail_unless (tree != NULL);
+  PtTestPeer *v = pt_test_peer_new (server, "v");
+  fail_unless (pt_test_join (v->client, tree, NULL, NULL, &error));
+  WAIT_UNTIL (src->children_added == 1);
+
+  JsonObject *params = json_object_new ();
+  json_object_set_string_member (params, "treeId", tree);
+  g_autoptr (JsonObject) r = pt_test_request (v->client, "reconnect-upstream", params, &error);
+  fail_unless (r != NULL, "%s", error ? error->message : "");
+  fail_unless_equals_string (json_object_get_string_member (r, "parent"), "src");
+  /* told that the child left and came again */
+  WAIT_UNTIL (src->children_added == 2);
+  fail_unless_equals_int (src->children->len, 1);
+  fail_unless_equals_string (g_ptr_array_index (src->children, 0), "v");
+  pt_test_peer_free (v);
+  pt_test_peer_free (src);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_root_leave_closes_tree)
 {
   g_autoptr (PtServer) server = pt_test_server_new (4, 10);
@@ -407,6 +437,7 @@ server_suite (void)
   tcase_add_test (tc, test_refusals);
   tcase_add_test (tc, test_takeover_with_secret);
   tcase_add_test (tc, test_client_reconnects);
+  tcase_add_test (tc, test_reconnect_to_the_same_parent_renews_the_link);
   tcase_add_test (tc, test_unreachable_server);
   tcase_add_test (tc, test_data_key_and_report_relay);
   return s;
