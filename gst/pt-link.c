@@ -1019,8 +1019,8 @@ probe_child_reports (PtLink * link)
     return;
   if (link->rtcp_in == NULL &&
       (link->rtcp_in = gst_element_get_static_pad (link->rtpbin, "recv_rtcp_sink_0")))
-    link->rtcp_in_probe = gst_pad_add_probe (link->rtcp_in, GST_PAD_PROBE_TYPE_BUFFER, on_child_rtcp,
-        pt_link_ref (link), (GDestroyNotify) pt_link_unref);
+    link->rtcp_in_probe = gst_pad_add_probe (link->rtcp_in, GST_PAD_PROBE_TYPE_BUFFER,
+        on_child_rtcp, pt_link_ref (link), (GDestroyNotify) pt_link_unref);
   if (link->rtp_out == NULL &&
       (link->rtp_out = gst_element_get_static_pad (link->rtpbin, "send_rtp_sink_0")))
     link->rtp_out_probe = gst_pad_add_probe (link->rtp_out, GST_PAD_PROBE_TYPE_BUFFER |
