@@ -99,7 +99,10 @@
 GST_DEBUG_CATEGORY_STATIC (gst_peer_tree_src_debug);
 #define GST_CAT_DEFAULT gst_peer_tree_src_debug
 
-/* the bound of the adaptive latency: a repair over a ~80 ms round trip */
+/* the bound of the adaptive latency (deep viewers of long, lossy chains
+ * measured repair round trips that 200 ms cut short; a link starts at
+ * PT_LINK_ADAPTIVE_LATENCY_START_MS until a repair measured it), and the
+ * value of the fixed one */
 #define DEFAULT_LATENCY 600
 #define DEFAULT_LATENCY_MODE GST_PEER_TREE_LATENCY_ADAPTIVE
 #define DEFAULT_REPAIR TRUE

@@ -94,20 +94,19 @@ struct _PtLink {
   gint64 connected_since_us;    /* ICE connected since (0: not connected) */
   guint stall_ms;
   gboolean stalled;             /* connected, but nothing received for stall_ms */
-  /* sender: what the child reports (pt-link.h), from probes on rtpbin's
-   * pads (streaming threads; under lock) */
-  gboolean peer_stalled;        /* its reports showed no progress */
-  GstPad *rtcp_in;              /* rtpbin's recv_rtcp_sink_0, probed (a ref) */
-  GstPad *rtp_out;              /* rtpbin's send_rtp_sink_0, probed (a ref) */
-  gulong rtcp_in_probe, rtp_out_probe;
+  /* sender: what the child reports (pt-link.h) */
+  gboolean peer_stalled;        /* under lock: its reports showed no progress */
   gint rtp_sent;                /* atomic: RTP buffers we sent the child */
+  gint rb_moved;                /* atomic: report blocks that moved on */
+  /* the RTCP probe's (one streaming thread): the sequence last reported, per SSRC */
+  guint32 rb_ssrc[PT_LINK_MAX_REPORTED];
+  guint32 rb_seq[PT_LINK_MAX_REPORTED];
+  guint n_rb;
+  /* loop thread only */
+  gboolean probed_rtcp, probed_rtp;     /* the probes on rtpbin's pads are in */
   gint rtp_sent_seen;           /* rtp_sent at the last look */
-  gint rb_moved;                /* atomic: report blocks showing a higher sequence */
   gint rb_moved_seen;           /* rb_moved at the last look */
   gint64 peer_progress_us;      /* when they last moved on (or we sent nothing) */
-  guint32 rb_ssrc[PT_LINK_MAX_REPORTED];
-  guint32 rb_seq[PT_LINK_MAX_REPORTED];         /* highest sequence reported, per SSRC */
-  guint n_rb;
   gboolean was_connected;       /* ICE connected once: restarts are worth trying */
   gboolean in_trouble;          /* disconnected or failed after being connected */
   gboolean gave_up;             /* restarts did not help: reported failed */
@@ -943,8 +942,9 @@ on_restart_timer (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* sender: RTCP from the child (a streaming thread): each report block
- * whose highest sequence number moved on for its SSRC is counted. */
+/* sender: RTCP from the child (one streaming thread): each report block
+ * whose highest sequence number changed for its SSRC is counted (a child
+ * that forgot our SSRC during an outage starts again lower). */
 static GstPadProbeReturn
 on_child_rtcp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
@@ -958,7 +958,6 @@ on_child_rtcp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   if (buf == NULL || !gst_rtcp_buffer_validate_reduced (buf) ||
       !gst_rtcp_buffer_map (buf, GST_MAP_READ, &rtcp))
     return GST_PAD_PROBE_OK;
-  g_mutex_lock (&link->lock);
   for (gboolean more = gst_rtcp_buffer_get_first_packet (&rtcp, &packet); more;
       more = gst_rtcp_packet_move_to_next (&packet)) {
     GstRTCPType type = gst_rtcp_packet_get_type (&packet);
@@ -975,20 +974,18 @@ on_child_rtcp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 
       gst_rtcp_packet_get_rb (&packet, i, &ssrc, &fraction, &lost, &seq, &jitter, &lsr, &dlsr);
       for (k = 0; k < link->n_rb && link->rb_ssrc[k] != ssrc; k++);
+      if (k == PT_LINK_MAX_REPORTED)
+        k = link->n_rb = 0;     /* full (SSRCs of sources gone): start over */
       if (k == link->n_rb) {
-        if (k == PT_LINK_MAX_REPORTED)
-          continue;
         link->n_rb++;
         link->rb_ssrc[k] = ssrc;
-        link->rb_seq[k] = seq;
-        moved++;
-      } else if (seq > link->rb_seq[k]) {
-        link->rb_seq[k] = seq;
-        moved++;
+      } else if (seq == link->rb_seq[k]) {
+        continue;
       }
+      link->rb_seq[k] = seq;
+      moved++;
     }
   }
-  g_mutex_unlock (&link->lock);
   gst_rtcp_buffer_unmap (&rtcp);
   if (moved)
     g_atomic_int_add (&link->rb_moved, moved);
@@ -1010,22 +1007,19 @@ on_child_rtp (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
-/* sender: probes rtpbin's session-0 pads once webrtcbin has made them
- * (BUNDLE: one session for every stream). Loop thread. */
-static void
-probe_child_reports (PtLink * link)
+/* sender: probes one of rtpbin's session-0 pads (BUNDLE: one session for
+ * every stream) once webrtcbin has made it; TRUE once it is probed. The
+ * link, not a ref: it outlives its webrtcbin's streaming, as for count_rx.
+ * Loop thread. */
+static gboolean
+probe_rtpbin_pad (PtLink * link, const gchar * name, GstPadProbeType type,
+    GstPadProbeCallback callback)
 {
-  if (link->rtpbin == NULL)
-    return;
-  if (link->rtcp_in == NULL &&
-      (link->rtcp_in = gst_element_get_static_pad (link->rtpbin, "recv_rtcp_sink_0")))
-    link->rtcp_in_probe = gst_pad_add_probe (link->rtcp_in, GST_PAD_PROBE_TYPE_BUFFER,
-        on_child_rtcp, pt_link_ref (link), (GDestroyNotify) pt_link_unref);
-  if (link->rtp_out == NULL &&
-      (link->rtp_out = gst_element_get_static_pad (link->rtpbin, "send_rtp_sink_0")))
-    link->rtp_out_probe = gst_pad_add_probe (link->rtp_out, GST_PAD_PROBE_TYPE_BUFFER |
-        GST_PAD_PROBE_TYPE_BUFFER_LIST, on_child_rtp, pt_link_ref (link),
-        (GDestroyNotify) pt_link_unref);
+  g_autoptr (GstPad) pad = link->rtpbin ? gst_element_get_static_pad (link->rtpbin, name) : NULL;
+
+  if (pad)
+    gst_pad_add_probe (pad, type, callback, link, NULL);
+  return pad != NULL;
 }
 
 /* sender, every tick while connected (loop thread): does the child receive
@@ -1038,7 +1032,12 @@ check_peer_reports (PtLink * link, gint64 now, gboolean stalled)
   gint moved = g_atomic_int_get (&link->rb_moved);
   gboolean progress = moved != link->rb_moved_seen;
 
-  probe_child_reports (link);
+  if (!link->probed_rtcp)
+    link->probed_rtcp = probe_rtpbin_pad (link, "recv_rtcp_sink_0", GST_PAD_PROBE_TYPE_BUFFER,
+        on_child_rtcp);
+  if (!link->probed_rtp)
+    link->probed_rtp = probe_rtpbin_pad (link, "send_rtp_sink_0", GST_PAD_PROBE_TYPE_BUFFER |
+        GST_PAD_PROBE_TYPE_BUFFER_LIST, on_child_rtp);
   /* nothing sent (or no probe yet): nothing to report on */
   if (progress || sent == link->rtp_sent_seen || link->peer_progress_us == 0)
     link->peer_progress_us = now;
@@ -1090,7 +1089,9 @@ on_liveness_tick (gpointer data)
     else
       GST_INFO ("link %s: receiving again", link->peer_id);
   }
-  if (check_peer && check_peer_reports (link, now, peer_stalled) != peer_stalled) {
+  if (!check_peer)
+    link->peer_progress_us = 0; /* the window starts again once connected */
+  else if (check_peer_reports (link, now, peer_stalled) != peer_stalled) {
     peer_stalled = !peer_stalled;
     g_mutex_lock (&link->lock);
     link->peer_stalled = peer_stalled;
@@ -2354,15 +2355,6 @@ pt_link_close (PtLink * link)
    *    pt_element_stop_and_remove() has set it, no state change of the bin
    *    reaches the element any more. */
   pt_element_stop_and_remove (link->bin, webrtcbin);
-  /* the report probes hold the link (loop thread: no tick runs any more) */
-  if (link->rtcp_in) {
-    gst_pad_remove_probe (link->rtcp_in, link->rtcp_in_probe);
-    gst_clear_object (&link->rtcp_in);
-  }
-  if (link->rtp_out) {
-    gst_pad_remove_probe (link->rtp_out, link->rtp_out_probe);
-    gst_clear_object (&link->rtp_out);
-  }
   /* the relay taps, now that no streaming thread of the webrtcbin runs */
   g_mutex_lock (&link->lock);
   taps = link->taps;

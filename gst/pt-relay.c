@@ -348,12 +348,11 @@ static GstEvent *
 keyframe_request_for (GstPad * pad, GstElement * tee)
 {
   g_autoptr (GstCaps) caps = gst_pad_get_current_caps (pad);
-  g_autoptr (GstPad) tee_sink = NULL;
 
   /* a branch whose webrtcbin has not linked its input yet has seen no
    * caps: the tee's are the same stream's */
-  if (caps == NULL && tee && (tee_sink = gst_element_get_static_pad (tee, "sink")))
-    caps = gst_pad_get_current_caps (tee_sink);
+  if (caps == NULL && tee)
+    caps = pt_relay_get_tee_caps (tee);
   const GstStructure *s = caps ? gst_caps_get_structure (caps, 0) : NULL;
   guint ssrc = 0;
   gint pt = 0;
