@@ -53,7 +53,7 @@ feed (GstPad *src, guint n)
 }
 
 static GPtrArray *
-run_branch (gboolean hold)
+run_branch (void)
 {
   GstElement *pipeline = gst_pipeline_new (NULL);
   GstElement *tee = gst_element_factory_make ("tee", NULL);
@@ -88,8 +88,7 @@ run_branch (gboolean hold)
    * next buffer, during which the branch gets linked */
   fsink = gst_element_get_static_pad (sink, "sink");
   /* (a probe that drops stops the later ones: the hold goes first) */
-  if (hold)
-    pt_relay_hold_until_stream_start (fsink);
+  pt_relay_hold_until_stream_start (fsink);
   gst_pad_add_probe (fsink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, record_event, seen, NULL);
   teesrc = gst_element_request_pad_simple (tee, "src_%u");
   l.sink = fsink;
@@ -126,7 +125,7 @@ joined (GPtrArray *seen)
  * the hold does with what the race delivers is the next test.) */
 GST_START_TEST (test_branch_on_running_tee)
 {
-  g_autoptr (GPtrArray) seen = run_branch (TRUE);
+  g_autoptr (GPtrArray) seen = run_branch ();
   g_autofree gchar *order = joined (seen);
 
   fail_unless_equals_string (order, "stream-start caps segment stream-start caps segment");
