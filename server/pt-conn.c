@@ -82,10 +82,8 @@ conn_deliver (PtConn *c, PtOutgoing *m, gboolean relayed)
 static gboolean
 conn_deliver_object (PtConn *c, JsonObject *obj, gboolean relayed)
 {
-  PtOutgoing m = PT_OUTGOING_INIT (obj);
-  gboolean ok = conn_deliver (c, &m, relayed);
-  pt_outgoing_clear (&m);
-  return ok;
+  g_auto (PtOutgoing) m = PT_OUTGOING_INIT (obj);
+  return conn_deliver (c, &m, relayed);
 }
 
 gboolean

@@ -310,12 +310,11 @@ handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
   guint n = 0;
   GHashTableIter it;
   gpointer key;
-  PtOutgoing m = PT_OUTGOING_INIT (ev);
+  g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
   g_hash_table_iter_init (&it, r->members);
   while (g_hash_table_iter_next (&it, &key, NULL))
     if (key != c && pt_conn_relay_outgoing (key, &m))
       n++; /* a member that does not read is not counted */
-  pt_outgoing_clear (&m);
   *result = json_object_new ();
   json_object_set_int_member (*result, PT_F_DELIVERED, n);
   return TRUE;
@@ -532,14 +531,13 @@ messaging_conn_gone (PtConn *c)
   if (c->targets) {
     g_autoptr (JsonObject) ev = pt_event_new (PT_EV_TARGET_DISCONNECTED, NULL);
     json_object_set_string_member (ev, PT_F_CLIENT_ID, c->client_id);
-    PtOutgoing m = PT_OUTGOING_INIT (ev);
+    g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
     g_hash_table_iter_init (&it, c->targets);
     while (g_hash_table_iter_next (&it, &key, NULL)) {
       PtConn *other = pt_conn_lookup (self, key);
       if (other && other->targets && g_hash_table_remove (other->targets, c->client_id))
         pt_conn_send_outgoing (other, &m);
     }
-    pt_outgoing_clear (&m);
     g_hash_table_remove_all (c->targets);
   }
 }

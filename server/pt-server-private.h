@@ -331,6 +331,7 @@ typedef struct {
 gboolean pt_conn_send_outgoing (PtConn *c, PtOutgoing *m);
 gboolean pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m);
 void pt_outgoing_clear (PtOutgoing *m);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PtOutgoing, pt_outgoing_clear)
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);
 void pt_conn_reply_error (PtConn *c, gint64 id, const PtFault *f);
 JsonObject *pt_event_new (const char *name, const char *tree_id);

@@ -36,14 +36,13 @@ topic_notify_destroyed (PtTopic *t)
   json_object_set_string_member (ev, PT_F_TOPIC, t->name);
   GHashTableIter it;
   gpointer key;
-  PtOutgoing m = PT_OUTGOING_INIT (ev);
+  g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
   g_hash_table_iter_init (&it, t->subscribers);
   while (g_hash_table_iter_next (&it, &key, NULL)) {
     PtConn *sub = key;
     g_hash_table_remove (sub->subscriptions, t);
     pt_conn_send_outgoing (sub, &m);
   }
-  pt_outgoing_clear (&m);
   g_hash_table_remove_all (t->subscribers);
 }
 
@@ -237,11 +236,10 @@ topic_publish (PtTopic *t, JsonNode *args)
   json_object_set_member (ev, PT_F_ARGS, json_node_ref (args));
   GHashTableIter it;
   gpointer key;
-  PtOutgoing m = PT_OUTGOING_INIT (ev);
+  g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
   g_hash_table_iter_init (&it, t->subscribers);
   while (g_hash_table_iter_next (&it, &key, NULL))
     pt_conn_relay_outgoing (key, &m);
-  pt_outgoing_clear (&m);
   return g_hash_table_size (t->subscribers);
 }
 

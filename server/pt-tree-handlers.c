@@ -126,6 +126,22 @@ drop_member (PtServer *self, TreeEntry *t, const char *member)
   pt_send_event_to (self, member, ev);
 }
 
+/* After @t's placement moved members (each with its subtree) and dropped
+ * those no member could take: the moved are told their new parent, which is
+ * told of them; the dropped are told the tree is closed for them. */
+static void
+announce_placement (PtServer *self, TreeEntry *t, GArray *moves, GPtrArray *dropped,
+    const char *reason)
+{
+  for (guint i = 0; i < moves->len; i++) {
+    PtMove *m = &g_array_index (moves, PtMove, i);
+    notify_upstream (self, t, m->peer, reason);
+    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
+  }
+  for (guint i = 0; i < dropped->len; i++)
+    drop_member (self, t, dropped->pdata[i]);
+}
+
 /* Removes a non-root @peer from @t, telling its parent and re-parenting its
  * children (each keeps its subtree). */
 static void
@@ -139,13 +155,7 @@ tree_remove_member (PtServer *self, TreeEntry *t, const char *peer, const char *
   if (!pt_tree_remove_full (t->tree, peer, moves, dropped))
     return;
   notify_downstream (self, t, parent, peer, FALSE, reason);
-  for (guint i = 0; i < moves->len; i++) {
-    PtMove *m = &g_array_index (moves, PtMove, i);
-    notify_upstream (self, t, m->peer, PT_REASON_PARENT_LEFT);
-    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
-  }
-  for (guint i = 0; i < dropped->len; i++)
-    drop_member (self, t, dropped->pdata[i]);
+  announce_placement (self, t, moves, dropped, PT_REASON_PARENT_LEFT);
 }
 
 /* What a member declares it can relay (join, rejoin, capacity). */
@@ -587,6 +597,7 @@ claims_forget_peer (PtServer *self, const char *peer)
 typedef struct {
   char *tree_id, *peer, *old_parent;
   const char *reason;
+  gboolean link_dropped;        /* the peer gave its link up (reconnect-upstream) */
 } Move;
 
 static void
@@ -601,14 +612,13 @@ move_free (Move *m)
 /* After @peer moved away from @old_parent (NULL if new), tells both parents. */
 static void
 announce_move (PtServer *self, TreeEntry *t, const char *peer, const char *old_parent,
-    const char *reason)
+    const char *reason, gboolean link_dropped)
 {
   const char *parent = pt_tree_get_parent (t->tree, peer);
-  /* the same parent again: unless the peer gave its link up
-   * (reconnect-upstream), nothing changed; if it did, the parent is told as
-   * for any move (the child left, a child came), and offers a new link */
-  if (old_parent && g_strcmp0 (old_parent, parent) == 0 &&
-      g_strcmp0 (reason, PT_REASON_RECONNECTED) != 0)
+  /* the same parent again: unless the peer gave its link up, nothing
+   * changed; if it did, the parent is told as for any move (the child
+   * left, a child came), and offers a new link */
+  if (old_parent && g_strcmp0 (old_parent, parent) == 0 && !link_dropped)
     return;
   if (old_parent)
     notify_downstream (self, t, old_parent, peer, FALSE, reason);
@@ -621,16 +631,18 @@ announce_moved (PtServer *self, gpointer data)
   Move *m = data;
   TreeEntry *t = g_hash_table_lookup (self->trees, m->tree_id);
   if (t && pt_tree_contains (t->tree, m->peer) && pt_tree_get_parent (t->tree, m->peer))
-    announce_move (self, t, m->peer, m->old_parent, m->reason);
+    announce_move (self, t, m->peer, m->old_parent, m->reason, m->link_dropped);
 }
 
 /* Called before the requester moves in @t: tree moves tell the other peers
  * after the requester's reply, so the requester always learns its new parent
  * before that parent offers. */
 static void
-announce_move_after_reply (PtRequest *req, TreeEntry *t, const char *reason)
+announce_move_after_reply (PtRequest *req, TreeEntry *t, const char *reason,
+    gboolean link_dropped)
 {
   Move *m = g_new0 (Move, 1);
+  m->link_dropped = link_dropped;
   m->tree_id = g_strdup (t->id);
   m->peer = g_strdup (req->conn->client_id);
   m->old_parent = g_strdup (pt_tree_get_parent (t->tree, m->peer));
@@ -697,7 +709,7 @@ handle_rejoin (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, 
   if (t && pt_tree_contains (t->tree, parent)) {
     /* Parent full, or it does not list us: placed like a join; the new
      * parent is told after the reply. */
-    announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
+    announce_move_after_reply (req, t, PT_REASON_RECONNECTED, FALSE);
     if (!pt_tree_join (t->tree, c->client_id))
       return tree_full (t, f);
     apply_capacity (t, c, &cap);
@@ -843,7 +855,7 @@ handle_join (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **result, Pt
 
   /* A re-join moves the peer with its subtree; its parents are told after
    * the reply. */
-  announce_move_after_reply (req, t, PT_REASON_REJOINED);
+  announce_move_after_reply (req, t, PT_REASON_REJOINED, FALSE);
   if (!pt_tree_join (t->tree, c->client_id))
     return tree_full (t, f);
   /* (a member that already has children keeps them, leaf or not) */
@@ -880,7 +892,7 @@ handle_reconnect (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
     return FALSE;
   if (g_strcmp0 (pt_tree_get_root (t->tree), c->client_id) == 0)
     return pt_fault_set (f, PT_ERR_IS_ROOT, "the source of tree \"%s\" has no upstream", t->id);
-  announce_move_after_reply (req, t, PT_REASON_RECONNECTED);
+  announce_move_after_reply (req, t, PT_REASON_RECONNECTED, TRUE);
   pt_tree_reconnect (t->tree, c->client_id);
   pt_metrics_count_move (c->server, PT_REASON_RECONNECTED);
   *result = placement_result (t, c->client_id);
@@ -922,13 +934,7 @@ handle_report_relay (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **re
   pt_tree_demote (t->tree, relay, moves, dropped);
   for (guint i = 0; children && children[i]; i++)
     notify_downstream (self, t, relay, children[i], FALSE, PT_REASON_RELAY_DISTRUSTED);
-  for (guint i = 0; i < moves->len; i++) {
-    PtMove *m = &g_array_index (moves, PtMove, i);
-    notify_upstream (self, t, m->peer, PT_REASON_RELAY_DISTRUSTED);
-    notify_downstream (self, t, m->parent, m->peer, TRUE, NULL);
-  }
-  for (guint i = 0; i < dropped->len; i++)
-    drop_member (self, t, dropped->pdata[i]);
+  announce_placement (self, t, moves, dropped, PT_REASON_RELAY_DISTRUSTED);
   return TRUE;
 }
 
