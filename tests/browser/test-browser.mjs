@@ -115,26 +115,28 @@ function dataLive (node, parent) {
     () => new RegExp(`parent ${parent}: resume after`).test(node.out));
 }
 
-// A page is a live member of its parent once the parent took its RESUME
-// (the parent's data hub logs it); until then what is sent does not reach
-// it. A timeout says what the page's data link looks like.
-async function childLive (node, v) {
+// waitFor() about page @v's data: a timeout says what its data link
+// looks like.
+async function waitForPage (v, what, fn) {
   try {
-    await waitFor(`${node.name} to take ${v.name}'s RESUME`,
-      () => new RegExp(`child ${v.id} resumes after`).test(node.out));
+    return await waitFor(what, fn);
   } catch (e) {
     throw new Error(`${e.message}: ${await pageData(v)}`);
   }
 }
 
-// Until page @v delivered @n data messages; a timeout says what its data
-// link looks like.
-async function waitForData (v, n, what) {
-  try {
-    await waitFor(what, () => v.page.evaluate((k) => window.dataGot.seqs.length >= k, n));
-  } catch (e) {
-    throw new Error(`${e.message}: ${await pageData(v)}`);
-  }
+// A page is a live member of its parent once the parent took its RESUME
+// (the parent's data hub logs it); until then what is sent does not reach
+// it.
+function childLive (node, v) {
+  return waitForPage(v, `${node.name} to take ${v.name}'s RESUME`,
+    () => new RegExp(`child ${v.id} resumes after`).test(node.out));
+}
+
+// Until page @v delivered @n data messages.
+function waitForData (v, n, what) {
+  return waitForPage(v, what,
+    () => v.page.evaluate((k) => window.dataGot.seqs.length >= k, n));
 }
 
 // What a page's data link looks like, for a failure's message.
@@ -499,13 +501,8 @@ async function dataCase (context, url, tree, forged) {
   const sent = await waitFor('the source to send', () => /sent (\d+) sha256=([0-9a-f]+)/.exec(src.out));
   assert(Number(sent[1]) === N, `the source sent ${N} messages (${sent[1]})`);
   if (forged) {
-    let got;
-    try {
-      got = await waitFor(`${v.name} to reject relay-1`, () => v.page.evaluate(
-        () => (window.dataGot.rejected.length ? window.dataGot.rejected[0] : null)));
-    } catch (e) {
-      throw new Error(`${e.message}: ${await pageData(v)}`);
-    }
+    const got = await waitForPage(v, `${v.name} to reject relay-1`, () => v.page.evaluate(
+      () => (window.dataGot.rejected.length ? window.dataGot.rejected[0] : null)));
     await sleep(1000);
     const st = await v.page.evaluate(() => ({ ...window.peertreeViewer.dataStats,
       delivered: window.dataGot.seqs.length }));
