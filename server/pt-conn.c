@@ -65,9 +65,8 @@ pt_outgoing_clear (PtOutgoing *m)
   g_clear_pointer (&m->text, g_free);
 }
 
-/* @m to @c; a relayed message (from one client to another) is counted. */
-static gboolean
-conn_deliver (PtConn *c, PtOutgoing *m, gboolean relayed)
+gboolean
+pt_conn_deliver (PtConn *c, PtOutgoing *m, gboolean relayed)
 {
   gssize n = conn_send (c, m);
   if (n < 0)
@@ -83,19 +82,7 @@ static gboolean
 conn_deliver_object (PtConn *c, JsonObject *obj, gboolean relayed)
 {
   g_auto (PtOutgoing) m = PT_OUTGOING_INIT (obj);
-  return conn_deliver (c, &m, relayed);
-}
-
-gboolean
-pt_conn_send_outgoing (PtConn *c, PtOutgoing *m)
-{
-  return conn_deliver (c, m, FALSE);
-}
-
-gboolean
-pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m)
-{
-  return conn_deliver (c, m, TRUE);
+  return pt_conn_deliver (c, &m, relayed);
 }
 
 gboolean

@@ -313,7 +313,7 @@ handle_room_emit (PtRequest *req, PtConn *c, JsonObject *msg, JsonObject **resul
   g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
   g_hash_table_iter_init (&it, r->members);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (key != c && pt_conn_relay_outgoing (key, &m))
+    if (key != c && pt_conn_deliver (key, &m, TRUE))
       n++; /* a member that does not read is not counted */
   *result = json_object_new ();
   json_object_set_int_member (*result, PT_F_DELIVERED, n);
@@ -536,7 +536,7 @@ messaging_conn_gone (PtConn *c)
     while (g_hash_table_iter_next (&it, &key, NULL)) {
       PtConn *other = pt_conn_lookup (self, key);
       if (other && other->targets && g_hash_table_remove (other->targets, c->client_id))
-        pt_conn_send_outgoing (other, &m);
+        pt_conn_deliver (other, &m, FALSE);
     }
     g_hash_table_remove_all (c->targets);
   }

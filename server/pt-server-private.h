@@ -328,8 +328,8 @@ typedef struct {
   gsize len;
 } PtOutgoing;
 #define PT_OUTGOING_INIT(o) { (o), NULL, 0 }
-gboolean pt_conn_send_outgoing (PtConn *c, PtOutgoing *m);
-gboolean pt_conn_relay_outgoing (PtConn *c, PtOutgoing *m);
+/* @m to @c; FALSE if @c is gone or slow; @relayed: counted as relayed */
+gboolean pt_conn_deliver (PtConn *c, PtOutgoing *m, gboolean relayed);
 void pt_outgoing_clear (PtOutgoing *m);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PtOutgoing, pt_outgoing_clear)
 void pt_conn_reply_ok (PtConn *c, gint64 id, JsonObject *result);

@@ -41,7 +41,7 @@ topic_notify_destroyed (PtTopic *t)
   while (g_hash_table_iter_next (&it, &key, NULL)) {
     PtConn *sub = key;
     g_hash_table_remove (sub->subscriptions, t);
-    pt_conn_send_outgoing (sub, &m);
+    pt_conn_deliver (sub, &m, FALSE);
   }
   g_hash_table_remove_all (t->subscribers);
 }
@@ -239,7 +239,7 @@ topic_publish (PtTopic *t, JsonNode *args)
   g_auto (PtOutgoing) m = PT_OUTGOING_INIT (ev);
   g_hash_table_iter_init (&it, t->subscribers);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    pt_conn_relay_outgoing (key, &m);
+    pt_conn_deliver (key, &m, TRUE);
   return g_hash_table_size (t->subscribers);
 }
 
